@@ -1,0 +1,1 @@
+//! pg_dump archive formats and compression codecs.

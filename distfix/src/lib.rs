@@ -1,0 +1,1 @@
+//! Distribution-clause rewriting of dumps.

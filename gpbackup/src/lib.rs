@@ -1,0 +1,1 @@
+//! gpbackup backup sets.
