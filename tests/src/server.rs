@@ -176,7 +176,17 @@ impl TestServer {
         use std::io::Write;
         let mut child = self
             .command("psql")
-            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db, "-f", "-"])
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                db,
+                "-f",
+                "-",
+            ])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -218,11 +228,14 @@ impl TestServer {
     pub fn set_conf(&self, name: &str, value: &str) {
         let mut client = self.client("postgres");
         let literal = value.replace('\'', "''");
+        // Two statements: ALTER SYSTEM refuses to run inside the implicit transaction of a
+        // multi-statement query.
         client
-            .batch_execute(&format!(
-                "ALTER SYSTEM SET {name} = '{literal}'; SELECT pg_reload_conf()"
-            ))
-            .unwrap_or_else(|e| panic!("setting {name}: {e}"));
+            .batch_execute(&format!("ALTER SYSTEM SET {name} = '{literal}'"))
+            .unwrap_or_else(|e| panic!("setting {name}: {e:?}"));
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .unwrap_or_else(|e| panic!("reloading after setting {name}: {e:?}"));
     }
 
     /// Replaces pg_hba.conf and reloads, for authentication tests.
@@ -278,7 +291,9 @@ fn postgres_ids() -> (u32, u32) {
                 .then(|| (f[2].parse().ok(), f[3].parse().ok()))
                 .and_then(|(u, g)| Some((u?, g?)))
         })
-        .expect("running as root needs a `postgres` OS user (apt-get install postgresql-15 makes one)")
+        .expect(
+            "running as root needs a `postgres` OS user (apt-get install postgresql-15 makes one)",
+        )
 }
 
 fn free_port() -> u16 {
@@ -298,7 +313,8 @@ fn append(path: &Path, text: &str) {
         .append(true)
         .open(path)
         .expect("opening postgresql.conf");
-    f.write_all(text.as_bytes()).expect("writing postgresql.conf");
+    f.write_all(text.as_bytes())
+        .expect("writing postgresql.conf");
 }
 
 fn check(out: &Output, what: &str) {

@@ -8,7 +8,10 @@ fn two_servers_run_side_by_side_and_stop_on_drop() {
     let b = TestServer::start();
     assert_ne!(a.port(), b.port());
     a.create_db("one");
-    a.psql("one", "CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1,10);");
+    a.psql(
+        "one",
+        "CREATE TABLE t(x int); INSERT INTO t SELECT generate_series(1,10);",
+    );
     assert_eq!(a.psql("one", "SELECT count(*) FROM t").trim(), "10");
     assert_eq!(b.psql("postgres", "SELECT 1").trim(), "1");
     let data = a.data_dir().to_path_buf();

@@ -1,0 +1,167 @@
+//! Opening a session from resolved parameters.
+
+use std::io::{BufRead, Write};
+
+use postgres::config::SslMode as DriverSslMode;
+use postgres::{Client, Config};
+
+use crate::params::{ConnParams, SslMode};
+use crate::{quote, tls, ClusterError};
+
+/// Connects with libpq's behaviour: TLS per `sslmode` (never over unix sockets), multiple hosts
+/// tried in order, `allow` trying plain first, a password prompt on a terminal when the server
+/// wants one and `-w` was not given, and `SET ROLE` when `--role` was.
+pub fn connect(params: &ConnParams) -> Result<Client, ClusterError> {
+    let mut params = params.clone();
+    if params.force_prompt && params.password().is_none() {
+        if let Some(pw) = prompt_password()? {
+            params.set("password", &pw);
+        }
+    }
+    let mut client = match connect_once(&params) {
+        Err(ClusterError::PasswordMissing { .. })
+            if !params.no_password && stdin_is_tty() && params.password().is_none() =>
+        {
+            match prompt_password()? {
+                Some(pw) => {
+                    params.set("password", &pw);
+                    connect_once(&params)?
+                }
+                None => return connect_once(&params),
+            }
+        }
+        other => other?,
+    };
+    if let Some(role) = &params.role {
+        client
+            .batch_execute(&format!("SET ROLE {}", quote::ident(role)))
+            .map_err(ClusterError::query(format!("SET ROLE {role}")))?;
+    }
+    Ok(client)
+}
+
+fn connect_once(params: &ConnParams) -> Result<Client, ClusterError> {
+    let mut config = Config::new();
+    let hosts = params.hosts();
+    let ports = params.ports();
+    let all_sockets = hosts.iter().all(|h| h.starts_with('/') || h.is_empty());
+    for h in &hosts {
+        config.host(h);
+    }
+    for p in &ports {
+        config.port(*p);
+    }
+    if let Some(addr) = params.get("hostaddr") {
+        for a in addr.split(',') {
+            let ip = a.parse().map_err(|_| ClusterError::BadParam {
+                key: "hostaddr",
+                value: a.to_string(),
+                why: "not an IP address",
+            })?;
+            config.hostaddr(ip);
+        }
+    }
+    config.user(params.user());
+    config.dbname(params.dbname());
+    if let Some(pw) = params.password() {
+        config.password(pw);
+    }
+    config.application_name(params.application_name());
+    if let Some(o) = params.get("options") {
+        config.options(o);
+    }
+    if let Some(t) = params.connect_timeout() {
+        config.connect_timeout(t);
+    }
+    if params.get("target_session_attrs") == Some("read-write") {
+        config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+    }
+    let mode = params.ssl_mode();
+    let result = if all_sockets || mode == SslMode::Disable {
+        // libpq ignores sslmode on unix-domain sockets.
+        config.ssl_mode(DriverSslMode::Disable);
+        config.connect(postgres::NoTls)
+    } else {
+        let connector = tls::connector(params)?;
+        match mode {
+            SslMode::Allow => {
+                config.ssl_mode(DriverSslMode::Disable);
+                match config.connect(postgres::NoTls) {
+                    Ok(c) => Ok(c),
+                    Err(_) => {
+                        config.ssl_mode(DriverSslMode::Prefer);
+                        config.connect(connector)
+                    }
+                }
+            }
+            SslMode::Prefer => {
+                config.ssl_mode(DriverSslMode::Prefer);
+                config.connect(connector)
+            }
+            _ => {
+                config.ssl_mode(DriverSslMode::Require);
+                config.connect(connector)
+            }
+        }
+    };
+    result.map_err(|source| {
+        // The driver reports a missing password as a configuration error whose cause says so.
+        let cause = std::error::Error::source(&source)
+            .map(|c| c.to_string())
+            .unwrap_or_default();
+        if cause.contains("password missing") {
+            ClusterError::PasswordMissing {
+                target: params.target(),
+            }
+        } else {
+            ClusterError::Connect {
+                target: params.target(),
+                message: crate::error::server_message(&source),
+                source,
+            }
+        }
+    })
+}
+
+fn stdin_is_tty() -> bool {
+    // SAFETY: isatty on a fixed descriptor.
+    unsafe { libc::isatty(0) == 1 }
+}
+
+/// Reads a password from the terminal without echo, like libpq's `simple_prompt`.
+fn prompt_password() -> Result<Option<String>, ClusterError> {
+    use std::os::unix::io::AsRawFd;
+    let tty = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let fd = tty.as_raw_fd();
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is an open terminal; termios is plain data.
+    let have_term = unsafe { libc::tcgetattr(fd, &mut term) } == 0;
+    let saved = term;
+    if have_term {
+        term.c_lflag &= !libc::ECHO;
+        // SAFETY: as above.
+        unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &term) };
+    }
+    let mut writer = &tty;
+    let _ = writer.write_all(b"Password: ");
+    let _ = writer.flush();
+    let mut line = String::new();
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    if have_term {
+        // SAFETY: restoring the saved settings on the same descriptor.
+        unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &saved) };
+    }
+    let _ = writer.write_all(b"\n");
+    read.map_err(|source| ClusterError::File {
+        path: "/dev/tty".into(),
+        source,
+    })?;
+    Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
+}
