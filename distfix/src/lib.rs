@@ -2,7 +2,18 @@
 //!
 //! Reading order: [`lexer`] (psql's token rules) → [`splitter`] (script → items, streaming) →
 //! [`parse`] (the few statement shapes that matter) → [`catalog`] (pass 1: what the dump
-//! defines) → [`policy`] (the per-table decision) → [`rewrite`] (pass 2: splice or strip).
+//! defines) → [`policy`] (the per-table decision, optionally fed by [`stats`]) → [`rewrite`]
+//! (pass 2: splice, demote or strip) → [`report`]. [`codec`] handles `.gz`/`.zst` plain dumps.
 
+pub mod catalog;
+pub mod clause;
+pub mod codec;
 pub mod lexer;
+pub mod names;
+pub mod parse;
+pub mod policy;
+pub mod report;
+pub mod rewrite;
 pub mod splitter;
+pub mod stats;
+pub mod types;
