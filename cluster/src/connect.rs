@@ -165,3 +165,17 @@ fn prompt_password() -> Result<Option<String>, ClusterError> {
     })?;
     Ok(Some(line.trim_end_matches(['\n', '\r']).to_string()))
 }
+
+/// Asks the server to cancel whatever `token`'s session is running (a COPY we no longer want),
+/// over the same kind of transport the session used.
+pub fn cancel(token: &postgres::CancelToken, params: &ConnParams) {
+    let sockets = params
+        .hosts()
+        .iter()
+        .all(|h| h.starts_with('/') || h.is_empty());
+    if sockets || params.ssl_mode() == SslMode::Disable {
+        let _ = token.cancel_query(postgres::NoTls);
+    } else if let Ok(connector) = tls::connector(params) {
+        let _ = token.cancel_query(connector);
+    }
+}

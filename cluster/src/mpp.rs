@@ -76,6 +76,17 @@ impl MppCatalog {
         }
     }
 
+    /// The catalogs the tools use: `pg_catalog`, unless `CBTOOLS_MPP_CATALOG_SCHEMA` names a
+    /// schema of look-alike tables. That variable exists for the end-to-end tests, which run
+    /// the real binaries against PostgreSQL; it is the only way the binaries' MPP paths can be
+    /// exercised without a Cloudberry cluster.
+    pub fn from_env() -> MppCatalog {
+        match std::env::var("CBTOOLS_MPP_CATALOG_SCHEMA") {
+            Ok(s) if !s.is_empty() => MppCatalog::in_schema(&s),
+            _ => MppCatalog::default(),
+        }
+    }
+
     fn rel(&self, name: &str) -> String {
         quote::qualified(&self.schema, name)
     }

@@ -32,16 +32,24 @@ impl SnapshotLeader {
                 .batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
                 .map_err(ClusterError::query("setting lock_timeout"))?;
         }
-        for t in tables {
-            client
-                .batch_execute(&format!("LOCK TABLE {t} IN ACCESS SHARE MODE"))
-                .map_err(ClusterError::query(format!("locking {t}")))?;
-        }
         let id: String = client
             .query_one("SELECT pg_export_snapshot()", &[])
             .map_err(ClusterError::query("exporting the snapshot"))?
             .get(0);
-        Ok(SnapshotLeader { client, id })
+        let mut leader = SnapshotLeader { client, id };
+        leader.lock(tables)?;
+        Ok(leader)
+    }
+
+    /// Takes ACCESS SHARE locks on more tables (quoted names), e.g. once the selection has
+    /// been read inside this snapshot.
+    pub fn lock(&mut self, tables: &[String]) -> Result<(), ClusterError> {
+        for t in tables {
+            self.client
+                .batch_execute(&format!("LOCK TABLE {t} IN ACCESS SHARE MODE"))
+                .map_err(ClusterError::query(format!("locking {t}")))?;
+        }
+        Ok(())
     }
 
     pub fn id(&self) -> &str {

@@ -1,0 +1,783 @@
+//! The export run: plan, one snapshot, parallel workers, then commit of every file at once.
+//!
+//! Workers write under temporary names in the destination directory; only when every chunk of
+//! every table has been written without error are the files renamed to their final names (and
+//! chunks of one table concatenated in order). Any error or interrupt removes every temporary
+//! file, so a failed run leaves nothing that looks like a finished export.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster::catalog::{self, Relation, Selection};
+use cluster::mpp::MppCatalog;
+use cluster::snapshot::{self, SnapshotLeader};
+use cluster::{flavor, ClusterError, ConnParams, ServerInfo};
+
+use crate::compress::Compression;
+use crate::format::CopyFormat;
+use crate::naming;
+use crate::plan::{chunks_for, Chunk, ChunkPolicy, Job, Source};
+use crate::progress::Progress;
+use crate::report::{FileReport, Report, TableReport};
+use crate::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
+use crate::ExportError;
+
+/// What was selected on the command line.
+#[derive(Debug, Clone)]
+pub enum What {
+    Tables {
+        selection: Selection,
+        columns: Option<Vec<String>>,
+        filter: Option<String>,
+    },
+    Query(String),
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub conn: ConnParams,
+    pub what: What,
+    pub format: CopyFormat,
+    /// `-o`: a directory, a file, or `-` for stdout.
+    pub output: String,
+    /// `--compress`; `None` infers it from a file name.
+    pub compression: Option<Compression>,
+    pub limits: SplitLimits,
+    pub jobs: usize,
+    /// `--chunk-size`; `None` sizes chunks per table.
+    pub chunk_bytes: Option<u64>,
+    pub force: bool,
+    pub manifest: Option<PathBuf>,
+    pub verbose: bool,
+    pub lock_wait_timeout_ms: Option<u64>,
+}
+
+/// Where the output goes, once the number of jobs is known.
+#[derive(Debug, Clone)]
+enum Destination {
+    Stdout,
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+/// One unit of work for a worker.
+struct Task {
+    job: usize,
+    chunk: usize,
+    sql: String,
+    header: HeaderMode,
+    temp_base: String,
+}
+
+struct TaskDone {
+    job: usize,
+    chunk: usize,
+    parts: Vec<PartFile>,
+}
+
+/// Shared state between the leader and the workers.
+struct Shared {
+    abort: Arc<AtomicBool>,
+    bytes: AtomicU64,
+    rows: AtomicU64,
+    cancel: Mutex<Vec<postgres::CancelToken>>,
+    temps: Mutex<Vec<PathBuf>>,
+}
+
+/// Runs the export. `abort` is raised by the Ctrl-C handler; the run then stops its workers,
+/// removes its temporary files and returns [`ExportError::Interrupted`].
+pub fn run(opts: &ExportOptions, abort: Arc<AtomicBool>) -> Result<Report, ExportError> {
+    let started = Instant::now();
+    let mpp = MppCatalog::from_env();
+    let mut leader_client = cluster::connect(&opts.conn)?;
+    let server = flavor::detect(&mut leader_client, &mpp)?;
+    opts.format.validate(server.version_num)?;
+    let mut leader = SnapshotLeader::begin(leader_client, &[], opts.lock_wait_timeout_ms)?;
+
+    let jobs = plan_jobs(opts, &server, leader.client())?;
+    let locks: Vec<String> = jobs
+        .iter()
+        .filter_map(|j| match &j.source {
+            Source::Table { relation, .. } => Some(relation.qualified()),
+            Source::Query(_) => None,
+        })
+        .collect();
+    leader.lock(&locks)?;
+
+    let dest = destination(opts, jobs.len())?;
+    let compression = match (opts.compression, &dest) {
+        (Some(c), _) => c,
+        (None, Destination::File(p)) => {
+            Compression::from_file_name(&p.to_string_lossy()).unwrap_or(Compression::None)
+        }
+        _ => Compression::None,
+    };
+    let finals = final_names(opts, &jobs, &dest, compression);
+    check_targets(opts, &dest, &finals)?;
+
+    let shared = Arc::new(Shared {
+        abort,
+        bytes: AtomicU64::new(0),
+        rows: AtomicU64::new(0),
+        cancel: Mutex::new(Vec::new()),
+        temps: Mutex::new(Vec::new()),
+    });
+    let progress = Progress::new(jobs.len(), opts.verbose);
+
+    let outcome = match &dest {
+        Destination::Stdout => {
+            export_to_stdout(opts, &jobs[0], compression, leader.id(), &shared, &progress)
+        }
+        Destination::File(_) | Destination::Dir(_) => {
+            let dir = match &dest {
+                Destination::File(p) => parent_dir(p),
+                Destination::Dir(d) => d.clone(),
+                Destination::Stdout => unreachable!("handled above"),
+            };
+            export_to_files(
+                opts,
+                &jobs,
+                &dir,
+                compression,
+                leader.id(),
+                &shared,
+                &progress,
+            )
+        }
+    };
+    let snapshot_id = leader.id().to_string();
+    let results = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            progress.finish();
+            remove_all(&shared.temps.lock().expect("temps lock"));
+            return Err(e);
+        }
+    };
+    leader.finish()?;
+    let commit = commit(opts, &jobs, &finals, &dest, results, compression);
+    progress.finish();
+    let (tables, files) = match commit {
+        Ok(x) => x,
+        Err(e) => {
+            remove_all(&shared.temps.lock().expect("temps lock"));
+            return Err(e);
+        }
+    };
+    let report = Report::new(
+        &server,
+        Some(snapshot_id),
+        &opts.format,
+        compression,
+        started.elapsed(),
+        tables,
+        files,
+    );
+    if let Some(path) = &opts.manifest {
+        report.write_manifest(path)?;
+    }
+    Ok(report)
+}
+
+/// Turns the selection into jobs, reading the catalog inside the snapshot.
+fn plan_jobs(
+    opts: &ExportOptions,
+    server: &ServerInfo,
+    client: &mut postgres::Client,
+) -> Result<Vec<Job>, ExportError> {
+    let policy = ChunkPolicy {
+        workers: opts.jobs,
+        chunk_pages: opts.chunk_bytes.map(|b| (b / 8192).max(1) as i64),
+        tid_range_scan: server.has_tid_range_scan(),
+        segments: server.segments.len(),
+    };
+    match &opts.what {
+        What::Query(q) => Ok(vec![Job {
+            source: Source::Query(q.clone()),
+            chunks: vec![Chunk::Whole],
+        }]),
+        What::Tables {
+            selection,
+            columns,
+            filter,
+        } => {
+            let all = catalog::list_relations(client)?;
+            let mut picked = selection.select(&all)?;
+            if picked.is_empty() {
+                return Err(ExportError::NothingSelected);
+            }
+            if (columns.is_some() || filter.is_some()) && picked.len() != 1 {
+                return Err(ExportError::PortionNeedsOneTable(
+                    picked.iter().map(Relation::display).collect(),
+                ));
+            }
+            if let Some(cols) = columns {
+                let rel = &picked[0];
+                let existing = catalog::columns(client, rel.oid)?;
+                for c in cols {
+                    if !existing.iter().any(|e| &e.name == c) {
+                        return Err(ExportError::UnknownColumn {
+                            table: rel.display(),
+                            column: c.clone(),
+                        });
+                    }
+                }
+            }
+            // Largest first: the long poles start early and small tables fill the gaps.
+            picked.sort_by(|a, b| b.pages.cmp(&a.pages).then(a.oid.cmp(&b.oid)));
+            Ok(picked
+                .into_iter()
+                .map(|relation| {
+                    let chunks = chunks_for(&relation, &policy);
+                    Job {
+                        source: Source::Table {
+                            relation,
+                            columns: columns.clone(),
+                            filter: filter.clone(),
+                        },
+                        chunks,
+                    }
+                })
+                .collect())
+        }
+    }
+}
+
+fn destination(opts: &ExportOptions, jobs: usize) -> Result<Destination, ExportError> {
+    if opts.output == "-" {
+        if jobs != 1 {
+            return Err(ExportError::StdoutNeedsOne(jobs));
+        }
+        if opts.limits.active() {
+            return Err(ExportError::StdoutSplit);
+        }
+        return Ok(Destination::Stdout);
+    }
+    let path = PathBuf::from(&opts.output);
+    if opts.output.ends_with('/') || path.is_dir() || jobs > 1 {
+        std::fs::create_dir_all(&path).map_err(|e| ExportError::io(&path, e))?;
+        return Ok(Destination::Dir(path));
+    }
+    Ok(Destination::File(path))
+}
+
+fn parent_dir(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The final file of each job; with splitting, the name parts are numbered from.
+fn final_names(
+    opts: &ExportOptions,
+    jobs: &[Job],
+    dest: &Destination,
+    compression: Compression,
+) -> Vec<PathBuf> {
+    jobs.iter()
+        .map(|job| match dest {
+            Destination::Stdout => PathBuf::from("-"),
+            Destination::File(p) => p.clone(),
+            Destination::Dir(d) => {
+                let stem = match &job.source {
+                    Source::Table { relation, .. } => {
+                        naming::table_stem(&relation.schema, &relation.name)
+                    }
+                    Source::Query(_) => "query".to_string(),
+                };
+                d.join(format!(
+                    "{stem}.{}{}",
+                    opts.format.extension(),
+                    compression.extension()
+                ))
+            }
+        })
+        .collect()
+}
+
+/// `dir/public.t.csv.gz` → `dir/public.t.part-00003.csv.gz`: the number goes before the
+/// format and compression extensions so tools still recognise the file type.
+pub fn part_name(base: &Path, n: usize) -> PathBuf {
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut stem = name.as_str();
+    let mut exts = String::new();
+    for ext in [".gz", ".zst", ".csv", ".txt", ".tsv", ".dat"] {
+        if let Some(s) = stem.strip_suffix(ext) {
+            exts = format!("{ext}{exts}");
+            stem = s;
+        }
+    }
+    for ext in [".csv", ".txt", ".tsv", ".dat"] {
+        if let Some(s) = stem.strip_suffix(ext) {
+            exts = format!("{ext}{exts}");
+            stem = s;
+        }
+    }
+    base.with_file_name(format!("{stem}.part-{n:05}{exts}"))
+}
+
+fn check_targets(
+    opts: &ExportOptions,
+    dest: &Destination,
+    finals: &[PathBuf],
+) -> Result<(), ExportError> {
+    let dir = match dest {
+        Destination::Stdout => return Ok(()),
+        Destination::File(p) => parent_dir(p),
+        Destination::Dir(d) => d.clone(),
+    };
+    // Fail before any COPY runs when the directory cannot take files.
+    let probe = dir.join(format!(".cbcopyout-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| ExportError::Unwritable {
+        dir: dir.clone(),
+        source: e,
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    if opts.force {
+        return Ok(());
+    }
+    for f in finals {
+        let taken = if opts.limits.active() {
+            part_name(f, 1).exists()
+        } else {
+            f.exists()
+        };
+        if taken {
+            let shown = if opts.limits.active() {
+                part_name(f, 1)
+            } else {
+                f.clone()
+            };
+            return Err(ExportError::OutputExists(shown));
+        }
+    }
+    if let Some(m) = &opts.manifest {
+        if m.exists() {
+            return Err(ExportError::OutputExists(m.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn export_to_files(
+    opts: &ExportOptions,
+    jobs: &[Job],
+    dir: &Path,
+    compression: Compression,
+    snapshot_id: &str,
+    shared: &Arc<Shared>,
+    progress: &Progress,
+) -> Result<Vec<Vec<Vec<PartFile>>>, ExportError> {
+    let options = opts.format.sql_options();
+    let mut tasks = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for (c, chunk) in job.chunks.iter().enumerate() {
+            let header = if !opts.format.header {
+                HeaderMode::Absent
+            } else if opts.limits.active() {
+                HeaderMode::EveryPart
+            } else if c == 0 {
+                HeaderMode::First
+            } else {
+                HeaderMode::Drop
+            };
+            tasks.push(Task {
+                job: j,
+                chunk: c,
+                sql: job.copy_sql(chunk, &options),
+                header,
+                temp_base: format!(".cbcopyout-{}-{j}-{c}.tmp", std::process::id()),
+            });
+        }
+    }
+    let total_tasks = tasks.len();
+    let workers = opts.jobs.clamp(1, total_tasks.max(1));
+    let (task_tx, task_rx) = crossbeam_channel::unbounded::<Task>();
+    for t in tasks {
+        task_tx.send(t).expect("channel open");
+    }
+    drop(task_tx);
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Result<TaskDone, ExportError>>();
+
+    let mut results: Vec<Vec<Vec<PartFile>>> = jobs
+        .iter()
+        .map(|j| vec![Vec::new(); j.chunks.len()])
+        .collect();
+    let mut chunks_left: Vec<usize> = jobs.iter().map(|j| j.chunks.len()).collect();
+
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let rx = task_rx.clone();
+            let tx = done_tx.clone();
+            let shared = Arc::clone(shared);
+            let conn = opts.conn.clone();
+            let limits = opts.limits;
+            let syntax = opts.format.row_syntax();
+            let dir = dir.to_path_buf();
+            let labels: Vec<String> = jobs.iter().map(Job::label).collect();
+            scope.spawn(move || {
+                let mut client = match connect_worker(&conn, snapshot_id, &shared) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                for task in rx.iter() {
+                    if shared.abort.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let label = &labels[task.job];
+                    let writer = StreamWriter::new(
+                        &dir,
+                        task.temp_base.clone(),
+                        compression,
+                        limits,
+                        task.header,
+                        syntax,
+                    );
+                    let r =
+                        copy_into(&mut client, &task.sql, writer, &shared, label).map(|parts| {
+                            TaskDone {
+                                job: task.job,
+                                chunk: task.chunk,
+                                parts,
+                            }
+                        });
+                    let failed = r.is_err();
+                    let _ = tx.send(r);
+                    if failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+
+        let mut received = 0;
+        let mut first_error: Option<ExportError> = None;
+        while received < total_tasks {
+            if shared.abort.load(Ordering::SeqCst) && first_error.is_none() {
+                first_error = Some(ExportError::Interrupted);
+                cancel_all(shared, &opts.conn);
+            }
+            match done_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(done)) => {
+                    received += 1;
+                    chunks_left[done.job] -= 1;
+                    if chunks_left[done.job] == 0 {
+                        progress.table_done(&jobs[done.job].label());
+                    }
+                    results[done.job][done.chunk] = done.parts;
+                }
+                Ok(Err(e)) => {
+                    received += 1;
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                        shared.abort.store(true, Ordering::SeqCst);
+                        cancel_all(shared, &opts.conn);
+                    }
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            progress.update(
+                shared.bytes.load(Ordering::Relaxed),
+                shared.rows.load(Ordering::Relaxed),
+            );
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None if received < total_tasks => Err(ExportError::Interrupted),
+            None => Ok(()),
+        }
+    })?;
+    Ok(results)
+}
+
+fn connect_worker(
+    conn: &ConnParams,
+    snapshot_id: &str,
+    shared: &Shared,
+) -> Result<postgres::Client, ExportError> {
+    let mut client = cluster::connect(conn)?;
+    snapshot::import(&mut client, snapshot_id)?;
+    shared
+        .cancel
+        .lock()
+        .expect("cancel lock")
+        .push(client.cancel_token());
+    Ok(client)
+}
+
+fn cancel_all(shared: &Shared, conn: &ConnParams) {
+    for token in shared.cancel.lock().expect("cancel lock").iter() {
+        cluster::connect::cancel(token, conn);
+    }
+}
+
+/// Runs one COPY and streams it into `writer`.
+fn copy_into(
+    client: &mut postgres::Client,
+    sql: &str,
+    mut writer: StreamWriter,
+    shared: &Shared,
+    label: &str,
+) -> Result<Vec<PartFile>, ExportError> {
+    let result = (|| -> Result<(), ExportError> {
+        let mut reader = client
+            .copy_out(sql)
+            .map_err(|e| ExportError::copy(label, &e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            if shared.abort.load(Ordering::Relaxed) {
+                return Err(ExportError::Interrupted);
+            }
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| ExportError::stream(label, &e))?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .write(&buf[..n])
+                .map_err(|e| ExportError::Write(label.to_string(), e))?;
+            shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            {
+                let mut temps = shared.temps.lock().expect("temps lock");
+                for t in writer.temp_files() {
+                    if !temps.contains(&t) {
+                        temps.push(t);
+                    }
+                }
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            let parts = writer
+                .finish()
+                .map_err(|e| ExportError::Write(label.to_string(), e))?;
+            let mut temps = shared.temps.lock().expect("temps lock");
+            for p in &parts {
+                shared.rows.fetch_add(p.rows, Ordering::Relaxed);
+                if !temps.contains(&p.temp) {
+                    temps.push(p.temp.clone());
+                }
+            }
+            Ok(parts)
+        }
+        Err(e) => {
+            writer.discard();
+            Err(e)
+        }
+    }
+}
+
+/// `-o -`: one table or query, streamed straight to stdout (no temporary file, no chunks: a
+/// pipe's reader gets the first bytes at once).
+fn export_to_stdout(
+    opts: &ExportOptions,
+    job: &Job,
+    compression: Compression,
+    snapshot_id: &str,
+    shared: &Arc<Shared>,
+    progress: &Progress,
+) -> Result<Vec<Vec<Vec<PartFile>>>, ExportError> {
+    let mut client = connect_worker(&opts.conn, snapshot_id, shared)?;
+    let label = job.label();
+    let sql = job.copy_sql(&Chunk::Whole, &opts.format.sql_options());
+    let stdout = std::io::stdout().lock();
+    let hashing = HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, stdout));
+    let mut encoder = compression
+        .encoder(hashing)
+        .map_err(|e| ExportError::Write(label.clone(), e))?;
+    let mut scanner = crate::rows::RowScanner::new(opts.format.row_syntax());
+    let mut ends = Vec::new();
+    let mut rows = 0u64;
+    let mut raw = 0u64;
+    let mut reader = client
+        .copy_out(&sql)
+        .map_err(|e| ExportError::copy(&label, &e))?;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        if shared.abort.load(Ordering::Relaxed) {
+            return Err(ExportError::Interrupted);
+        }
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| ExportError::stream(&label, &e))?;
+        if n == 0 {
+            break;
+        }
+        ends.clear();
+        scanner.scan(&buf[..n], &mut ends);
+        rows += ends.len() as u64;
+        raw += n as u64;
+        encoder
+            .write_all(&buf[..n])
+            .map_err(|e| ExportError::Write("standard output".into(), e))?;
+        shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        progress.update(raw, rows);
+    }
+    drop(reader);
+    let hashing = encoder
+        .finish()
+        .map_err(|e| ExportError::Write("standard output".into(), e))?;
+    let (mut out, sha256, file_bytes) = hashing.finish();
+    out.flush()
+        .map_err(|e| ExportError::Write("standard output".into(), e))?;
+    if opts.format.header {
+        rows = rows.saturating_sub(1);
+    }
+    progress.table_done(&label);
+    Ok(vec![vec![vec![PartFile {
+        temp: PathBuf::from("-"),
+        rows,
+        raw_bytes: raw,
+        file_bytes,
+        sha256,
+    }]]])
+}
+
+/// Renames (or concatenates) every job's parts to their final names.
+fn commit(
+    opts: &ExportOptions,
+    jobs: &[Job],
+    finals: &[PathBuf],
+    dest: &Destination,
+    results: Vec<Vec<Vec<PartFile>>>,
+    compression: Compression,
+) -> Result<(Vec<TableReport>, Vec<FileReport>), ExportError> {
+    let mut tables = Vec::new();
+    let mut files = Vec::new();
+    // First make every final file (concatenations) under temporary names, then rename all:
+    // a failure while concatenating leaves no final name behind.
+    let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for ((job, final_path), chunks) in jobs.iter().zip(finals).zip(results) {
+        let label = job.label();
+        let parts: Vec<PartFile> = chunks.into_iter().flatten().collect();
+        let mut t = TableReport {
+            table: label.clone(),
+            rows: parts.iter().map(|p| p.rows).sum(),
+            raw_bytes: parts.iter().map(|p| p.raw_bytes).sum(),
+            file_bytes: 0,
+            files: 0,
+            chunks: job.chunks.len(),
+        };
+        if matches!(dest, Destination::Stdout) {
+            let p = &parts[0];
+            t.file_bytes = p.file_bytes;
+            t.files = 1;
+            files.push(FileReport::new(&label, "-", None, p, compression));
+        } else if opts.limits.active() {
+            for (i, p) in parts.iter().enumerate() {
+                let name = part_name(final_path, i + 1);
+                t.file_bytes += p.file_bytes;
+                t.files += 1;
+                files.push(FileReport::new(
+                    &label,
+                    &name.to_string_lossy(),
+                    Some(i + 1),
+                    p,
+                    compression,
+                ));
+                renames.push((p.temp.clone(), name));
+            }
+        } else {
+            let merged = if parts.len() == 1 {
+                parts[0].clone()
+            } else {
+                concatenate(&parts, final_path)?
+            };
+            t.file_bytes = merged.file_bytes;
+            t.files = 1;
+            files.push(FileReport::new(
+                &label,
+                &final_path.to_string_lossy(),
+                None,
+                &merged,
+                compression,
+            ));
+            renames.push((merged.temp.clone(), final_path.clone()));
+            if parts.len() > 1 {
+                for p in &parts {
+                    let _ = std::fs::remove_file(&p.temp);
+                }
+            }
+        }
+        tables.push(t);
+    }
+    for (from, to) in &renames {
+        std::fs::rename(from, to).map_err(|e| ExportError::io(to, e))?;
+    }
+    if opts.force && opts.limits.active() {
+        // Parts of an earlier, longer export would otherwise sit beside the new ones.
+        for (final_path, t) in finals.iter().zip(&tables) {
+            let mut n = t.files + 1;
+            while part_name(final_path, n).exists() {
+                let _ = std::fs::remove_file(part_name(final_path, n));
+                n += 1;
+            }
+        }
+    }
+    Ok((tables, files))
+}
+
+/// Chunks of one table into one file, in order, hashing what is written. Compressed chunks are
+/// complete gzip members / zstd frames, so the concatenation is a valid compressed file.
+fn concatenate(parts: &[PartFile], final_path: &Path) -> Result<PartFile, ExportError> {
+    let temp = parent_dir(final_path).join(format!(
+        ".cbcopyout-{}-{}.concat.tmp",
+        std::process::id(),
+        final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let file = std::fs::File::create(&temp).map_err(|e| ExportError::io(&temp, e))?;
+    let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    let mut run = || -> std::io::Result<()> {
+        for p in parts {
+            let mut f = std::fs::File::open(&p.temp)?;
+            std::io::copy(&mut f, &mut out)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = run() {
+        let _ = std::fs::remove_file(&temp);
+        return Err(ExportError::io(&temp, e));
+    }
+    let (buffered, sha256, file_bytes) = out.finish();
+    buffered
+        .into_inner()
+        .map_err(|e| ExportError::io(&temp, e.into_error()))?;
+    Ok(PartFile {
+        temp,
+        rows: parts.iter().map(|p| p.rows).sum(),
+        raw_bytes: parts.iter().map(|p| p.raw_bytes).sum(),
+        file_bytes,
+        sha256,
+    })
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+impl From<ClusterError> for ExportError {
+    fn from(e: ClusterError) -> Self {
+        ExportError::Cluster(e)
+    }
+}
