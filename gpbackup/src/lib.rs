@@ -20,7 +20,9 @@ mod fsutil;
 pub mod layout;
 pub mod metadata;
 mod set;
+mod sqltext;
 pub mod toc;
+pub mod translate;
 mod yaml;
 
 pub use config::{BackupConfig, Compression, RestorePlanEntry};
