@@ -84,12 +84,15 @@ impl Catalog {
                     self.inherit_edges.push((p.clone(), t.name.clone()));
                 }
                 for u in &t.uniques {
-                    self.uniques.entry(t.name.clone()).or_default().push(UniqueObject {
-                        spec: u.clone(),
-                        stmt: ordinal,
-                        demotable: false,
-                        inline: true,
-                    });
+                    self.uniques
+                        .entry(t.name.clone())
+                        .or_default()
+                        .push(UniqueObject {
+                            spec: u.clone(),
+                            stmt: ordinal,
+                            demotable: false,
+                            inline: true,
+                        });
                 }
                 self.insert(Relation {
                     name: t.name.clone(),
@@ -113,20 +116,26 @@ impl Catalog {
                 line,
             })?,
             Stmt::AddConstraint(a) => {
-                self.uniques.entry(a.table.clone()).or_default().push(UniqueObject {
-                    spec: a.spec.clone(),
-                    stmt: ordinal,
-                    demotable: a.demoted.is_some(),
-                    inline: false,
-                })
+                self.uniques
+                    .entry(a.table.clone())
+                    .or_default()
+                    .push(UniqueObject {
+                        spec: a.spec.clone(),
+                        stmt: ordinal,
+                        demotable: a.demoted.is_some(),
+                        inline: false,
+                    })
             }
             Stmt::UniqueIndex(u) => {
-                self.uniques.entry(u.table.clone()).or_default().push(UniqueObject {
-                    spec: u.spec.clone(),
-                    stmt: ordinal,
-                    demotable: true,
-                    inline: false,
-                })
+                self.uniques
+                    .entry(u.table.clone())
+                    .or_default()
+                    .push(UniqueObject {
+                        spec: u.spec.clone(),
+                        stmt: ordinal,
+                        demotable: true,
+                        inline: false,
+                    })
             }
             Stmt::AttachPartition { parent, child } => {
                 self.partition_edges.push((parent.clone(), child.clone()))

@@ -107,7 +107,10 @@ pub fn lex(input: &[u8], eof: bool, standard_strings: bool) -> Lexed {
     let need = |i: usize| -> bool { i >= input.len() && !eof };
     match b {
         _ if is_space(b) => {
-            let n = input.iter().position(|&c| !is_space(c)).unwrap_or(input.len());
+            let n = input
+                .iter()
+                .position(|&c| !is_space(c))
+                .unwrap_or(input.len());
             Lexed::Token(TokenKind::Whitespace, n)
         }
         b'-' if need(1) => Lexed::NeedMore,
@@ -410,7 +413,15 @@ mod tests {
         let strs: Vec<_> = t.iter().map(|(_, s)| s.as_str()).collect();
         assert_eq!(
             strs,
-            [r"E'x\'y'", r"U&'d\0061t'", "B'101'", "X'1f'", "N", "'a''b'", r"e'\\'"]
+            [
+                r"E'x\'y'",
+                r"U&'d\0061t'",
+                "B'101'",
+                "X'1f'",
+                "N",
+                "'a''b'",
+                r"e'\\'"
+            ]
         );
         // An identifier ending in e is not an E-string prefix.
         let t = kinds(r"some'\';'x'", true);
@@ -433,7 +444,10 @@ mod tests {
     fn dollar_quotes() {
         let s = "$fn$ a $$ b $f$ ; $fn$ $$x;$$ $1 a$b$c";
         let t = kinds(s, true);
-        assert_eq!(t[0], (TokenKind::DollarString, "$fn$ a $$ b $f$ ; $fn$".into()));
+        assert_eq!(
+            t[0],
+            (TokenKind::DollarString, "$fn$ a $$ b $f$ ; $fn$".into())
+        );
         assert_eq!(t[1], (TokenKind::DollarString, "$$x;$$".into()));
         assert_eq!(t[2], (TokenKind::Param, "$1".into()));
         assert_eq!(t[3], (TokenKind::Ident, "a$b$c".into()));
@@ -470,7 +484,10 @@ mod tests {
         assert_eq!(lex(b"E", false, true), Lexed::NeedMore);
         assert_eq!(lex(b"-", false, true), Lexed::NeedMore);
         assert_eq!(lex(b"'a'", false, true), Lexed::NeedMore);
-        assert_eq!(lex(b"'a' x", false, true), Lexed::Token(TokenKind::String, 3));
+        assert_eq!(
+            lex(b"'a' x", false, true),
+            Lexed::Token(TokenKind::String, 3)
+        );
         assert_eq!(lex(b"$a", false, true), Lexed::NeedMore);
     }
 

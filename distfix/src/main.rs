@@ -102,10 +102,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let (report, plan) = if cli.strip {
         (None, None)
     } else {
-        let catalog = rewrite::collect(open()?).with_context(|| format!("{shown}"))?;
+        let catalog = rewrite::collect(open()?).with_context(|| shown.clone())?;
         let file = match &cli.policy {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading policy {}", p.display()))?;
                 PolicyFile::parse(&text).with_context(|| format!("{}", p.display()))?
             }
             None => PolicyFile::default(),
@@ -119,7 +120,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             on_conflict: cli.on_conflict,
             force: cli.force,
         };
-        let plan = decide(&catalog, &file, &opts, &stats).with_context(|| format!("{shown}"))?;
+        let plan = decide(&catalog, &file, &opts, &stats).with_context(|| shown.clone())?;
         (Some(plan.decisions.clone()), Some(plan))
     };
 
@@ -127,12 +128,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let (Some(out), false) = (&cli.output, cli.dry_run) {
         let comp = cli.compress.unwrap_or(compression);
         changed = write_output(out, comp, |w| match &plan {
-            Some(plan) => rewrite::apply(open()?, w, plan).with_context(|| format!("{shown}")),
-            None => rewrite::strip(open()?, w).with_context(|| format!("{shown}")),
+            Some(plan) => rewrite::apply(open()?, w, plan).with_context(|| shown.clone()),
+            None => rewrite::strip(open()?, w).with_context(|| shown.clone()),
         })?;
     }
 
-    let report = Report::new(shown, if cli.strip { "strip" } else { "rewrite" }, report.unwrap_or_default(), changed);
+    let report = Report::new(
+        shown,
+        if cli.strip { "strip" } else { "rewrite" },
+        report.unwrap_or_default(),
+        changed,
+    );
     if cli.strip {
         eprintln!("{} DISTRIBUTED clauses removed", report.statements_changed);
     } else {

@@ -25,9 +25,7 @@ impl QualName {
     pub fn parse(text: &str, default_schema: &str) -> Option<QualName> {
         let tokens = crate::lexer::tokenize(text.as_bytes(), true).ok()?;
         let parts: Vec<_> = tokens.iter().filter(|t| !t.kind.is_trivia()).collect();
-        let ident = |t: &crate::lexer::Token| {
-            identifier(t.kind, &text.as_bytes()[t.start..t.end])
-        };
+        let ident = |t: &crate::lexer::Token| identifier(t.kind, &text.as_bytes()[t.start..t.end]);
         match parts.as_slice() {
             [n] => Some(QualName::new(default_schema, ident(n)?)),
             [s, dot, n] if &text[dot.start..dot.end] == "." => {
@@ -41,7 +39,12 @@ impl QualName {
 impl fmt::Display for QualName {
     /// Written back as SQL, quoting only where needed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+        write!(
+            f,
+            "{}.{}",
+            quote_ident(&self.schema),
+            quote_ident(&self.name)
+        )
     }
 }
 
@@ -50,9 +53,9 @@ pub fn identifier(kind: crate::lexer::TokenKind, bytes: &[u8]) -> Option<String>
     use crate::lexer::TokenKind;
     match kind {
         TokenKind::Ident => Some(String::from_utf8_lossy(bytes).to_ascii_lowercase()),
-        TokenKind::QuotedIdent if bytes.first() == Some(&b'"') => Some(
-            String::from_utf8_lossy(&bytes[1..bytes.len() - 1]).replace("\"\"", "\""),
-        ),
+        TokenKind::QuotedIdent if bytes.first() == Some(&b'"') => {
+            Some(String::from_utf8_lossy(&bytes[1..bytes.len() - 1]).replace("\"\"", "\""))
+        }
         TokenKind::QuotedIdent => {
             // U&"..." with the default escape character.
             let inner = String::from_utf8_lossy(&bytes[3..bytes.len() - 1]).replace("\"\"", "\"");
@@ -99,8 +102,7 @@ pub fn quote_ident(s: &str) -> String {
         .bytes()
         .next()
         .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if plain && !is_keyword(s) {
         s.to_string()
@@ -113,19 +115,109 @@ pub fn quote_ident(s: &str) -> String {
 /// name keywords, plus Cloudberry's distribution words); quoting any keyword is always safe.
 fn is_keyword(s: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric",
-        "authorization", "binary", "both", "case", "cast", "check", "collate", "collation",
-        "column", "concurrently", "constraint", "create", "cross", "current_catalog",
-        "current_date", "current_role", "current_schema", "current_time", "current_timestamp",
-        "current_user", "default", "deferrable", "desc", "distinct", "distributed", "do", "else",
-        "end", "except", "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant",
-        "group", "having", "ilike", "in", "initially", "inner", "intersect", "into", "is",
-        "isnull", "join", "lateral", "leading", "left", "like", "limit", "localtime",
-        "localtimestamp", "natural", "not", "notnull", "null", "offset", "on", "only", "or",
-        "order", "outer", "overlaps", "placing", "primary", "randomly", "references",
-        "replicated", "returning", "right", "select", "session_user", "similar", "some",
-        "symmetric", "system_user", "table", "tablesample", "then", "to", "trailing", "true",
-        "union", "unique", "user", "using", "variadic", "verbose", "when", "where", "window",
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "authorization",
+        "binary",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "collation",
+        "column",
+        "concurrently",
+        "constraint",
+        "create",
+        "cross",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_schema",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "distributed",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "freeze",
+        "from",
+        "full",
+        "grant",
+        "group",
+        "having",
+        "ilike",
+        "in",
+        "initially",
+        "inner",
+        "intersect",
+        "into",
+        "is",
+        "isnull",
+        "join",
+        "lateral",
+        "leading",
+        "left",
+        "like",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "natural",
+        "not",
+        "notnull",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "outer",
+        "overlaps",
+        "placing",
+        "primary",
+        "randomly",
+        "references",
+        "replicated",
+        "returning",
+        "right",
+        "select",
+        "session_user",
+        "similar",
+        "some",
+        "symmetric",
+        "system_user",
+        "table",
+        "tablesample",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "verbose",
+        "when",
+        "where",
+        "window",
         "with",
     ];
     KEYWORDS.contains(&s)

@@ -112,10 +112,19 @@ pub enum Stmt {
     CreateMatView(CreateMatView),
     AddConstraint(AddConstraint),
     UniqueIndex(UniqueIndex),
-    AttachPartition { parent: QualName, child: QualName },
+    AttachPartition {
+        parent: QualName,
+        child: QualName,
+    },
     /// `ALTER TABLE child INHERIT parent`.
-    Inherit { parent: QualName, child: QualName },
-    CreateType { name: QualName, def: UserType },
+    Inherit {
+        parent: QualName,
+        child: QualName,
+    },
+    CreateType {
+        name: QualName,
+        def: UserType,
+    },
     /// `COPY t [(cols)] FROM stdin`: the data block that follows belongs to `t`.
     CopyFrom(QualName),
     /// `SET search_path`: the first schema becomes the default for unqualified names.
@@ -140,7 +149,8 @@ impl<'a> Cursor<'a> {
     }
 
     fn kw(&self, i: usize, word: &str) -> bool {
-        self.kind(i) == Some(TokenKind::Ident) && self.bytes(i).eq_ignore_ascii_case(word.as_bytes())
+        self.kind(i) == Some(TokenKind::Ident)
+            && self.bytes(i).eq_ignore_ascii_case(word.as_bytes())
     }
 
     fn punct(&self, i: usize, c: u8) -> bool {
@@ -233,7 +243,9 @@ impl<'a> Cursor<'a> {
                 TokenKind::RParen => depth = depth.saturating_sub(1),
                 _ if depth > 0 => {}
                 TokenKind::Other if self.bytes(j) == b"[" => array = true,
-                TokenKind::Other if self.bytes(j) == b"." && words.len() == 1 && schema.is_none() => {
+                TokenKind::Other
+                    if self.bytes(j) == b"." && words.len() == 1 && schema.is_none() =>
+                {
                     schema = words.pop();
                 }
                 TokenKind::Ident if self.kw(j, "array") => array = true,
@@ -289,8 +301,21 @@ struct Parser<'a> {
 
 /// Words that end a column's type inside a column definition.
 const COLUMN_STOP: &[&str] = &[
-    "collate", "constraint", "not", "null", "default", "check", "primary", "unique", "references",
-    "generated", "deferrable", "initially", "compression", "storage", "encoding",
+    "collate",
+    "constraint",
+    "not",
+    "null",
+    "default",
+    "check",
+    "primary",
+    "unique",
+    "references",
+    "generated",
+    "deferrable",
+    "initially",
+    "compression",
+    "storage",
+    "encoding",
 ];
 
 impl Parser<'_> {
@@ -353,7 +378,9 @@ impl Parser<'_> {
             }
         }
         if c.kw(i, "table") {
-            return self.create_table(i + 1, temp, foreign).map(Stmt::CreateTable);
+            return self
+                .create_table(i + 1, temp, foreign)
+                .map(Stmt::CreateTable);
         }
         if c.kw(i, "materialized") && c.kw(i + 1, "view") {
             return self.create_matview(i + 2).map(Stmt::CreateMatView);
@@ -437,7 +464,10 @@ impl Parser<'_> {
         }
         if c.kw(j, "of") {
             let end = (j + 1..=last)
-                .find(|&k| c.kind(k) == Some(TokenKind::LParen) || c.kind(k) == Some(TokenKind::Ident) && k > j + 1 && !c.punct(k - 1, b'.'))
+                .find(|&k| {
+                    c.kind(k) == Some(TokenKind::LParen)
+                        || c.kind(k) == Some(TokenKind::Ident) && k > j + 1 && !c.punct(k - 1, b'.')
+                })
                 .unwrap_or(last + 1);
             table.kind = TableKind::Typed(c.type_ref(j + 1, end));
             j = end;
@@ -628,7 +658,7 @@ impl Parser<'_> {
         if c.kind(s) == Some(TokenKind::LParen) || c.kind(s + 1) == Some(TokenKind::LParen) {
             return None;
         }
-        if s + 1 < e && c.punct(s + 1, b'.') || s + 1 < e && c.punct(s + 1, b':') {
+        if s + 1 < e && (c.punct(s + 1, b'.') || c.punct(s + 1, b':')) {
             return None;
         }
         c.ident(s)
@@ -738,7 +768,13 @@ impl Parser<'_> {
             match c.kind(j) {
                 Some(TokenKind::LParen) => depth += 1,
                 Some(TokenKind::RParen) => depth = depth.saturating_sub(1),
-                _ if depth == 0 && ["from", "where", "group", "union", "order", "limit", "window", "having"].iter().any(|w| c.kw(j, w)) => {
+                _ if depth == 0
+                    && [
+                        "from", "where", "group", "union", "order", "limit", "window", "having",
+                    ]
+                    .iter()
+                    .any(|w| c.kw(j, w)) =>
+                {
                     end = j;
                     break;
                 }
@@ -770,8 +806,10 @@ impl Parser<'_> {
                 return Vec::new();
             }
             let last = b - 1;
-            let named = matches!(c.kind(last), Some(TokenKind::Ident | TokenKind::QuotedIdent))
-                && (last == a || c.kw(last - 1, "as") || c.punct(last - 1, b'.'));
+            let named = matches!(
+                c.kind(last),
+                Some(TokenKind::Ident | TokenKind::QuotedIdent)
+            ) && (last == a || c.kw(last - 1, "as") || c.punct(last - 1, b'.'));
             if !named || c.punct(last, b'*') {
                 return Vec::new();
             }
@@ -856,7 +894,9 @@ impl Parser<'_> {
         }
         let table_tok = i;
         let (table, j) = c.qualname(i, self.default_schema)?;
-        let table_text = String::from_utf8_lossy(&c.text[c.toks[table_tok].start..c.toks[j - 1].end]).into_owned();
+        let table_text =
+            String::from_utf8_lossy(&c.text[c.toks[table_tok].start..c.toks[j - 1].end])
+                .into_owned();
         if c.kw(j, "attach") && c.kw(j + 1, "partition") {
             let (child, _) = c.qualname(j + 2, self.default_schema)?;
             return Some(Stmt::AttachPartition {
@@ -887,7 +927,8 @@ impl Parser<'_> {
         let single_action = !(k..=last).any(|x| c.punct(x, b',') && self.depth_at(x) == 0);
         let spec = self.unique_spec(k, last + 1, name.clone())?;
         let demoted = if spec.kind == UniqueKind::Unique && single_action {
-            name.as_ref().and_then(|n| self.demoted_index(k, last, n, &table_text, only))
+            name.as_ref()
+                .and_then(|n| self.demoted_index(k, last, n, &table_text, only))
         } else {
             None
         };
@@ -912,9 +953,18 @@ impl Parser<'_> {
 
     /// `UNIQUE [NULLS ...] (cols) [INCLUDE (..)] [WITH (..)] [USING INDEX TABLESPACE ts] ...` as
     /// `CREATE INDEX name ON [ONLY] table (cols) [INCLUDE (..)] [WITH (..)] [TABLESPACE ts]`.
-    fn demoted_index(&self, k: usize, last: usize, name: &str, table: &str, only: bool) -> Option<String> {
+    fn demoted_index(
+        &self,
+        k: usize,
+        last: usize,
+        name: &str,
+        table: &str,
+        only: bool,
+    ) -> Option<String> {
         let c = &self.c;
-        let text = |a: usize, b: usize| String::from_utf8_lossy(&c.text[c.toks[a].start..c.toks[b].end]).into_owned();
+        let text = |a: usize, b: usize| {
+            String::from_utf8_lossy(&c.text[c.toks[a].start..c.toks[b].end]).into_owned()
+        };
         let open = (k..=last).find(|&x| c.kind(x) == Some(TokenKind::LParen))?;
         let close = c.close_paren(open)?;
         let mut sql = format!(
@@ -966,7 +1016,10 @@ mod tests {
         let names: Vec<_> = t.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "col \"x\"", "total", "tags", "doc", "ident"]);
         assert_eq!(t.columns[1].spelling, "\"col \"\"x\"\"\"");
-        assert_eq!(t.columns[1].type_ref.as_ref().unwrap().name, "character varying");
+        assert_eq!(
+            t.columns[1].type_ref.as_ref().unwrap().name,
+            "character varying"
+        );
         assert!(t.columns[2].generated);
         assert!(!t.columns[5].generated);
         assert!(t.columns[3].type_ref.as_ref().unwrap().array);
@@ -978,7 +1031,10 @@ mod tests {
         let t = table("CREATE TABLE public.m (a int, b text)\nPARTITION BY RANGE (a);");
         assert!(t.partitioned);
         let t = table("CREATE TABLE public.c (x int) INHERITS (public.p, q) DISTRIBUTED BY (x);");
-        assert_eq!(t.inherits, [QualName::new("public", "p"), QualName::new("public", "q")]);
+        assert_eq!(
+            t.inherits,
+            [QualName::new("public", "p"), QualName::new("public", "q")]
+        );
         let e = t.existing.unwrap();
         assert_eq!(e.clause, Clause::Hash(vec!["x".into()]));
         let t = table("CREATE TABLE public.m_1 PARTITION OF public.m FOR VALUES FROM (1) TO (2);");
@@ -1009,7 +1065,8 @@ mod tests {
             }
             o => panic!("{o:?}"),
         }
-        let s = "CREATE UNIQUE INDEX u ON ONLY public.t USING btree (lower(a), b) NULLS NOT DISTINCT;";
+        let s =
+            "CREATE UNIQUE INDEX u ON ONLY public.t USING btree (lower(a), b) NULLS NOT DISTINCT;";
         match p(s) {
             Stmt::UniqueIndex(u) => {
                 assert_eq!(u.spec.columns, [None, Some("b".into())]);
@@ -1017,7 +1074,10 @@ mod tests {
                 for &(a, b) in u.demote_cuts.iter().rev() {
                     out.replace_range(a..b, "");
                 }
-                assert_eq!(out, "CREATE INDEX u ON ONLY public.t USING btree (lower(a), b) ;");
+                assert_eq!(
+                    out,
+                    "CREATE INDEX u ON ONLY public.t USING btree (lower(a), b) ;"
+                );
             }
             o => panic!("{o:?}"),
         }
@@ -1052,7 +1112,10 @@ mod tests {
                 def: UserType::Enum
             }
         );
-        assert_eq!(p("SET search_path = app, public;"), Stmt::SearchPath("app".into()));
+        assert_eq!(
+            p("SET search_path = app, public;"),
+            Stmt::SearchPath("app".into())
+        );
         assert_eq!(p("SELECT 1;"), Stmt::Other);
     }
 }

@@ -57,7 +57,9 @@ impl FromStr for OnConflict {
             "fail" => Ok(OnConflict::Fail),
             "replicated" => Ok(OnConflict::Replicated),
             "demote-unique" => Ok(OnConflict::DemoteUnique),
-            _ => Err(format!("unknown conflict policy {s:?}: use fail, replicated or demote-unique")),
+            _ => Err(format!(
+                "unknown conflict policy {s:?}: use fail, replicated or demote-unique"
+            )),
         }
     }
 }
@@ -84,7 +86,9 @@ impl FromStr for Choice {
             .get(..5)
             .filter(|p| p.eq_ignore_ascii_case("hash("))
             .and_then(|_| t[5..].strip_suffix(')'))
-            .ok_or_else(|| format!("bad distribution {s:?}: use hash(col, ...), random or replicated"))?;
+            .ok_or_else(|| {
+                format!("bad distribution {s:?}: use hash(col, ...), random or replicated")
+            })?;
         let tokens = crate::lexer::tokenize(inner.as_bytes(), true)
             .map_err(|_| format!("bad column list in {s:?}"))?;
         let mut cols = Vec::new();
@@ -176,7 +180,8 @@ impl PolicyFile {
             out.tables.push((name, text.parse().map_err(bad)?));
         }
         for p in raw.patterns {
-            out.patterns.push((p.pattern, p.distribution.parse().map_err(bad)?));
+            out.patterns
+                .push((p.pattern, p.distribution.parse().map_err(bad)?));
         }
         Ok(out)
     }
@@ -296,8 +301,14 @@ pub fn decide(
         catalog,
         file,
         force: opts.force,
-        default: opts.default.or(file.default).unwrap_or(DefaultRule::FirstHashable),
-        on_conflict: opts.on_conflict.or(file.on_conflict).unwrap_or(OnConflict::Fail),
+        default: opts
+            .default
+            .or(file.default)
+            .unwrap_or(DefaultRule::FirstHashable),
+        on_conflict: opts
+            .on_conflict
+            .or(file.on_conflict)
+            .unwrap_or(OnConflict::Fail),
         stats,
     };
     ctx.validate_file()?;
@@ -382,14 +393,12 @@ impl Ctx<'_> {
             return Ok(());
         };
         for col in cols {
-            let c = rel
-                .columns
-                .iter()
-                .find(|c| &c.name == col)
-                .ok_or_else(|| PolicyError::UnknownColumn {
+            let c = rel.columns.iter().find(|c| &c.name == col).ok_or_else(|| {
+                PolicyError::UnknownColumn {
                     table: rel.name.clone(),
                     column: col.clone(),
-                })?;
+                }
+            })?;
             if c.generated {
                 return Err(PolicyError::Generated {
                     table: rel.name.clone(),
@@ -465,13 +474,29 @@ impl Ctx<'_> {
         };
         for (idx, rel) in family.iter().enumerate() {
             let (clause, reason, detail) = if idx == 0 {
-                (Some(chosen.clause.clone()), chosen.reason, chosen.detail.clone())
+                (
+                    Some(chosen.clause.clone()),
+                    chosen.reason,
+                    chosen.detail.clone(),
+                )
             } else if matches!(rel.kind, RelKind::PartitionOf(_)) {
-                (None, Reason::PartitionOf, format!("partition of {}", root.name))
+                (
+                    None,
+                    Reason::PartitionOf,
+                    format!("partition of {}", root.name),
+                )
             } else if rel.existing.is_some() && !self.force {
-                (rel.existing.clone(), Reason::Existing, "clause already in the dump".into())
+                (
+                    rel.existing.clone(),
+                    Reason::Existing,
+                    "clause already in the dump".into(),
+                )
             } else {
-                (Some(chosen.clause.clone()), Reason::Parent, format!("same as {}", root.name))
+                (
+                    Some(chosen.clause.clone()),
+                    Reason::Parent,
+                    format!("same as {}", root.name),
+                )
             };
             if let Some(c) = &clause {
                 if rel.existing.as_ref() != Some(c) {
@@ -497,7 +522,12 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn choose(&self, root: &Relation, family: &[&Relation], single: bool) -> Result<Chosen, PolicyError> {
+    fn choose(
+        &self,
+        root: &Relation,
+        family: &[&Relation],
+        single: bool,
+    ) -> Result<Chosen, PolicyError> {
         let uniques = self.uniques_of(family);
         let unknown_ok = root.kind == RelKind::MatView;
         let conflict = |detail: String| PolicyError::Conflict {
@@ -542,14 +572,20 @@ impl Ctx<'_> {
             });
         }
         if !uniques.is_empty() {
-            let pk = uniques.iter().find(|u| u.spec.kind == UniqueKind::PrimaryKey && is_root(u, root, self.catalog));
+            let pk = uniques
+                .iter()
+                .find(|u| u.spec.kind == UniqueKind::PrimaryKey && is_root(u, root, self.catalog));
             let order_src = pk.copied().unwrap_or(uniques[0]);
             let key: Vec<String> = order_src
                 .spec
                 .columns
                 .iter()
                 .flatten()
-                .filter(|c| uniques.iter().all(|u| u.spec.columns.iter().flatten().any(|x| x == *c)))
+                .filter(|c| {
+                    uniques
+                        .iter()
+                        .all(|u| u.spec.columns.iter().flatten().any(|x| x == *c))
+                })
                 .filter(|c| self.usable(root, c, unknown_ok))
                 .cloned()
                 .collect();
@@ -605,7 +641,10 @@ impl Ctx<'_> {
                     Ok(Chosen {
                         clause: self.hash(root, &key),
                         reason: Reason::Conflict,
-                        detail: format!("{what}; kept {}, demoted the others to plain indexes", describe(keeper)),
+                        detail: format!(
+                            "{what}; kept {}, demoted the others to plain indexes",
+                            describe(keeper)
+                        ),
                         demote,
                     })
                 }
@@ -621,14 +660,25 @@ impl Ctx<'_> {
         Err(PolicyError::Conflict {
             table: root.name.clone(),
             line: root.line,
-            detail: format!("{} conflicts with the key and cannot be demoted to a plain index", describe(u)),
+            detail: format!(
+                "{} conflicts with the key and cannot be demoted to a plain index",
+                describe(u)
+            ),
         })
     }
 
-    fn default_choice(&self, root: &Relation, family: &[&Relation], single: bool) -> Result<Chosen, PolicyError> {
+    fn default_choice(
+        &self,
+        root: &Relation,
+        family: &[&Relation],
+        single: bool,
+    ) -> Result<Chosen, PolicyError> {
         let stats = self.stats.get(&root.name);
         let rows = stats.map(|s| s.rows).or_else(|| {
-            let counted: Vec<u64> = family.iter().filter_map(|r| self.catalog.copy_rows.get(&r.name).copied()).collect();
+            let counted: Vec<u64> = family
+                .iter()
+                .filter_map(|r| self.catalog.copy_rows.get(&r.name).copied())
+                .collect();
             (!counted.is_empty()).then(|| counted.iter().sum::<u64>() as f64)
         });
         let chosen = |clause, reason, detail: String| Chosen {
@@ -638,11 +688,21 @@ impl Ctx<'_> {
             demote: Vec::new(),
         };
         match self.default {
-            DefaultRule::Random => return Ok(chosen(Clause::Random, Reason::Default, "default random".into())),
+            DefaultRule::Random => {
+                return Ok(chosen(
+                    Clause::Random,
+                    Reason::Default,
+                    "default random".into(),
+                ))
+            }
             DefaultRule::ReplicatedBelow(limit) => {
                 if let Some(r) = rows {
                     if r < limit as f64 && single {
-                        let reason = if stats.is_some() { Reason::Stats } else { Reason::Default };
+                        let reason = if stats.is_some() {
+                            Reason::Stats
+                        } else {
+                            Reason::Default
+                        };
                         return Ok(chosen(
                             Clause::Replicated,
                             reason,
@@ -660,10 +720,13 @@ impl Ctx<'_> {
                 .filter(|c| self.usable(root, &c.name, false))
                 .map(|c| (c, c.distinct(s.rows) * (1.0 - c.null_frac)))
                 .filter(|(_, score)| *score > 1.0)
-                .fold(None::<(&crate::stats::ColumnStat, f64)>, |best, cur| match best {
-                    Some(b) if b.1 >= cur.1 => Some(b),
-                    _ => Some(cur),
-                });
+                .fold(
+                    None::<(&crate::stats::ColumnStat, f64)>,
+                    |best, cur| match best {
+                        Some(b) if b.1 >= cur.1 => Some(b),
+                        _ => Some(cur),
+                    },
+                );
             if let Some((c, score)) = best {
                 return Ok(chosen(
                     self.hash(root, std::slice::from_ref(&c.name)),
@@ -672,7 +735,11 @@ impl Ctx<'_> {
                 ));
             }
         }
-        match root.columns.iter().find(|c| self.usable(root, &c.name, false)) {
+        match root
+            .columns
+            .iter()
+            .find(|c| self.usable(root, &c.name, false))
+        {
             Some(c) => Ok(chosen(
                 self.hash(root, std::slice::from_ref(&c.name)),
                 Reason::Default,
@@ -696,7 +763,10 @@ fn is_root(u: &UniqueObject, root: &Relation, catalog: &Catalog) -> bool {
 
 /// Does the unique object contain every key column?
 fn holds(u: &UniqueObject, key: &[String]) -> bool {
-    !key.is_empty() && key.iter().all(|k| u.spec.columns.iter().flatten().any(|c| c == k))
+    !key.is_empty()
+        && key
+            .iter()
+            .all(|k| u.spec.columns.iter().flatten().any(|c| c == k))
 }
 
 fn describe(u: &UniqueObject) -> String {
@@ -713,7 +783,11 @@ fn describe(u: &UniqueObject) -> String {
 }
 
 fn names(uniques: &[&UniqueObject]) -> String {
-    uniques.iter().map(|u| describe(u)).collect::<Vec<_>>().join(", ")
+    uniques
+        .iter()
+        .map(|u| describe(u))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Counts per reason, for the report.

@@ -19,7 +19,12 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(input: String, mode: &'static str, tables: Vec<Decision>, statements_changed: u64) -> Self {
+    pub fn new(
+        input: String,
+        mode: &'static str,
+        tables: Vec<Decision>,
+        statements_changed: u64,
+    ) -> Self {
         let counts = counts(&tables);
         Report {
             input,
@@ -50,7 +55,9 @@ impl Report {
                 }
                 [
                     d.table.clone(),
-                    d.clause.as_ref().map_or_else(|| "(none)".to_string(), |c| c.to_string()),
+                    d.clause
+                        .as_ref()
+                        .map_or_else(|| "(none)".to_string(), |c| c.to_string()),
                     serde_json::to_value(d.reason)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
@@ -68,7 +75,17 @@ impl Report {
         }
         let mut out = String::new();
         let line = |out: &mut String, r: [&str; 4]| {
-            let _ = writeln!(out, "{:<w0$}  {:<w1$}  {:<w2$}  {}", r[0], r[1], r[2], r[3], w0 = w[0], w1 = w[1], w2 = w[2]);
+            let _ = writeln!(
+                out,
+                "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = w[0],
+                w1 = w[1],
+                w2 = w[2]
+            );
         };
         line(&mut out, head);
         for r in &rows {
@@ -77,9 +94,23 @@ impl Report {
         let summary: Vec<String> = self
             .counts
             .iter()
-            .map(|(k, v)| format!("{}: {v}", serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()))
+            .map(|(k, v)| {
+                format!(
+                    "{}: {v}",
+                    serde_json::to_value(k)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )
+            })
             .collect();
-        let _ = writeln!(out, "{} relations ({}), {} statements changed", self.tables.len(), summary.join(", "), self.statements_changed);
+        let _ = writeln!(
+            out,
+            "{} relations ({}), {} statements changed",
+            self.tables.len(),
+            summary.join(", "),
+            self.statements_changed
+        );
         out
     }
 }

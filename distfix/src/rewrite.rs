@@ -132,19 +132,32 @@ pub fn strip<R: Read, W: Write>(reader: R, mut out: W) -> Result<u64, RewriteErr
 }
 
 /// Apply `edit` to one statement's text; `None` if the statement is not of the expected shape.
-pub fn edit_statement(bytes: &[u8], standard_strings: bool, default_schema: &str, edit: &Edit) -> Option<Vec<u8>> {
+pub fn edit_statement(
+    bytes: &[u8],
+    standard_strings: bool,
+    default_schema: &str,
+    edit: &Edit,
+) -> Option<Vec<u8>> {
     edit_parsed(bytes, &parse(bytes, standard_strings, default_schema), edit)
 }
 
 /// Remove the DISTRIBUTED clause from one statement; `None` if it has none.
-pub fn strip_statement(bytes: &[u8], standard_strings: bool, default_schema: &str) -> Option<Vec<u8>> {
+pub fn strip_statement(
+    bytes: &[u8],
+    standard_strings: bool,
+    default_schema: &str,
+) -> Option<Vec<u8>> {
     strip_parsed(bytes, &parse(bytes, standard_strings, default_schema))
 }
 
 fn edit_parsed(bytes: &[u8], stmt: &Stmt, edit: &Edit) -> Option<Vec<u8>> {
     match (stmt, edit) {
-        (Stmt::CreateTable(t), Edit::SetClause(c)) => Some(splice(bytes, t.splice_at, t.existing.as_ref(), c)),
-        (Stmt::CreateMatView(m), Edit::SetClause(c)) => Some(splice(bytes, m.splice_at, m.existing.as_ref(), c)),
+        (Stmt::CreateTable(t), Edit::SetClause(c)) => {
+            Some(splice(bytes, t.splice_at, t.existing.as_ref(), c))
+        }
+        (Stmt::CreateMatView(m), Edit::SetClause(c)) => {
+            Some(splice(bytes, m.splice_at, m.existing.as_ref(), c))
+        }
         (Stmt::AddConstraint(a), Edit::Demote) => {
             let sql = a.demoted.as_ref()?;
             // Keep whatever follows the last token (the `;`) and any leading bytes.
@@ -178,7 +191,12 @@ fn last_token_end(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-fn splice(bytes: &[u8], at: usize, existing: Option<&crate::parse::ExistingClause>, clause: &crate::clause::Clause) -> Vec<u8> {
+fn splice(
+    bytes: &[u8],
+    at: usize,
+    existing: Option<&crate::parse::ExistingClause>,
+    clause: &crate::clause::Clause,
+) -> Vec<u8> {
     let text = format!(" {clause}");
     let (a, b) = match existing {
         Some(e) => (e.start, e.end),
@@ -216,7 +234,11 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         let mut back = Vec::new();
         strip(out.as_bytes(), &mut back).unwrap();
-        assert_eq!(String::from_utf8(back).unwrap(), sql, "strip(rewrite(x)) == x");
+        assert_eq!(
+            String::from_utf8(back).unwrap(),
+            sql,
+            "strip(rewrite(x)) == x"
+        );
         Ok((out, plan))
     }
 
@@ -233,7 +255,10 @@ mod tests {
     #[test]
     fn primary_key_decides() {
         let (out, plan) = run(ORDERS, &opts(), &PolicyFile::default()).unwrap();
-        assert!(out.contains("    code text\n) DISTRIBUTED BY (id);\n"), "{out}");
+        assert!(
+            out.contains("    code text\n) DISTRIBUTED BY (id);\n"),
+            "{out}"
+        );
         assert_eq!(plan.decisions[0].reason, crate::policy::Reason::PrimaryKey);
     }
 
@@ -253,7 +278,10 @@ mod tests {
         apply(sql.as_bytes(), &mut out, &plan).unwrap();
         let out = String::from_utf8(out).unwrap();
         assert!(out.contains(") DISTRIBUTED BY (id);"));
-        assert!(out.contains("CREATE INDEX orders_code_key ON ONLY public.orders (code);\n"), "{out}");
+        assert!(
+            out.contains("CREATE INDEX orders_code_key ON ONLY public.orders (code);\n"),
+            "{out}"
+        );
         assert_eq!(plan.decisions[0].demoted, ["orders_code_key"]);
     }
 
@@ -274,15 +302,24 @@ mod tests {
         let (out, _) = run(sql, &opts(), &file).unwrap();
         assert!(out.contains(") DISTRIBUTED RANDOMLY;"));
         for (bad, msg) in [
-            ("[tables]\n\"public.nope\" = \"random\"\n", "does not create"),
+            (
+                "[tables]\n\"public.nope\" = \"random\"\n",
+                "does not create",
+            ),
             ("[tables]\n\"public.t\" = \"hash(zz)\"\n", "no column"),
-            ("[tables]\n\"public.t\" = \"hash(doc)\"\n", "hash operator class"),
+            (
+                "[tables]\n\"public.t\" = \"hash(doc)\"\n",
+                "hash operator class",
+            ),
             ("[tables]\n\"public.t\" = \"hash(g)\"\n", "generated"),
         ] {
             let err = run(sql, &opts(), &PolicyFile::parse(bad).unwrap()).unwrap_err();
             assert!(err.contains(msg), "{err}");
         }
-        let file = PolicyFile::parse("[[patterns]]\nmatch = \"public.*\"\ndistribution = \"replicated\"\n").unwrap();
+        let file = PolicyFile::parse(
+            "[[patterns]]\nmatch = \"public.*\"\ndistribution = \"replicated\"\n",
+        )
+        .unwrap();
         let (out, _) = run(sql, &opts(), &file).unwrap();
         assert!(out.contains(") DISTRIBUTED REPLICATED;"));
     }
@@ -291,12 +328,28 @@ mod tests {
     fn partitions_and_inheritance() {
         let sql = "CREATE TABLE public.m (\n    a integer NOT NULL,\n    b text\n)\nPARTITION BY RANGE (a);\nCREATE TABLE public.m_1 (\n    a integer NOT NULL,\n    b text\n);\nCREATE TABLE public.m_2 PARTITION OF public.m FOR VALUES FROM (10) TO (20);\nCREATE TABLE public.p (x integer, y text);\nCREATE TABLE public.c (z integer) INHERITS (public.p);\nALTER TABLE ONLY public.m ATTACH PARTITION public.m_1 FOR VALUES FROM (0) TO (10);\nALTER TABLE ONLY public.m ADD CONSTRAINT m_pkey PRIMARY KEY (a, b);\nALTER TABLE ONLY public.m_1 ADD CONSTRAINT m_1_pkey PRIMARY KEY (a, b);\nCREATE UNIQUE INDEX c_z ON public.c USING btree (z, x);\n";
         let (out, plan) = run(sql, &opts(), &PolicyFile::default()).unwrap();
-        assert!(out.contains(")\nPARTITION BY RANGE (a) DISTRIBUTED BY (a, b);"), "{out}");
-        assert!(out.contains("    b text\n) DISTRIBUTED BY (a, b);"), "{out}");
+        assert!(
+            out.contains(")\nPARTITION BY RANGE (a) DISTRIBUTED BY (a, b);"),
+            "{out}"
+        );
+        assert!(
+            out.contains("    b text\n) DISTRIBUTED BY (a, b);"),
+            "{out}"
+        );
         assert!(out.contains("FOR VALUES FROM (10) TO (20);"));
-        assert!(out.contains("CREATE TABLE public.p (x integer, y text) DISTRIBUTED BY (x);"), "{out}");
-        assert!(out.contains("INHERITS (public.p) DISTRIBUTED BY (x);"), "{out}");
-        let reasons: Vec<_> = plan.decisions.iter().map(|d| (d.table.as_str(), d.reason)).collect();
+        assert!(
+            out.contains("CREATE TABLE public.p (x integer, y text) DISTRIBUTED BY (x);"),
+            "{out}"
+        );
+        assert!(
+            out.contains("INHERITS (public.p) DISTRIBUTED BY (x);"),
+            "{out}"
+        );
+        let reasons: Vec<_> = plan
+            .decisions
+            .iter()
+            .map(|d| (d.table.as_str(), d.reason))
+            .collect();
         use crate::policy::Reason::*;
         assert!(reasons.contains(&("public.m_2", PartitionOf)));
         assert!(reasons.contains(&("public.m_1", Parent)));
@@ -318,9 +371,13 @@ mod tests {
         let plan = decide(&catalog, &PolicyFile::default(), &o, &HashMap::new()).unwrap();
         let mut out = Vec::new();
         apply(sql.as_bytes(), &mut out, &plan).unwrap();
-        assert!(String::from_utf8(out).unwrap().contains("(a integer, b integer) DISTRIBUTED BY (a);"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("(a integer, b integer) DISTRIBUTED BY (a);"));
         let mut stripped = Vec::new();
         assert_eq!(strip(sql.as_bytes(), &mut stripped).unwrap(), 1);
-        assert!(String::from_utf8(stripped).unwrap().starts_with("CREATE TABLE public.t (a integer, b integer);\n"));
+        assert!(String::from_utf8(stripped)
+            .unwrap()
+            .starts_with("CREATE TABLE public.t (a integer, b integer);\n"));
     }
 }

@@ -55,12 +55,18 @@ pub enum SplitError {
     Io(#[from] io::Error),
 }
 
+/// A token (kind, length), or the description of an unclosed construct.
+type Lexeme = Result<(TokenKind, usize), &'static str>;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Normal,
     /// Just after `COPY ... FROM stdin;`: the rest of the line, then data.
     AfterCopy,
-    CopyData { line_start: bool, block_line: u64 },
+    CopyData {
+        line_start: bool,
+        block_line: u64,
+    },
 }
 
 /// Splits a psql script read from `R` into [`Item`]s.
@@ -128,12 +134,16 @@ impl<R: Read> Splitter<R> {
     }
 
     /// Lex one token at the read position, reading more input as needed. `None` at end of input.
-    fn next_token(&mut self) -> Result<Option<Result<(TokenKind, usize), &'static str>>, SplitError> {
+    fn next_token(&mut self) -> Result<Option<Lexeme>, SplitError> {
         loop {
             if self.pos == self.end && !self.fill()? {
                 return Ok(None);
             }
-            match lex(&self.buf[self.pos..self.end], self.eof, self.standard_strings) {
+            match lex(
+                &self.buf[self.pos..self.end],
+                self.eof,
+                self.standard_strings,
+            ) {
                 Lexed::Token(kind, len) => return Ok(Some(Ok((kind, len)))),
                 Lexed::Unclosed(u) => return Ok(Some(Err(u.describe()))),
                 Lexed::NeedMore => {
@@ -223,9 +233,9 @@ impl<R: Read> Splitter<R> {
             // A new session starts with the server default (on since PostgreSQL 9.1).
             Some("connect") | Some("c") => self.standard_strings = true,
             Some("copy")
-                if words
-                    .windows(2)
-                    .any(|w| w[0].eq_ignore_ascii_case("from") && w[1].eq_ignore_ascii_case("stdin")) =>
+                if words.windows(2).any(|w| {
+                    w[0].eq_ignore_ascii_case("from") && w[1].eq_ignore_ascii_case("stdin")
+                }) =>
             {
                 self.state = State::CopyData {
                     line_start: true,
@@ -706,7 +716,9 @@ mod tests {
     #[test]
     fn copy_edge_cases() {
         // Empty data block, CRLF terminator, terminator at EOF without newline.
-        split("COPY t FROM stdin;\n\\.\nCOPY t FROM STDIN;\r\na\r\n\\.\r\nCOPY t FROM stdin;\nx\n\\.");
+        split(
+            "COPY t FROM stdin;\n\\.\nCOPY t FROM STDIN;\r\na\r\n\\.\r\nCOPY t FROM stdin;\nx\n\\.",
+        );
         // COPY TO stdout has no data block.
         assert_eq!(statements("COPY t TO stdout;\nSELECT 1;").len(), 2);
         // \copy from stdin reads inline data too.

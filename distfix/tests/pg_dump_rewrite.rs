@@ -81,7 +81,10 @@ const POLICY: &str = r#"
 /// Expected clause per relation after the rewrite with `--on-conflict demote-unique`.
 const EXPECTED: &[(&str, &str)] = &[
     ("app.orders", "DISTRIBUTED BY (id)"),
-    ("app.\"Weird;Name\"", "DISTRIBUTED BY (\"col \"\"x\"\"\", \"Order\")"),
+    (
+        "app.\"Weird;Name\"",
+        "DISTRIBUTED BY (\"col \"\"x\"\"\", \"Order\")",
+    ),
     ("app.conflict", "DISTRIBUTED BY (id)"),
     ("app.nokey", "DISTRIBUTED BY (m)"),
     ("app.geo", "DISTRIBUTED RANDOMLY"),
@@ -171,7 +174,10 @@ fn trap_schema_round_trip() {
     let plain = scratch_file(&server, "src.sql");
     dump(&server, "src", &plain);
     let original = std::fs::read_to_string(&plain).unwrap();
-    assert!(original.contains("\\restrict "), "pg_dump 15.18 wraps scripts in \\restrict");
+    assert!(
+        original.contains("\\restrict "),
+        "pg_dump 15.18 wraps scripts in \\restrict"
+    );
 
     let policy = scratch_file(&server, "policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
@@ -200,21 +206,37 @@ fn trap_schema_round_trip() {
     let ft = create_statement(&text, "app.ft").unwrap_or("");
     assert!(!ft.contains("DISTRIBUTED"), "{ft}");
     // The conflicting UNIQUE was demoted to a plain index.
-    assert!(text.contains("CREATE INDEX conflict_code_key ON ONLY app.conflict (code);"), "demotion");
+    assert!(
+        text.contains("CREATE INDEX conflict_code_key ON ONLY app.conflict (code);"),
+        "demotion"
+    );
     assert!(!text.contains("ADD CONSTRAINT conflict_code_key UNIQUE"));
     // Exactly one clause per expected relation, nothing anywhere else.
-    assert_eq!(text.matches(" DISTRIBUTED ").count(), EXPECTED.len(), "clause count");
+    assert_eq!(
+        text.matches(" DISTRIBUTED ").count(),
+        EXPECTED.len(),
+        "clause count"
+    );
 
     // Everything except the clauses and the demotion is byte-identical: undo the demotion by
     // hand, strip the clauses, compare with the original dump.
     let stripped_path = scratch_file(&server, "stripped.sql");
-    run_ok(cbdistfix().arg(&rewritten).arg("--strip").arg("-o").arg(&stripped_path));
+    run_ok(
+        cbdistfix()
+            .arg(&rewritten)
+            .arg("--strip")
+            .arg("-o")
+            .arg(&stripped_path),
+    );
     let stripped = std::fs::read_to_string(&stripped_path).unwrap();
     let undemoted = stripped.replace(
         "CREATE INDEX conflict_code_key ON ONLY app.conflict (code);",
         "ALTER TABLE ONLY app.conflict\n    ADD CONSTRAINT conflict_code_key UNIQUE (code);",
     );
-    assert_eq!(undemoted, original, "strip(rewrite(x)) == x apart from the demoted constraint");
+    assert_eq!(
+        undemoted, original,
+        "strip(rewrite(x)) == x apart from the demoted constraint"
+    );
 
     // The report says why.
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
@@ -246,9 +268,17 @@ fn trap_schema_round_trip() {
             .args(["--on-conflict", "replicated"]),
     );
     let text2 = std::fs::read_to_string(&rewritten2).unwrap();
-    assert!(create_statement(&text2, "app.conflict").unwrap().ends_with(" DISTRIBUTED REPLICATED;"));
+    assert!(create_statement(&text2, "app.conflict")
+        .unwrap()
+        .ends_with(" DISTRIBUTED REPLICATED;"));
     let stripped2 = scratch_file(&server, "stripped2.sql");
-    run_ok(cbdistfix().arg(&rewritten2).arg("--strip").arg("-o").arg(&stripped2));
+    run_ok(
+        cbdistfix()
+            .arg(&rewritten2)
+            .arg("--strip")
+            .arg("-o")
+            .arg(&stripped2),
+    );
     assert_eq!(std::fs::read(&stripped2).unwrap(), original.as_bytes());
 
     server.create_db("dst");
@@ -278,14 +308,28 @@ fn command_line_modes() {
     // Without a conflict policy the conflicting table fails with a clear message, and no output
     // file is left behind.
     let out_path = scratch_file(&server, "fail.sql");
-    let out = cbdistfix().arg(&plain).arg("-o").arg(&out_path).output().unwrap();
+    let out = cbdistfix()
+        .arg(&plain)
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("app.conflict") && err.contains("conflict_code_key"), "{err}");
+    assert!(
+        err.contains("app.conflict") && err.contains("conflict_code_key"),
+        "{err}"
+    );
     assert!(!out_path.exists());
     let leftovers = std::fs::read_dir(server.scratch())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(".cbdistfix-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".cbdistfix-")
+        })
         .count();
     assert_eq!(leftovers, 0);
 
@@ -293,25 +337,54 @@ fn command_line_modes() {
     let gz = scratch_file(&server, "src.sql.gz");
     {
         use std::io::Write;
-        let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+        let mut e = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
         e.write_all(&original).unwrap();
         e.finish().unwrap();
     }
     let out = run_ok(
         cbdistfix()
-            .args(["-", "-o", "-", "--on-conflict", "replicated", "--default", "random"])
+            .args([
+                "-",
+                "-o",
+                "-",
+                "--on-conflict",
+                "replicated",
+                "--default",
+                "random",
+            ])
             .stdin(std::fs::File::open(&gz).unwrap()),
     );
     let mut text = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&out.stdout[..]), &mut text).unwrap();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&out.stdout[..]),
+        &mut text,
+    )
+    .unwrap();
     let text = String::from_utf8(text).unwrap();
-    assert!(create_statement(&text, "app.nokey").unwrap().ends_with(" DISTRIBUTED RANDOMLY;"));
+    assert!(create_statement(&text, "app.nokey")
+        .unwrap()
+        .ends_with(" DISTRIBUTED RANDOMLY;"));
 
     // zstd output on request, then stripped from zstd back to the exact original.
     let zst = scratch_file(&server, "out.sql.zst");
-    run_ok(cbdistfix().arg(&plain).arg("-o").arg(&zst).args(["--on-conflict", "replicated", "--compress", "zstd"]));
+    run_ok(cbdistfix().arg(&plain).arg("-o").arg(&zst).args([
+        "--on-conflict",
+        "replicated",
+        "--compress",
+        "zstd",
+    ]));
     let back = scratch_file(&server, "back.sql");
-    run_ok(cbdistfix().arg(&zst).arg("--strip").arg("-o").arg(&back).args(["--compress", "none"]));
+    run_ok(
+        cbdistfix()
+            .arg(&zst)
+            .arg("--strip")
+            .arg("-o")
+            .arg(&back)
+            .args(["--compress", "none"]),
+    );
     assert_eq!(std::fs::read(&back).unwrap(), original);
 
     // --check fails on default/conflict decisions; --dry-run writes nothing.
@@ -323,20 +396,38 @@ fn command_line_modes() {
         .args(["--on-conflict", "replicated", "--check", "--dry-run"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!dry.exists());
     let table = String::from_utf8_lossy(&out.stderr);
-    assert!(table.contains("app.nokey") && table.contains("default"), "{table}");
+    assert!(
+        table.contains("app.nokey") && table.contains("default"),
+        "{table}"
+    );
 
     // Archives are recognized (and refused until archive support lands).
     let custom = scratch_file(&server, "src.dump");
-    let o = server.command("pg_dump").args(["-Fc", "-d", "src", "-f"]).arg(&custom).output().unwrap();
+    let o = server
+        .command("pg_dump")
+        .args(["-Fc", "-d", "src", "-f"])
+        .arg(&custom)
+        .output()
+        .unwrap();
     expect_success(&o, "pg_dump -Fc");
     let out = cbdistfix().arg(&custom).args(["-o", "-"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("custom archives"));
     let dir = scratch_file(&server, "src.dir");
-    let o = server.command("pg_dump").args(["-Fd", "-d", "src", "-f"]).arg(&dir).output().unwrap();
+    let o = server
+        .command("pg_dump")
+        .args(["-Fd", "-d", "src", "-f"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     expect_success(&o, "pg_dump -Fd");
     let out = cbdistfix().arg(&dir).args(["-o", "-"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("directory archives"));
@@ -344,7 +435,13 @@ fn command_line_modes() {
     // Policy errors name the problem.
     let policy = scratch_file(&server, "bad.toml");
     std::fs::write(&policy, "[tables]\n\"app.orders\" = \"hash(nope)\"\n").unwrap();
-    let out = cbdistfix().arg(&plain).arg("--dry-run").arg("--policy").arg(&policy).output().unwrap();
+    let out = cbdistfix()
+        .arg(&plain)
+        .arg("--dry-run")
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no column \"nope\""));
 }
@@ -370,8 +467,15 @@ fn stats_pick_high_cardinality_and_replicate_small_tables() {
             .arg(server.conn_string("src")),
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(create_statement(&text, "public.big").unwrap().ends_with(" DISTRIBUTED BY (id);"), "{text}");
-    assert!(create_statement(&text, "public.small").unwrap().ends_with(" DISTRIBUTED REPLICATED;"));
+    assert!(
+        create_statement(&text, "public.big")
+            .unwrap()
+            .ends_with(" DISTRIBUTED BY (id);"),
+        "{text}"
+    );
+    assert!(create_statement(&text, "public.small")
+        .unwrap()
+        .ends_with(" DISTRIBUTED REPLICATED;"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stats"), "{err}");
 }
@@ -416,8 +520,14 @@ fn pagila_fixture() {
     for (name, clause) in [
         ("public.actor", "DISTRIBUTED BY (actor_id)"),
         ("public.film_actor", "DISTRIBUTED BY (actor_id, film_id)"),
-        ("public.payment", "DISTRIBUTED BY (payment_date, payment_id)"),
-        ("public.payment_p2022_01", "DISTRIBUTED BY (payment_date, payment_id)"),
+        (
+            "public.payment",
+            "DISTRIBUTED BY (payment_date, payment_id)",
+        ),
+        (
+            "public.payment_p2022_01",
+            "DISTRIBUTED BY (payment_date, payment_id)",
+        ),
     ] {
         let stmt = create_statement(&text, name).unwrap_or_else(|| panic!("no {name}"));
         assert!(stmt.ends_with(&format!(" {clause};")), "{name}: {stmt}");
@@ -426,7 +536,13 @@ fn pagila_fixture() {
     let n_tables = json["tables"].as_array().unwrap().len();
     assert_eq!(text.matches(" DISTRIBUTED ").count(), n_tables);
     let stripped = scratch_file(&server, "pagila.back.sql");
-    run_ok(cbdistfix().arg(&rewritten).arg("--strip").arg("-o").arg(&stripped));
+    run_ok(
+        cbdistfix()
+            .arg(&rewritten)
+            .arg("--strip")
+            .arg("-o")
+            .arg(&stripped),
+    );
     assert_eq!(std::fs::read(&stripped).unwrap(), original);
 }
 
@@ -435,7 +551,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -455,7 +574,9 @@ fn mangled_dumps_never_panic() {
         on_conflict: Some(distfix::policy::OnConflict::DemoteUnique),
         force: true,
     };
-    let bytes = [b'\'', b'"', b'$', b';', b'(', b')', b'\\', b'\n', b'-', b'/', b'*', b'E', 0xff, b'.'];
+    let bytes = [
+        b'\'', b'"', b'$', b';', b'(', b')', b'\\', b'\n', b'-', b'/', b'*', b'E', 0xff, b'.',
+    ];
     for case in 0..600 {
         let mut data = original.clone();
         if case % 3 == 0 {
