@@ -33,6 +33,14 @@ impl RelKind {
         self == RelKind::Table
     }
 
+    /// Whether `LOCK TABLE` accepts this kind.
+    pub fn lockable(self) -> bool {
+        matches!(
+            self,
+            RelKind::Table | RelKind::PartitionedTable | RelKind::ForeignTable
+        )
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             RelKind::Table => "table",

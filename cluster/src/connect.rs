@@ -117,7 +117,7 @@ fn connect_once(params: &ConnParams) -> Result<Client, ClusterError> {
             ClusterError::Connect {
                 target: params.target(),
                 message: crate::error::server_message(&source),
-                source,
+                cause: source,
             }
         }
     })

@@ -40,8 +40,9 @@ pub enum ClusterError {
     Connect {
         target: String,
         message: String,
-        #[source]
-        source: postgres::Error,
+        /// Kept for callers that inspect it; not a `#[source]`, because `message` already
+        /// carries the server's words and a chain would repeat them.
+        cause: postgres::Error,
     },
 
     #[error("connection to {target} failed: the server asked for a password and none was given (use PGPASSWORD, ~/.pgpass or -W)")]
@@ -51,8 +52,8 @@ pub enum ClusterError {
     Query {
         what: String,
         message: String,
-        #[source]
-        source: postgres::Error,
+        /// See `Connect::cause`.
+        cause: postgres::Error,
     },
 
     #[error("invalid pattern {pattern:?}: {why}")]
@@ -69,10 +70,10 @@ impl ClusterError {
     /// Wraps a driver error with a short description of what was being done.
     pub fn query(what: impl Into<String>) -> impl FnOnce(postgres::Error) -> ClusterError {
         let what = what.into();
-        move |source| ClusterError::Query {
+        move |cause| ClusterError::Query {
             what,
-            message: server_message(&source),
-            source,
+            message: server_message(&cause),
+            cause,
         }
     }
 }

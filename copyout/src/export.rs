@@ -99,11 +99,15 @@ pub fn run(opts: &ExportOptions, abort: Arc<AtomicBool>) -> Result<Report, Expor
     let mut leader = SnapshotLeader::begin(leader_client, &[], opts.lock_wait_timeout_ms)?;
 
     let jobs = plan_jobs(opts, &server, leader.client())?;
+    // LOCK TABLE takes tables, partitioned tables and foreign tables; materialized views and
+    // views cannot be locked (and cannot be dropped under us without touching their tables).
     let locks: Vec<String> = jobs
         .iter()
         .filter_map(|j| match &j.source {
-            Source::Table { relation, .. } => Some(relation.qualified()),
-            Source::Query(_) => None,
+            Source::Table { relation, .. } if relation.kind.lockable() => {
+                Some(relation.qualified())
+            }
+            _ => None,
         })
         .collect();
     leader.lock(&locks)?;

@@ -100,7 +100,13 @@ pub fn run(
             picked.iter().map(|r| r.display()).collect(),
         ));
     }
-    leader.lock(&picked.iter().map(|r| r.qualified()).collect::<Vec<_>>())?;
+    leader.lock(
+        &picked
+            .iter()
+            .filter(|r| r.kind.lockable())
+            .map(|r| r.qualified())
+            .collect::<Vec<_>>(),
+    )?;
     let options = opts.format.sql_options();
     let work: Vec<(String, String, String)> = picked
         .iter()
