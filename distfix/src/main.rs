@@ -185,6 +185,18 @@ fn write_output(
         enc.finish()?.flush()?;
         return Ok(n);
     }
+    // Devices and pipes (`-o /dev/null`, a FIFO) are written in place: renaming over them would
+    // replace the special file.
+    if std::fs::metadata(out).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(out)
+            .with_context(|| format!("opening {}", out.display()))?;
+        let mut enc = Encoder::new(BufWriter::with_capacity(256 * 1024, file), comp)?;
+        let n = body(&mut enc)?;
+        enc.finish()?.flush()?;
+        return Ok(n);
+    }
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

@@ -432,6 +432,29 @@ fn command_line_modes() {
     let out = cbdistfix().arg(&dir).args(["-o", "-"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("directory archives"));
 
+    // Special files are written in place, never renamed over.
+    let fifo = scratch_file(&server, "out.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    run_ok(
+        cbdistfix()
+            .arg(&plain)
+            .arg("-o")
+            .arg(&fifo)
+            .args(["--on-conflict", "replicated"]),
+    );
+    let via_fifo = reader.join().unwrap();
+    assert!(String::from_utf8_lossy(&via_fifo).contains(" DISTRIBUTED BY (id);"));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
     // Policy errors name the problem.
     let policy = scratch_file(&server, "bad.toml");
     std::fs::write(&policy, "[tables]\n\"app.orders\" = \"hash(nope)\"\n").unwrap();
