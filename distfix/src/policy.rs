@@ -462,6 +462,18 @@ impl Ctx<'_> {
 
     fn decide_family(&self, family: &[&Relation], plan: &mut Plan) -> Result<(), PolicyError> {
         let root = family[0];
+        if let RelKind::PartitionOf(parent) = &root.kind {
+            // Its parent is not in this dump: the grammar still allows no clause here.
+            plan.decisions.push(Decision {
+                table: root.name.to_string(),
+                clause: None,
+                reason: Reason::PartitionOf,
+                detail: format!("partition of {parent} (not in this dump)"),
+                demoted: Vec::new(),
+                line: root.line,
+            });
+            return Ok(());
+        }
         let single = family.len() == 1 && !root.partitioned && root.inherits.is_empty();
         let chosen = match (&root.existing, self.force) {
             (Some(existing), false) => Chosen {

@@ -357,6 +357,14 @@ mod tests {
     }
 
     #[test]
+    fn orphan_partition_of_gets_no_clause() {
+        let sql = "CREATE TABLE public.m_1 PARTITION OF public.m FOR VALUES IN (1);\n";
+        let (out, plan) = run(sql, &opts(), &PolicyFile::default()).unwrap();
+        assert_eq!(out, sql);
+        assert_eq!(plan.decisions[0].reason, crate::policy::Reason::PartitionOf);
+    }
+
+    #[test]
     fn existing_clauses_and_matviews() {
         let sql = "CREATE TABLE public.t (a integer, b integer) DISTRIBUTED BY (b);\nCREATE MATERIALIZED VIEW public.mv AS\n SELECT t.a\n   FROM public.t\n  WITH NO DATA;\nCREATE UNIQUE INDEX mv_a ON public.mv USING btree (a);\n";
         let catalog = collect(sql.as_bytes()).unwrap();

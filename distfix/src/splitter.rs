@@ -281,17 +281,14 @@ impl<R: Read> Splitter<R> {
             return Err(SplitError::OpenParen { line });
         }
         let effect = statement_effect(&self.item, self.standard_strings);
+        // The statement itself was lexed under the setting in force before it.
+        let standard_strings = self.standard_strings;
         match effect {
             Effect::StandardStrings(on) => self.standard_strings = on,
             Effect::CopyFromStdin if complete => self.state = State::AfterCopy,
             Effect::CopyFromStdin => return Err(SplitError::UnterminatedCopy { line }),
             Effect::None => {}
         }
-        let standard_strings = match effect {
-            // The statement itself was lexed under the old setting.
-            Effect::StandardStrings(on) => !on,
-            _ => self.standard_strings,
-        };
         Ok(Some(Item {
             kind: ItemKind::Statement,
             bytes: &self.item,
