@@ -165,7 +165,7 @@ impl TableReader {
     }
 
     /// Bytes delivered so far.
-    pub fn bytes(&self) -> u64 {
+    pub fn bytes_read(&self) -> u64 {
         self.bytes
     }
 

@@ -21,6 +21,7 @@ pub mod layout;
 pub mod metadata;
 mod set;
 mod sqltext;
+pub mod to_sql;
 pub mod toc;
 pub mod translate;
 mod yaml;
