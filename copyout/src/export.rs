@@ -48,8 +48,12 @@ pub struct ExportOptions {
     pub compression: Option<Compression>,
     pub limits: SplitLimits,
     pub jobs: usize,
-    /// `--chunk-size`; `None` sizes chunks per table.
+    /// `--chunk-size`; `None` sizes chunks per table, and splits tables only when compressing:
+    /// joining uncompressed chunks costs a second write of the whole table, which eats the
+    /// gain of reading in parallel.
     pub chunk_bytes: Option<u64>,
+    /// fsync every file before renaming it into place (`--no-sync` turns it off).
+    pub sync: bool,
     pub force: bool,
     pub manifest: Option<PathBuf>,
     pub verbose: bool,
@@ -98,7 +102,8 @@ pub fn run(opts: &ExportOptions, abort: Arc<AtomicBool>) -> Result<Report, Expor
     opts.format.validate(server.version_num)?;
     let mut leader = SnapshotLeader::begin(leader_client, &[], opts.lock_wait_timeout_ms)?;
 
-    let jobs = plan_jobs(opts, &server, leader.client())?;
+    let compression = effective_compression(opts);
+    let jobs = plan_jobs(opts, &server, compression, leader.client())?;
     // LOCK TABLE takes tables, partitioned tables and foreign tables; materialized views and
     // views cannot be locked (and cannot be dropped under us without touching their tables).
     let locks: Vec<String> = jobs
@@ -113,13 +118,6 @@ pub fn run(opts: &ExportOptions, abort: Arc<AtomicBool>) -> Result<Report, Expor
     leader.lock(&locks)?;
 
     let dest = destination(opts, jobs.len())?;
-    let compression = match (opts.compression, &dest) {
-        (Some(c), _) => c,
-        (None, Destination::File(p)) => {
-            Compression::from_file_name(&p.to_string_lossy()).unwrap_or(Compression::None)
-        }
-        _ => Compression::None,
-    };
     let finals = final_names(opts, &jobs, &dest, compression);
     check_targets(opts, &dest, &finals)?;
 
@@ -187,14 +185,27 @@ pub fn run(opts: &ExportOptions, abort: Arc<AtomicBool>) -> Result<Report, Expor
     Ok(report)
 }
 
+/// `--compress`, else what a `-o FILE` name ends in (`.gz`, `.zst`), else none.
+fn effective_compression(opts: &ExportOptions) -> Compression {
+    opts.compression.unwrap_or_else(|| {
+        let names_a_file = opts.output != "-" && !opts.output.ends_with('/');
+        names_a_file
+            .then(|| Compression::from_file_name(&opts.output))
+            .flatten()
+            .unwrap_or(Compression::None)
+    })
+}
+
 /// Turns the selection into jobs, reading the catalog inside the snapshot.
 fn plan_jobs(
     opts: &ExportOptions,
     server: &ServerInfo,
+    compression: Compression,
     client: &mut postgres::Client,
 ) -> Result<Vec<Job>, ExportError> {
+    let split_tables = opts.chunk_bytes.is_some() || compression != Compression::None;
     let policy = ChunkPolicy {
-        workers: opts.jobs,
+        workers: if split_tables { opts.jobs } else { 1 },
         chunk_pages: opts.chunk_bytes.map(|b| (b / 8192).max(1) as i64),
         tid_range_scan: server.has_tid_range_scan(),
         segments: server.segments.len(),
@@ -424,6 +435,7 @@ fn export_to_files(
             let shared = Arc::clone(shared);
             let conn = opts.conn.clone();
             let limits = opts.limits;
+            let sync = opts.sync;
             let syntax = opts.format.row_syntax();
             let dir = dir.to_path_buf();
             let labels: Vec<String> = jobs.iter().map(Job::label).collect();
@@ -447,6 +459,7 @@ fn export_to_files(
                         limits,
                         task.header,
                         syntax,
+                        sync,
                     );
                     let r =
                         copy_into(&mut client, &task.sql, writer, &shared, label).map(|parts| {
@@ -701,7 +714,7 @@ fn commit(
             let merged = if parts.len() == 1 {
                 parts[0].clone()
             } else {
-                concatenate(&parts, final_path)?
+                concatenate(&parts, opts.sync)?
             };
             t.file_bytes = merged.file_bytes;
             t.files = 1;
@@ -713,11 +726,6 @@ fn commit(
                 compression,
             ));
             renames.push((merged.temp.clone(), final_path.clone()));
-            if parts.len() > 1 {
-                for p in &parts {
-                    let _ = std::fs::remove_file(&p.temp);
-                }
-            }
         }
         tables.push(t);
     }
@@ -737,41 +745,53 @@ fn commit(
     Ok((tables, files))
 }
 
-/// Chunks of one table into one file, in order, hashing what is written. Compressed chunks are
-/// complete gzip members / zstd frames, so the concatenation is a valid compressed file.
-fn concatenate(parts: &[PartFile], final_path: &Path) -> Result<PartFile, ExportError> {
-    let temp = parent_dir(final_path).join(format!(
-        ".cbcopyout-{}-{}.concat.tmp",
-        std::process::id(),
-        final_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let file = std::fs::File::create(&temp).map_err(|e| ExportError::io(&temp, e))?;
-    let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-    let mut run = || -> std::io::Result<()> {
-        for p in parts {
-            let mut f = std::fs::File::open(&p.temp)?;
-            std::io::copy(&mut f, &mut out)?;
+/// Chunks of one table into one file, in order: the later chunks are appended to the first
+/// chunk's file (hashing it once by reading, which is far cheaper than writing it again).
+/// Compressed chunks are complete gzip members / zstd frames, so the result is a valid
+/// compressed file.
+fn concatenate(parts: &[PartFile], sync: bool) -> Result<PartFile, ExportError> {
+    let first = &parts[0];
+    let run = || -> std::io::Result<([u8; 32], u64)> {
+        let mut hasher = HashingWriter::new(std::io::sink());
+        std::io::copy(&mut std::fs::File::open(&first.temp)?, &mut hasher)?;
+        let file = std::fs::OpenOptions::new().append(true).open(&first.temp)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, Tee(file, hasher));
+        for p in &parts[1..] {
+            std::io::copy(&mut std::fs::File::open(&p.temp)?, &mut out)?;
         }
-        Ok(())
+        let Tee(file, hasher) = out.into_inner().map_err(|e| e.into_error())?;
+        if sync {
+            file.sync_data()?;
+        }
+        let (_, sha256, bytes) = hasher.finish();
+        Ok((sha256, bytes))
     };
-    if let Err(e) = run() {
-        let _ = std::fs::remove_file(&temp);
-        return Err(ExportError::io(&temp, e));
+    let (sha256, file_bytes) = run().map_err(|e| ExportError::io(&first.temp, e))?;
+    for p in &parts[1..] {
+        let _ = std::fs::remove_file(&p.temp);
     }
-    let (buffered, sha256, file_bytes) = out.finish();
-    buffered
-        .into_inner()
-        .map_err(|e| ExportError::io(&temp, e.into_error()))?;
     Ok(PartFile {
-        temp,
+        temp: first.temp.clone(),
         rows: parts.iter().map(|p| p.rows).sum(),
         raw_bytes: parts.iter().map(|p| p.raw_bytes).sum(),
         file_bytes,
         sha256,
     })
+}
+
+/// Writes to a file and a hasher at once.
+struct Tee(std::fs::File, HashingWriter<std::io::Sink>);
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 fn remove_all(paths: &[PathBuf]) {

@@ -94,6 +94,9 @@ struct Cli {
     /// Overwrite existing output files
     #[arg(long)]
     force: bool,
+    /// Do not fsync files before renaming them into place (faster, not crash-safe)
+    #[arg(long = "no-sync")]
+    no_sync: bool,
     /// Write a JSON manifest: every file with table, rows, bytes and sha256
     #[arg(long, value_name = "FILE.json")]
     manifest: Option<PathBuf>,
@@ -104,7 +107,7 @@ struct Cli {
     /// Number of parallel workers (connections), all reading one snapshot
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
     jobs: usize,
-    /// Size of the ctid chunks big tables are split into for the workers (default: about four per worker, at least 16M)
+    /// Size of the ctid chunks big tables are split into for the workers (default: when compressing, about four per worker, at least 16M; uncompressed tables are split only when this is given)
     #[arg(long = "chunk-size", value_name = "SIZE")]
     chunk_size: Option<String>,
     /// Fail instead of waiting more than MS milliseconds for a table lock
@@ -282,6 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         jobs: cli.jobs,
         chunk_bytes: cli.chunk_size.as_deref().map(parse_size).transpose()?,
+        sync: !cli.no_sync,
         force: cli.force,
         manifest: cli.manifest,
         verbose: cli.verbose,

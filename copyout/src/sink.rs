@@ -73,6 +73,7 @@ pub struct StreamWriter {
     streaming_row: bool,
     current: Option<OpenPart>,
     done: Vec<PartFile>,
+    sync: bool,
 }
 
 struct OpenPart {
@@ -91,6 +92,7 @@ impl StreamWriter {
         limits: SplitLimits,
         header_mode: HeaderMode,
         syntax: RowSyntax,
+        sync: bool,
     ) -> StreamWriter {
         StreamWriter {
             dir: dir.to_path_buf(),
@@ -106,6 +108,7 @@ impl StreamWriter {
             streaming_row: false,
             current: None,
             done: Vec::new(),
+            sync,
         }
     }
 
@@ -271,7 +274,11 @@ impl StreamWriter {
             let file = buffered
                 .into_inner()
                 .map_err(|e| annotate(e.into_error(), &open.temp))?;
-            file.sync_data().ok();
+            // Durable before it can be renamed into place (pg_dump's default too; `--no-sync`
+            // skips it).
+            if self.sync {
+                file.sync_data().map_err(|e| annotate(e, &open.temp))?;
+            }
             self.done.push(PartFile {
                 temp: open.temp,
                 rows: open.rows,
@@ -345,6 +352,7 @@ mod tests {
                 quote: b'"',
                 escape: b'"',
             },
+            false,
         );
         for c in data.chunks(piece) {
             w.write(c).unwrap();
@@ -434,6 +442,7 @@ mod tests {
             SplitLimits::default(),
             HeaderMode::Absent,
             RowSyntax::Text,
+            false,
         );
         w.write(b"1\n2").unwrap();
         assert!(w.finish().is_err());

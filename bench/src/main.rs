@@ -1,0 +1,199 @@
+//! `cbtools-bench`: each cbtools command against the tool people use today, on the same data in
+//! the same run, printing wall time, the ratio to the peer and peak RSS of both.
+//!
+//! Run on demand, not in CI: `cargo build --release --bins && target/release/cbtools-bench copyout`.
+//! `--rows N` changes the size (default: the issues' 3 million rows, about 330 MB of COPY text).
+
+mod measure;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use measure::{run_measured, shell, Sample};
+use testkit::TestServer;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("cbtools-bench: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let what = args.first().map(String::as_str).unwrap_or("all");
+    let rows: u64 = match args.iter().position(|a| a == "--rows") {
+        Some(i) => args
+            .get(i + 1)
+            .context("--rows needs a number")?
+            .parse()
+            .context("--rows needs a number")?,
+        None => 3_000_000,
+    };
+    match what {
+        "copyout" | "all" => copyout(rows),
+        other => bail!("unknown benchmark {other:?}: use copyout or all"),
+    }
+}
+
+fn tool(name: &str) -> Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} missing: run `cargo build --release --bins` first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A server with one table of `rows` rows (~110 bytes of COPY text each).
+fn server_with_table(rows: u64) -> Result<TestServer> {
+    let server = TestServer::start();
+    server.create_db("bench");
+    server.psql(
+        "bench",
+        &format!(
+            "CREATE TABLE t (id bigint PRIMARY KEY, k text, payload text, amount numeric(12,2), at timestamptz);
+             INSERT INTO t SELECT g, md5(g::text), repeat(chr(97 + (g % 26)::int), 20 + (g % 40)::int),
+                                  (g % 100000) / 100.0, timestamptz '2024-01-01' + g * interval '1 second'
+               FROM generate_series(1, {rows}) g;
+             VACUUM ANALYZE t;"
+        ),
+    );
+    Ok(server)
+}
+
+fn line(label: &str, s: &Sample, peer: Option<&Sample>) {
+    let ratio = peer
+        .map(|p| format!("{:>6.2}x", s.seconds / p.seconds))
+        .unwrap_or_else(|| "  peer ".into());
+    println!(
+        "{label:<48} {:>8.2} s {ratio}  peak RSS {:>7.1} MiB",
+        s.seconds,
+        s.max_rss_kib as f64 / 1024.0
+    );
+}
+
+fn copyout(rows: u64) -> Result<()> {
+    let cb = tool("cbcopyout")?;
+    println!("== cbcopyout vs psql \\copy: {rows} rows ==");
+    let server = server_with_table(rows)?;
+    let dir = server.scratch().to_path_buf();
+    let file = |n: &str| dir.join(n);
+    let psql = server.install().bin("psql");
+    let env = |cmd: &mut std::process::Command| server.apply_env(cmd);
+
+    let mut results = Vec::new();
+    // Uncompressed: psql's \copy is the peer.
+    let peer = run_measured(
+        {
+            let mut c = std::process::Command::new(&psql);
+            env(&mut c);
+            c.args(["-X", "-q", "-d", "bench", "-c"])
+                .arg(format!("\\copy t to '{}'", file("psql.txt").display()));
+            c
+        },
+        "psql \\copy",
+    )?;
+    let bytes = std::fs::metadata(file("psql.txt"))?.len();
+    println!("COPY text: {:.0} MB", bytes as f64 / 1e6);
+    line("psql -c '\\copy t to FILE'", &peer, None);
+    for (label, extra) in [
+        ("cbcopyout -o FILE (fsync)", &[][..]),
+        ("cbcopyout -o FILE --no-sync", &["--no-sync"][..]),
+        (
+            "cbcopyout -j 2 --chunk-size 64M --no-sync",
+            &["-j", "2", "--chunk-size", "64M", "--no-sync"][..],
+        ),
+    ] {
+        let out = file("cb.txt");
+        let _ = std::fs::remove_file(&out);
+        let s = run_measured(
+            {
+                let mut c = std::process::Command::new(&cb);
+                env(&mut c);
+                c.args(["-d", "bench", "-t", "t", "-o"])
+                    .arg(&out)
+                    .args(extra);
+                c
+            },
+            label,
+        )?;
+        same_size(&out, bytes)?;
+        line(label, &s, Some(&peer));
+        results.push(s);
+    }
+    // gzip -6: `psql | gzip -6` is the peer.
+    let gz_peer = run_measured(
+        shell(
+            &server,
+            &format!(
+                "{} -X -q -d bench -c '\\copy t to stdout' | gzip -6 > {}",
+                psql.display(),
+                file("psql.txt.gz").display()
+            ),
+        ),
+        "psql | gzip",
+    )?;
+    line("psql -c '\\copy t to stdout' | gzip -6", &gz_peer, None);
+    for jobs in ["1", "2"] {
+        let out = file(&format!("cb{jobs}.txt.gz"));
+        let s = run_measured(
+            {
+                let mut c = std::process::Command::new(&cb);
+                env(&mut c);
+                c.args([
+                    "-d",
+                    "bench",
+                    "-t",
+                    "t",
+                    "-j",
+                    jobs,
+                    "--compress",
+                    "gzip:6",
+                    "-o",
+                ])
+                .arg(&out);
+                c
+            },
+            "cbcopyout gzip",
+        )?;
+        line(
+            &format!("cbcopyout -j {jobs} --compress gzip:6"),
+            &s,
+            Some(&gz_peer),
+        );
+    }
+    let out = file("cb2.txt.zst");
+    let s = run_measured(
+        {
+            let mut c = std::process::Command::new(&cb);
+            env(&mut c);
+            c.args([
+                "-d",
+                "bench",
+                "-t",
+                "t",
+                "-j",
+                "2",
+                "--compress",
+                "zstd:3",
+                "-o",
+            ])
+            .arg(&out);
+            c
+        },
+        "cbcopyout zstd",
+    )?;
+    line("cbcopyout -j 2 --compress zstd:3", &s, Some(&gz_peer));
+    Ok(())
+}
+
+fn same_size(path: &Path, bytes: u64) -> Result<()> {
+    let got = std::fs::metadata(path)?.len();
+    if got != bytes {
+        bail!("{} has {got} bytes, psql wrote {bytes}", path.display());
+    }
+    Ok(())
+}

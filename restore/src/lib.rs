@@ -1,0 +1,1 @@
+//! cbrestore (being written).
