@@ -1,0 +1,1 @@
+//! cbdump (being written).
