@@ -168,7 +168,9 @@ impl BackupConfig {
         match self.compressiontype.as_str() {
             "" | "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
-            other => Err(format!("unknown compressiontype {other:?} (known: gzip, zstd)")),
+            other => Err(format!(
+                "unknown compressiontype {other:?} (known: gzip, zstd)"
+            )),
         }
     }
 
@@ -257,7 +259,10 @@ mod tests {
         assert_eq!(c.segment_count(), None);
         assert_eq!(c.databasename, "\"corrupt-db\"");
         assert_eq!(c.status, "");
-        assert_eq!(c.restoreplan.as_ref().unwrap()[0].tablefqns, vec!["public.t"]);
+        assert_eq!(
+            c.restoreplan.as_ref().unwrap()[0].tablefqns,
+            vec!["public.t"]
+        );
     }
 
     #[test]
@@ -267,7 +272,8 @@ mod tests {
                 .unwrap();
         assert_eq!(c.compression().unwrap(), Compression::None);
         assert_eq!(c.segment_count(), Some(4));
-        let (c, _) = parse("backupversion: 1.30.5\ncompressed: true\ncompressiontype: zstd\n").unwrap();
+        let (c, _) =
+            parse("backupversion: 1.30.5\ncompressed: true\ncompressiontype: zstd\n").unwrap();
         assert_eq!(c.compression().unwrap(), Compression::Zstd);
     }
 

@@ -25,7 +25,11 @@ pub enum PieceSource {
     /// A whole per-table file.
     Whole(DataFile),
     /// `[start, end)` of a segment's uncompressed single-data-file stream.
-    Slice { file: DataFile, start: u64, end: u64 },
+    Slice {
+        file: DataFile,
+        start: u64,
+        end: u64,
+    },
     /// The file the toc promises is not there; reading reports it.
     Missing { expected: PathBuf },
 }
@@ -147,7 +151,11 @@ pub struct TableReader {
 
 impl TableReader {
     /// Reads `pieces` in order; `cache` lets slices continue a segment's decoder.
-    pub fn new(table: impl Into<String>, pieces: Vec<Piece>, cache: Option<Arc<DecoderCache>>) -> TableReader {
+    pub fn new(
+        table: impl Into<String>,
+        pieces: Vec<Piece>,
+        cache: Option<Arc<DecoderCache>>,
+    ) -> TableReader {
         TableReader {
             table: table.into(),
             pieces: pieces.into_iter(),
@@ -175,7 +183,11 @@ impl TableReader {
     }
 
     fn fail(&self, path: PathBuf, problem: DataProblem) -> io::Error {
-        io::Error::other(Error::TableData { table: self.table.clone(), file: path, problem })
+        io::Error::other(Error::TableData {
+            table: self.table.clone(),
+            file: path,
+            problem,
+        })
     }
 
     fn decode_error(&self, path: PathBuf, e: io::Error) -> io::Error {
@@ -211,7 +223,14 @@ impl TableReader {
                 let skipped = io::copy(&mut (&mut decoder).take(skip), &mut io::sink())
                     .map_err(|e| self.decode_error(path.clone(), e))?;
                 if skipped < skip {
-                    return Err(self.fail(path, DataProblem::OffsetsBeyondEnd { start, end, len: pos + skipped }));
+                    return Err(self.fail(
+                        path,
+                        DataProblem::OffsetsBeyondEnd {
+                            start,
+                            end,
+                            len: pos + skipped,
+                        },
+                    ));
                 }
                 Ok(Current {
                     path,
@@ -235,7 +254,9 @@ impl TableReader {
 
     /// Ends the current piece: checks the row boundary and parks a slice decoder for reuse.
     fn finish_current(&mut self) -> io::Result<()> {
-        let Some(cur) = self.current.take() else { return Ok(()) };
+        let Some(cur) = self.current.take() else {
+            return Ok(());
+        };
         if cur.last_byte.is_some_and(|b| b != b'\n') {
             return Err(self.fail(cur.path, DataProblem::NotAtRowBoundary));
         }
@@ -255,10 +276,14 @@ impl Read for TableReader {
         }
         loop {
             if self.current.is_none() {
-                let Some(piece) = self.pieces.next() else { return Ok(0) };
+                let Some(piece) = self.pieces.next() else {
+                    return Ok(0);
+                };
                 self.current = Some(self.open(piece)?);
             }
-            let Some(cur) = self.current.as_mut() else { continue };
+            let Some(cur) = self.current.as_mut() else {
+                continue;
+            };
             let want = match cur.remaining {
                 Some(0) => 0,
                 Some(r) => buf.len().min(usize::try_from(r).unwrap_or(usize::MAX)),
@@ -281,7 +306,14 @@ impl Read for TableReader {
                 if let Some(r) = cur.remaining.filter(|r| *r > 0) {
                     let (start, end, path) = (cur.slice_start, cur.slice_end, cur.path.clone());
                     self.current = None;
-                    return Err(self.fail(path, DataProblem::OffsetsBeyondEnd { start, end, len: end - r }));
+                    return Err(self.fail(
+                        path,
+                        DataProblem::OffsetsBeyondEnd {
+                            start,
+                            end,
+                            len: end - r,
+                        },
+                    ));
                 }
                 self.finish_current()?;
                 continue;
@@ -326,11 +358,20 @@ mod tests {
         std::fs::write(&b, zstd::encode_all(&b"skip\n3,z\nrest\n"[..], 3).unwrap()).unwrap();
         let cache = Arc::new(DecoderCache::default());
         let pieces = vec![
-            Piece { content: 0, source: PieceSource::Whole(DataFile { path: a.clone(), compression: Compression::Gzip }) },
+            Piece {
+                content: 0,
+                source: PieceSource::Whole(DataFile {
+                    path: a.clone(),
+                    compression: Compression::Gzip,
+                }),
+            },
             Piece {
                 content: 1,
                 source: PieceSource::Slice {
-                    file: DataFile { path: b.clone(), compression: Compression::Zstd },
+                    file: DataFile {
+                        path: b.clone(),
+                        compression: Compression::Zstd,
+                    },
                     start: 5,
                     end: 9,
                 },
@@ -344,7 +385,14 @@ mod tests {
         // The parked decoder continues at 9.
         let next = Piece {
             content: 1,
-            source: PieceSource::Slice { file: DataFile { path: b.clone(), compression: Compression::Zstd }, start: 9, end: 14 },
+            source: PieceSource::Slice {
+                file: DataFile {
+                    path: b.clone(),
+                    compression: Compression::Zstd,
+                },
+                start: 9,
+                end: 14,
+            },
         };
         let mut r = TableReader::new("s.u", vec![next], Some(cache));
         let mut out = Vec::new();
@@ -354,27 +402,89 @@ mod tests {
         // Beyond the end.
         let beyond = Piece {
             content: 1,
-            source: PieceSource::Slice { file: DataFile { path: b.clone(), compression: Compression::Zstd }, start: 9, end: 40 },
+            source: PieceSource::Slice {
+                file: DataFile {
+                    path: b.clone(),
+                    compression: Compression::Zstd,
+                },
+                start: 9,
+                end: 40,
+            },
         };
-        let e = TableReader::new("s.v", vec![beyond], None).read_to_end(&mut Vec::new()).unwrap_err();
+        let e = TableReader::new("s.v", vec![beyond], None)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
         let e = Error::from_io(e, &b);
-        assert!(matches!(&e, Error::TableData { problem: DataProblem::OffsetsBeyondEnd { start: 9, end: 40, len: 14 }, .. }), "{e}");
+        assert!(
+            matches!(
+                &e,
+                Error::TableData {
+                    problem: DataProblem::OffsetsBeyondEnd {
+                        start: 9,
+                        end: 40,
+                        len: 14
+                    },
+                    ..
+                }
+            ),
+            "{e}"
+        );
 
         // Truncated gzip.
         let t = dir.path().join("t.gz");
         let full = gz(&b"9,abc\n".repeat(1000));
         std::fs::write(&t, &full[..full.len() / 2]).unwrap();
-        let p = Piece { content: 0, source: PieceSource::Whole(DataFile { path: t.clone(), compression: Compression::Gzip }) };
-        let e = TableReader::new("s.w", vec![p], None).read_to_end(&mut Vec::new()).unwrap_err();
+        let p = Piece {
+            content: 0,
+            source: PieceSource::Whole(DataFile {
+                path: t.clone(),
+                compression: Compression::Gzip,
+            }),
+        };
+        let e = TableReader::new("s.w", vec![p], None)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
         let e = Error::from_io(e, &t);
-        assert!(matches!(&e, Error::TableData { problem: DataProblem::Corrupt(_), .. }), "{e}");
-        assert!(e.to_string().contains("table s.w") && e.to_string().contains("t.gz"), "{e}");
+        assert!(
+            matches!(
+                &e,
+                Error::TableData {
+                    problem: DataProblem::Corrupt(_),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("table s.w") && e.to_string().contains("t.gz"),
+            "{e}"
+        );
 
         // Cut mid-row.
         let m = dir.path().join("m");
         std::fs::write(&m, b"1,x\n2,").unwrap();
-        let p = Piece { content: 0, source: PieceSource::Whole(DataFile { path: m.clone(), compression: Compression::None }) };
-        let e = Error::from_io(TableReader::new("s.x", vec![p], None).read_to_end(&mut Vec::new()).unwrap_err(), &m);
-        assert!(matches!(&e, Error::TableData { problem: DataProblem::NotAtRowBoundary, .. }), "{e}");
+        let p = Piece {
+            content: 0,
+            source: PieceSource::Whole(DataFile {
+                path: m.clone(),
+                compression: Compression::None,
+            }),
+        };
+        let e = Error::from_io(
+            TableReader::new("s.x", vec![p], None)
+                .read_to_end(&mut Vec::new())
+                .unwrap_err(),
+            &m,
+        );
+        assert!(
+            matches!(
+                &e,
+                Error::TableData {
+                    problem: DataProblem::NotAtRowBoundary,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

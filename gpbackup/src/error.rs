@@ -11,29 +11,48 @@ pub enum Error {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 
-    #[error("no gpbackup backup set (gpbackup_<timestamp>_toc.yaml / _config.yaml) found under {roots}")]
+    #[error(
+        "no gpbackup backup set (gpbackup_<timestamp>_toc.yaml / _config.yaml) found under {roots}"
+    )]
     NoBackupSet { roots: String },
 
     #[error("several backup sets found: {}; choose one with --timestamp", candidates.join(", "))]
     AmbiguousTimestamp { candidates: Vec<String> },
 
-    #[error("backup set {wanted} not found; backup sets present: {}", list_or_none(candidates))]
-    TimestampNotFound { wanted: String, candidates: Vec<String> },
+    #[error(
+        "backup set {wanted} not found; backup sets present: {}",
+        list_or_none(candidates)
+    )]
+    TimestampNotFound {
+        wanted: String,
+        candidates: Vec<String>,
+    },
 
     #[error("invalid backup timestamp {0:?}: expected 14 digits YYYYMMDDHHMMSS")]
     InvalidTimestamp(String),
 
     #[error("{name} found twice: {} and {}; pass only one copy", first.display(), second.display())]
-    DuplicateFile { name: String, first: PathBuf, second: PathBuf },
+    DuplicateFile {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
 
     #[error("backup set {timestamp}: no {what} file (gpbackup_{timestamp}_{what}) found")]
-    MissingCoordinatorFile { timestamp: String, what: &'static str },
+    MissingCoordinatorFile {
+        timestamp: String,
+        what: &'static str,
+    },
 
     #[error("{}: {message}", path.display())]
     Yaml { path: PathBuf, message: String },
 
     #[error("{}: written by gpbackup {version}, newer than the newest format this reader knows ({known}); refusing to guess its layout", path.display())]
-    UnsupportedVersion { path: PathBuf, version: String, known: &'static str },
+    UnsupportedVersion {
+        path: PathBuf,
+        version: String,
+        known: &'static str,
+    },
 
     #[error("{}: backup status is {status:?}, not \"Success\"; the set is incomplete", path.display())]
     BackupNotSuccessful { path: PathBuf, status: String },
@@ -48,10 +67,18 @@ pub enum Error {
     MissingDataFiles { missing: Vec<MissingFile> },
 
     #[error("restoreplan of backup {timestamp} takes table {table} from backup {source_timestamp}, but that backup's toc has no data entry for it")]
-    PlanTableMissing { timestamp: String, source_timestamp: String, table: String },
+    PlanTableMissing {
+        timestamp: String,
+        source_timestamp: String,
+        table: String,
+    },
 
     #[error("{}: file extension says {found}, but config.yaml says {expected}", path.display())]
-    CompressionMismatch { path: PathBuf, expected: String, found: String },
+    CompressionMismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
 
     #[error("{}: {section} entry #{index} ({objecttype} {name}) covers bytes {start}..{end}, but the file has {len} bytes", path.display())]
     MetadataOffset {
@@ -66,13 +93,25 @@ pub enum Error {
     },
 
     #[error("table {table}: {}: {problem}", file.display())]
-    TableData { table: String, file: PathBuf, problem: DataProblem },
+    TableData {
+        table: String,
+        file: PathBuf,
+        problem: DataProblem,
+    },
 
     #[error("table {table}: loaded {actual} rows, but the toc's rowscopied says {expected}")]
-    RowCountMismatch { table: String, expected: u64, actual: u64 },
+    RowCountMismatch {
+        table: String,
+        expected: u64,
+        actual: u64,
+    },
 
     #[error("cannot translate {objecttype} {name} for PostgreSQL: {reason}")]
-    Untranslatable { objecttype: String, name: String, reason: String },
+    Untranslatable {
+        objecttype: String,
+        name: String,
+        reason: String,
+    },
 
     #[error("table {table}: a data line consists of \"\\.\" inside a quoted value, which a psql script cannot carry (psql would end the COPY there)")]
     UnscriptableData { table: String },
@@ -146,14 +185,21 @@ impl fmt::Display for MissingFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.table {
             Some(t) => write!(f, "content {}: table {t}: {}", self.content, self.file_name),
-            None => write!(f, "content {}: all tables: {}", self.content, self.file_name),
+            None => write!(
+                f,
+                "content {}: all tables: {}",
+                self.content, self.file_name
+            ),
         }
     }
 }
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Recovers our typed error from an `io::Error` produced by a data reader's `Read` impl (which

@@ -17,8 +17,15 @@ pub struct Filter {
     pub exclude_tables: Vec<String>,
 }
 
-const RELATION_TYPES: &[&str] =
-    &["TABLE", "VIEW", "MATERIALIZED VIEW", "SEQUENCE", "FOREIGN TABLE", "EXTERNAL TABLE", "STATISTICS"];
+const RELATION_TYPES: &[&str] = &[
+    "TABLE",
+    "VIEW",
+    "MATERIALIZED VIEW",
+    "SEQUENCE",
+    "FOREIGN TABLE",
+    "EXTERNAL TABLE",
+    "STATISTICS",
+];
 
 /// Removes identifier quoting: `"a""b"` → `a"b`; unquoted text is returned unchanged.
 pub fn unquote_ident(s: &str) -> String {
@@ -46,7 +53,8 @@ fn same_schema(given: &str, toc_schema: &str) -> bool {
 }
 
 fn same_table(given: &str, schema: &str, name: &str) -> bool {
-    given == format!("{schema}.{name}") || given == format!("{}.{}", unquote_ident(schema), unquote_ident(name))
+    given == format!("{schema}.{name}")
+        || given == format!("{}.{}", unquote_ident(schema), unquote_ident(name))
 }
 
 impl Filter {
@@ -61,7 +69,8 @@ impl Filter {
         if self.exclude_schemas.iter().any(|s| same_schema(s, schema)) {
             return false;
         }
-        self.include_schemas.is_empty() || self.include_schemas.iter().any(|s| same_schema(s, schema))
+        self.include_schemas.is_empty()
+            || self.include_schemas.iter().any(|s| same_schema(s, schema))
     }
 
     /// Whether a relation's data and definition are restored.
@@ -69,10 +78,18 @@ impl Filter {
         if !self.schema_included(schema) {
             return false;
         }
-        if self.exclude_tables.iter().any(|t| same_table(t, schema, name)) {
+        if self
+            .exclude_tables
+            .iter()
+            .any(|t| same_table(t, schema, name))
+        {
             return false;
         }
-        self.include_tables.is_empty() || self.include_tables.iter().any(|t| same_table(t, schema, name))
+        self.include_tables.is_empty()
+            || self
+                .include_tables
+                .iter()
+                .any(|t| same_table(t, schema, name))
     }
 
     fn relation_fqn_included(&self, fqn: &str) -> bool {
@@ -90,7 +107,8 @@ impl Filter {
         }
         let base_type = e.objecttype.trim_end_matches(" METADATA");
         if e.objecttype == "SEQUENCE OWNER" {
-            return self.table_included(&e.schema, &e.name) && self.relation_fqn_included(&e.referenceobject);
+            return self.table_included(&e.schema, &e.name)
+                && self.relation_fqn_included(&e.referenceobject);
         }
         if RELATION_TYPES.contains(&base_type) {
             return self.table_included(&e.schema, &e.name);
@@ -104,9 +122,10 @@ impl Filter {
             }
             // With table filters only the schemas of named tables are needed.
             return self.include_tables.is_empty()
-                || self.include_tables.iter().any(|t| {
-                    split_fqn(t).is_some_and(|(s, _)| same_schema(s, &e.name))
-                });
+                || self
+                    .include_tables
+                    .iter()
+                    .any(|t| split_fqn(t).is_some_and(|(s, _)| same_schema(s, &e.name)));
         }
         // Functions, types, ... belong to their schema; a table list excludes them.
         self.include_tables.is_empty() && (e.schema.is_empty() || self.schema_included(&e.schema))
@@ -129,15 +148,33 @@ mod tests {
 
     #[test]
     fn filters_like_gprestore() {
-        let f = Filter { include_tables: vec!["Odd Schema.t".into()], ..Default::default() };
+        let f = Filter {
+            include_tables: vec!["Odd Schema.t".into()],
+            ..Default::default()
+        };
         assert!(f.table_included("\"Odd Schema\"", "t"));
         assert!(!f.table_included("\"Odd Schema\"", "u"));
-        assert!(f.entry_included(Section::Postdata, &entry("INDEX", "\"Odd Schema\"", "i", "\"Odd Schema\".t")));
-        assert!(!f.entry_included(Section::Postdata, &entry("INDEX", "\"Odd Schema\"", "j", "\"Odd Schema\".u")));
-        assert!(!f.entry_included(Section::Predata, &entry("FUNCTION", "\"Odd Schema\"", "f()", "")));
-        assert!(f.entry_included(Section::Predata, &entry("SCHEMA", "\"Odd Schema\"", "\"Odd Schema\"", "")));
+        assert!(f.entry_included(
+            Section::Postdata,
+            &entry("INDEX", "\"Odd Schema\"", "i", "\"Odd Schema\".t")
+        ));
+        assert!(!f.entry_included(
+            Section::Postdata,
+            &entry("INDEX", "\"Odd Schema\"", "j", "\"Odd Schema\".u")
+        ));
+        assert!(!f.entry_included(
+            Section::Predata,
+            &entry("FUNCTION", "\"Odd Schema\"", "f()", "")
+        ));
+        assert!(f.entry_included(
+            Section::Predata,
+            &entry("SCHEMA", "\"Odd Schema\"", "\"Odd Schema\"", "")
+        ));
         assert!(!f.entry_included(Section::Predata, &entry("SCHEMA", "public", "public", "")));
-        let f = Filter { exclude_schemas: vec!["public".into()], ..Default::default() };
+        let f = Filter {
+            exclude_schemas: vec!["public".into()],
+            ..Default::default()
+        };
         assert!(!f.table_included("public", "t"));
         assert!(f.entry_included(Section::Predata, &entry("FUNCTION", "s", "f()", "")));
         assert!(!f.entry_included(Section::Predata, &entry("FUNCTION", "public", "f()", "")));

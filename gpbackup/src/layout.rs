@@ -20,11 +20,23 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileKind {
     /// `gpbackup_<ts>_<suffix>` on the coordinator.
-    Coordinator { timestamp: String, file: CoordinatorFile },
+    Coordinator {
+        timestamp: String,
+        file: CoordinatorFile,
+    },
     /// `gpbackup_<c>_<ts>_<oid><ext>`: one table on one segment (multiple-data-file mode).
-    TableData { content: i32, timestamp: String, oid: u32, compression: Compression },
+    TableData {
+        content: i32,
+        timestamp: String,
+        oid: u32,
+        compression: Compression,
+    },
     /// `gpbackup_<c>_<ts><ext>`: all tables of one segment (single-data-file mode).
-    SegmentData { content: i32, timestamp: String, compression: Compression },
+    SegmentData {
+        content: i32,
+        timestamp: String,
+        compression: Compression,
+    },
     /// `gpbackup_<c>_<ts>_toc.yaml`: byte ranges inside the segment's single data file.
     SegmentToc { content: i32, timestamp: String },
 }
@@ -95,11 +107,17 @@ pub fn classify(name: &str) -> Option<FileKind> {
     let (first, after) = rest.split_once('_').unwrap_or((rest, ""));
     if is_timestamp(first) {
         let file = CoordinatorFile::from_suffix(after)?;
-        return Some(FileKind::Coordinator { timestamp: first.to_string(), file });
+        return Some(FileKind::Coordinator {
+            timestamp: first.to_string(),
+            file,
+        });
     }
     let content: i32 = small_number(first)?;
     if let Some(ts) = after.strip_suffix("_toc.yaml") {
-        return is_timestamp(ts).then(|| FileKind::SegmentToc { content, timestamp: ts.to_string() });
+        return is_timestamp(ts).then(|| FileKind::SegmentToc {
+            content,
+            timestamp: ts.to_string(),
+        });
     }
     let (stem, compression) = split_ext(after);
     match stem.split_once('_') {
@@ -108,12 +126,14 @@ pub fn classify(name: &str) -> Option<FileKind> {
             timestamp: stem.to_string(),
             compression,
         }),
-        Some((ts, oid)) if is_timestamp(ts) => small_number::<u32>(oid).map(|oid| FileKind::TableData {
-            content,
-            timestamp: ts.to_string(),
-            oid,
-            compression,
-        }),
+        Some((ts, oid)) if is_timestamp(ts) => {
+            small_number::<u32>(oid).map(|oid| FileKind::TableData {
+                content,
+                timestamp: ts.to_string(),
+                oid,
+                compression,
+            })
+        }
         Some(_) => None,
     }
 }
@@ -166,10 +186,11 @@ impl SetFiles {
 
     /// Like [`SetFiles::coordinator_file`] but a typed error when absent.
     pub fn require(&self, which: CoordinatorFile) -> Result<&Path> {
-        self.coordinator_file(which).ok_or_else(|| Error::MissingCoordinatorFile {
-            timestamp: self.timestamp.clone(),
-            what: which.suffix(),
-        })
+        self.coordinator_file(which)
+            .ok_or_else(|| Error::MissingCoordinatorFile {
+                timestamp: self.timestamp.clone(),
+                what: which.suffix(),
+            })
     }
 
     /// Highest content id seen in any segment file name, plus one (for sets that do not record
@@ -190,7 +211,10 @@ impl SetFiles {
         let in_backup_tree = |p: &Path| {
             let dir = p.parent();
             let ts = dir.and_then(|d| d.file_name()).and_then(|n| n.to_str());
-            let date = dir.and_then(|d| d.parent()).and_then(|d| d.file_name()).and_then(|n| n.to_str());
+            let date = dir
+                .and_then(|d| d.parent())
+                .and_then(|d| d.file_name())
+                .and_then(|n| n.to_str());
             let backups = dir
                 .and_then(|d| d.parent())
                 .and_then(|d| d.parent())
@@ -230,7 +254,10 @@ pub struct Discovery {
 
 /// Walks `roots` (following symlinks) and indexes every backup file by name.
 pub fn discover<P: AsRef<Path>>(roots: &[P]) -> Result<Discovery> {
-    let mut d = Discovery { roots: roots.iter().map(|r| r.as_ref().to_path_buf()).collect(), ..Default::default() };
+    let mut d = Discovery {
+        roots: roots.iter().map(|r| r.as_ref().to_path_buf()).collect(),
+        ..Default::default()
+    };
     let mut seen_canonical = std::collections::HashSet::new();
     for root in roots {
         let root = root.as_ref();
@@ -238,12 +265,18 @@ pub fn discover<P: AsRef<Path>>(roots: &[P]) -> Result<Discovery> {
         for entry in WalkDir::new(root).follow_links(true) {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_path_buf();
-                Error::io(path, e.into_io_error().unwrap_or_else(|| std::io::Error::other("symlink loop")))
+                Error::io(
+                    path,
+                    e.into_io_error()
+                        .unwrap_or_else(|| std::io::Error::other("symlink loop")),
+                )
             })?;
             if !entry.file_type().is_file() {
                 continue;
             }
-            let Some(name) = entry.file_name().to_str() else { continue };
+            let Some(name) = entry.file_name().to_str() else {
+                continue;
+            };
             let Some(kind) = classify(name) else { continue };
             let path = entry.path().to_path_buf();
             // Overlapping roots or symlinks reach one file twice: that is not a duplicate.
@@ -257,15 +290,29 @@ pub fn discover<P: AsRef<Path>>(roots: &[P]) -> Result<Discovery> {
     Ok(d)
 }
 
-fn insert_unique<K: Ord>(map: &mut BTreeMap<K, PathBuf>, key: K, name: &str, path: PathBuf) -> Result<()> {
+fn insert_unique<K: Ord>(
+    map: &mut BTreeMap<K, PathBuf>,
+    key: K,
+    name: &str,
+    path: PathBuf,
+) -> Result<()> {
     if let Some(first) = map.get(&key) {
-        return Err(Error::DuplicateFile { name: name.to_string(), first: first.clone(), second: path });
+        return Err(Error::DuplicateFile {
+            name: name.to_string(),
+            first: first.clone(),
+            second: path,
+        });
     }
     map.insert(key, path);
     Ok(())
 }
 
-fn insert_data<K: Ord>(map: &mut BTreeMap<K, DataFile>, key: K, name: &str, file: DataFile) -> Result<()> {
+fn insert_data<K: Ord>(
+    map: &mut BTreeMap<K, DataFile>,
+    key: K,
+    name: &str,
+    file: DataFile,
+) -> Result<()> {
     if let Some(first) = map.get(&key) {
         return Err(Error::DuplicateFile {
             name: name.to_string(),
@@ -279,7 +326,10 @@ fn insert_data<K: Ord>(map: &mut BTreeMap<K, DataFile>, key: K, name: &str, file
 
 impl Discovery {
     fn set_mut(&mut self, ts: &str) -> &mut SetFiles {
-        self.sets.entry(ts.to_string()).or_insert_with(|| SetFiles { timestamp: ts.to_string(), ..Default::default() })
+        self.sets.entry(ts.to_string()).or_insert_with(|| SetFiles {
+            timestamp: ts.to_string(),
+            ..Default::default()
+        })
     }
 
     fn add(&mut self, name: &str, kind: FileKind, path: PathBuf) -> Result<()> {
@@ -287,21 +337,33 @@ impl Discovery {
             FileKind::Coordinator { timestamp, file } => {
                 insert_unique(&mut self.set_mut(&timestamp).coordinator, file, name, path)
             }
-            FileKind::TableData { content, timestamp, oid, compression } => insert_data(
+            FileKind::TableData {
+                content,
+                timestamp,
+                oid,
+                compression,
+            } => insert_data(
                 &mut self.set_mut(&timestamp).table_files,
                 (content, oid),
                 name,
                 DataFile { path, compression },
             ),
-            FileKind::SegmentData { content, timestamp, compression } => insert_data(
+            FileKind::SegmentData {
+                content,
+                timestamp,
+                compression,
+            } => insert_data(
                 &mut self.set_mut(&timestamp).segment_files,
                 content,
                 name,
                 DataFile { path, compression },
             ),
-            FileKind::SegmentToc { content, timestamp } => {
-                insert_unique(&mut self.set_mut(&timestamp).segment_tocs, content, name, path)
-            }
+            FileKind::SegmentToc { content, timestamp } => insert_unique(
+                &mut self.set_mut(&timestamp).segment_tocs,
+                content,
+                name,
+                path,
+            ),
         }
     }
 
@@ -326,12 +388,17 @@ impl Discovery {
                     return Err(Error::InvalidTimestamp(ts.to_string()));
                 }
                 if !candidates.iter().any(|c| c == ts) {
-                    return Err(Error::TimestampNotFound { wanted: ts.to_string(), candidates });
+                    return Err(Error::TimestampNotFound {
+                        wanted: ts.to_string(),
+                        candidates,
+                    });
                 }
                 Ok(&self.sets[ts])
             }
             None => match candidates.as_slice() {
-                [] => Err(Error::NoBackupSet { roots: self.roots_text() }),
+                [] => Err(Error::NoBackupSet {
+                    roots: self.roots_text(),
+                }),
                 [only] => Ok(&self.sets[only]),
                 _ => Err(Error::AmbiguousTimestamp { candidates }),
             },
@@ -344,7 +411,11 @@ impl Discovery {
     }
 
     fn roots_text(&self) -> String {
-        self.roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+        self.roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -358,27 +429,50 @@ mod tests {
         let ts = "20220908150145".to_string();
         assert_eq!(
             classify("gpbackup_20220908150145_toc.yaml"),
-            Some(Coordinator { timestamp: ts.clone(), file: CoordinatorFile::Toc })
+            Some(Coordinator {
+                timestamp: ts.clone(),
+                file: CoordinatorFile::Toc
+            })
         );
         assert_eq!(
             classify("gpbackup_20220908150145_metadata.sql"),
-            Some(Coordinator { timestamp: ts.clone(), file: CoordinatorFile::Metadata })
+            Some(Coordinator {
+                timestamp: ts.clone(),
+                file: CoordinatorFile::Metadata
+            })
         );
         assert_eq!(
             classify("gpbackup_1_20220908150145_16388.gz"),
-            Some(TableData { content: 1, timestamp: ts.clone(), oid: 16388, compression: Compression::Gzip })
+            Some(TableData {
+                content: 1,
+                timestamp: ts.clone(),
+                oid: 16388,
+                compression: Compression::Gzip
+            })
         );
         assert_eq!(
             classify("gpbackup_12_20220908150145_16388"),
-            Some(TableData { content: 12, timestamp: ts.clone(), oid: 16388, compression: Compression::None })
+            Some(TableData {
+                content: 12,
+                timestamp: ts.clone(),
+                oid: 16388,
+                compression: Compression::None
+            })
         );
         assert_eq!(
             classify("gpbackup_0_20220908150145.zst"),
-            Some(SegmentData { content: 0, timestamp: ts.clone(), compression: Compression::Zstd })
+            Some(SegmentData {
+                content: 0,
+                timestamp: ts.clone(),
+                compression: Compression::Zstd
+            })
         );
         assert_eq!(
             classify("gpbackup_0_20220908150145_toc.yaml"),
-            Some(SegmentToc { content: 0, timestamp: ts.clone() })
+            Some(SegmentToc {
+                content: 0,
+                timestamp: ts.clone()
+            })
         );
         for other in [
             "gprestore_20220908150145_20220908150200_report",

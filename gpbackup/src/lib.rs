@@ -24,6 +24,7 @@ mod sqltext;
 pub mod to_sql;
 pub mod toc;
 pub mod translate;
+pub mod writer;
 mod yaml;
 
 pub use config::{BackupConfig, Compression, RestorePlanEntry};

@@ -47,7 +47,11 @@ impl MetadataFile {
     pub fn open(path: &Path) -> Result<MetadataFile> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        Ok(MetadataFile { path: path.to_path_buf(), file, len })
+        Ok(MetadataFile {
+            path: path.to_path_buf(),
+            file,
+            len,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -89,12 +93,22 @@ impl MetadataFile {
     }
 
     /// Reads one entry's bytes.
-    pub fn read_entry(&mut self, section: Section, index: usize, entry: &MetadataEntry) -> Result<Vec<u8>> {
+    pub fn read_entry(
+        &mut self,
+        section: Section,
+        index: usize,
+        entry: &MetadataEntry,
+    ) -> Result<Vec<u8>> {
         self.check_entry(section, index, entry)?;
         let n = entry.endbyte - entry.startbyte;
         let mut sql = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(1 << 20));
-        self.file.seek(SeekFrom::Start(entry.startbyte)).map_err(|e| Error::io(&self.path, e))?;
-        let got = (&mut self.file).take(n).read_to_end(&mut sql).map_err(|e| Error::io(&self.path, e))?;
+        self.file
+            .seek(SeekFrom::Start(entry.startbyte))
+            .map_err(|e| Error::io(&self.path, e))?;
+        let got = (&mut self.file)
+            .take(n)
+            .read_to_end(&mut sql)
+            .map_err(|e| Error::io(&self.path, e))?;
         if (got as u64) < n {
             // The file shrank after opening.
             return Err(Error::MetadataOffset {
@@ -114,7 +128,12 @@ impl MetadataFile {
     /// Iterates the statements of `section` in toc order (which is gpbackup's restore order
     /// within a section).
     pub fn statements<'a>(&'a mut self, toc: &'a Toc, section: Section) -> Statements<'a> {
-        Statements { file: self, entries: toc.entries(section), section, next: 0 }
+        Statements {
+            file: self,
+            entries: toc.entries(section),
+            section,
+            next: 0,
+        }
     }
 }
 
@@ -133,12 +152,16 @@ impl Iterator for Statements<'_> {
         let index = self.next;
         let entry = self.entries.get(index)?;
         self.next += 1;
-        Some(self.file.read_entry(self.section, index, entry).map(|sql| Statement {
-            section: self.section,
-            index,
-            entry: entry.clone(),
-            sql,
-        }))
+        Some(
+            self.file
+                .read_entry(self.section, index, entry)
+                .map(|sql| Statement {
+                    section: self.section,
+                    index,
+                    entry: entry.clone(),
+                    sql,
+                }),
+        )
     }
 }
 
@@ -150,20 +173,43 @@ mod tests {
     fn reads_by_offsets_and_refuses_beyond_end() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.sql");
-        std::fs::write(&p, "\nSET client_encoding = 'UTF8';\n\n\nCREATE SCHEMA s;\n").unwrap();
-        let e = |t: &str, s, e| MetadataEntry { objecttype: t.into(), startbyte: s, endbyte: e, ..Default::default() };
+        std::fs::write(
+            &p,
+            "\nSET client_encoding = 'UTF8';\n\n\nCREATE SCHEMA s;\n",
+        )
+        .unwrap();
+        let e = |t: &str, s, e| MetadataEntry {
+            objecttype: t.into(),
+            startbyte: s,
+            endbyte: e,
+            ..Default::default()
+        };
         let toc = Toc {
             globalentries: vec![e("SESSION GUCS", 0, 31)],
             predataentries: vec![e("SCHEMA", 33, 50), e("TABLE", 50, 99)],
             ..Default::default()
         };
         let mut f = MetadataFile::open(&p).unwrap();
-        let g: Vec<_> = f.statements(&toc, Section::Global).collect::<Result<_>>().unwrap();
+        let g: Vec<_> = f
+            .statements(&toc, Section::Global)
+            .collect::<Result<_>>()
+            .unwrap();
         assert_eq!(g[0].sql, b"\nSET client_encoding = 'UTF8';\n");
         let mut it = f.statements(&toc, Section::Predata);
         assert_eq!(it.next().unwrap().unwrap().sql, b"CREATE SCHEMA s;\n");
         let err = it.next().unwrap().unwrap_err();
-        assert!(matches!(err, Error::MetadataOffset { index: 1, end: 99, len: 50, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::MetadataOffset {
+                    index: 1,
+                    end: 99,
+                    len: 50,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let f = MetadataFile::open(&p).unwrap();
         assert!(f.check_offsets(&toc, &[Section::Global]).is_ok());
         assert!(f.check_offsets(&toc, &[Section::Predata]).is_err());

@@ -80,7 +80,10 @@ fn load_source(files: &SetFiles, warnings: &mut Vec<String>) -> Result<SourceBac
     let toc = Toc::read(files.require(CoordinatorFile::Toc)?)?;
     let compression = config
         .compression()
-        .map_err(|message| Error::InvalidConfig { path: config_path.to_path_buf(), message })?;
+        .map_err(|message| Error::InvalidConfig {
+            path: config_path.to_path_buf(),
+            message,
+        })?;
     let segment_count = match config.segment_count() {
         Some(n) => n,
         None => {
@@ -94,7 +97,14 @@ fn load_source(files: &SetFiles, warnings: &mut Vec<String>) -> Result<SourceBac
             seen
         }
     };
-    Ok(SourceBackup { timestamp: files.timestamp.clone(), files: files.clone(), config, toc, segment_count, compression })
+    Ok(SourceBackup {
+        timestamp: files.timestamp.clone(),
+        files: files.clone(),
+        config,
+        toc,
+        segment_count,
+        compression,
+    })
 }
 
 impl BackupSet {
@@ -107,7 +117,8 @@ impl BackupSet {
         let plan = if own.config.metadataonly {
             Vec::new()
         } else {
-            own.config.restore_plan(own.toc.dataentries.iter().map(DataEntry::fqn))
+            own.config
+                .restore_plan(own.toc.dataentries.iter().map(DataEntry::fqn))
         };
         let mut sources = BTreeMap::new();
         sources.insert(own.timestamp.clone(), own.clone());
@@ -119,9 +130,11 @@ impl BackupSet {
                 continue;
             }
             if !sources.contains_key(&step.timestamp) {
-                let base = discovery.files_for(&step.timestamp).ok_or_else(|| Error::MissingCoordinatorFile {
-                    timestamp: step.timestamp.clone(),
-                    what: CoordinatorFile::Toc.suffix(),
+                let base = discovery.files_for(&step.timestamp).ok_or_else(|| {
+                    Error::MissingCoordinatorFile {
+                        timestamp: step.timestamp.clone(),
+                        what: CoordinatorFile::Toc.suffix(),
+                    }
                 })?;
                 sources.insert(step.timestamp.clone(), load_source(base, &mut warnings)?);
             }
@@ -138,7 +151,12 @@ impl BackupSet {
             }
             let seg_tocs = read_segment_tocs(source, &mut missing)?;
             // Toc order is dump order, which is single-data-file offset order.
-            for entry in source.toc.dataentries.iter().filter(|d| wanted.contains(d.fqn().as_str())) {
+            for entry in source
+                .toc
+                .dataentries
+                .iter()
+                .filter(|d| wanted.contains(d.fqn().as_str()))
+            {
                 tables.push(plan_table(source, entry, &seg_tocs, &mut missing)?);
             }
         }
@@ -173,10 +191,19 @@ impl BackupSet {
     /// missing or its toc offsets point beyond it.
     pub fn check_files(&self) -> Result<()> {
         if !self.missing.is_empty() {
-            return Err(Error::MissingDataFiles { missing: self.missing.clone() });
+            return Err(Error::MissingDataFiles {
+                missing: self.missing.clone(),
+            });
         }
         let meta = MetadataFile::open(self.metadata_path()?)?;
-        meta.check_offsets(&self.toc, &[crate::toc::Section::Global, crate::toc::Section::Predata, crate::toc::Section::Postdata])
+        meta.check_offsets(
+            &self.toc,
+            &[
+                crate::toc::Section::Global,
+                crate::toc::Section::Predata,
+                crate::toc::Section::Postdata,
+            ],
+        )
     }
 
     /// Tables to load, in load order.
@@ -185,8 +212,13 @@ impl BackupSet {
     }
 
     /// Tables passing `filter`.
-    pub fn tables_filtered<'a>(&'a self, filter: &'a Filter) -> impl Iterator<Item = &'a PlannedTable> + 'a {
-        self.tables.iter().filter(|t| filter.table_included(&t.entry.schema, &t.entry.name))
+    pub fn tables_filtered<'a>(
+        &'a self,
+        filter: &'a Filter,
+    ) -> impl Iterator<Item = &'a PlannedTable> + 'a {
+        self.tables
+            .iter()
+            .filter(|t| filter.table_included(&t.entry.schema, &t.entry.name))
     }
 
     /// The merged data stream of one table.
@@ -240,7 +272,10 @@ fn check_compression(file: &DataFile, expected: Compression) -> Result<()> {
 }
 
 /// Segment tocs of a single-data-file source, by content; records missing ones.
-fn read_segment_tocs(source: &SourceBackup, missing: &mut Vec<MissingFile>) -> Result<BTreeMap<i32, SegmentToc>> {
+fn read_segment_tocs(
+    source: &SourceBackup,
+    missing: &mut Vec<MissingFile>,
+) -> Result<BTreeMap<i32, SegmentToc>> {
     let mut tocs = BTreeMap::new();
     if !source.config.singledatafile {
         return Ok(tocs);
@@ -276,54 +311,94 @@ fn plan_table(
     missing: &mut Vec<MissingFile>,
 ) -> Result<PlannedTable> {
     let n = source.segment_count;
-    let contents: Vec<i32> = if entry.isreplicated { (0..n.min(1) as i32).collect() } else { (0..n as i32).collect() };
+    let contents: Vec<i32> = if entry.isreplicated {
+        (0..n.min(1) as i32).collect()
+    } else {
+        (0..n as i32).collect()
+    };
     let ts = &source.timestamp;
     let mut pieces = Vec::with_capacity(contents.len());
     for content in contents {
-        let source_kind = if source.config.singledatafile {
-            let name = expected_name(content, ts, None, source.compression);
-            match (source.files.segment_files.get(&content), seg_tocs.get(&content)) {
-                (Some(file), Some(seg_toc)) => {
-                    check_compression(file, source.compression)?;
-                    let range = seg_toc.dataentries.get(&entry.oid).ok_or_else(|| Error::TableData {
-                        table: entry.fqn(),
-                        file: source.files.segment_tocs.get(&content).cloned().unwrap_or_default(),
-                        problem: DataProblem::NotInSegmentToc { oid: entry.oid },
-                    })?;
-                    PieceSource::Slice { file: file.clone(), start: range.startbyte, end: range.endbyte }
+        let source_kind =
+            if source.config.singledatafile {
+                let name = expected_name(content, ts, None, source.compression);
+                match (
+                    source.files.segment_files.get(&content),
+                    seg_tocs.get(&content),
+                ) {
+                    (Some(file), Some(seg_toc)) => {
+                        check_compression(file, source.compression)?;
+                        let range = seg_toc.dataentries.get(&entry.oid).ok_or_else(|| {
+                            Error::TableData {
+                                table: entry.fqn(),
+                                file: source
+                                    .files
+                                    .segment_tocs
+                                    .get(&content)
+                                    .cloned()
+                                    .unwrap_or_default(),
+                                problem: DataProblem::NotInSegmentToc { oid: entry.oid },
+                            }
+                        })?;
+                        PieceSource::Slice {
+                            file: file.clone(),
+                            start: range.startbyte,
+                            end: range.endbyte,
+                        }
+                    }
+                    // Recorded once per segment by read_segment_tocs.
+                    _ => PieceSource::Missing {
+                        expected: PathBuf::from(name),
+                    },
                 }
-                // Recorded once per segment by read_segment_tocs.
-                _ => PieceSource::Missing { expected: PathBuf::from(name) },
-            }
-        } else {
-            match source.files.table_files.get(&(content, entry.oid)) {
-                Some(file) => {
-                    check_compression(file, source.compression)?;
-                    PieceSource::Whole(file.clone())
+            } else {
+                match source.files.table_files.get(&(content, entry.oid)) {
+                    Some(file) => {
+                        check_compression(file, source.compression)?;
+                        PieceSource::Whole(file.clone())
+                    }
+                    None => {
+                        let name = expected_name(content, ts, Some(entry.oid), source.compression);
+                        missing.push(MissingFile {
+                            timestamp: ts.clone(),
+                            content,
+                            table: Some(entry.fqn()),
+                            file_name: name.clone(),
+                        });
+                        PieceSource::Missing {
+                            expected: PathBuf::from(name),
+                        }
+                    }
                 }
-                None => {
-                    let name = expected_name(content, ts, Some(entry.oid), source.compression);
-                    missing.push(MissingFile {
-                        timestamp: ts.clone(),
-                        content,
-                        table: Some(entry.fqn()),
-                        file_name: name.clone(),
-                    });
-                    PieceSource::Missing { expected: PathBuf::from(name) }
-                }
-            }
-        };
-        pieces.push(Piece { content, source: source_kind });
+            };
+        pieces.push(Piece {
+            content,
+            source: source_kind,
+        });
     }
     if n == 0 {
         missing.push(MissingFile {
             timestamp: ts.clone(),
             content: 0,
             table: Some(entry.fqn()),
-            file_name: expected_name(0, ts, (!source.config.singledatafile).then_some(entry.oid), source.compression),
+            file_name: expected_name(
+                0,
+                ts,
+                (!source.config.singledatafile).then_some(entry.oid),
+                source.compression,
+            ),
         });
     }
     let rows = entry.rowscopied.max(0) as u64;
-    let expected_rows = if entry.isreplicated && n > 0 { rows / u64::from(n) } else { rows };
-    Ok(PlannedTable { entry: entry.clone(), source_timestamp: ts.clone(), pieces, expected_rows })
+    let expected_rows = if entry.isreplicated && n > 0 {
+        rows / u64::from(n)
+    } else {
+        rows
+    };
+    Ok(PlannedTable {
+        entry: entry.clone(),
+        source_timestamp: ts.clone(),
+        pieces,
+        expected_rows,
+    })
 }

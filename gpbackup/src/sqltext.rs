@@ -16,9 +16,8 @@ pub fn mask(sql: &[u8]) -> Vec<u8> {
         let b = sql[i];
         match b {
             b'\'' => {
-                let escapes = i > 0
-                    && matches!(sql[i - 1], b'E' | b'e')
-                    && (i < 2 || !is_ident(sql[i - 2]));
+                let escapes =
+                    i > 0 && matches!(sql[i - 1], b'E' | b'e') && (i < 2 || !is_ident(sql[i - 2]));
                 let mut j = i + 1;
                 while j < n {
                     if escapes && sql[j] == b'\\' {
@@ -86,7 +85,8 @@ pub fn mask(sql: &[u8]) -> Vec<u8> {
                 while j < n && is_ident(sql[j]) {
                     j += 1;
                 }
-                let tag_ok = j < n && sql[j] == b'$' && (j == i + 1 || !sql[i + 1].is_ascii_digit());
+                let tag_ok =
+                    j < n && sql[j] == b'$' && (j == i + 1 || !sql[i + 1].is_ascii_digit());
                 if !tag_ok {
                     i += 1;
                     continue;
@@ -139,7 +139,10 @@ pub fn matching_paren(masked: &[u8], open: usize) -> Option<usize> {
 }
 
 /// Top-level comma-separated items of `masked[range]`, as ranges.
-pub fn split_top_level_commas(masked: &[u8], range: std::ops::Range<usize>) -> Vec<std::ops::Range<usize>> {
+pub fn split_top_level_commas(
+    masked: &[u8],
+    range: std::ops::Range<usize>,
+) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut start = range.start;
@@ -164,11 +167,22 @@ mod tests {
 
     #[test]
     fn masks_everything_that_is_not_code() {
-        let sql = b"SELECT 'a;''b', \"x;y\", E'\\';' -- c;\n/* d; /* e */ ; */ $f$ ; $f$, $$;$$, $1;";
+        let sql =
+            b"SELECT 'a;''b', \"x;y\", E'\\';' -- c;\n/* d; /* e */ ; */ $f$ ; $f$, $$;$$, $1;";
         let m = mask(sql);
         assert_eq!(m.len(), sql.len());
-        let semis: Vec<_> = m.iter().enumerate().filter(|(_, b)| **b == b';').map(|(i, _)| i).collect();
-        assert_eq!(semis, vec![sql.len() - 1, ], "{}", String::from_utf8_lossy(&m));
+        let semis: Vec<_> = m
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b';')
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            semis,
+            vec![sql.len() - 1,],
+            "{}",
+            String::from_utf8_lossy(&m)
+        );
         assert_eq!(split_statements(&mask(b"A; B;\n")), vec![0..2, 2..5, 5..6]);
         let m = mask(b"f(a, (b, c)), d");
         assert_eq!(matching_paren(&m, 1), Some(12));

@@ -76,7 +76,9 @@ pub struct ToSqlReport {
 
 /// Writes `set` as a psql script to `out`.
 pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToSqlReport> {
-    let gzip = opts.gzip.unwrap_or_else(|| out.extension().is_some_and(|e| e == "gz"));
+    let gzip = opts
+        .gzip
+        .unwrap_or_else(|| out.extension().is_some_and(|e| e == "gz"));
     let tmp = crate::fsutil::temp_name(out);
     let result = (|| {
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -85,11 +87,19 @@ pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToS
             let mut gz = flate2::write::GzEncoder::new(buffered, flate2::Compression::default());
             let report = Script::new(set, opts, &mut gz, out).write_all()?;
             let inner = gz.finish().map_err(|e| Error::io(out, e))?;
-            (report, inner.into_inner().map_err(|e| Error::io(out, e.into_error()))?)
+            (
+                report,
+                inner
+                    .into_inner()
+                    .map_err(|e| Error::io(out, e.into_error()))?,
+            )
         } else {
             let mut w = buffered;
             let report = Script::new(set, opts, &mut w, out).write_all()?;
-            (report, w.into_inner().map_err(|e| Error::io(out, e.into_error()))?)
+            (
+                report,
+                w.into_inner().map_err(|e| Error::io(out, e.into_error()))?,
+            )
         };
         file.sync_all().map_err(|e| Error::io(out, e))?;
         Ok(report)
@@ -124,7 +134,17 @@ const SESSION_SETUP: &str = "SET standard_conforming_strings = on;\nSET check_fu
 impl<'a, W: Write> Script<'a, W> {
     fn new(set: &'a BackupSet, opts: &'a ToSqlOptions, w: &'a mut W, out: &'a Path) -> Self {
         let translator = (opts.target == Target::Postgres).then(Translator::new);
-        Script { set, opts, w, out, translator, report: ToSqlReport { warnings: set.warnings.clone(), ..Default::default() } }
+        Script {
+            set,
+            opts,
+            w,
+            out,
+            translator,
+            report: ToSqlReport {
+                warnings: set.warnings.clone(),
+                ..Default::default()
+            },
+        }
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
@@ -149,15 +169,28 @@ impl<'a, W: Write> Script<'a, W> {
 
         // Cluster-wide objects first: the database's owner and settings may name these roles.
         if self.opts.with_globals {
-            self.global_entries(&mut meta, |t| !matches!(t, "SESSION GUCS" | "DATABASE" | "DATABASE METADATA" | "DATABASE GUC"))?;
+            self.global_entries(&mut meta, |t| {
+                !matches!(
+                    t,
+                    "SESSION GUCS" | "DATABASE" | "DATABASE METADATA" | "DATABASE GUC"
+                )
+            })?;
         }
         if self.opts.create_db {
             self.global_entries(&mut meta, |t| t == "DATABASE")?;
             let db = unquote_ident(&set.config.databasename);
             let conninfo = format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"));
-            self.put(format!("\n\\connect -reuse-previous=on \"{}\"\n\n", conninfo.replace('"', "\"\"")).as_bytes())?;
+            self.put(
+                format!(
+                    "\n\\connect -reuse-previous=on \"{}\"\n\n",
+                    conninfo.replace('"', "\"\"")
+                )
+                .as_bytes(),
+            )?;
             self.session(&session)?;
-            self.global_entries(&mut meta, |t| t == "DATABASE METADATA" || t == "DATABASE GUC")?;
+            self.global_entries(&mut meta, |t| {
+                t == "DATABASE METADATA" || t == "DATABASE GUC"
+            })?;
         }
         if !self.opts.data_only {
             self.section(&mut meta, Section::Predata)?;
@@ -171,7 +204,9 @@ impl<'a, W: Write> Script<'a, W> {
             self.section(&mut meta, Section::Postdata)?;
         }
         if let Some(t) = self.translator.take() {
-            self.report.translation.splice(0..0, t.report().iter().cloned());
+            self.report
+                .translation
+                .splice(0..0, t.report().iter().cloned());
         }
         Ok(self.report)
     }
@@ -184,7 +219,11 @@ impl<'a, W: Write> Script<'a, W> {
         self.put(SESSION_SETUP.as_bytes())
     }
 
-    fn global_entries(&mut self, meta: &mut MetadataFile, want: impl Fn(&str) -> bool) -> Result<()> {
+    fn global_entries(
+        &mut self,
+        meta: &mut MetadataFile,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<()> {
         let set = self.set;
         let toc = &set.toc;
         for stmt in meta.statements(toc, Section::Global) {
@@ -214,7 +253,12 @@ impl<'a, W: Write> Script<'a, W> {
         let toc = &set.toc;
         for stmt in meta.statements(toc, Section::Predata) {
             let stmt = stmt?;
-            if stmt.entry.objecttype != "SEQUENCE" || !self.opts.filter.entry_included(Section::Predata, &stmt.entry) {
+            if stmt.entry.objecttype != "SEQUENCE"
+                || !self
+                    .opts
+                    .filter
+                    .entry_included(Section::Predata, &stmt.entry)
+            {
                 continue;
             }
             let masked = mask(&stmt.sql);
@@ -275,7 +319,11 @@ impl<'a, W: Write> Script<'a, W> {
                     objecttype: stmt.entry.objecttype.clone(),
                     name: stmt.entry.fqn(),
                     action: crate::translate::Action::Skipped,
-                    detail: if owner { "ownership (--no-owner)".into() } else { "privileges (--no-privileges)".into() },
+                    detail: if owner {
+                        "ownership (--no-owner)".into()
+                    } else {
+                        "privileges (--no-privileges)".into()
+                    },
                 });
             } else {
                 out.extend_from_slice(&sql[r]);
@@ -306,7 +354,16 @@ impl<'a, W: Write> Script<'a, W> {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::from_io(e, table.pieces.first().map(|p| p.path().to_path_buf()).unwrap_or_default())),
+                    Err(e) => {
+                        return Err(Error::from_io(
+                            e,
+                            table
+                                .pieces
+                                .first()
+                                .map(|p| p.path().to_path_buf())
+                                .unwrap_or_default(),
+                        ))
+                    }
                 };
                 if scan.feed(&buf[..n]) {
                     return Err(Error::UnscriptableData { table: table.fqn() });
@@ -315,7 +372,11 @@ impl<'a, W: Write> Script<'a, W> {
             }
             self.put(b"\\.\n")?;
             if reader.rows() != table.expected_rows {
-                return Err(Error::RowCountMismatch { table: table.fqn(), expected: table.expected_rows, actual: reader.rows() });
+                return Err(Error::RowCountMismatch {
+                    table: table.fqn(),
+                    expected: table.expected_rows,
+                    actual: reader.rows(),
+                });
             }
             self.report.tables.push(TableWritten {
                 name: table.fqn(),

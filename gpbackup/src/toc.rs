@@ -105,7 +105,10 @@ impl DataEntry {
         } else {
             format!(" {}", self.attributestring)
         };
-        format!("COPY {}{cols} FROM STDIN WITH (FORMAT csv, DELIMITER ',')", self.fqn())
+        format!(
+            "COPY {}{cols} FROM STDIN WITH (FORMAT csv, DELIMITER ',')",
+            self.fqn()
+        )
     }
 }
 
@@ -170,7 +173,12 @@ impl Toc {
     }
 
     fn validate(&self, path: &Path) -> Result<()> {
-        for section in [Section::Global, Section::Predata, Section::Postdata, Section::Statistics] {
+        for section in [
+            Section::Global,
+            Section::Predata,
+            Section::Postdata,
+            Section::Statistics,
+        ] {
             for (i, e) in self.entries(section).iter().enumerate() {
                 if e.startbyte > e.endbyte {
                     return Err(Error::InvalidToc {
@@ -263,7 +271,10 @@ mod tests {
         let d = &toc.dataentries[0];
         assert!(d.isreplicated && !d.distbyenum);
         assert_eq!(d.partitionroot, "");
-        assert_eq!(d.copy_from_stdin(), "COPY s.t (a,\"B c\") FROM STDIN WITH (FORMAT csv, DELIMITER ',')");
+        assert_eq!(
+            d.copy_from_stdin(),
+            "COPY s.t (a,\"B c\") FROM STDIN WITH (FORMAT csv, DELIMITER ',')"
+        );
         assert_eq!(toc.incrementalmetadata.ao["s.t"].modcount, 3);
     }
 
@@ -273,9 +284,20 @@ mod tests {
         let p = dir.path().join("t.yaml");
         std::fs::write(&p, "predataentries:\n- {schema: s, name: t, objecttype: TABLE, startbyte: 9, endbyte: 3}\n").unwrap();
         let e = Toc::read(&p).unwrap_err();
-        assert!(e.to_string().contains("predataentries entry #0 (TABLE s.t)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("predataentries entry #0 (TABLE s.t)"),
+            "{e}"
+        );
         let p2 = dir.path().join("s.yaml");
-        std::fs::write(&p2, "dataentries:\n  16388:\n    startbyte: 0\n    endbyte: 2\n").unwrap();
-        assert_eq!(SegmentToc::read(&p2).unwrap().dataentries[&16388].endbyte, 2);
+        std::fs::write(
+            &p2,
+            "dataentries:\n  16388:\n    startbyte: 0\n    endbyte: 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            SegmentToc::read(&p2).unwrap().dataentries[&16388].endbyte,
+            2
+        );
     }
 }

@@ -45,7 +45,11 @@ impl fmt::Display for ReportItem {
             Action::Skipped => "skipped",
             Action::Translated => "translated",
         };
-        write!(f, "{what} {} {}: {}", self.objecttype, self.name, self.detail)
+        write!(
+            f,
+            "{what} {} {}: {}",
+            self.objecttype, self.name, self.detail
+        )
     }
 }
 
@@ -55,7 +59,10 @@ const SKIPPED_TYPES: &[(&str, &str)] = &[
     ("RESOURCE GROUP", "resource groups are Greenplum-only"),
     ("PROTOCOL", "external table protocols are Greenplum-only"),
     ("STORAGE SERVER", "storage servers are Cloudberry-only"),
-    ("STORAGE USER MAPPING", "storage user mappings are Cloudberry-only"),
+    (
+        "STORAGE USER MAPPING",
+        "storage user mappings are Cloudberry-only",
+    ),
 ];
 
 /// Storage options of append-optimized/column tables (and per-segment tablespace locations).
@@ -63,7 +70,13 @@ fn is_gp_storage_option(name: &str) -> bool {
     let n = name.trim().to_ascii_lowercase();
     matches!(
         n.as_str(),
-        "appendonly" | "appendoptimized" | "orientation" | "compresstype" | "compresslevel" | "blocksize" | "checksum"
+        "appendonly"
+            | "appendoptimized"
+            | "orientation"
+            | "compresstype"
+            | "compresslevel"
+            | "blocksize"
+            | "checksum"
     ) || (n.starts_with("content") && n.len() > 7 && n[7..].bytes().all(|b| b.is_ascii_digit()))
 }
 
@@ -71,7 +84,13 @@ fn is_gp_setting(name: &str) -> bool {
     let n = name.trim_matches('"').to_ascii_lowercase();
     n.starts_with("gp_")
         || n.starts_with("optimizer")
-        || matches!(n.as_str(), "statement_mem" | "max_statement_mem" | "memory_spill_ratio" | "resource_cleanup_gangs_on_wait")
+        || matches!(
+            n.as_str(),
+            "statement_mem"
+                | "max_statement_mem"
+                | "memory_spill_ratio"
+                | "resource_cleanup_gangs_on_wait"
+        )
 }
 
 macro_rules! re {
@@ -82,44 +101,89 @@ macro_rules! re {
 
 const IDENT: &str = r#"(?:"[^"]*"|[\w$]+)"#;
 
-re!(RE_RESOURCE, r"(?is)^\s*(?:CREATE|ALTER|DROP|COMMENT\s+ON)\s+RESOURCE\s+(?:QUEUE|GROUP)\b");
-re!(RE_PROTOCOL, r"(?is)^\s*(?:(?:CREATE|ALTER|DROP)\s+(?:TRUSTED\s+)?PROTOCOL\b|(?:GRANT|REVOKE)\b.*\bON\s+PROTOCOL\b)");
+re!(
+    RE_RESOURCE,
+    r"(?is)^\s*(?:CREATE|ALTER|DROP|COMMENT\s+ON)\s+RESOURCE\s+(?:QUEUE|GROUP)\b"
+);
+re!(
+    RE_PROTOCOL,
+    r"(?is)^\s*(?:(?:CREATE|ALTER|DROP)\s+(?:TRUSTED\s+)?PROTOCOL\b|(?:GRANT|REVOKE)\b.*\bON\s+PROTOCOL\b)"
+);
 re!(
     RE_EXTERNAL,
     r"(?is)^\s*CREATE\s+(?:(?:READABLE|WRITABLE)\s+)?EXTERNAL\s+(?:WEB\s+)?(?:TEMP(?:ORARY)?\s+)?TABLE\b"
 );
-re!(RE_GP_FOREIGN_EXT, r"(?is)^\s*CREATE\s+FOREIGN\s+TABLE\b.*\bSERVER\s+gp_exttable_server\b");
-re!(RE_STORAGE_SERVER, r"(?is)^\s*(?:CREATE|ALTER|DROP)\s+(?:STORAGE\s+SERVER|STORAGE\s+USER\s+MAPPING|USER\s+MAPPING\b.*\bSTORAGE\s+SERVER)\b");
-re!(RE_ROLE_DENY, r"(?is)^\s*ALTER\s+ROLE\s+\S+\s+(?:DROP\s+)?DENY\b");
-re!(RE_SET_DIST, r"(?is)^\s*ALTER\s+TABLE\b.*\bSET\s+(?:WITH\s*\([^)]*\)\s*)?DISTRIBUTED\b");
-re!(RE_TYPE_ENCODING, r"(?is)^\s*ALTER\s+TYPE\b.*\bSET\s+DEFAULT\s+ENCODING\b");
-re!(RE_SET_GUC, r"(?is)^\s*(?:ALTER\s+(?:ROLE|DATABASE|USER)\s+.*?\bSET\s+|SET\s+(?:SESSION\s+|LOCAL\s+)?)([\w.]+)\s*(?:=|\bTO\b)");
-re!(RE_FILESPACE, r"(?is)^\s*CREATE\s+TABLESPACE\b.*\bFILESPACE\b");
+re!(
+    RE_GP_FOREIGN_EXT,
+    r"(?is)^\s*CREATE\s+FOREIGN\s+TABLE\b.*\bSERVER\s+gp_exttable_server\b"
+);
+re!(
+    RE_STORAGE_SERVER,
+    r"(?is)^\s*(?:CREATE|ALTER|DROP)\s+(?:STORAGE\s+SERVER|STORAGE\s+USER\s+MAPPING|USER\s+MAPPING\b.*\bSTORAGE\s+SERVER)\b"
+);
+re!(
+    RE_ROLE_DENY,
+    r"(?is)^\s*ALTER\s+ROLE\s+\S+\s+(?:DROP\s+)?DENY\b"
+);
+re!(
+    RE_SET_DIST,
+    r"(?is)^\s*ALTER\s+TABLE\b.*\bSET\s+(?:WITH\s*\([^)]*\)\s*)?DISTRIBUTED\b"
+);
+re!(
+    RE_TYPE_ENCODING,
+    r"(?is)^\s*ALTER\s+TYPE\b.*\bSET\s+DEFAULT\s+ENCODING\b"
+);
+re!(
+    RE_SET_GUC,
+    r"(?is)^\s*(?:ALTER\s+(?:ROLE|DATABASE|USER)\s+.*?\bSET\s+|SET\s+(?:SESSION\s+|LOCAL\s+)?)([\w.]+)\s*(?:=|\bTO\b)"
+);
+re!(
+    RE_FILESPACE,
+    r"(?is)^\s*CREATE\s+TABLESPACE\b.*\bFILESPACE\b"
+);
 re!(RE_SUBPARTITION, r"(?i)\bSUBPARTITION\b");
-re!(RE_PARTITION_BY, r"(?i)\bPARTITION\s+BY\s+(?:RANGE|LIST|HASH)\s*\(");
+re!(
+    RE_PARTITION_BY,
+    r"(?i)\bPARTITION\s+BY\s+(?:RANGE|LIST|HASH)\s*\("
+);
 re!(
     RE_PARTITION_ALTER,
     r"(?is)^\s*ALTER\s+TABLE\b.*\b(?:EXCHANGE|SPLIT|ADD\s+DEFAULT|ADD|DROP|RENAME|TRUNCATE|SET\s+SUBPARTITION\s+TEMPLATE)\s+PARTITION\b"
 );
 re!(RE_DISTRIBUTED_BY, r"(?i)\s*\bDISTRIBUTED\s+BY\s*\(");
-re!(RE_DISTRIBUTED_OTHER, r"(?i)\s*\bDISTRIBUTED\s+(?:RANDOMLY|REPLICATED)\b");
+re!(
+    RE_DISTRIBUTED_OTHER,
+    r"(?i)\s*\bDISTRIBUTED\s+(?:RANDOMLY|REPLICATED)\b"
+);
 re!(RE_WITH_OPTIONS, r"(?i)\s*\bWITH\s*\(");
-re!(RE_ELEMENT_ENCODING, &format!(r"(?i),\s*(?:DEFAULT\s+COLUMN|COLUMN\s+{IDENT})\s+ENCODING\s*\("));
+re!(
+    RE_ELEMENT_ENCODING,
+    &format!(r"(?i),\s*(?:DEFAULT\s+COLUMN|COLUMN\s+{IDENT})\s+ENCODING\s*\(")
+);
 re!(RE_INLINE_ENCODING, r"(?i)\s+ENCODING\s*\(");
 re!(RE_USING_AO, r"(?i)\s+USING\s+(?:ao_row|ao_column)\b");
-re!(RE_CREATE_FUNCTION, r"(?is)^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\b");
+re!(
+    RE_CREATE_FUNCTION,
+    r"(?is)^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:FUNCTION|PROCEDURE)\b"
+);
 re!(
     RE_FUNC_GP_ATTRS,
     r"(?i)\s+(?:NO\s+SQL|CONTAINS\s+SQL|READS\s+SQL\s+DATA|MODIFIES\s+SQL\s+DATA|EXECUTE\s+ON\s+(?:ANY|MASTER|COORDINATOR|ALL\s+SEGMENTS|INITPLAN))\b"
 );
-re!(RE_ROLE_STMT, r"(?is)^\s*(?:CREATE|ALTER)\s+(?:ROLE|USER|GROUP)\b");
+re!(
+    RE_ROLE_STMT,
+    r"(?is)^\s*(?:CREATE|ALTER)\s+(?:ROLE|USER|GROUP)\b"
+);
 re!(
     RE_ROLE_GP_OPTS,
     &format!(
         r"(?i)\s+(?:NO)?CREATEEXTTABLE(?:\s*\([^)]*\))?|\s+RESOURCE\s+(?:QUEUE|GROUP)\s+{IDENT}|\s+PROFILE\s+{IDENT}|\s+ACCOUNT\s+(?:UN)?LOCK\b|\s+(?:ENABLE|DISABLE)\s+PROFILE\b"
     )
 );
-re!(RE_EMPTY_ALTER_ROLE, &format!(r"(?is)^\s*ALTER\s+(?:ROLE|USER)\s+{IDENT}\s*(?:WITH\s*)?;?\s*$"));
+re!(
+    RE_EMPTY_ALTER_ROLE,
+    &format!(r"(?is)^\s*ALTER\s+(?:ROLE|USER)\s+{IDENT}\s*(?:WITH\s*)?;?\s*$")
+);
 re!(RE_CREATE_INDEX, r"(?is)^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\b");
 re!(RE_USING_BITMAP, r"(?i)\bUSING\s+bitmap\b");
 re!(RE_PREFUNC, r"(?i)\bPREFUNC\s*=");
@@ -182,12 +246,18 @@ impl Translator {
             action,
             detail,
         };
-        if let Some((_, why)) = SKIPPED_TYPES.iter().find(|(t, _)| e.objecttype.eq_ignore_ascii_case(t)) {
+        if let Some((_, why)) = SKIPPED_TYPES
+            .iter()
+            .find(|(t, _)| e.objecttype.eq_ignore_ascii_case(t))
+        {
             self.report.push(note(Action::Skipped, why.to_string()));
             return Ok(None);
         }
         if !e.schema.is_empty() && self.skipped_relations.contains(&fqn) {
-            self.report.push(note(Action::Skipped, "belongs to a skipped external table".into()));
+            self.report.push(note(
+                Action::Skipped,
+                "belongs to a skipped external table".into(),
+            ));
             return Ok(None);
         }
         let masked = mask(&stmt.sql);
@@ -219,7 +289,8 @@ impl Translator {
         }
         if !changes.is_empty() {
             changes.dedup();
-            self.report.push(note(Action::Translated, changes.join("; ")));
+            self.report
+                .push(note(Action::Translated, changes.join("; ")));
         }
         if !kept_any && !skips.is_empty() {
             return Ok(None);
@@ -228,40 +299,62 @@ impl Translator {
     }
 
     fn untranslatable(objecttype: &str, fqn: &str, reason: &str) -> Error {
-        Error::Untranslatable { objecttype: objecttype.to_string(), name: fqn.to_string(), reason: reason.to_string() }
+        Error::Untranslatable {
+            objecttype: objecttype.to_string(),
+            name: fqn.to_string(),
+            reason: reason.to_string(),
+        }
     }
 
     fn one(&mut self, sql: &[u8], m: &[u8], objecttype: &str, fqn: &str) -> Result<One> {
         if RE_RESOURCE.is_match(m) {
-            return Ok(One::Skip("resource queue/group statement (Greenplum-only)".into()));
+            return Ok(One::Skip(
+                "resource queue/group statement (Greenplum-only)".into(),
+            ));
         }
         if RE_PROTOCOL.is_match(m) {
-            return Ok(One::Skip("external protocol statement (Greenplum-only)".into()));
+            return Ok(One::Skip(
+                "external protocol statement (Greenplum-only)".into(),
+            ));
         }
         if RE_EXTERNAL.is_match(m) || RE_GP_FOREIGN_EXT.is_match(m) {
             self.skipped_relations.insert(fqn.to_string());
-            return Ok(One::Skip("external table (reads/writes outside files or programs; not portable)".into()));
+            return Ok(One::Skip(
+                "external table (reads/writes outside files or programs; not portable)".into(),
+            ));
         }
         if RE_STORAGE_SERVER.is_match(m) {
-            return Ok(One::Skip("storage server statement (Cloudberry-only)".into()));
+            return Ok(One::Skip(
+                "storage server statement (Cloudberry-only)".into(),
+            ));
         }
         if RE_ROLE_DENY.is_match(m) {
             return Ok(One::Skip("role DENY time rule (Greenplum-only)".into()));
         }
         if RE_SET_DIST.is_match(m) {
-            return Ok(One::Skip("ALTER TABLE ... SET DISTRIBUTED (Greenplum-only)".into()));
+            return Ok(One::Skip(
+                "ALTER TABLE ... SET DISTRIBUTED (Greenplum-only)".into(),
+            ));
         }
         if RE_TYPE_ENCODING.is_match(m) {
-            return Ok(One::Skip("type default column ENCODING (Greenplum-only)".into()));
+            return Ok(One::Skip(
+                "type default column ENCODING (Greenplum-only)".into(),
+            ));
         }
         if let Some(c) = RE_SET_GUC.captures(m) {
             let name = String::from_utf8_lossy(&c[1]).into_owned();
             if is_gp_setting(&name) {
-                return Ok(One::Skip(format!("setting {name} exists only in Greenplum")));
+                return Ok(One::Skip(format!(
+                    "setting {name} exists only in Greenplum"
+                )));
             }
         }
         if RE_FILESPACE.is_match(m) {
-            return Err(Self::untranslatable(objecttype, fqn, "tablespace uses a Greenplum 5 FILESPACE"));
+            return Err(Self::untranslatable(
+                objecttype,
+                fqn,
+                "tablespace uses a Greenplum 5 FILESPACE",
+            ));
         }
         if RE_SUBPARTITION.is_match(m) || RE_PARTITION_ALTER.is_match(m) {
             return Err(Self::untranslatable(objecttype, fqn, "Greenplum partition syntax (SUBPARTITION / partition maintenance) has no PostgreSQL equivalent; restore with --leaf-partition-data or into Cloudberry"));
@@ -281,37 +374,57 @@ impl Translator {
         // DISTRIBUTED BY (...) / RANDOMLY / REPLICATED
         for mat in RE_DISTRIBUTED_BY.find_iter(m) {
             if let Some(close) = matching_paren(m, mat.end() - 1) {
-                edits.push(Edit { range: mat.start()..close, with: Vec::new() });
+                edits.push(Edit {
+                    range: mat.start()..close,
+                    with: Vec::new(),
+                });
                 what.push("removed DISTRIBUTED clause".to_string());
             }
         }
         for mat in RE_DISTRIBUTED_OTHER.find_iter(m) {
-            edits.push(Edit { range: mat.range(), with: Vec::new() });
+            edits.push(Edit {
+                range: mat.range(),
+                with: Vec::new(),
+            });
             what.push("removed DISTRIBUTED clause".to_string());
         }
         // WITH (appendonly=..., orientation=..., compresstype=..., ...)
         for mat in RE_WITH_OPTIONS.find_iter(m) {
             let open = mat.end() - 1;
-            let Some(close) = matching_paren(m, open) else { continue };
+            let Some(close) = matching_paren(m, open) else {
+                continue;
+            };
             let items = split_top_level_commas(m, open + 1..close - 1);
             let name_of = |r: &Range<usize>| {
                 let t = String::from_utf8_lossy(&m[r.clone()]).into_owned();
                 t.split('=').next().unwrap_or("").trim().to_string()
             };
-            let (gp, keep): (Vec<_>, Vec<_>) = items.iter().cloned().partition(|r| is_gp_storage_option(&name_of(r)));
+            let (gp, keep): (Vec<_>, Vec<_>) = items
+                .iter()
+                .cloned()
+                .partition(|r| is_gp_storage_option(&name_of(r)));
             if gp.is_empty() {
                 continue;
             }
             let names: Vec<String> = gp.iter().map(name_of).collect();
             what.push(format!("removed storage options {}", names.join(", ")));
-            if keep.iter().all(|r| m[r.clone()].iter().all(u8::is_ascii_whitespace)) {
-                edits.push(Edit { range: mat.start()..close, with: Vec::new() });
+            if keep
+                .iter()
+                .all(|r| m[r.clone()].iter().all(u8::is_ascii_whitespace))
+            {
+                edits.push(Edit {
+                    range: mat.start()..close,
+                    with: Vec::new(),
+                });
             } else {
                 let kept: Vec<&[u8]> = keep.iter().map(|r| trim(&sql[r.clone()])).collect();
                 let mut with = sql[mat.start()..open + 1].to_vec();
                 with.extend_from_slice(&kept.join(&b", "[..]));
                 with.push(b')');
-                edits.push(Edit { range: mat.start()..close, with });
+                edits.push(Edit {
+                    range: mat.start()..close,
+                    with,
+                });
             }
         }
         // Column ENCODING (...) clauses of column-oriented tables.
@@ -319,7 +432,10 @@ impl Translator {
         for mat in RE_ELEMENT_ENCODING.find_iter(m) {
             if let Some(close) = matching_paren(m, mat.end() - 1) {
                 encoding_starts.insert(mat.end() - 1);
-                edits.push(Edit { range: mat.start()..close, with: Vec::new() });
+                edits.push(Edit {
+                    range: mat.start()..close,
+                    with: Vec::new(),
+                });
                 what.push("removed column ENCODING clauses".to_string());
             }
         }
@@ -328,38 +444,61 @@ impl Translator {
                 continue;
             }
             if let Some(close) = matching_paren(m, mat.end() - 1) {
-                edits.push(Edit { range: mat.start()..close, with: Vec::new() });
+                edits.push(Edit {
+                    range: mat.start()..close,
+                    with: Vec::new(),
+                });
                 what.push("removed column ENCODING clauses".to_string());
             }
         }
         for mat in RE_USING_AO.find_iter(m) {
-            edits.push(Edit { range: mat.range(), with: Vec::new() });
+            edits.push(Edit {
+                range: mat.range(),
+                with: Vec::new(),
+            });
             what.push("removed append-optimized access method (heap is used)".to_string());
         }
         if RE_CREATE_FUNCTION.is_match(m) {
             for mat in RE_FUNC_GP_ATTRS.find_iter(m) {
-                let attr = String::from_utf8_lossy(&sql[mat.range()]).trim().to_string();
-                edits.push(Edit { range: mat.range(), with: Vec::new() });
+                let attr = String::from_utf8_lossy(&sql[mat.range()])
+                    .trim()
+                    .to_string();
+                edits.push(Edit {
+                    range: mat.range(),
+                    with: Vec::new(),
+                });
                 what.push(format!("removed function attribute {attr}"));
             }
         }
         let role_stmt = RE_ROLE_STMT.is_match(m);
         if role_stmt {
             for mat in RE_ROLE_GP_OPTS.find_iter(m) {
-                edits.push(Edit { range: mat.range(), with: Vec::new() });
+                edits.push(Edit {
+                    range: mat.range(),
+                    with: Vec::new(),
+                });
             }
             if RE_ROLE_GP_OPTS.is_match(m) {
-                what.push("removed Greenplum role options (RESOURCE QUEUE/GROUP, CREATEEXTTABLE, ...)".to_string());
+                what.push(
+                    "removed Greenplum role options (RESOURCE QUEUE/GROUP, CREATEEXTTABLE, ...)"
+                        .to_string(),
+                );
             }
         }
         if RE_CREATE_INDEX.is_match(m) {
             for mat in RE_USING_BITMAP.find_iter(m) {
-                edits.push(Edit { range: mat.range(), with: b"USING btree".to_vec() });
+                edits.push(Edit {
+                    range: mat.range(),
+                    with: b"USING btree".to_vec(),
+                });
                 what.push("bitmap index created as btree".to_string());
             }
         }
         for mat in RE_PREFUNC.find_iter(m) {
-            edits.push(Edit { range: mat.range(), with: b"COMBINEFUNC =".to_vec() });
+            edits.push(Edit {
+                range: mat.range(),
+                with: b"COMBINEFUNC =".to_vec(),
+            });
             what.push("aggregate PREFUNC renamed COMBINEFUNC".to_string());
         }
         if edits.is_empty() {
@@ -367,7 +506,9 @@ impl Translator {
         }
         let new = apply(sql, edits);
         if role_stmt && RE_EMPTY_ALTER_ROLE.is_match(&mask(&new)) {
-            return Ok(One::Skip("ALTER ROLE held only Greenplum role options".into()));
+            return Ok(One::Skip(
+                "ALTER ROLE held only Greenplum role options".into(),
+            ));
         }
         what.dedup();
         Ok(One::Edit(new, what))
@@ -375,8 +516,15 @@ impl Translator {
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map(|p| p + 1).unwrap_or(start);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map(|p| p + 1)
+        .unwrap_or(start);
     &b[start..end]
 }
 
@@ -400,18 +548,30 @@ mod tests {
     }
 
     fn tr(t: &mut Translator, objecttype: &str, sql: &str) -> Option<String> {
-        t.translate(&st(objecttype, "s", "t", sql)).unwrap().map(|b| String::from_utf8(b).unwrap())
+        t.translate(&st(objecttype, "s", "t", sql))
+            .unwrap()
+            .map(|b| String::from_utf8(b).unwrap())
     }
 
     #[test]
     fn tables_lose_distribution_and_ao_options() {
         let mut t = Translator::new();
         assert_eq!(
-            tr(&mut t, "TABLE", "\n\nCREATE TABLE s.t (\n\ti integer\n) DISTRIBUTED BY (i);").as_deref(),
+            tr(
+                &mut t,
+                "TABLE",
+                "\n\nCREATE TABLE s.t (\n\ti integer\n) DISTRIBUTED BY (i);"
+            )
+            .as_deref(),
             Some("\n\nCREATE TABLE s.t (\n\ti integer\n);")
         );
         assert_eq!(
-            tr(&mut t, "TABLE", "CREATE TABLE s.r (a int, \"DISTRIBUTED BY (x)\" text) DISTRIBUTED REPLICATED;").as_deref(),
+            tr(
+                &mut t,
+                "TABLE",
+                "CREATE TABLE s.r (a int, \"DISTRIBUTED BY (x)\" text) DISTRIBUTED REPLICATED;"
+            )
+            .as_deref(),
             Some("CREATE TABLE s.r (a int, \"DISTRIBUTED BY (x)\" text);")
         );
         assert_eq!(
@@ -422,7 +582,10 @@ mod tests {
             tr(&mut t, "TABLE", "CREATE TABLE s.b (a int) WITH (appendonly='true', compresslevel=5) DISTRIBUTED BY (a);").as_deref(),
             Some("CREATE TABLE s.b (a int);")
         );
-        assert_eq!(tr(&mut t, "TABLE", "CREATE TABLE s.c (a int) USING ao_column;").as_deref(), Some("CREATE TABLE s.c (a int);"));
+        assert_eq!(
+            tr(&mut t, "TABLE", "CREATE TABLE s.c (a int) USING ao_column;").as_deref(),
+            Some("CREATE TABLE s.c (a int);")
+        );
         assert!(t.report().iter().all(|r| r.action == Action::Translated));
     }
 
@@ -435,24 +598,81 @@ mod tests {
             Some("\n\nCREATE ROLE testrole;\nALTER ROLE testrole WITH SUPERUSER INHERIT LOGIN PASSWORD 'md5x';")
         );
         assert_eq!(
-            tr(&mut t, "ROLE", "CREATE ROLE r;\nALTER ROLE r WITH RESOURCE QUEUE pg_default;").as_deref(),
+            tr(
+                &mut t,
+                "ROLE",
+                "CREATE ROLE r;\nALTER ROLE r WITH RESOURCE QUEUE pg_default;"
+            )
+            .as_deref(),
             Some("CREATE ROLE r;")
         );
-        assert_eq!(tr(&mut t, "RESOURCE QUEUE", "ALTER RESOURCE QUEUE pg_default WITH (ACTIVE_STATEMENTS=20);"), None);
-        assert_eq!(tr(&mut t, "RESOURCE GROUP", "ALTER RESOURCE GROUP admin_group SET CPU_RATE_LIMIT 1;"), None);
+        assert_eq!(
+            tr(
+                &mut t,
+                "RESOURCE QUEUE",
+                "ALTER RESOURCE QUEUE pg_default WITH (ACTIVE_STATEMENTS=20);"
+            ),
+            None
+        );
+        assert_eq!(
+            tr(
+                &mut t,
+                "RESOURCE GROUP",
+                "ALTER RESOURCE GROUP admin_group SET CPU_RATE_LIMIT 1;"
+            ),
+            None
+        );
         let f = "CREATE FUNCTION public.f() RETURNS int AS\n$$\nSELECT 1 -- NO SQL here stays\n$$\nLANGUAGE plpgsql NO SQL EXECUTE ON ALL SEGMENTS;";
         assert_eq!(
             tr(&mut t, "FUNCTION", f).as_deref(),
             Some("CREATE FUNCTION public.f() RETURNS int AS\n$$\nSELECT 1 -- NO SQL here stays\n$$\nLANGUAGE plpgsql;")
         );
-        assert_eq!(tr(&mut t, "PROTOCOL", "CREATE TRUSTED PROTOCOL p (readfunc = f);"), None);
-        assert_eq!(tr(&mut t, "DATABASE GUC", "ALTER DATABASE d SET gp_autostats_mode TO 'none';"), None);
-        assert_eq!(tr(&mut t, "DATABASE GUC", "ALTER DATABASE d SET work_mem TO '1MB';").as_deref(), Some("ALTER DATABASE d SET work_mem TO '1MB';"));
-        assert_eq!(tr(&mut t, "INDEX", "CREATE INDEX i ON s.t USING bitmap (a);").as_deref(), Some("CREATE INDEX i ON s.t USING btree (a);"));
-        assert_eq!(tr(&mut t, "TABLE", "CREATE READABLE EXTERNAL WEB TABLE s.t (a int) EXECUTE 'x' FORMAT 'csv';"), None);
+        assert_eq!(
+            tr(
+                &mut t,
+                "PROTOCOL",
+                "CREATE TRUSTED PROTOCOL p (readfunc = f);"
+            ),
+            None
+        );
+        assert_eq!(
+            tr(
+                &mut t,
+                "DATABASE GUC",
+                "ALTER DATABASE d SET gp_autostats_mode TO 'none';"
+            ),
+            None
+        );
+        assert_eq!(
+            tr(
+                &mut t,
+                "DATABASE GUC",
+                "ALTER DATABASE d SET work_mem TO '1MB';"
+            )
+            .as_deref(),
+            Some("ALTER DATABASE d SET work_mem TO '1MB';")
+        );
+        assert_eq!(
+            tr(&mut t, "INDEX", "CREATE INDEX i ON s.t USING bitmap (a);").as_deref(),
+            Some("CREATE INDEX i ON s.t USING btree (a);")
+        );
+        assert_eq!(
+            tr(
+                &mut t,
+                "TABLE",
+                "CREATE READABLE EXTERNAL WEB TABLE s.t (a int) EXECUTE 'x' FORMAT 'csv';"
+            ),
+            None
+        );
         assert_eq!(tr(&mut t, "TABLE", "ALTER TABLE s.t OWNER TO x;"), None);
-        assert!(t.report().iter().any(|r| r.action == Action::Skipped && r.objecttype == "RESOURCE QUEUE"));
-        assert!(t.report().iter().any(|r| r.detail.contains("external table")));
+        assert!(t
+            .report()
+            .iter()
+            .any(|r| r.action == Action::Skipped && r.objecttype == "RESOURCE QUEUE"));
+        assert!(t
+            .report()
+            .iter()
+            .any(|r| r.detail.contains("external table")));
     }
 
     #[test]
@@ -465,7 +685,12 @@ mod tests {
         assert!(e.to_string().contains("TABLE s.p"), "{e}");
         // PostgreSQL-style declarative partitioning is fine.
         assert_eq!(
-            tr(&mut t, "TABLE", "CREATE TABLE s.q (a int) PARTITION BY RANGE (a) DISTRIBUTED BY (a);").as_deref(),
+            tr(
+                &mut t,
+                "TABLE",
+                "CREATE TABLE s.q (a int) PARTITION BY RANGE (a) DISTRIBUTED BY (a);"
+            )
+            .as_deref(),
             Some("CREATE TABLE s.q (a int) PARTITION BY RANGE (a);")
         );
     }

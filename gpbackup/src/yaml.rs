@@ -24,16 +24,23 @@ pub(crate) fn read_file<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.len() == 0 {
-        return Err(Error::Yaml { path: path.to_path_buf(), message: "file is empty".into() });
+        return Err(Error::Yaml {
+            path: path.to_path_buf(),
+            message: "file is empty".into(),
+        });
     }
-    serde_norway::from_reader(BufReader::new(file))
-        .map_err(|e| Error::Yaml { path: path.to_path_buf(), message: e.to_string() })
+    serde_norway::from_reader(BufReader::new(file)).map_err(|e| Error::Yaml {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// Writes `value` as YAML to `path` through a temporary name renamed on success.
 pub(crate) fn write_file<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_norway::to_string(value)
-        .map_err(|e| Error::Yaml { path: path.to_path_buf(), message: e.to_string() })?;
+    let text = serde_norway::to_string(value).map_err(|e| Error::Yaml {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     crate::fsutil::write_atomic(path, |f| f.write_all(text.as_bytes()))
 }
 

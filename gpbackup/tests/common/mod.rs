@@ -34,7 +34,10 @@ pub fn unpack(name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
 
 /// `schema.table` → rows, summed over segments, from a `*-rowcounts.txt` psql table.
 pub fn rowcounts(name: &str) -> BTreeMap<String, u64> {
-    let path = testkit::shared_fixtures().unwrap().join("gpbackup").join(format!("{name}-rowcounts.txt"));
+    let path = testkit::shared_fixtures()
+        .unwrap()
+        .join("gpbackup")
+        .join(format!("{name}-rowcounts.txt"));
     let text = std::fs::read_to_string(path).unwrap();
     let mut out = BTreeMap::new();
     for line in text.lines() {
@@ -70,23 +73,38 @@ pub fn merged_bytes(set: &BackupSet, fqn: &str) -> Vec<u8> {
 /// Loads a set into `db` through one connection, translating for PostgreSQL: globals if asked
 /// (minus database statements), predata, data via COPY FROM STDIN, postdata. Returns rows loaded per
 /// table as reported by the server.
-pub fn load(set: &BackupSet, client: &mut postgres::Client, globals: bool) -> BTreeMap<String, u64> {
+pub fn load(
+    set: &BackupSet,
+    client: &mut postgres::Client,
+    globals: bool,
+) -> BTreeMap<String, u64> {
     let mut meta = set.metadata().unwrap();
     let mut tr = Translator::new();
     if let Some(g) = set.session_gucs().unwrap() {
         client.batch_execute(&g).unwrap();
     }
-    fn run(set: &BackupSet, client: &mut postgres::Client, section: Section, meta: &mut gpbackup::metadata::MetadataFile, tr: &mut Translator) {
+    fn run(
+        set: &BackupSet,
+        client: &mut postgres::Client,
+        section: Section,
+        meta: &mut gpbackup::metadata::MetadataFile,
+        tr: &mut Translator,
+    ) {
         for stmt in meta.statements(&set.toc, section) {
             let stmt = stmt.unwrap();
             if section == Section::Global
-                && matches!(stmt.entry.objecttype.as_str(), "SESSION GUCS" | "DATABASE" | "DATABASE METADATA" | "DATABASE GUC")
+                && matches!(
+                    stmt.entry.objecttype.as_str(),
+                    "SESSION GUCS" | "DATABASE" | "DATABASE METADATA" | "DATABASE GUC"
+                )
             {
                 continue;
             }
             if let Some(sql) = tr.translate(&stmt).unwrap() {
                 let sql = String::from_utf8(sql).unwrap();
-                client.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                client
+                    .batch_execute(&sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
             }
         }
     }
@@ -113,14 +131,20 @@ pub fn counts(set: &BackupSet, client: &mut postgres::Client) -> BTreeMap<String
     set.tables()
         .iter()
         .map(|t| {
-            let n: i64 = client.query_one(&format!("SELECT count(*) FROM {}", t.fqn()), &[]).unwrap().get(0);
+            let n: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {}", t.fqn()), &[])
+                .unwrap()
+                .get(0);
             (t.fqn(), n as u64)
         })
         .collect()
 }
 
 pub fn find_file(root: &Path, name: &str) -> PathBuf {
-    walk(root).into_iter().find(|p| p.file_name().is_some_and(|n| n == name)).unwrap_or_else(|| panic!("{name} not under {}", root.display()))
+    walk(root)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name))
+        .unwrap_or_else(|| panic!("{name} not under {}", root.display()))
 }
 
 pub fn walk(root: &Path) -> Vec<PathBuf> {
@@ -141,7 +165,10 @@ pub fn walk(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Per table: row count and an order-independent md5 of all rows' text.
-pub fn checksums(set: &BackupSet, client: &mut postgres::Client) -> BTreeMap<String, (i64, String)> {
+pub fn checksums(
+    set: &BackupSet,
+    client: &mut postgres::Client,
+) -> BTreeMap<String, (i64, String)> {
     set.tables()
         .iter()
         .map(|t| {
