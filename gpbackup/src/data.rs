@@ -488,3 +488,57 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod truncation_tests {
+    use super::*;
+
+    fn read_whole(path: &std::path::Path, compression: Compression) -> Result<Vec<u8>, Error> {
+        let p = Piece {
+            content: 0,
+            source: PieceSource::Whole(DataFile {
+                path: path.to_path_buf(),
+                compression,
+            }),
+        };
+        let mut out = Vec::new();
+        TableReader::new("s.t", vec![p], None)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::from_io(e, path))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn truncated_zstd_and_empty_compressed_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let z = dir.path().join("t.zst");
+        let full = zstd::encode_all(&b"1,abcdef\n".repeat(5000)[..], 3).unwrap();
+        std::fs::write(&z, &full[..full.len() - 5]).unwrap();
+        let e = read_whole(&z, Compression::Zstd).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                Error::TableData {
+                    problem: DataProblem::Corrupt(_),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        for (name, c) in [("e.gz", Compression::Gzip), ("e.zst", Compression::Zstd)] {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b"").unwrap();
+            let e = read_whole(&p, c).unwrap_err();
+            assert!(
+                matches!(
+                    &e,
+                    Error::TableData {
+                        problem: DataProblem::Corrupt(_),
+                        ..
+                    }
+                ),
+                "{name}: {e}"
+            );
+        }
+    }
+}
