@@ -112,7 +112,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             None => PolicyFile::default(),
         };
         let stats = match &cli.stats {
-            Some(conn) => distfix::stats::fetch(conn).context("reading pg_stats")?,
+            Some(conn) => {
+                let args = cluster::ConnectionArgs {
+                    dbname: Some(conn.clone()),
+                    ..Default::default()
+                };
+                let params = cluster::ConnParams::resolve(&args, "cbdistfix")?;
+                let mut client = cluster::connect(&params)?;
+                distfix::stats::fetch(&mut client).context("reading pg_stats")?
+            }
             None => HashMap::new(),
         };
         let opts = Options {

@@ -44,8 +44,10 @@ pub enum StatsError {
 
 /// Statistics of every analyzed table, partitioned table and materialized view outside the
 /// system schemas. Tables never analyzed are left out (their estimates would mislead).
-pub fn fetch(conn: &str) -> Result<HashMap<QualName, TableStats>, StatsError> {
-    let mut client = postgres::Client::connect(conn, postgres::NoTls)?;
+///
+/// The caller connects (through `cluster::connect`, so `--stats` takes the same conninfo, URIs,
+/// environment, `.pgpass` and `sslmode` as every other tool).
+pub fn fetch(client: &mut postgres::Client) -> Result<HashMap<QualName, TableStats>, StatsError> {
     let rows = client.query(
         "SELECT n.nspname::text, c.relname::text,
                 CASE WHEN c.relkind = 'p' THEN
