@@ -31,8 +31,13 @@ fn run() -> Result<()> {
         None => 3_000_000,
     };
     match what {
-        "copyout" | "all" => copyout(rows),
-        other => bail!("unknown benchmark {other:?}: use copyout or all"),
+        "copyout" => copyout(rows),
+        "distfix" => distfix(rows),
+        "all" => {
+            copyout(rows)?;
+            distfix(rows)
+        }
+        other => bail!("unknown benchmark {other:?}: use copyout, distfix or all"),
     }
 }
 
@@ -194,6 +199,83 @@ fn same_size(path: &Path, bytes: u64) -> Result<()> {
     let got = std::fs::metadata(path)?.len();
     if got != bytes {
         bail!("{} has {got} bytes, psql wrote {bytes}", path.display());
+    }
+    Ok(())
+}
+
+/// cbdistfix on a plain dump of about 400 MB (mostly COPY data) against `cat` and the `sed -E`
+/// rewrite people use by hand.
+fn distfix(rows: u64) -> Result<()> {
+    let fix = tool("cbdistfix")?;
+    // ~130 bytes a row in the dump: 3M rows is about 400 MB.
+    println!("== cbdistfix vs cat and sed: plain dump of {rows} rows ==");
+    let server = server_with_table(rows)?;
+    server.psql(
+        "bench",
+        "CREATE TABLE dim (code text PRIMARY KEY, label text UNIQUE);
+         CREATE TABLE facts (id bigint, dim_code text REFERENCES dim(code), v numeric);
+         CREATE INDEX ON facts (dim_code);",
+    );
+    let dump = server.scratch().join("dump.sql");
+    let out = server
+        .command("pg_dump")
+        .args(["-d", "bench", "-f"])
+        .arg(&dump)
+        .output()?;
+    if !out.status.success() {
+        bail!("pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!(
+        "dump: {:.0} MB",
+        std::fs::metadata(&dump)?.len() as f64 / 1e6
+    );
+    let cat = run_measured(
+        shell(&server, &format!("cat {} > /dev/null", dump.display())),
+        "cat",
+    )?;
+    line("cat dump.sql > /dev/null", &cat, None);
+    let sed = run_measured(
+        shell(
+            &server,
+            &format!(
+                "sed -E '/^CREATE TABLE/,/^\\);$/ s/^\\);$/) DISTRIBUTED RANDOMLY;/' {} > {}",
+                dump.display(),
+                server.scratch().join("sed.sql").display()
+            ),
+        ),
+        "sed",
+    )?;
+    line("sed -E (CREATE TABLE ... ); -> DISTRIBUTED)", &sed, None);
+    let outfile = server.scratch().join("fixed.sql");
+    let s = run_measured(
+        {
+            let mut c = std::process::Command::new(&fix);
+            c.arg(&dump)
+                .arg("-o")
+                .arg(&outfile)
+                .args(["--on-conflict", "replicated"]);
+            c
+        },
+        "cbdistfix",
+    )?;
+    line("cbdistfix dump.sql -o fixed.sql", &s, Some(&cat));
+    println!(
+        "{:<48} {:>8.2}x faster than sed",
+        "",
+        sed.seconds / s.seconds
+    );
+    let stripped = server.scratch().join("stripped.sql");
+    let s2 = run_measured(
+        {
+            let mut c = std::process::Command::new(&fix);
+            c.arg("--strip").arg(&outfile).arg("-o").arg(&stripped);
+            c
+        },
+        "cbdistfix --strip",
+    )?;
+    line("cbdistfix --strip fixed.sql", &s2, Some(&cat));
+    if std::fs::read(&stripped)? != std::fs::read(&dump)? {
+        bail!("strip(rewrite(dump)) differs from the dump");
     }
     Ok(())
 }

@@ -87,7 +87,11 @@ pub fn apply<R: Read, W: Write>(reader: R, mut out: W, plan: &Plan) -> Result<u6
     let mut session = Session::new();
     let mut ordinal = 0u64;
     let mut changed = 0;
-    while let Some(item) = sp.next_item()? {
+    // Past the last edited statement nothing changes: the rest (in a pg_dump, all COPY data and
+    // most of post-data) is copied raw, which runs at the speed of the file system.
+    let last_edit = plan.edits.keys().max().copied();
+    while last_edit.is_some_and(|last| ordinal <= last) {
+        let Some(item) = sp.next_item()? else { break };
         if item.kind != ItemKind::Statement {
             out.write_all(item.bytes).map_err(RewriteError::Write)?;
             continue;
@@ -105,6 +109,19 @@ pub fn apply<R: Read, W: Write>(reader: R, mut out: W, plan: &Plan) -> Result<u6
             None => out.write_all(item.bytes).map_err(RewriteError::Write)?,
         }
         ordinal += 1;
+    }
+    let (ahead, mut rest) = sp.into_rest();
+    out.write_all(&ahead).map_err(RewriteError::Write)?;
+    // A read error (truncated gzip) must not pass for a write error, so no io::copy here.
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match rest.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(RewriteError::Split(SplitError::Io(e))),
+        };
+        out.write_all(&buf[..n]).map_err(RewriteError::Write)?;
     }
     out.flush().map_err(RewriteError::Write)?;
     Ok(changed)

@@ -98,6 +98,13 @@ impl<R: Read> Splitter<R> {
     }
 
     /// Current `standard_conforming_strings` setting as tracked from the script.
+    /// Ends splitting: the bytes read ahead but not yet returned, and the reader positioned
+    /// just after them. Callers that need no more items (a rewrite past its last edit) copy the
+    /// rest raw, without looking at it.
+    pub fn into_rest(self) -> (Vec<u8>, R) {
+        (self.buf[self.pos..self.end].to_vec(), self.reader)
+    }
+
     pub fn standard_strings(&self) -> bool {
         self.standard_strings
     }
