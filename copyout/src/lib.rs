@@ -6,7 +6,6 @@
 //! The bytes of every file are the server's own `COPY ... TO STDOUT` output for the same
 //! options: we move and compress them, we never re-format them.
 
-pub mod compress;
 pub mod export;
 pub mod format;
 pub mod naming;
@@ -19,6 +18,8 @@ pub mod sink;
 
 use std::path::{Path, PathBuf};
 
+/// The codecs are the toolkit's shared ones.
+pub use archive::codec as compress;
 pub use export::{run, ExportOptions, What};
 pub use report::Report;
 

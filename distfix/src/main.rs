@@ -10,8 +10,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use distfix::codec::{self, Compression, Encoder};
-use distfix::policy::{decide, DefaultRule, OnConflict, Options, PolicyFile};
+use archive::codec::Compression;
+use archive::custom::rewrite_toc;
+use archive::{Archive, DirectoryArchive, TocEntry};
+use distfix::catalog::Catalog;
+use distfix::policy::{decide, DefaultRule, OnConflict, Options, Plan, PolicyFile};
 use distfix::report::Report;
 use distfix::rewrite;
 
@@ -22,11 +25,16 @@ use distfix::rewrite;
     about = "Add Apache Cloudberry DISTRIBUTED clauses to the tables of a pg_dump (or strip them)"
 )]
 struct Cli {
-    /// Plain SQL dump (optionally .gz/.zst compressed), or `-` for stdin.
+    /// A plain SQL dump (optionally .gz/.zst compressed), a pg_dump custom archive (-Fc), a
+    /// directory archive (-Fd), or `-` for stdin. The format is read from the content.
     input: PathBuf,
-    /// Output file, or `-` for stdout. Required unless --dry-run or --check.
+    /// Output file (a new directory for -Fd input), or `-` for stdout (plain dumps only).
+    /// Required unless --dry-run, --check or --in-place.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Directory archives: rewrite toc.dat where it is (data files are never touched).
+    #[arg(long, conflicts_with = "output")]
+    in_place: bool,
     /// TOML policy file: exact tables or patterns -> hash(col, ...) | random | replicated.
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -54,8 +62,8 @@ struct Cli {
     /// Connection string of the source database; pg_stats then guides the default choice.
     #[arg(long, value_name = "CONNSTRING")]
     stats: Option<String>,
-    /// Output compression (default: same as the input).
-    #[arg(long)]
+    /// Output compression of a plain dump: none, gzip[:LEVEL], zstd[:LEVEL] (default: same as the input).
+    #[arg(long, value_parser = parse_compression)]
     compress: Option<Compression>,
 }
 
@@ -69,6 +77,10 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    Compression::parse(s).map_err(|e| e.to_string())
+}
+
 /// The input as a file we can read twice: stdin is spooled to a temporary file.
 fn materialize(input: &Path) -> Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
     if input != Path::new("-") {
@@ -80,55 +92,36 @@ fn materialize(input: &Path) -> Result<(PathBuf, Option<tempfile::NamedTempFile>
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    if cli.output.is_none() && !cli.dry_run && !cli.check {
-        bail!("no output given: use -o FILE, -o - for stdout, --dry-run or --check");
+    if cli.output.is_none() && !cli.dry_run && !cli.check && !cli.in_place {
+        bail!("no output given: use -o FILE, -o - for stdout, --in-place, --dry-run or --check");
     }
     let (path, _spool) = materialize(&cli.input)?;
     let shown = cli.input.display().to_string();
+    if let Some(archive) = Archive::open(&path).with_context(|| shown.clone())? {
+        return run_archive(&cli, archive, &shown);
+    }
     if path.is_dir() {
-        if path.join("toc.dat").is_file() {
-            bail!("{shown}: pg_dump directory archives (-Fd) are not supported yet; convert with `pg_restore -f - {shown}` or wait for archive support");
-        }
         bail!("{shown}: a directory without toc.dat is not a pg_dump archive");
     }
-    let compression = codec::detect(&path).with_context(|| format!("reading {shown}"))?;
-    let open = || codec::open(&path, compression).with_context(|| format!("opening {shown}"));
-    let mut head = [0u8; 5];
-    let n = read_head(&mut *open()?, &mut head).with_context(|| format!("reading {shown}"))?;
-    if &head[..n] == b"PGDMP" {
-        bail!("{shown}: pg_dump custom archives (-Fc) are not supported yet; convert with `pg_restore -f - {shown}` or wait for archive support");
+    if cli.in_place {
+        bail!("--in-place is for directory archives; give -o for a plain dump");
     }
+    let compression = Compression::detect(&path).with_context(|| format!("reading {shown}"))?;
+    let open = || -> Result<Box<dyn Read>> {
+        let f = io::BufReader::with_capacity(
+            256 * 1024,
+            File::open(&path).with_context(|| format!("opening {shown}"))?,
+        );
+        compression
+            .decoder(f)
+            .with_context(|| format!("opening {shown}"))
+    };
 
     let (report, plan) = if cli.strip {
         (None, None)
     } else {
         let catalog = rewrite::collect(open()?).with_context(|| shown.clone())?;
-        let file = match &cli.policy {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading policy {}", p.display()))?;
-                PolicyFile::parse(&text).with_context(|| format!("{}", p.display()))?
-            }
-            None => PolicyFile::default(),
-        };
-        let stats = match &cli.stats {
-            Some(conn) => {
-                let args = cluster::ConnectionArgs {
-                    dbname: Some(conn.clone()),
-                    ..Default::default()
-                };
-                let params = cluster::ConnParams::resolve(&args, "cbdistfix")?;
-                let mut client = cluster::connect(&params)?;
-                distfix::stats::fetch(&mut client).context("reading pg_stats")?
-            }
-            None => HashMap::new(),
-        };
-        let opts = Options {
-            default: cli.default,
-            on_conflict: cli.on_conflict,
-            force: cli.force,
-        };
-        let plan = decide(&catalog, &file, &opts, &stats).with_context(|| shown.clone())?;
+        let plan = make_plan(&cli, &catalog, &shown)?;
         (Some(plan.decisions.clone()), Some(plan))
     };
 
@@ -141,10 +134,129 @@ fn run(cli: Cli) -> Result<ExitCode> {
         })?;
     }
 
+    finish(&cli, shown, report.unwrap_or_default(), changed)
+}
+
+/// Policy file, statistics and options into a plan for this catalog.
+fn make_plan(cli: &Cli, catalog: &Catalog, shown: &str) -> Result<Plan> {
+    let file = match &cli.policy {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading policy {}", p.display()))?;
+            PolicyFile::parse(&text).with_context(|| format!("{}", p.display()))?
+        }
+        None => PolicyFile::default(),
+    };
+    let stats = match &cli.stats {
+        Some(conn) => {
+            let args = cluster::ConnectionArgs {
+                dbname: Some(conn.clone()),
+                ..Default::default()
+            };
+            let params = cluster::ConnParams::resolve(&args, "cbdistfix")?;
+            let mut client = cluster::connect(&params)?;
+            distfix::stats::fetch(&mut client).context("reading pg_stats")?
+        }
+        None => HashMap::new(),
+    };
+    let opts = Options {
+        default: cli.default,
+        on_conflict: cli.on_conflict,
+        force: cli.force,
+    };
+    decide(catalog, &file, &opts, &stats).with_context(|| shown.to_string())
+}
+
+/// Custom and directory archives: the TOC's statements are rewritten; data is copied (custom)
+/// or linked (directory), never decoded.
+fn run_archive(cli: &Cli, archive: Archive, shown: &str) -> Result<ExitCode> {
+    let entries = archive.entries();
+    let (new_entries, decisions, changed): (Vec<TocEntry>, _, u64) = if cli.strip {
+        let (e, n) = distfix::archive::strip(entries).with_context(|| shown.to_string())?;
+        (e, Vec::new(), n)
+    } else {
+        let catalog = distfix::archive::collect(entries).with_context(|| shown.to_string())?;
+        let plan = make_plan(cli, &catalog, shown)?;
+        let (e, n) = distfix::archive::apply(entries, &plan).with_context(|| shown.to_string())?;
+        (e, plan.decisions, n)
+    };
+    if !cli.dry_run {
+        match &archive {
+            Archive::Custom(a) => {
+                let Some(out) = &cli.output else {
+                    bail!("{shown} is a custom archive: give -o NEW_FILE");
+                };
+                if out == Path::new("-") {
+                    bail!("a custom archive is written to a file (its TOC offsets are patched), not to stdout");
+                }
+                if cli.in_place {
+                    bail!("--in-place is for directory archives; give -o for a custom archive");
+                }
+                rewrite_toc(a, &new_entries, out)?;
+            }
+            Archive::Directory(d) => {
+                if cli.in_place {
+                    DirectoryArchive::write_toc(&d.dir, &d.header, &new_entries)?;
+                } else if let Some(out) = &cli.output {
+                    if out == Path::new("-") {
+                        bail!("a directory archive is written to a directory: give -o NEW_DIR or --in-place");
+                    }
+                    write_directory_copy(d, &new_entries, out)?;
+                } else if !cli.check {
+                    bail!("give -o NEW_DIR or --in-place for a directory archive");
+                }
+            }
+        }
+    }
+    finish(cli, shown.to_string(), decisions, changed)
+}
+
+/// A new directory archive: data files hard-linked (copied across file systems), a new toc.dat.
+/// Built under a temporary name beside `out` and renamed when complete.
+fn write_directory_copy(src: &DirectoryArchive, entries: &[TocEntry], out: &Path) -> Result<()> {
+    if out.exists() {
+        bail!("{} already exists", out.display());
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "archive".into());
+    let temp = out.with_file_name(format!(".{name}.cbdistfix-{}.tmp", std::process::id()));
+    let build = || -> Result<()> {
+        std::fs::create_dir(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        for f in
+            std::fs::read_dir(&src.dir).with_context(|| format!("reading {}", src.dir.display()))?
+        {
+            let f = f?;
+            if f.file_name() == "toc.dat" || !f.file_type()?.is_file() {
+                continue;
+            }
+            let to = temp.join(f.file_name());
+            if std::fs::hard_link(f.path(), &to).is_err() {
+                std::fs::copy(f.path(), &to)
+                    .with_context(|| format!("copying {}", f.path().display()))?;
+            }
+        }
+        DirectoryArchive::write_toc(&temp, &src.header, entries)?;
+        std::fs::rename(&temp, out).with_context(|| format!("renaming to {}", out.display()))?;
+        Ok(())
+    };
+    build().inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&temp);
+    })
+}
+
+/// Report on stderr and in `--report`, and the exit status.
+fn finish(
+    cli: &Cli,
+    shown: String,
+    decisions: Vec<distfix::policy::Decision>,
+    changed: u64,
+) -> Result<ExitCode> {
     let report = Report::new(
         shown,
         if cli.strip { "strip" } else { "rewrite" },
-        report.unwrap_or_default(),
+        decisions,
         changed,
     );
     if cli.strip {
@@ -169,17 +281,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_head(r: &mut dyn Read, head: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < head.len() {
-        match r.read(&mut head[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
 /// Write through `body` to stdout (`-`) or to a temporary file renamed over `out` on success.
 fn write_output(
     out: &Path,
@@ -188,7 +289,7 @@ fn write_output(
 ) -> Result<u64> {
     if out == Path::new("-") {
         let stdout = io::stdout().lock();
-        let mut enc = Encoder::new(BufWriter::with_capacity(256 * 1024, stdout), comp)?;
+        let mut enc = comp.encoder(BufWriter::with_capacity(256 * 1024, stdout))?;
         let n = body(&mut enc)?;
         enc.finish()?.flush()?;
         return Ok(n);
@@ -200,7 +301,7 @@ fn write_output(
             .write(true)
             .open(out)
             .with_context(|| format!("opening {}", out.display()))?;
-        let mut enc = Encoder::new(BufWriter::with_capacity(256 * 1024, file), comp)?;
+        let mut enc = comp.encoder(BufWriter::with_capacity(256 * 1024, file))?;
         let n = body(&mut enc)?;
         enc.finish()?.flush()?;
         return Ok(n);
@@ -214,7 +315,7 @@ fn write_output(
         .tempfile_in(&dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     let file: File = tmp.reopen()?;
-    let mut enc = Encoder::new(BufWriter::with_capacity(256 * 1024, file), comp)?;
+    let mut enc = comp.encoder(BufWriter::with_capacity(256 * 1024, file))?;
     let n = body(&mut enc)?;
     let w = enc.finish()?;
     w.into_inner().map_err(|e| e.into_error())?.sync_all()?;

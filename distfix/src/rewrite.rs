@@ -167,7 +167,7 @@ pub fn strip_statement(
     strip_parsed(bytes, &parse(bytes, standard_strings, default_schema))
 }
 
-fn edit_parsed(bytes: &[u8], stmt: &Stmt, edit: &Edit) -> Option<Vec<u8>> {
+pub(crate) fn edit_parsed(bytes: &[u8], stmt: &Stmt, edit: &Edit) -> Option<Vec<u8>> {
     match (stmt, edit) {
         (Stmt::CreateTable(t), Edit::SetClause(c)) => {
             Some(splice(bytes, t.splice_at, t.existing.as_ref(), c))
@@ -226,7 +226,7 @@ fn splice(
     out
 }
 
-fn strip_parsed(bytes: &[u8], stmt: &Stmt) -> Option<Vec<u8>> {
+pub(crate) fn strip_parsed(bytes: &[u8], stmt: &Stmt) -> Option<Vec<u8>> {
     let e = match stmt {
         Stmt::CreateTable(t) => t.existing.as_ref()?,
         Stmt::CreateMatView(m) => m.existing.as_ref()?,

@@ -98,6 +98,13 @@ impl<R: Read> Splitter<R> {
     }
 
     /// Current `standard_conforming_strings` setting as tracked from the script.
+    /// Starts with `standard_conforming_strings` as given (a TOC entry's text is lexed under
+    /// the setting the archive's earlier entries established).
+    pub fn with_standard_strings(mut self, on: bool) -> Self {
+        self.standard_strings = on;
+        self
+    }
+
     /// Ends splitting: the bytes read ahead but not yet returned, and the reader positioned
     /// just after them. Callers that need no more items (a rewrite past its last edit) copy the
     /// rest raw, without looking at it.

@@ -409,7 +409,18 @@ fn command_line_modes() {
         "{table}"
     );
 
-    // Archives are recognized (and refused until archive support lands).
+    // Archives: custom and directory, rewritten in their own format. `pg_restore -f -` of the
+    // rewritten archive equals cbdistfix's rewrite of `pg_restore -f -` of the original.
+    let restore_sql = |archive: &Path| -> Vec<u8> {
+        let o = server
+            .command("pg_restore")
+            .args(["--restrict-key", "cbtoolstest", "-f", "-"])
+            .arg(archive)
+            .output()
+            .unwrap();
+        expect_success(&o, "pg_restore -f -");
+        o.stdout
+    };
     let custom = scratch_file(&server, "src.dump");
     let o = server
         .command("pg_dump")
@@ -418,9 +429,56 @@ fn command_line_modes() {
         .output()
         .unwrap();
     expect_success(&o, "pg_dump -Fc");
-    let out = cbdistfix().arg(&custom).args(["-o", "-"]).output().unwrap();
+    let plain_of_archive = scratch_file(&server, "from_archive.sql");
+    std::fs::write(&plain_of_archive, restore_sql(&custom)).unwrap();
+    let plain_fixed = scratch_file(&server, "from_archive.fixed.sql");
+    run_ok(
+        cbdistfix()
+            .arg(&plain_of_archive)
+            .arg("-o")
+            .arg(&plain_fixed)
+            .args(["--on-conflict", "replicated"]),
+    );
+    let custom_fixed = scratch_file(&server, "fixed.dump");
+    run_ok(
+        cbdistfix()
+            .arg(&custom)
+            .arg("-o")
+            .arg(&custom_fixed)
+            .args(["--on-conflict", "replicated"]),
+    );
+    let o = server
+        .command("pg_restore")
+        .arg("-l")
+        .arg(&custom_fixed)
+        .output()
+        .unwrap();
+    expect_success(&o, "pg_restore -l");
+    let fixed_sql = restore_sql(&custom_fixed);
+    assert!(
+        fixed_sql == std::fs::read(&plain_fixed).unwrap(),
+        "custom archive rewrite equals the plain rewrite"
+    );
+    assert!(String::from_utf8_lossy(&fixed_sql).contains("DISTRIBUTED BY"));
+    // Strip gives back the original archive's SQL.
+    let custom_stripped = scratch_file(&server, "stripped.dump");
+    run_ok(
+        cbdistfix()
+            .arg("--strip")
+            .arg(&custom_fixed)
+            .arg("-o")
+            .arg(&custom_stripped),
+    );
+    assert!(restore_sql(&custom_stripped) == restore_sql(&custom));
+    // Custom archives are not written to stdout.
+    let out = cbdistfix()
+        .arg(&custom)
+        .args(["-o", "-", "--on-conflict", "replicated"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("custom archives"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not to stdout"));
+
     let dir = scratch_file(&server, "src.dir");
     let o = server
         .command("pg_dump")
@@ -429,8 +487,35 @@ fn command_line_modes() {
         .output()
         .unwrap();
     expect_success(&o, "pg_dump -Fd");
-    let out = cbdistfix().arg(&dir).args(["-o", "-"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("directory archives"));
+    let dir_fixed = scratch_file(&server, "fixed.dir");
+    run_ok(
+        cbdistfix()
+            .arg(&dir)
+            .arg("-o")
+            .arg(&dir_fixed)
+            .args(["--on-conflict", "replicated"]),
+    );
+    assert!(
+        restore_sql(&dir_fixed) == fixed_sql,
+        "directory rewrite equals the custom one"
+    );
+    // The original directory is untouched; --in-place rewrites a copy's toc.dat only.
+    assert!(restore_sql(&dir) == restore_sql(&custom));
+    run_ok(cbdistfix().arg("--strip").arg("--in-place").arg(&dir_fixed));
+    assert!(restore_sql(&dir_fixed) == restore_sql(&custom));
+    // A stripped archive restores into PostgreSQL with pg_restore -j 2.
+    server.create_db("from_archive");
+    let o = server
+        .command("pg_restore")
+        .args(["-j", "2", "-d", "from_archive"])
+        .arg(&dir_fixed)
+        .output()
+        .unwrap();
+    expect_success(&o, "pg_restore -j 2");
+    assert_eq!(
+        table_checksums(&server, "from_archive"),
+        table_checksums(&server, "src")
+    );
 
     // Special files are written in place, never renamed over.
     let fifo = scratch_file(&server, "out.fifo");

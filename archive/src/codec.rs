@@ -1,6 +1,13 @@
-//! Output compression: `--compress none|gzip[:LEVEL]|zstd[:LEVEL]`, or inferred from the name.
+//! Compression codecs shared by every tool: parsing user specs, detecting a stream's codec from
+//! its first bytes, and streaming encoders/decoders.
+//!
+//! Encoders write one complete gzip member / zstd frame each; decoders read any number of them
+//! back to back. That is what lets parallel workers compress pieces of one file independently
+//! and simply concatenate them.
 
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
 
 /// A codec and its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,18 +17,18 @@ pub enum Compression {
     Zstd(i32),
 }
 
-/// gzip's own default; `psql | gzip` users compare against it.
+/// gzip's own default; `| gzip` users compare against it.
 pub const GZIP_DEFAULT: u32 = 6;
 /// zstd's own default.
 pub const ZSTD_DEFAULT: i32 = 3;
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid compression {0:?}: expected none, gzip[:1-9] or zstd[:1-22] (also gzip:level=N)")]
+#[error("invalid compression {0:?}: expected none, gzip[:1-9] or zstd[:1-22] (also gzip:level=N, or a bare level 0-9)")]
 pub struct BadCompression(pub String);
 
 impl Compression {
-    /// Parses `none`, `gzip`, `gzip:5`, `gzip:level=5`, `zstd`, `zstd:19`, or a bare level 0-9
-    /// (gzip, as pg_dump's `-Z 5`).
+    /// Parses pg_dump-style specs: `none`, `gzip`, `gzip:5`, `gzip:level=5`, `zstd`, `zstd:19`,
+    /// or a bare level 0-9 (gzip; 0 is none), as in `pg_dump -Z 5`.
     pub fn parse(spec: &str) -> Result<Compression, BadCompression> {
         let bad = || BadCompression(spec.to_string());
         let (method, detail) = match spec.split_once(':') {
@@ -40,7 +47,7 @@ impl Compression {
         }
         match method {
             "none" if detail.is_none() => Ok(Compression::None),
-            "gzip" => {
+            "gzip" | "gz" => {
                 let level = match detail {
                     Some(d) => d.parse().map_err(|_| bad())?,
                     None => GZIP_DEFAULT,
@@ -50,7 +57,7 @@ impl Compression {
                 }
                 Ok(Compression::Gzip(level))
             }
-            "zstd" => {
+            "zstd" | "zst" => {
                 let level = match detail {
                     Some(d) => d.parse().map_err(|_| bad())?,
                     None => ZSTD_DEFAULT,
@@ -75,6 +82,30 @@ impl Compression {
         }
     }
 
+    /// The codec of a stream from its first bytes (gzip `1f 8b`, zstd `28 b5 2f fd`); anything
+    /// else is taken as uncompressed.
+    pub fn from_magic(head: &[u8]) -> Compression {
+        match head {
+            [0x1f, 0x8b, ..] => Compression::Gzip(GZIP_DEFAULT),
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd(ZSTD_DEFAULT),
+            _ => Compression::None,
+        }
+    }
+
+    /// The codec of a file, from its content.
+    pub fn detect(path: &Path) -> io::Result<Compression> {
+        let mut head = [0u8; 4];
+        let mut f = File::open(path)?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(Compression::from_magic(&head[..n]))
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             Compression::None => "",
@@ -91,8 +122,12 @@ impl Compression {
         }
     }
 
-    /// Wraps `inner` in the encoder. Each encoder writes one complete gzip member / zstd frame
-    /// when finished, so files written by several workers can be concatenated.
+    /// Same codec, same level: for output that should match its input's codec.
+    pub fn same_kind(self, other: Compression) -> bool {
+        std::mem::discriminant(&self) == std::mem::discriminant(&other)
+    }
+
+    /// Wraps `inner` in the encoder.
     pub fn encoder<W: Write>(self, inner: W) -> io::Result<Encoder<W>> {
         Ok(match self {
             Compression::None => Encoder::Plain(inner),
@@ -103,9 +138,25 @@ impl Compression {
             Compression::Zstd(level) => Encoder::Zstd(zstd::Encoder::new(inner, level)?),
         })
     }
+
+    /// A reader of the decompressed content of `inner` (all gzip members / zstd frames).
+    pub fn decoder<'a, R: io::BufRead + 'a>(self, inner: R) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(inner),
+            Compression::Gzip(_) => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
+            Compression::Zstd(_) => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
+        })
+    }
 }
 
-/// A streaming compressor over `W`.
+/// Opens a file and decodes it by its content (not its name).
+pub fn open_decoded(path: &Path) -> io::Result<(Compression, Box<dyn Read>)> {
+    let c = Compression::detect(path)?;
+    let f = BufReader::with_capacity(256 * 1024, File::open(path)?);
+    Ok((c, c.decoder(f)?))
+}
+
+/// A streaming compressor over `W`; [`finish`](Encoder::finish) writes the trailer.
 pub enum Encoder<W: Write> {
     Plain(W),
     Gzip(flate2::write::GzEncoder<W>),
@@ -113,10 +164,13 @@ pub enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    /// Writes the trailer and returns the inner writer.
+    /// Writes the trailer, flushes, and returns the inner writer.
     pub fn finish(self) -> io::Result<W> {
         match self {
-            Encoder::Plain(w) => Ok(w),
+            Encoder::Plain(mut w) => {
+                w.flush()?;
+                Ok(w)
+            }
             Encoder::Gzip(e) => e.finish(),
             Encoder::Zstd(e) => e.finish(),
         }
@@ -176,5 +230,40 @@ mod tests {
             Compression::from_file_name("a.csv.zst"),
             Some(Compression::Zstd(3))
         );
+    }
+
+    #[test]
+    fn concatenated_members_and_frames_decode_whole() {
+        for c in [
+            Compression::Gzip(1),
+            Compression::Zstd(1),
+            Compression::None,
+        ] {
+            let mut all = Vec::new();
+            for piece in [&b"first piece\n"[..], b"", b"second\n"] {
+                let mut e = c.encoder(Vec::new()).unwrap();
+                e.write_all(piece).unwrap();
+                all.extend(e.finish().unwrap());
+            }
+            assert!(Compression::from_magic(&all).same_kind(c));
+            let mut out = Vec::new();
+            c.decoder(&all[..]).unwrap().read_to_end(&mut out).unwrap();
+            assert_eq!(out, b"first piece\nsecond\n");
+        }
+    }
+
+    #[test]
+    fn truncated_streams_are_errors() {
+        for c in [Compression::Gzip(1), Compression::Zstd(1)] {
+            let mut e = c.encoder(Vec::new()).unwrap();
+            e.write_all(&[7u8; 10000]).unwrap();
+            let full = e.finish().unwrap();
+            let cut = &full[..full.len() / 2];
+            let mut out = Vec::new();
+            let r = c
+                .decoder(cut)
+                .and_then(|mut d| d.read_to_end(&mut out).map(|_| ()));
+            assert!(r.is_err(), "{c:?}");
+        }
     }
 }
