@@ -42,6 +42,28 @@ pub fn run_measured(mut cmd: Command, what: &str) -> Result<Sample> {
     })
 }
 
+/// Compares two files in small pieces. The benchmark process must stay small: a child spawned
+/// from it inherits its peak RSS in `ru_maxrss` (the kernel records the old image's high-water
+/// mark at exec), which would pollute every later measurement.
+pub fn files_equal(a: &std::path::Path, b: &std::path::Path) -> Result<bool> {
+    use std::io::Read;
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
 /// A `sh -c` pipeline with the server's PG* environment.
 pub fn shell(server: &TestServer, script: &str) -> Command {
     let mut c = Command::new("sh");
