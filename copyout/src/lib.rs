@@ -93,8 +93,13 @@ impl ExportError {
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<postgres::Error>())
         {
-            Some(pg) => cluster::error::server_message(pg),
-            None => e.to_string(),
+            // The server answered with an error (a terminated backend or a shutdown says so).
+            Some(pg) if pg.as_db_error().is_some() => cluster::error::server_message(pg),
+            Some(pg) => format!(
+                "lost the connection to the server ({})",
+                cluster::error::server_message(pg)
+            ),
+            None => format!("lost the connection to the server ({e})"),
         };
         ExportError::CopyStream {
             table: table.to_string(),

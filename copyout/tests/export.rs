@@ -708,3 +708,87 @@ fn on_segment_needs_cloudberry_and_sends_the_documented_statement() {
         .unwrap();
     assert!(failed(&out).contains("<TABLE>"));
 }
+
+/// Ctrl-C in the middle of a big export: workers stop, temporary files go, exit status 130.
+#[test]
+fn interrupt_and_lost_server_leave_nothing_behind() {
+    let server = big_server(300_000);
+    let dir = server.scratch().join("int");
+    std::fs::create_dir(&dir).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
+    server.apply_env(&mut cmd);
+    let child = cmd
+        .env("PGDATABASE", DB)
+        .args([
+            "-t",
+            "big",
+            "--compress",
+            "gzip:9",
+            "-j",
+            "2",
+            "--chunk-size",
+            "1M",
+            "-o",
+        ])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no files after Ctrl-C"
+    );
+
+    // The server side goes away mid-COPY: the error names the table, nothing is left.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
+    server.apply_env(&mut cmd);
+    let child = cmd
+        .env("PGDATABASE", DB)
+        .args(["-t", "big", "--compress", "gzip:9", "-o"])
+        .arg(&dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut killer = server.client("postgres");
+    let mut killed = 0;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        killed = killer
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                  WHERE application_name = 'cbcopyout' AND query LIKE 'COPY%'",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0);
+        if killed > 0 {
+            break;
+        }
+    }
+    assert!(killed > 0, "the COPY was seen and terminated");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("public.big")
+            && (err.contains("terminat") || err.contains("lost the connection")),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no files after a lost server"
+    );
+}
