@@ -550,16 +550,18 @@ fn copy_into(
     label: &str,
 ) -> Result<Vec<PartFile>, ExportError> {
     let result = (|| -> Result<(), ExportError> {
-        let mut reader = client
-            .copy_out(sql)
-            .map_err(|e| ExportError::copy(label, &e))?;
+        let mut reader = Filler::new(
+            client
+                .copy_out(sql)
+                .map_err(|e| ExportError::copy(label, &e))?,
+        );
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             if shared.abort.load(Ordering::Relaxed) {
                 return Err(ExportError::Interrupted);
             }
             let n = reader
-                .read(&mut buf)
+                .fill(&mut buf)
                 .map_err(|e| ExportError::stream(label, &e))?;
             if n == 0 {
                 break;
@@ -568,14 +570,6 @@ fn copy_into(
                 .write(&buf[..n])
                 .map_err(|e| ExportError::Write(label.to_string(), e))?;
             shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
-            {
-                let mut temps = shared.temps.lock().expect("temps lock");
-                for t in writer.temp_files() {
-                    if !temps.contains(&t) {
-                        temps.push(t);
-                    }
-                }
-            }
         }
         Ok(())
     })();
@@ -597,6 +591,34 @@ fn copy_into(
             writer.discard();
             Err(e)
         }
+    }
+}
+
+/// Reads until `buf` is full or the stream ends. The driver hands out one COPY message (one
+/// row) per read; batching them keeps per-buffer work (row scanning, compression calls,
+/// counters) off the per-row path. The driver must not be read again after it reported the
+/// end, so the end is remembered.
+struct Filler<R> {
+    inner: R,
+    done: bool,
+}
+
+impl<R: Read> Filler<R> {
+    fn new(inner: R) -> Self {
+        Filler { inner, done: false }
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() && !self.done {
+            match self.inner.read(&mut buf[n..]) {
+                Ok(0) => self.done = true,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -622,16 +644,18 @@ fn export_to_stdout(
     let mut ends = Vec::new();
     let mut rows = 0u64;
     let mut raw = 0u64;
-    let mut reader = client
-        .copy_out(&sql)
-        .map_err(|e| ExportError::copy(&label, &e))?;
+    let mut reader = Filler::new(
+        client
+            .copy_out(&sql)
+            .map_err(|e| ExportError::copy(&label, &e))?,
+    );
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         if shared.abort.load(Ordering::Relaxed) {
             return Err(ExportError::Interrupted);
         }
         let n = reader
-            .read(&mut buf)
+            .fill(&mut buf)
             .map_err(|e| ExportError::stream(&label, &e))?;
         if n == 0 {
             break;

@@ -155,15 +155,6 @@ impl StreamWriter {
         }
     }
 
-    /// Temporary files this writer has created (for cleanup when the caller is interrupted).
-    pub fn temp_files(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = self.done.iter().map(|p| p.temp.clone()).collect();
-        if let Some(o) = &self.current {
-            v.push(o.temp.clone());
-        }
-        v
-    }
-
     fn complete_row(&mut self, tail: &[u8]) -> io::Result<()> {
         if self.awaiting_header {
             self.header.extend_from_slice(&self.carry);
