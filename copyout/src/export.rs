@@ -461,14 +461,19 @@ fn export_to_files(
                         syntax,
                         sync,
                     );
-                    let r =
-                        copy_into(&mut client, &task.sql, writer, &shared, label).map(|parts| {
-                            TaskDone {
-                                job: task.job,
-                                chunk: task.chunk,
-                                parts,
-                            }
-                        });
+                    let r = copy_into(
+                        &mut client,
+                        &task.sql,
+                        writer,
+                        &shared,
+                        label,
+                        compression != Compression::None,
+                    )
+                    .map(|parts| TaskDone {
+                        job: task.job,
+                        chunk: task.chunk,
+                        parts,
+                    });
                     let failed = r.is_err();
                     let _ = tx.send(r);
                     if failed {
@@ -541,13 +546,16 @@ fn cancel_all(shared: &Shared, conn: &ConnParams) {
     }
 }
 
-/// Runs one COPY and streams it into `writer`.
+/// Runs one COPY and streams it into `writer`. With compression, reading (the driver) and
+/// writing (the compressor) run on two threads joined by a small bounded queue of buffers, so
+/// one worker keeps two cores busy, as `psql | gzip` does.
 fn copy_into(
     client: &mut postgres::Client,
     sql: &str,
     mut writer: StreamWriter,
     shared: &Shared,
     label: &str,
+    pipelined: bool,
 ) -> Result<Vec<PartFile>, ExportError> {
     let result = (|| -> Result<(), ExportError> {
         let mut reader = Filler::new(
@@ -555,23 +563,68 @@ fn copy_into(
                 .copy_out(sql)
                 .map_err(|e| ExportError::copy(label, &e))?,
         );
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            if shared.abort.load(Ordering::Relaxed) {
-                return Err(ExportError::Interrupted);
-            }
-            let n = reader
-                .fill(&mut buf)
-                .map_err(|e| ExportError::stream(label, &e))?;
-            if n == 0 {
-                break;
-            }
+        let mut consume = |buf: &[u8]| -> Result<(), ExportError> {
             writer
-                .write(&buf[..n])
+                .write(buf)
                 .map_err(|e| ExportError::Write(label.to_string(), e))?;
-            shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            shared.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            Ok(())
+        };
+        if !pipelined {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                if shared.abort.load(Ordering::Relaxed) {
+                    return Err(ExportError::Interrupted);
+                }
+                let n = reader
+                    .fill(&mut buf)
+                    .map_err(|e| ExportError::stream(label, &e))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                consume(&buf[..n])?;
+            }
         }
-        Ok(())
+        // Buffers travel full to the writer and come back empty: four in flight, no allocation
+        // per buffer, memory bounded at 1 MiB per worker.
+        let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(4);
+        let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
+        for _ in 0..4 {
+            empty_tx.send(vec![0u8; 256 * 1024]).expect("open channel");
+        }
+        std::thread::scope(|scope| {
+            let reading = scope.spawn(move || -> Result<(), ExportError> {
+                for mut buf in empty_rx.iter() {
+                    if shared.abort.load(Ordering::Relaxed) {
+                        return Err(ExportError::Interrupted);
+                    }
+                    let n = reader
+                        .fill(&mut buf)
+                        .map_err(|e| ExportError::stream(label, &e))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    if full_tx.send((buf, n)).is_err() {
+                        // The writer stopped (its error is reported by it).
+                        return Ok(());
+                    }
+                }
+                Ok(())
+            });
+            let mut written = Ok(());
+            for (buf, n) in full_rx.iter() {
+                if let Err(e) = consume(&buf[..n]) {
+                    written = Err(e);
+                    break;
+                }
+                let _ = empty_tx.send(buf);
+            }
+            // Dropping the receivers ends the reader if the writer failed.
+            drop(full_rx);
+            drop(empty_tx);
+            let read = reading.join().expect("COPY reader thread");
+            written.and(read)
+        })
     })();
     match result {
         Ok(()) => {
