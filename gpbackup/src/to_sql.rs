@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::filter::{unquote_ident, Filter};
 use crate::metadata::{MetadataFile, Statement};
-use crate::set::BackupSet;
+use crate::set::{BackupSet, PlannedTable};
 use crate::sqltext::{mask, split_statements};
 use crate::toc::Section;
 use crate::translate::{ReportItem, Translator};
@@ -74,6 +74,34 @@ pub struct ToSqlReport {
     pub warnings: Vec<String>,
 }
 
+/// Where a restore goes: a script file ([`write_sql`]) or a live server (cbrestore). The
+/// driver, [`restore_with`], decides order, filters, translation and options once for both.
+pub trait RestoreSink {
+    /// Session settings (SESSION GUCS and the fixed setup), before any statement and again
+    /// after switching databases.
+    fn session(&mut self, sql: &str) -> Result<()>;
+    /// One prepared chunk of metadata (already translated and filtered).
+    fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> Result<()>;
+    /// Continue in database `db` (after its CREATE DATABASE).
+    fn connect_database(&mut self, db: &str) -> Result<()>;
+    /// Load (or write) one table's rows.
+    fn table(&mut self, set: &BackupSet, table: &PlannedTable) -> Result<Option<TableWritten>>;
+    /// Every table has been handed over; wait for loads still running before postdata.
+    fn data_done(&mut self) -> Result<Vec<TableWritten>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Restores `set` into `sink`: globals and database when asked, predata (or only sequence
+/// values with `data_only`), data, postdata.
+pub fn restore_with(
+    set: &BackupSet,
+    opts: &ToSqlOptions,
+    sink: &mut dyn RestoreSink,
+) -> Result<ToSqlReport> {
+    Script::new(set, opts, sink).write_all()
+}
+
 /// Writes `set` as a psql script to `out`.
 pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToSqlReport> {
     let gzip = opts
@@ -85,7 +113,7 @@ pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToS
         let buffered = BufWriter::with_capacity(256 * 1024, file);
         let (report, file) = if gzip {
             let mut gz = flate2::write::GzEncoder::new(buffered, flate2::Compression::default());
-            let report = Script::new(set, opts, &mut gz, out).write_all()?;
+            let report = script(set, opts, &mut gz, out)?;
             let inner = gz.finish().map_err(|e| Error::io(out, e))?;
             (
                 report,
@@ -95,7 +123,7 @@ pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToS
             )
         } else {
             let mut w = buffered;
-            let report = Script::new(set, opts, &mut w, out).write_all()?;
+            let report = script(set, opts, &mut w, out)?;
             (
                 report,
                 w.into_inner().map_err(|e| Error::io(out, e.into_error()))?,
@@ -119,11 +147,33 @@ pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToS
     }
 }
 
-struct Script<'a, W: Write> {
+/// The script: a header comment, then the restore flow into a [`FileSink`].
+fn script<W: Write>(
+    set: &BackupSet,
+    opts: &ToSqlOptions,
+    w: &mut W,
+    out: &Path,
+) -> Result<ToSqlReport> {
+    let mut sink = FileSink { w, out };
+    let header = format!(
+        "--\n-- gpbackup set {} of database {} (gpbackup {}, {} segment(s)), merged by cbtools\n--\n\n",
+        set.timestamp,
+        set.config.databasename,
+        if set.config.backupversion.is_empty() {
+            "?"
+        } else {
+            &set.config.backupversion
+        },
+        set.segment_count
+    );
+    sink.put(header.as_bytes())?;
+    Script::new(set, opts, &mut sink).write_all()
+}
+
+struct Script<'a> {
     set: &'a BackupSet,
     opts: &'a ToSqlOptions,
-    w: &'a mut W,
-    out: &'a Path,
+    sink: &'a mut dyn RestoreSink,
     translator: Option<Translator>,
     report: ToSqlReport,
 }
@@ -131,14 +181,13 @@ struct Script<'a, W: Write> {
 /// PostgreSQL-compatible session settings gprestore also applies before DDL and data.
 const SESSION_SETUP: &str = "SET standard_conforming_strings = on;\nSET check_function_bodies = false;\nSET client_min_messages = warning;\nSET statement_timeout = 0;\nSET lock_timeout = 0;\nSET xmloption = content;\nSET search_path = pg_catalog;\n";
 
-impl<'a, W: Write> Script<'a, W> {
-    fn new(set: &'a BackupSet, opts: &'a ToSqlOptions, w: &'a mut W, out: &'a Path) -> Self {
+impl<'a> Script<'a> {
+    fn new(set: &'a BackupSet, opts: &'a ToSqlOptions, sink: &'a mut dyn RestoreSink) -> Self {
         let translator = (opts.target == Target::Postgres).then(Translator::new);
         Script {
             set,
             opts,
-            w,
-            out,
+            sink,
             translator,
             report: ToSqlReport {
                 warnings: set.warnings.clone(),
@@ -147,20 +196,8 @@ impl<'a, W: Write> Script<'a, W> {
         }
     }
 
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
-        self.w.write_all(bytes).map_err(|e| Error::io(self.out, e))
-    }
-
     fn write_all(mut self) -> Result<ToSqlReport> {
         let set = self.set;
-        let header = format!(
-            "--\n-- gpbackup set {} of database {} (gpbackup {}, {} segment(s)), merged by cbtools\n--\n\n",
-            set.timestamp,
-            set.config.databasename,
-            if set.config.backupversion.is_empty() { "?" } else { &set.config.backupversion },
-            set.segment_count
-        );
-        self.put(header.as_bytes())?;
         let mut meta = set.metadata()?;
         let sections: &[Section] = &[Section::Global, Section::Predata, Section::Postdata];
         meta.check_offsets(&set.toc, sections)?;
@@ -179,14 +216,7 @@ impl<'a, W: Write> Script<'a, W> {
         if self.opts.create_db {
             self.global_entries(&mut meta, |t| t == "DATABASE")?;
             let db = unquote_ident(&set.config.databasename);
-            let conninfo = format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"));
-            self.put(
-                format!(
-                    "\n\\connect -reuse-previous=on \"{}\"\n\n",
-                    conninfo.replace('"', "\"\"")
-                )
-                .as_bytes(),
-            )?;
+            self.sink.connect_database(&db)?;
             self.session(&session)?;
             self.global_entries(&mut meta, |t| {
                 t == "DATABASE METADATA" || t == "DATABASE GUC"
@@ -212,11 +242,13 @@ impl<'a, W: Write> Script<'a, W> {
     }
 
     fn session(&mut self, session_gucs: &str) -> Result<()> {
+        let mut sql = String::new();
         if !session_gucs.is_empty() {
-            self.put(session_gucs.as_bytes())?;
-            self.put(b"\n")?;
+            sql.push_str(session_gucs);
+            sql.push('\n');
         }
-        self.put(SESSION_SETUP.as_bytes())
+        sql.push_str(SESSION_SETUP);
+        self.sink.session(&sql)
     }
 
     fn global_entries(
@@ -266,8 +298,7 @@ impl<'a, W: Write> Script<'a, W> {
                 let text = String::from_utf8_lossy(&masked[r.clone()]).to_ascii_lowercase();
                 if text.trim_start().starts_with("select pg_catalog.setval") {
                     let sql = stmt.sql[r].to_vec();
-                    self.put(&sql)?;
-                    self.put(b"\n")?;
+                    self.sink.statement(&stmt, &sql)?;
                 }
             }
         }
@@ -294,8 +325,7 @@ impl<'a, W: Write> Script<'a, W> {
         if sql.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        self.put(&sql)?;
-        self.put(b"\n")?;
+        self.sink.statement(&stmt, &sql)?;
         self.report.statements += 1;
         Ok(())
     }
@@ -336,58 +366,104 @@ impl<'a, W: Write> Script<'a, W> {
         let set = self.set;
         let filter = self.opts.filter.clone();
         for table in set.tables_filtered(&filter) {
-            let copy = table.copy_statement();
-            self.put(
-                format!(
-                    "\n--\n-- Data for {} (backup {}, {} content file(s))\n--\n{copy};\n",
-                    table.fqn(),
-                    table.source_timestamp,
-                    table.pieces.len()
-                )
-                .as_bytes(),
-            )?;
-            let mut reader = set.table_reader(table);
-            let mut scan = EndMarkerScan::default();
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        return Err(Error::from_io(
-                            e,
-                            table
-                                .pieces
-                                .first()
-                                .map(|p| p.path().to_path_buf())
-                                .unwrap_or_default(),
-                        ))
-                    }
-                };
-                if scan.feed(&buf[..n]) {
-                    return Err(Error::UnscriptableData { table: table.fqn() });
-                }
-                self.put(&buf[..n])?;
+            if let Some(done) = self.sink.table(set, table)? {
+                self.report.tables.push(done);
             }
-            self.put(b"\\.\n")?;
-            if reader.rows() != table.expected_rows {
-                return Err(Error::RowCountMismatch {
-                    table: table.fqn(),
-                    expected: table.expected_rows,
-                    actual: reader.rows(),
-                });
-            }
-            self.report.tables.push(TableWritten {
-                name: table.fqn(),
-                source_timestamp: table.source_timestamp.clone(),
-                rows: reader.rows(),
-                bytes: reader.bytes_read(),
-                files: reader.files().to_vec(),
-            });
         }
+        let finished = self.sink.data_done()?;
+        self.report.tables.extend(finished);
         Ok(())
     }
+}
+
+/// The script writer: statements and `COPY ... FROM stdin` blocks into one file.
+struct FileSink<'a, W: Write> {
+    w: &'a mut W,
+    out: &'a Path,
+}
+
+impl<W: Write> FileSink<'_, W> {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.w.write_all(bytes).map_err(|e| Error::io(self.out, e))
+    }
+}
+
+impl<W: Write> RestoreSink for FileSink<'_, W> {
+    fn session(&mut self, sql: &str) -> Result<()> {
+        self.put(sql.as_bytes())
+    }
+
+    fn statement(&mut self, _stmt: &Statement, sql: &[u8]) -> Result<()> {
+        self.put(sql)?;
+        self.put(b"\n")
+    }
+
+    fn connect_database(&mut self, db: &str) -> Result<()> {
+        let conninfo = format!("dbname='{}'", db.replace('\\', "\\\\").replace('\'', "\\'"));
+        self.put(
+            format!(
+                "\n\\connect -reuse-previous=on \"{}\"\n\n",
+                conninfo.replace('"', "\"\"")
+            )
+            .as_bytes(),
+        )
+    }
+
+    fn table(&mut self, set: &BackupSet, table: &PlannedTable) -> Result<Option<TableWritten>> {
+        let copy = table.copy_statement();
+        self.put(
+            format!(
+                "\n--\n-- Data for {} (backup {}, {} content file(s))\n--\n{copy};\n",
+                table.fqn(),
+                table.source_timestamp,
+                table.pieces.len()
+            )
+            .as_bytes(),
+        )?;
+        let mut reader = set.table_reader(table);
+        let mut scan = EndMarkerScan::default();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(table_read_error(table, e)),
+            };
+            if scan.feed(&buf[..n]) {
+                return Err(Error::UnscriptableData { table: table.fqn() });
+            }
+            self.put(&buf[..n])?;
+        }
+        self.put(b"\\.\n")?;
+        if reader.rows() != table.expected_rows {
+            return Err(Error::RowCountMismatch {
+                table: table.fqn(),
+                expected: table.expected_rows,
+                actual: reader.rows(),
+            });
+        }
+        Ok(Some(TableWritten {
+            name: table.fqn(),
+            source_timestamp: table.source_timestamp.clone(),
+            rows: reader.rows(),
+            bytes: reader.bytes_read(),
+            files: reader.files().to_vec(),
+        }))
+    }
+}
+
+/// The error of reading a table's merged stream, with the file that failed when the reader
+/// knows it.
+pub fn table_read_error(table: &PlannedTable, e: io::Error) -> Error {
+    Error::from_io(
+        e,
+        table
+            .pieces
+            .first()
+            .map(|p| p.path().to_path_buf())
+            .unwrap_or_default(),
+    )
 }
 
 /// Finds a line consisting of `\.` (psql's end-of-data marker) in a stream fed in chunks.
