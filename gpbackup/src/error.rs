@@ -11,6 +11,10 @@ pub enum Error {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
 
+    /// The target refused something (a statement, a table's data) during a live restore.
+    #[error("{what}: {message}")]
+    Target { what: String, message: String },
+
     #[error(
         "no gpbackup backup set (gpbackup_<timestamp>_toc.yaml / _config.yaml) found under {roots}"
     )]

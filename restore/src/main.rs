@@ -1,1 +1,297 @@
-fn main() {}
+//! `cbrestore`: load backups back through the coordinator.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{ArgAction, Parser};
+
+use cluster::{ConnParams, ConnectionArgs};
+use gpbackup::to_sql::{write_sql, Target, ToSqlOptions};
+use gpbackup::{BackupSet, Filter};
+use restore::gpset::{self, GpRestoreOptions, TargetChoice};
+use restore::RestoreError;
+
+/// Restore gpbackup backup sets through the coordinator: every segment's files merged into one
+/// COPY per table, into a cluster of any size or plain PostgreSQL.
+#[derive(Parser, Debug)]
+#[command(
+    name = "cbrestore",
+    version,
+    disable_help_flag = true,
+    after_help = "Exit status: 0 success; 1 failure (or errors skipped with --on-error-continue); 2 usage error; 130 interrupted.\n\
+                  Examples:\n  cbrestore -d shop -j 4 /backups/gpseg-1 /backups/sdw1 /backups/sdw2\n  \
+                  cbrestore -d shop --create-db --timestamp 20240102030405 /backups/all-hosts-copied-here/\n  \
+                  cbrestore --to-sql shop.sql.gz --target postgres /backups/"
+)]
+struct Cli {
+    #[command(flatten)]
+    conn: ConnectionArgs,
+
+    /// Backup directories: one root holding every host's files, or one root per host
+    #[arg(value_name = "PATH", required = true)]
+    paths: Vec<PathBuf>,
+    /// The backup set to restore when the paths hold several
+    #[arg(long, value_name = "YYYYMMDDHHMMSS")]
+    timestamp: Option<String>,
+    /// Dialect of the target: detected from the server by default
+    #[arg(long, value_enum, default_value = "auto")]
+    target: TargetChoice,
+
+    /// Restore only this table (schema.table; repeatable)
+    #[arg(long = "include-table", value_name = "SCHEMA.TABLE")]
+    include_table: Vec<String>,
+    /// Tables to restore, one schema.table per line
+    #[arg(long = "include-table-file", value_name = "FILE")]
+    include_table_file: Vec<PathBuf>,
+    /// Do not restore this table (repeatable)
+    #[arg(long = "exclude-table", value_name = "SCHEMA.TABLE")]
+    exclude_table: Vec<String>,
+    /// Tables not to restore, one per line
+    #[arg(long = "exclude-table-file", value_name = "FILE")]
+    exclude_table_file: Vec<PathBuf>,
+    /// Restore only this schema (repeatable)
+    #[arg(long = "include-schema", value_name = "SCHEMA")]
+    include_schema: Vec<String>,
+    /// Schemas to restore, one per line
+    #[arg(long = "include-schema-file", value_name = "FILE")]
+    include_schema_file: Vec<PathBuf>,
+    /// Do not restore this schema (repeatable)
+    #[arg(long = "exclude-schema", value_name = "SCHEMA")]
+    exclude_schema: Vec<String>,
+    /// Schemas not to restore, one per line
+    #[arg(long = "exclude-schema-file", value_name = "FILE")]
+    exclude_schema_file: Vec<PathBuf>,
+
+    /// Only the data (tables must exist; sequence values are restored too)
+    #[arg(long = "data-only", conflicts_with = "metadata_only")]
+    data_only: bool,
+    /// Only the schema
+    #[arg(long = "metadata-only")]
+    metadata_only: bool,
+    /// Empty each table (in the load's transaction) before loading it
+    #[arg(long = "truncate-table")]
+    truncate_table: bool,
+    /// Create the target database (-d names it) first
+    #[arg(long = "create-db")]
+    create_db: bool,
+    /// Also restore roles, tablespaces and other global objects
+    #[arg(long = "with-globals")]
+    with_globals: bool,
+    /// Record failed statements and tables in the report and go on
+    #[arg(long = "on-error-continue")]
+    on_error_continue: bool,
+    /// Skip ALTER ... OWNER TO
+    #[arg(short = 'O', long = "no-owner")]
+    no_owner: bool,
+    /// Skip GRANT and REVOKE
+    #[arg(short = 'x', long = "no-privileges")]
+    no_privileges: bool,
+
+    /// Tables loaded at once, one connection each (single-data-file sets load in order)
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
+    jobs: usize,
+    /// Continue an interrupted restore: finished statements and tables are skipped, unfinished
+    /// tables are emptied and loaded again
+    #[arg(long)]
+    resume: bool,
+    /// Where progress is recorded for --resume (default: .cbrestore-<timestamp>-<db>.state.json here)
+    #[arg(long = "state-file", value_name = "FILE")]
+    state_file: Option<PathBuf>,
+
+    /// Write the whole set as one psql script instead of restoring (no server needed; .gz compresses)
+    #[arg(long = "to-sql", value_name = "FILE[.gz]")]
+    to_sql: Option<PathBuf>,
+
+    /// Print a machine-readable report on stdout
+    #[arg(long)]
+    json: bool,
+    /// Verbose messages on stderr
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    help: Option<bool>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let interrupted = matches!(
+                e.downcast_ref::<RestoreError>(),
+                Some(RestoreError::Interrupted)
+            );
+            eprintln!("cbrestore: error: {e:#}");
+            ExitCode::from(if interrupted { 130 } else { 1 })
+        }
+    }
+}
+
+/// Names from the command line plus those of the `-file` variants (one per line, `#` comments).
+fn names(given: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut out = given.to_vec();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.jobs == 0 {
+        bail!("-j/--jobs must be at least 1");
+    }
+    let filter = Filter {
+        include_schemas: names(&cli.include_schema, &cli.include_schema_file)?,
+        exclude_schemas: names(&cli.exclude_schema, &cli.exclude_schema_file)?,
+        include_tables: names(&cli.include_table, &cli.include_table_file)?,
+        exclude_tables: names(&cli.exclude_table, &cli.exclude_table_file)?,
+    };
+    for t in filter.include_tables.iter().chain(&filter.exclude_tables) {
+        if gpbackup::filter::split_fqn(t).is_none() {
+            bail!("table {t:?} must be schema-qualified (schema.table)");
+        }
+    }
+
+    if let Some(out) = &cli.to_sql {
+        return to_sql(&cli, out, filter);
+    }
+
+    let conn = ConnParams::resolve(&cli.conn, "cbrestore")?;
+    let abort = Arc::new(AtomicBool::new(false));
+    {
+        let abort = Arc::clone(&abort);
+        ctrlc::set_handler(move || abort.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let opts = GpRestoreOptions {
+        conn,
+        roots: cli.paths.clone(),
+        timestamp: cli.timestamp.clone(),
+        target: cli.target,
+        filter,
+        data_only: cli.data_only,
+        metadata_only: cli.metadata_only,
+        truncate_table: cli.truncate_table,
+        create_db: cli.create_db,
+        with_globals: cli.with_globals,
+        on_error_continue: cli.on_error_continue,
+        no_owner: cli.no_owner,
+        no_privileges: cli.no_privileges,
+        jobs: cli.jobs,
+        resume: cli.resume,
+        state_file: cli.state_file.clone(),
+        verbose: cli.verbose,
+    };
+    let report = gpset::run(&opts, abort)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    }
+    for t in &report.translation {
+        if cli.verbose {
+            eprintln!("cbrestore: {t}");
+        }
+    }
+    eprintln!(
+        "cbrestore: restored backup {} ({} segment(s)) into {}: {} tables, {} rows, {} statements, {} translated or skipped for PostgreSQL, in {:.1}s",
+        report.backup_timestamp,
+        report.segment_count,
+        report.target,
+        report.tables.len(),
+        report.total_rows,
+        report.statements,
+        report.translation.len(),
+        report.elapsed_seconds
+    );
+    if !report.errors.is_empty() {
+        eprintln!(
+            "cbrestore: {} errors were skipped (--on-error-continue):",
+            report.errors.len()
+        );
+        for e in &report.errors {
+            eprintln!("  {e}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn to_sql(cli: &Cli, out: &Path, filter: Filter) -> anyhow::Result<ExitCode> {
+    let set = BackupSet::open_roots(&cli.paths, cli.timestamp.as_deref())?;
+    set.check_files()?;
+    let opts = ToSqlOptions {
+        target: match cli.target {
+            TargetChoice::Postgres => Target::Postgres,
+            TargetChoice::Cloudberry => Target::AsWritten,
+            TargetChoice::Auto => bail!(
+                "--to-sql has no server to detect: give --target postgres or --target cloudberry"
+            ),
+        },
+        gzip: None,
+        with_globals: cli.with_globals,
+        create_db: cli.create_db,
+        data_only: cli.data_only,
+        metadata_only: cli.metadata_only,
+        no_owner: cli.no_owner,
+        no_privileges: cli.no_privileges,
+        filter,
+        on_error_continue: cli.on_error_continue,
+    };
+    let report = write_sql(&set, out, &opts)?;
+    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
+    if cli.json {
+        let tables: Vec<serde_json::Value> = report
+            .tables
+            .iter()
+            .map(|t| serde_json::json!({"table": t.name, "rows": t.rows, "bytes": t.bytes, "files": t.files.len()}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "tool": "cbrestore",
+                "to_sql": out.display().to_string(),
+                "backup_timestamp": set.timestamp,
+                "tables": tables,
+                "total_rows": rows,
+                "statements": report.statements,
+                "translation": report.translation.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                "errors": report.errors_skipped,
+                "warnings": report.warnings,
+            }))
+            .expect("report serializes")
+        );
+    }
+    eprintln!(
+        "cbrestore: wrote {}: {} tables, {} rows, {} statements",
+        out.display(),
+        report.tables.len(),
+        rows,
+        report.statements
+    );
+    if !report.errors_skipped.is_empty() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,510 @@
+//! Restoring a gpbackup backup set through the coordinator.
+//!
+//! gprestore puts segment c's file back into segment c, so it needs a cluster of the same shape.
+//! Here every table's files from all contents are decompressed and concatenated into one
+//! `COPY ... FROM STDIN` on the coordinator, which redistributes the rows by the target's own
+//! policy: any segment count, a cluster that lost hosts, or plain PostgreSQL (with the
+//! Greenplum-only DDL translated by the gpbackup crate). Order, filters, translation and options
+//! are the gpbackup crate's [`restore_with`] flow, shared with `--to-sql`; this module is the
+//! live [`RestoreSink`]: statements on one connection, tables on `-j` worker connections.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use cluster::{flavor, quote, ConnParams};
+use gpbackup::metadata::Statement;
+use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOptions};
+use gpbackup::{BackupSet, Filter, PlannedTable};
+
+use crate::load::{load_table, LoadError};
+use crate::state::State;
+use crate::RestoreError;
+
+/// Which dialect the target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetChoice {
+    /// Detect from the server.
+    Auto,
+    /// Plain PostgreSQL: translate Greenplum-only DDL.
+    Postgres,
+    /// Cloudberry/Greenplum: statements as written.
+    Cloudberry,
+}
+
+#[derive(Debug, Clone)]
+pub struct GpRestoreOptions {
+    pub conn: ConnParams,
+    pub roots: Vec<PathBuf>,
+    pub timestamp: Option<String>,
+    pub target: TargetChoice,
+    pub filter: Filter,
+    pub data_only: bool,
+    pub metadata_only: bool,
+    pub truncate_table: bool,
+    pub create_db: bool,
+    pub with_globals: bool,
+    pub on_error_continue: bool,
+    pub no_owner: bool,
+    pub no_privileges: bool,
+    pub jobs: usize,
+    pub resume: bool,
+    pub state_file: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GpRestoreReport {
+    pub tool: &'static str,
+    pub backup_timestamp: String,
+    pub backup_database: String,
+    pub segment_count: u32,
+    pub target: String,
+    pub translated_for_postgres: bool,
+    pub elapsed_seconds: f64,
+    pub statements: usize,
+    pub tables: Vec<TableReport>,
+    pub total_rows: u64,
+    pub files_read: usize,
+    pub translation: Vec<String>,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub source_timestamp: String,
+    pub files: Vec<String>,
+}
+
+/// Runs the restore. `abort` is raised by Ctrl-C.
+pub fn run(
+    opts: &GpRestoreOptions,
+    abort: Arc<AtomicBool>,
+) -> Result<GpRestoreReport, RestoreError> {
+    let started = Instant::now();
+    let set = BackupSet::open_roots(&opts.roots, opts.timestamp.as_deref())?;
+    // Every promised file must be there before the target is touched.
+    set.check_files()?;
+
+    if opts.create_db {
+        let mut admin = cluster::connect(&opts.conn.with_dbname("postgres"))?;
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {}",
+                quote::ident(opts.conn.dbname())
+            ))
+            .map_err(cluster::ClusterError::query(format!(
+                "creating database {}",
+                opts.conn.dbname()
+            )))?;
+    }
+    let mut client = cluster::connect(&opts.conn)?;
+    let server = flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
+    let postgres = match opts.target {
+        TargetChoice::Auto => !server.flavor.is_mpp(),
+        TargetChoice::Postgres => true,
+        TargetChoice::Cloudberry => false,
+    };
+    let fingerprint = format!(
+        "gpbackup {} ({} tables) -> {}",
+        set.timestamp,
+        set.tables().len(),
+        opts.conn.target()
+    );
+    let state_path = opts.state_file.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            ".cbrestore-{}-{}.state.json",
+            set.timestamp,
+            opts.conn.dbname().replace(['/', '\\'], "_")
+        ))
+    });
+    let state = Arc::new(State::open(&state_path, &fingerprint, opts.resume)?);
+    // Single-data-file sets keep one decoder per segment file, positioned where the previous
+    // table ended: their tables are read in order, one at a time.
+    let sequential = set.config.singledatafile || opts.jobs <= 1;
+    let topts = ToSqlOptions {
+        target: if postgres {
+            Target::Postgres
+        } else {
+            Target::AsWritten
+        },
+        gzip: None,
+        with_globals: opts.with_globals,
+        create_db: false,
+        data_only: opts.data_only,
+        metadata_only: opts.metadata_only,
+        no_owner: opts.no_owner,
+        no_privileges: opts.no_privileges,
+        filter: opts.filter.clone(),
+        on_error_continue: opts.on_error_continue,
+    };
+    let mut sink = LiveSink {
+        conn: opts.conn.clone(),
+        client,
+        session: String::new(),
+        state: Arc::clone(&state),
+        errors: Arc::new(Mutex::new(Vec::new())),
+        on_error_continue: opts.on_error_continue,
+        truncate: opts.truncate_table,
+        jobs: if sequential { 1 } else { opts.jobs },
+        pool: None,
+        abort: Arc::clone(&abort),
+        verbose: opts.verbose,
+        resume_grace: opts.resume,
+    };
+    let result = restore_with(&set, &topts, &mut sink);
+    let errors = sink.errors.lock().expect("errors lock").clone();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            sink.shutdown();
+            return Err(e.into());
+        }
+    };
+    if abort.load(Ordering::SeqCst) {
+        return Err(RestoreError::Interrupted);
+    }
+    if errors.is_empty() {
+        state.remove();
+    }
+    let tables: Vec<TableReport> = report
+        .tables
+        .iter()
+        .map(|t| TableReport {
+            table: t.name.clone(),
+            rows: t.rows,
+            bytes: t.bytes,
+            source_timestamp: t.source_timestamp.clone(),
+            files: t.files.iter().map(|f| f.display().to_string()).collect(),
+        })
+        .collect();
+    Ok(GpRestoreReport {
+        tool: "cbrestore",
+        backup_timestamp: set.timestamp.clone(),
+        backup_database: set.config.databasename.clone(),
+        segment_count: set.segment_count,
+        target: server.describe(),
+        translated_for_postgres: postgres,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        statements: report.statements,
+        total_rows: tables.iter().map(|t| t.rows).sum(),
+        files_read: tables.iter().map(|t| t.files.len()).sum(),
+        tables,
+        translation: report.translation.iter().map(|t| t.to_string()).collect(),
+        errors: errors
+            .into_iter()
+            .chain(report.errors_skipped.iter().cloned())
+            .collect(),
+        warnings: report.warnings,
+    })
+}
+
+/// One table handed to a worker.
+struct TableJob {
+    fqn: String,
+    copy_sql: String,
+    expected: u64,
+    source_timestamp: String,
+    reader: gpbackup::data::TableReader,
+}
+
+struct Pool {
+    jobs: crossbeam_channel::Sender<TableJob>,
+    done: crossbeam_channel::Receiver<Result<TableWritten, gpbackup::Error>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Statements on one connection; tables inline (`-j 1`) or on worker connections.
+struct LiveSink {
+    conn: ConnParams,
+    client: postgres::Client,
+    session: String,
+    state: Arc<State>,
+    errors: Arc<Mutex<Vec<String>>>,
+    on_error_continue: bool,
+    truncate: bool,
+    jobs: usize,
+    pool: Option<Pool>,
+    abort: Arc<AtomicBool>,
+    verbose: bool,
+    /// Resuming: the first statement not recorded may have run just before the crash, so
+    /// "already exists" is accepted for it.
+    resume_grace: bool,
+}
+
+fn target_error(what: String, message: String) -> gpbackup::Error {
+    gpbackup::Error::Target { what, message }
+}
+
+fn state_error(e: RestoreError) -> gpbackup::Error {
+    target_error("recording progress".into(), e.to_string())
+}
+
+/// Loads one table on `client`, recording it in the state when committed.
+#[allow(clippy::too_many_arguments)]
+fn load_one(
+    client: &mut postgres::Client,
+    state: &State,
+    truncate: bool,
+    fqn: &str,
+    copy_sql: &str,
+    expected: u64,
+    source_timestamp: &str,
+    mut reader: gpbackup::data::TableReader,
+) -> Result<TableWritten, gpbackup::Error> {
+    // Resuming: a table not recorded as committed may hold rows of the interrupted attempt.
+    let truncate = (truncate || state.resuming).then_some(fqn);
+    match load_table(client, copy_sql, truncate, &mut reader, Some(expected)) {
+        Ok(loaded) => {
+            state.mark_table(fqn).map_err(state_error)?;
+            Ok(TableWritten {
+                name: fqn.to_string(),
+                source_timestamp: source_timestamp.to_string(),
+                rows: loaded.rows,
+                bytes: loaded.bytes,
+                files: reader.files().to_vec(),
+            })
+        }
+        Err(LoadError::Read(e)) => Err(gpbackup::Error::from_io(e, PathBuf::new())),
+        Err(e) => Err(target_error(format!("loading {fqn}"), e.to_string())),
+    }
+}
+
+impl LiveSink {
+    fn execute(&mut self, what: &str, sql: &str) -> Result<(), gpbackup::Error> {
+        self.client
+            .batch_execute(sql)
+            .map_err(|e| target_error(what.to_string(), cluster::error::server_message(&e)))
+    }
+
+    fn start_pool(&mut self) -> Result<(), gpbackup::Error> {
+        let (job_tx, job_rx) = crossbeam_channel::bounded::<TableJob>(self.jobs);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let mut workers = Vec::new();
+        for _ in 0..self.jobs {
+            let rx = job_rx.clone();
+            let tx = done_tx.clone();
+            let conn = self.conn.clone();
+            let session = self.session.clone();
+            let state = Arc::clone(&self.state);
+            let truncate = self.truncate;
+            let abort = Arc::clone(&self.abort);
+            workers.push(std::thread::spawn(move || {
+                let mut client = match cluster::connect(&conn)
+                    .map_err(|e| target_error("connecting a worker".into(), e.to_string()))
+                    .and_then(|mut c| {
+                        c.batch_execute(&session).map(|_| c).map_err(|e| {
+                            target_error(
+                                "session settings".into(),
+                                cluster::error::server_message(&e),
+                            )
+                        })
+                    }) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                for job in rx.iter() {
+                    if abort.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let r = load_one(
+                        &mut client,
+                        &state,
+                        truncate,
+                        &job.fqn,
+                        &job.copy_sql,
+                        job.expected,
+                        &job.source_timestamp,
+                        job.reader,
+                    );
+                    let _ = tx.send(r);
+                }
+            }));
+        }
+        self.pool = Some(Pool {
+            jobs: job_tx,
+            done: done_rx,
+            workers,
+        });
+        Ok(())
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            self.abort.store(true, Ordering::SeqCst);
+            drop(pool.jobs);
+            for w in pool.workers {
+                let _ = w.join();
+            }
+        }
+    }
+
+    fn table_failed(&mut self, e: gpbackup::Error) -> Result<(), gpbackup::Error> {
+        if self.on_error_continue {
+            eprintln!("cbrestore: error (continuing): {e}");
+            self.errors.lock().expect("errors lock").push(e.to_string());
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+}
+
+impl RestoreSink for LiveSink {
+    fn session(&mut self, sql: &str) -> gpbackup::Result<()> {
+        self.session = sql.to_string();
+        self.execute("session settings", sql)
+    }
+
+    fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> gpbackup::Result<()> {
+        if self.abort.load(Ordering::SeqCst) {
+            return Err(target_error("restore".into(), "interrupted".into()));
+        }
+        let key = format!("{:?}:{}", stmt.section, stmt.index);
+        if self.state.statement_done(&key) {
+            return Ok(());
+        }
+        let what = format!(
+            "{} {} ({:?} entry {})",
+            stmt.entry.objecttype,
+            stmt.entry.fqn(),
+            stmt.section,
+            stmt.index
+        );
+        let text = std::str::from_utf8(sql)
+            .map_err(|_| target_error(what.clone(), "statement is not valid UTF-8".into()))?;
+        if self.verbose {
+            eprintln!("cbrestore: {what}");
+        }
+        match self.execute(&what, text) {
+            Ok(()) => {}
+            Err(e) => {
+                let already = e.to_string().contains("already exists");
+                if self.resume_grace && already {
+                    // Ran just before the interruption; its record was not written.
+                } else if self.on_error_continue {
+                    eprintln!("cbrestore: error (continuing): {e}");
+                    self.errors.lock().expect("errors lock").push(e.to_string());
+                } else {
+                    return Err(e);
+                }
+            }
+        }
+        self.resume_grace = false;
+        self.state.mark_statement(&key).map_err(state_error)
+    }
+
+    fn connect_database(&mut self, db: &str) -> gpbackup::Result<()> {
+        self.conn = self.conn.with_dbname(db);
+        self.client = cluster::connect(&self.conn)
+            .map_err(|e| target_error(format!("connecting to {db}"), e.to_string()))?;
+        Ok(())
+    }
+
+    fn table(
+        &mut self,
+        set: &BackupSet,
+        table: &PlannedTable,
+    ) -> gpbackup::Result<Option<TableWritten>> {
+        if self.abort.load(Ordering::SeqCst) {
+            return Err(target_error("restore".into(), "interrupted".into()));
+        }
+        let fqn = table.fqn();
+        if self.state.table_done(&fqn) {
+            if self.verbose {
+                eprintln!("cbrestore: {fqn} already loaded (resume)");
+            }
+            return Ok(None);
+        }
+        let reader = set.table_reader(table);
+        if self.jobs <= 1 {
+            let started = Instant::now();
+            let r = load_one(
+                &mut self.client,
+                &self.state,
+                self.truncate,
+                &fqn,
+                &table.copy_statement(),
+                table.expected_rows,
+                &table.source_timestamp,
+                reader,
+            );
+            return match r {
+                Ok(done) => {
+                    if self.verbose {
+                        eprintln!(
+                            "cbrestore: loaded {fqn}: {} rows in {:.2}s",
+                            done.rows,
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
+                    Ok(Some(done))
+                }
+                Err(e) => self.table_failed(e).map(|_| None),
+            };
+        }
+        if self.pool.is_none() {
+            self.start_pool()?;
+        }
+        let pool = self.pool.as_mut().expect("pool started");
+        pool.jobs
+            .send(TableJob {
+                fqn,
+                copy_sql: table.copy_statement(),
+                expected: table.expected_rows,
+                source_timestamp: table.source_timestamp.clone(),
+                reader,
+            })
+            .map_err(|_| target_error("loading tables".into(), "all workers stopped".into()))?;
+        Ok(None)
+    }
+
+    fn data_done(&mut self) -> gpbackup::Result<Vec<TableWritten>> {
+        let Some(pool) = self.pool.take() else {
+            return Ok(Vec::new());
+        };
+        drop(pool.jobs);
+        let mut done = Vec::new();
+        let mut first_error = None;
+        // Ends when every worker has exited: after the queue is drained, or at once after an
+        // abort.
+        for r in pool.done.iter() {
+            match r {
+                Ok(t) => {
+                    if self.verbose {
+                        eprintln!("cbrestore: loaded {}: {} rows", t.name, t.rows);
+                    }
+                    done.push(t);
+                }
+                Err(e) => {
+                    if self.on_error_continue {
+                        eprintln!("cbrestore: error (continuing): {e}");
+                        self.errors.lock().expect("errors lock").push(e.to_string());
+                    } else if first_error.is_none() {
+                        // Stop handing out work; loads already running finish or roll back.
+                        self.abort.store(true, Ordering::SeqCst);
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        for w in pool.workers {
+            let _ = w.join();
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(done),
+        }
+    }
+}
