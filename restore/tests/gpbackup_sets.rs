@@ -13,7 +13,10 @@ use testkit::TestServer;
 fn cbrestore(server: &TestServer, db: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
     server.apply_env(&mut cmd);
-    cmd.args(["-d", db])
+    // Runs from the scratch directory: a failed restore leaves its state file there, not in
+    // the source tree.
+    cmd.current_dir(server.scratch())
+        .args(["-d", db])
         .args(args)
         .output()
         .expect("running cbrestore")
