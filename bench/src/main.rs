@@ -33,11 +33,13 @@ fn run() -> Result<()> {
     match what {
         "copyout" => copyout(rows),
         "distfix" => distfix(rows),
+        "gprestore" => gprestore(rows),
         "all" => {
             copyout(rows)?;
-            distfix(rows)
+            distfix(rows)?;
+            gprestore(rows)
         }
-        other => bail!("unknown benchmark {other:?}: use copyout, distfix or all"),
+        other => bail!("unknown benchmark {other:?}: use copyout, distfix, gprestore or all"),
     }
 }
 
@@ -316,5 +318,111 @@ fn distfix(rows: u64) -> Result<()> {
     )?;
     line(&format!("cbdistfix on a {mb:.0} MB -Fc archive"), &s3, None);
     println!("{:<48} {:>8.3} s per 100 MB", "", s3.seconds / (mb / 100.0));
+    Ok(())
+}
+
+/// cbrestore of a gpbackup set (rows spread over 4 contents, gzip) against `psql \copy` of the
+/// same rows as one uncompressed CSV file and against `zcat | psql`, all into the same schema.
+fn gprestore(rows: u64) -> Result<()> {
+    let cb = tool("cbrestore")?;
+    println!("== cbrestore (gpbackup set, 4 contents, gzip) vs psql \\copy: {rows} rows ==");
+    let server = server_with_table(rows)?;
+    let root = server.scratch().join("set");
+    {
+        let mut client = server.client("bench");
+        let pg_dump = || {
+            let mut c = server.command("pg_dump");
+            c.args(["-d", "bench"]);
+            c
+        };
+        gpbackup::writer::write_backup_set(
+            &mut client,
+            &pg_dump,
+            &root,
+            &gpbackup::writer::WriterOptions {
+                segments: 4,
+                compression: gpbackup::Compression::Gzip,
+                ..Default::default()
+            },
+        )?;
+    }
+    let csv = server.scratch().join("t.csv");
+    server.psql(
+        "bench",
+        &format!("COPY t TO '{}' WITH (FORMAT csv)", csv.display()),
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -1 -k {}", csv.display()))
+        .status()?;
+    if !status.success() {
+        bail!("gzip failed");
+    }
+    println!("CSV: {:.0} MB", std::fs::metadata(&csv)?.len() as f64 / 1e6);
+    // One target schema (table with its primary key), emptied before each run.
+    server.create_db("target");
+    let schema = server
+        .command("pg_dump")
+        .args(["-s", "-d", "bench"])
+        .output()?;
+    server.psql("target", &String::from_utf8_lossy(&schema.stdout));
+    let psql = server.install().bin("psql");
+    let truncate = || server.psql("target", "TRUNCATE t; CHECKPOINT;");
+
+    truncate();
+    let peer = run_measured(
+        {
+            let mut c = std::process::Command::new(&psql);
+            server.apply_env(&mut c);
+            c.args(["-X", "-q", "-d", "target", "-c"])
+                .arg(format!("\\copy t from '{}' csv", csv.display()));
+            c
+        },
+        "psql \\copy",
+    )?;
+    line("psql -c '\\copy t from FILE csv'", &peer, None);
+    truncate();
+    let zcat = run_measured(
+        shell(
+            &server,
+            &format!(
+                "zcat {}.gz | {} -X -q -d target -c '\\copy t from stdin csv'",
+                csv.display(),
+                psql.display()
+            ),
+        ),
+        "zcat | psql",
+    )?;
+    line(
+        "zcat FILE.gz | psql -c '\\copy t from stdin csv'",
+        &zcat,
+        Some(&peer),
+    );
+    for jobs in ["1", "2"] {
+        truncate();
+        let s = run_measured(
+            {
+                let mut c = std::process::Command::new(&cb);
+                server.apply_env(&mut c);
+                c.current_dir(server.scratch())
+                    .args(["-d", "target", "--data-only", "-j", jobs])
+                    .arg(&root);
+                c
+            },
+            "cbrestore",
+        )?;
+        line(
+            &format!("cbrestore -j {jobs} --data-only (4 gzip files)"),
+            &s,
+            Some(&peer),
+        );
+    }
+    let n: i64 = server
+        .client("target")
+        .query_one("SELECT count(*) FROM t", &[])?
+        .get(0);
+    if n as u64 != rows {
+        bail!("cbrestore loaded {n} rows, expected {rows}");
+    }
     Ok(())
 }
