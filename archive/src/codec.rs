@@ -140,7 +140,10 @@ impl Compression {
     }
 
     /// A reader of the decompressed content of `inner` (all gzip members / zstd frames).
-    pub fn decoder<'a, R: io::BufRead + 'a>(self, inner: R) -> io::Result<Box<dyn Read + 'a>> {
+    pub fn decoder<'a, R: io::BufRead + Send + 'a>(
+        self,
+        inner: R,
+    ) -> io::Result<Box<dyn Read + Send + 'a>> {
         Ok(match self {
             Compression::None => Box::new(inner),
             Compression::Gzip(_) => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
@@ -150,7 +153,7 @@ impl Compression {
 }
 
 /// Opens a file and decodes it by its content (not its name).
-pub fn open_decoded(path: &Path) -> io::Result<(Compression, Box<dyn Read>)> {
+pub fn open_decoded(path: &Path) -> io::Result<(Compression, Box<dyn Read + Send>)> {
     let c = Compression::detect(path)?;
     let f = BufReader::with_capacity(256 * 1024, File::open(path)?);
     Ok((c, c.decoder(f)?))

@@ -224,6 +224,17 @@ impl<R: Read> PrimReader<R> {
     }
 }
 
+/// A reader of the chunk payloads that start at `r`'s position (after a block or large-object
+/// header), ending at the zero-length chunk.
+pub fn chunk_reader<R: Read>(r: PrimReader<R>, path: PathBuf) -> impl Read {
+    ChunkReader {
+        r,
+        left: 0,
+        done: false,
+        path,
+    }
+}
+
 /// Reads the concatenated chunk payloads of one block.
 struct ChunkReader<R> {
     r: PrimReader<R>,

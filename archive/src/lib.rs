@@ -6,6 +6,7 @@
 //! accepts the result. The codecs are the ones every cbtools command writes and reads.
 
 pub mod atomic;
+pub mod blobs;
 pub mod codec;
 pub mod custom;
 pub mod directory;

@@ -5,6 +5,7 @@
 //! - the loader they share ([`load`]): one table per transaction, never half loaded, counted;
 //! - resumable runs ([`state`]).
 
+pub mod dump;
 pub mod gpset;
 pub mod load;
 pub mod state;

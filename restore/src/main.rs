@@ -11,18 +11,21 @@ use clap::{ArgAction, Parser};
 use cluster::{ConnParams, ConnectionArgs};
 use gpbackup::to_sql::{write_sql, Target, ToSqlOptions};
 use gpbackup::{BackupSet, Filter};
+use restore::dump::{self, Distribution, DumpRestoreOptions};
 use restore::gpset::{self, GpRestoreOptions, TargetChoice};
 use restore::RestoreError;
 
-/// Restore gpbackup backup sets through the coordinator: every segment's files merged into one
-/// COPY per table, into a cluster of any size or plain PostgreSQL.
+/// Restore through the coordinator: pg_dump/cbdump custom and directory archives, and gpbackup
+/// backup sets (every segment's files merged into one COPY per table, into a cluster of any
+/// size or plain PostgreSQL).
 #[derive(Parser, Debug)]
 #[command(
     name = "cbrestore",
     version,
     disable_help_flag = true,
     after_help = "Exit status: 0 success; 1 failure (or errors skipped with --on-error-continue); 2 usage error; 130 interrupted.\n\
-                  Examples:\n  cbrestore -d shop -j 4 /backups/gpseg-1 /backups/sdw1 /backups/sdw2\n  \
+                  Examples:\n  cbrestore -d shop -j 4 shop.dump\n  cbrestore -d shop -j 4 --distribute --on-conflict replicated shop.dir/\n  \
+                  cbrestore -d shop -j 4 /backups/gpseg-1 /backups/sdw1 /backups/sdw2\n  \
                   cbrestore -d shop --create-db --timestamp 20240102030405 /backups/all-hosts-copied-here/\n  \
                   cbrestore --to-sql shop.sql.gz --target postgres /backups/"
 )]
@@ -30,9 +33,59 @@ struct Cli {
     #[command(flatten)]
     conn: ConnectionArgs,
 
-    /// Backup directories: one root holding every host's files, or one root per host
+    /// A pg_dump/cbdump custom archive file or directory archive; or gpbackup backup
+    /// directories (one root holding every host's files, or one root per host)
     #[arg(value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
+
+    /// Archives: restore only this table (repeatable; as pg_restore -t)
+    #[arg(short = 't', long = "table", value_name = "NAME")]
+    table: Vec<String>,
+    /// Archives: restore only objects in this schema (repeatable)
+    #[arg(short = 'n', long = "schema", value_name = "NAME")]
+    schema: Vec<String>,
+    /// Archives: do not restore this table (repeatable)
+    #[arg(short = 'T', long = "exclude-table-name", value_name = "NAME")]
+    exclude_table_name: Vec<String>,
+    /// Archives: do not restore objects in this schema (repeatable)
+    #[arg(short = 'N', long = "exclude-schema-name", value_name = "NAME")]
+    exclude_schema_name: Vec<String>,
+    /// Archives: drop objects before recreating them
+    #[arg(short = 'c', long)]
+    clean: bool,
+    /// Archives: use IF EXISTS when dropping (with --clean)
+    #[arg(long = "if-exists", requires = "clean")]
+    if_exists: bool,
+    /// Archives: create the database named in the archive (-d then names the database to connect to first)
+    #[arg(short = 'C', long = "create")]
+    create: bool,
+    /// Archives: restore as one transaction (not with -j)
+    #[arg(short = '1', long = "single-transaction")]
+    single_transaction: bool,
+    /// Archives: print the table of contents and exit
+    #[arg(short = 'l', long = "list")]
+    list: bool,
+    /// Archives: write the SQL that would run to FILE instead of running it
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Archives: ANALYZE the restored tables at the end
+    #[arg(long)]
+    analyze: bool,
+    /// Archives: add Cloudberry DISTRIBUTED clauses while restoring (cbdistfix rules)
+    #[arg(long)]
+    distribute: bool,
+    /// With --distribute: TOML policy file
+    #[arg(long, value_name = "FILE", requires = "distribute")]
+    policy: Option<PathBuf>,
+    /// With --distribute: tables without unique objects (first-hashable | random | replicated-below=ROWS)
+    #[arg(long = "default", value_name = "RULE", requires = "distribute")]
+    default_rule: Option<distfix::policy::DefaultRule>,
+    /// With --distribute: unique objects without a common column (fail | replicated | demote-unique)
+    #[arg(long = "on-conflict", value_name = "MODE", requires = "distribute")]
+    on_conflict: Option<distfix::policy::OnConflict>,
+    /// Archives: remove DISTRIBUTED clauses while restoring (Cloudberry dump into PostgreSQL)
+    #[arg(long = "strip-distribution", conflicts_with = "distribute")]
+    strip_distribution: bool,
     /// The backup set to restore when the paths hold several
     #[arg(long, value_name = "YYYYMMDDHHMMSS")]
     timestamp: Option<String>,
@@ -66,10 +119,10 @@ struct Cli {
     exclude_schema_file: Vec<PathBuf>,
 
     /// Only the data (tables must exist; sequence values are restored too)
-    #[arg(long = "data-only", conflicts_with = "metadata_only")]
+    #[arg(short = 'a', long = "data-only", conflicts_with = "metadata_only")]
     data_only: bool,
     /// Only the schema
-    #[arg(long = "metadata-only")]
+    #[arg(short = 's', long = "metadata-only", visible_alias = "schema-only")]
     metadata_only: bool,
     /// Empty each table (in the load's transaction) before loading it
     #[arg(long = "truncate-table")]
@@ -163,6 +216,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 
+    // A custom archive file or a directory archive: the pg_restore path.
+    if cli.paths.len() == 1 {
+        if let Some(archive) = archive::Archive::open(&cli.paths[0])
+            .with_context(|| cli.paths[0].display().to_string())?
+        {
+            return restore_archive(&cli, archive);
+        }
+        let p = &cli.paths[0];
+        if p.is_file() || p == Path::new("-") {
+            bail!(
+                "{}: plain SQL dumps are not restored by cbrestore yet; load them with psql -f (cbrestore reads custom and directory archives and gpbackup backup sets)",
+                p.display()
+            );
+        }
+    }
+    let mut filter = filter;
+    for t in &cli.table {
+        if gpbackup::filter::split_fqn(t).is_none() {
+            bail!("-t {t:?}: gpbackup sets need schema-qualified names (schema.table)");
+        }
+        filter.include_tables.push(t.clone());
+    }
+    filter.include_schemas.extend(cli.schema.iter().cloned());
+    filter
+        .exclude_tables
+        .extend(cli.exclude_table_name.iter().cloned());
+    filter
+        .exclude_schemas
+        .extend(cli.exclude_schema_name.iter().cloned());
+
     if let Some(out) = &cli.to_sql {
         return to_sql(&cli, out, filter);
     }
@@ -227,6 +310,130 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// pg_restore's job for custom and directory archives.
+fn restore_archive(cli: &Cli, archive: archive::Archive) -> anyhow::Result<ExitCode> {
+    if cli.list {
+        print_list(&cli.paths[0], &archive);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.single_transaction && cli.jobs > 1 {
+        bail!("-1/--single-transaction cannot be used with -j (as in pg_restore)");
+    }
+    drop(archive);
+    let conn = ConnParams::resolve(&cli.conn, "cbrestore")?;
+    let abort = Arc::new(AtomicBool::new(false));
+    {
+        let abort = Arc::clone(&abort);
+        ctrlc::set_handler(move || abort.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let opts = DumpRestoreOptions {
+        conn,
+        input: cli.paths[0].clone(),
+        jobs: cli.jobs,
+        clean: cli.clean,
+        if_exists: cli.if_exists,
+        create: cli.create,
+        no_owner: cli.no_owner,
+        no_acl: cli.no_privileges,
+        single_transaction: cli.single_transaction,
+        schema_only: cli.metadata_only,
+        data_only: cli.data_only,
+        tables: cli.table.clone(),
+        schemas: cli.schema.clone(),
+        exclude_tables: cli.exclude_table_name.clone(),
+        exclude_schemas: cli.exclude_schema_name.clone(),
+        on_error_continue: cli.on_error_continue,
+        resume: cli.resume,
+        state_file: cli.state_file.clone(),
+        analyze: cli.analyze,
+        distribution: if cli.strip_distribution {
+            Distribution::Strip
+        } else if cli.distribute {
+            Distribution::Rewrite {
+                policy: cli.policy.clone(),
+                default: cli.default_rule,
+                on_conflict: cli.on_conflict,
+            }
+        } else {
+            Distribution::Keep
+        },
+        script: cli.file.clone(),
+        verbose: cli.verbose,
+    };
+    let report = dump::run(&opts, abort)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    }
+    eprintln!(
+        "cbrestore: restored {} ({} archive {}) into {}: {} statements, {} tables, {} rows, {} large objects in {:.1}s",
+        report.input,
+        report.format,
+        report.archive_version,
+        report.target,
+        report.statements,
+        report.tables.len(),
+        report.total_rows,
+        report.large_objects,
+        report.elapsed_seconds
+    );
+    if !report.errors.is_empty() {
+        eprintln!(
+            "cbrestore: warning: errors ignored on restore: {}",
+            report.errors.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-l`: the TOC in pg_restore's list format.
+fn print_list(path: &Path, archive: &archive::Archive) {
+    let h = archive.header();
+    println!(
+        ";
+; Archive: {}",
+        path.display()
+    );
+    println!(";     TOC Entries: {}", archive.entries().len());
+    println!(";     Dump Version: {}.{}-{}", h.major, h.minor, h.rev);
+    println!(
+        ";     Format: {}",
+        match archive {
+            archive::Archive::Custom(_) => "CUSTOM",
+            archive::Archive::Directory(_) => "DIRECTORY",
+        }
+    );
+    println!(
+        ";
+;
+; Selected TOC Entries:
+;"
+    );
+    for e in archive.entries() {
+        let (tableoid, oid) = e.catalog_id();
+        let ns = e.namespace();
+        let owner = e
+            .owner
+            .as_ref()
+            .map(|o| String::from_utf8_lossy(o).into_owned())
+            .unwrap_or_default();
+        println!(
+            "{}; {} {} {} {} {} {}",
+            e.dump_id,
+            tableoid,
+            oid,
+            e.desc(),
+            if ns.is_empty() { "-".into() } else { ns },
+            e.tag(),
+            owner
+        );
+    }
 }
 
 fn to_sql(cli: &Cli, out: &Path, filter: Filter) -> anyhow::Result<ExitCode> {
