@@ -34,12 +34,16 @@ fn run() -> Result<()> {
         "copyout" => copyout(rows),
         "distfix" => distfix(rows),
         "gprestore" => gprestore(rows),
+        "restore" => restore(rows),
         "all" => {
             copyout(rows)?;
             distfix(rows)?;
-            gprestore(rows)
+            gprestore(rows)?;
+            restore(rows)
         }
-        other => bail!("unknown benchmark {other:?}: use copyout, distfix, gprestore or all"),
+        other => {
+            bail!("unknown benchmark {other:?}: use copyout, distfix, gprestore, restore or all")
+        }
     }
 }
 
@@ -423,6 +427,82 @@ fn gprestore(rows: u64) -> Result<()> {
         .get(0);
     if n as u64 != rows {
         bail!("cbrestore loaded {n} rows, expected {rows}");
+    }
+    Ok(())
+}
+
+/// cbrestore -j 2 of a pg_dump archive against pg_restore -j 2 of the same archive and psql -f
+/// of the plain dump: a table of `rows` rows with a primary key plus a 1M-row jsonb table (the
+/// issue's 450 MB database at the default size).
+fn restore(rows: u64) -> Result<()> {
+    let cb = tool("cbrestore")?;
+    println!(
+        "== cbrestore vs pg_restore -j 2 and psql -f: {rows} + {} rows ==",
+        rows / 3
+    );
+    let server = server_with_table(rows)?;
+    server.psql(
+        "bench",
+        &format!(
+            "CREATE TABLE docs (id bigint PRIMARY KEY, doc jsonb);
+             INSERT INTO docs SELECT g, jsonb_build_object('n', g, 'tag', 'tag' || (g % 97), 'v', repeat('x', g % 30))
+               FROM generate_series(1, {}) g;
+             CREATE INDEX ON docs ((doc->>'tag'));",
+            rows / 3
+        ),
+    );
+    let dir = server.scratch().join("dump.d");
+    let plain = server.scratch().join("dump.sql");
+    for (fmt, path) in [("d", &dir), ("p", &plain)] {
+        let out = server
+            .command("pg_dump")
+            .args(["-d", "bench", "-F", fmt, "-f"])
+            .arg(path)
+            .output()?;
+        if !out.status.success() {
+            bail!("pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    let fresh = |name: &str| {
+        server.psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};"),
+        );
+    };
+    fresh("peer");
+    let peer = run_measured(
+        {
+            let mut c = server.command("pg_restore");
+            c.args(["-j", "2", "-d", "peer"]).arg(&dir);
+            c
+        },
+        "pg_restore -j 2",
+    )?;
+    line("pg_restore -j 2 -Fd", &peer, None);
+    fresh("viapsql");
+    let psql = run_measured(
+        {
+            let mut c = server.command("psql");
+            c.args(["-X", "-q", "-d", "viapsql", "-f"]).arg(&plain);
+            c
+        },
+        "psql -f",
+    )?;
+    line("psql -f plain dump", &psql, Some(&peer));
+    for jobs in ["2"] {
+        fresh("ours");
+        let s = run_measured(
+            {
+                let mut c = std::process::Command::new(&cb);
+                server.apply_env(&mut c);
+                c.current_dir(server.scratch())
+                    .args(["-d", "ours", "-j", jobs])
+                    .arg(&dir);
+                c
+            },
+            "cbrestore",
+        )?;
+        line(&format!("cbrestore -j {jobs} -Fd"), &s, Some(&peer));
     }
     Ok(())
 }

@@ -107,7 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         bail!("--in-place is for directory archives; give -o for a plain dump");
     }
     let compression = Compression::detect(&path).with_context(|| format!("reading {shown}"))?;
-    let open = || -> Result<Box<dyn Read>> {
+    let open = || -> Result<Box<dyn Read + Send>> {
         let f = io::BufReader::with_capacity(
             256 * 1024,
             File::open(&path).with_context(|| format!("opening {shown}"))?,

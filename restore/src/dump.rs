@@ -520,19 +520,25 @@ pub fn run(
             } else {
                 o.jobs.max(1)
             };
+            // With -j, tables load in the parallel phase below, together with post-data.
             if jobs == 1 {
                 for e in &tables {
                     if abort.load(Ordering::SeqCst) {
                         return Err(RestoreError::Interrupted);
                     }
-                    match load_entry(client, &archive, e, &state, o.single_transaction) {
+                    match load_entry(
+                        client,
+                        &archive,
+                        e,
+                        &state,
+                        o.single_transaction,
+                        !o.data_only,
+                    ) {
                         Ok(Some(t)) => loaded.push(t),
                         Ok(None) => {}
                         Err(msg) => ctx.fail(msg)?,
                     }
                 }
-            } else {
-                loaded = load_parallel(&ctx, &conn, &tables, jobs)?;
             }
             for e in data
                 .iter()
@@ -563,7 +569,7 @@ pub fn run(
             ctx.run_entry(&mut runner, e)?;
         }
     } else {
-        run_post_data_parallel(&mut ctx, &conn, &post, post_jobs)?;
+        loaded = run_parallel(&mut ctx, &conn, &tables, &post, post_jobs)?;
     }
     for e in selected.iter().filter(|e| is_acl(&e.desc())) {
         ctx.run_entry(&mut runner, e)?;
@@ -671,6 +677,7 @@ fn load_entry(
     e: &TocEntry,
     state: &State,
     in_transaction: bool,
+    created_here: bool,
 ) -> Result<Option<TableLoaded>, String> {
     let table = table_name(e);
     if state.table_done(&table) {
@@ -683,7 +690,10 @@ fn load_entry(
     let mut data = archive
         .table_data(e)
         .map_err(|x| format!("{}: {x}", entry_label(e)))?;
-    let truncate = state.resuming.then_some(table.as_str());
+    // A table created by this restore is emptied in the load's own transaction, as pg_restore
+    // does in parallel mode: with wal_level=minimal the COPY then writes no WAL, and after a
+    // crash (--resume) the reload is exact.
+    let truncate = (state.resuming || created_here).then_some(table.as_str());
     let r = if in_transaction {
         // --single-transaction: the COPY joins the one transaction.
         copy_plain(client, copy.trim(), &mut data)
@@ -718,84 +728,42 @@ fn copy_plain(
     Ok(crate::load::Loaded { rows, bytes })
 }
 
-fn load_parallel(
-    ctx: &Ctx<'_>,
-    conn: &ConnParams,
-    tables: &[&TocEntry],
-    jobs: usize,
-) -> Result<Vec<TableLoaded>, RestoreError> {
-    let queue = Mutex::new(tables.to_vec());
-    let loaded = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<String>> = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(tables.len().max(1)) {
-            scope.spawn(|| {
-                let mut client = match cluster::connect(conn) {
-                    Ok(mut c) => match c.batch_execute(&ctx.session) {
-                        Ok(()) => c,
-                        Err(e) => {
-                            first_error
-                                .lock()
-                                .expect("lock")
-                                .get_or_insert(cluster::error::server_message(&e));
-                            return;
-                        }
-                    },
-                    Err(e) => {
-                        first_error
-                            .lock()
-                            .expect("lock")
-                            .get_or_insert(e.to_string());
-                        return;
-                    }
-                };
-                loop {
-                    if ctx.abort.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Some(e) = queue.lock().expect("queue lock").pop() else {
-                        return;
-                    };
-                    match load_entry(&mut client, ctx.archive, e, &ctx.state, false) {
-                        Ok(Some(t)) => loaded.lock().expect("lock").push(t),
-                        Ok(None) => {}
-                        Err(msg) => {
-                            if ctx.o.on_error_continue {
-                                eprintln!("cbrestore: error (continuing): {msg}");
-                                ctx.errors.lock().expect("errors lock").push(msg);
-                            } else {
-                                first_error.lock().expect("lock").get_or_insert(msg);
-                                ctx.abort.store(true, Ordering::SeqCst);
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_error.into_inner().expect("lock") {
-        return Err(RestoreError::State(e));
-    }
-    if ctx.abort.load(Ordering::SeqCst) {
-        return Err(RestoreError::Interrupted);
-    }
-    let mut v = loaded.into_inner().expect("lock");
-    v.sort_by(|a, b| a.table.cmp(&b.table));
-    Ok(v)
-}
-
-/// Post-data entries on `jobs` connections: an entry starts once every entry it depends on
-/// (among these) is done; entries on the same table may run together (index builds share the
-/// table's SHARE lock).
-fn run_post_data_parallel(
+/// Table data and post-data on `jobs` connections, scheduled by dependencies as pg_restore -j
+/// does: a table's data is ready at once; an index, constraint or trigger is ready when what it
+/// depends on is done, where depending on a table means on that table's data. So one table's
+/// indexes build while another table still loads.
+fn run_parallel(
     ctx: &mut Ctx<'_>,
     conn: &ConnParams,
+    tables: &[&TocEntry],
     post: &[&TocEntry],
     jobs: usize,
-) -> Result<(), RestoreError> {
-    let ids: HashSet<i32> = post.iter().map(|e| e.dump_id).collect();
-    let pending = Mutex::new(post.to_vec());
+) -> Result<Vec<TableLoaded>, RestoreError> {
+    let mut data_of_table: HashMap<i32, i32> = HashMap::new();
+    for d in tables {
+        for t in d.dependencies() {
+            data_of_table.insert(t, d.dump_id);
+        }
+    }
+    let items: Vec<&TocEntry> = tables.iter().chain(post.iter()).copied().collect();
+    let ids: HashSet<i32> = items.iter().map(|e| e.dump_id).collect();
+    let deps: HashMap<i32, Vec<i32>> = items
+        .iter()
+        .map(|e| {
+            let d = if e.desc() == "TABLE DATA" {
+                Vec::new()
+            } else {
+                e.dependencies()
+                    .into_iter()
+                    .map(|x| *data_of_table.get(&x).unwrap_or(&x))
+                    .filter(|x| ids.contains(x))
+                    .collect()
+            };
+            (e.dump_id, d)
+        })
+        .collect();
+    let loaded = Mutex::new(Vec::new());
+    let pending = Mutex::new(items.clone());
     let done: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
     let running: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
     let failure: Mutex<Option<String>> = Mutex::new(None);
@@ -807,7 +775,7 @@ fn run_post_data_parallel(
     let session = ctx.session.clone();
     let archive = ctx.archive;
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(post.len().max(1)) {
+        for _ in 0..jobs.min(items.len().max(1)) {
             scope.spawn(|| {
                 let mut runner = match cluster::connect(conn) {
                     Ok(mut c) => {
@@ -844,11 +812,9 @@ fn run_post_data_parallel(
                             break;
                         }
                         let d = done.lock().expect("lock");
-                        let ready = p.iter().position(|e| {
-                            e.dependencies()
-                                .iter()
-                                .all(|dep| !ids.contains(dep) || d.contains(dep))
-                        });
+                        let ready = p
+                            .iter()
+                            .position(|e| deps[&e.dump_id].iter().all(|dep| d.contains(dep)));
                         ready.map(|i| p.remove(i))
                     };
                     let e = match next {
@@ -868,7 +834,21 @@ fn run_post_data_parallel(
                         }
                     };
                     running.lock().expect("lock").insert(e.dump_id);
-                    let r = worker.run_entry(&mut runner, e);
+                    let r = if e.desc() == "TABLE DATA" {
+                        let Runner::Live(client) = &mut runner else {
+                            unreachable!("parallel phases run live")
+                        };
+                        match load_entry(client, archive, e, &state, false, !o.data_only) {
+                            Ok(Some(t)) => {
+                                loaded.lock().expect("lock").push(t);
+                                Ok(())
+                            }
+                            Ok(None) => Ok(()),
+                            Err(msg) => worker.fail(msg),
+                        }
+                    } else {
+                        worker.run_entry(&mut runner, e)
+                    };
                     running.lock().expect("lock").remove(&e.dump_id);
                     match r {
                         Ok(()) => {
@@ -891,7 +871,9 @@ fn run_post_data_parallel(
     if ctx.abort.load(Ordering::SeqCst) {
         return Err(RestoreError::Interrupted);
     }
-    Ok(())
+    let mut v = loaded.into_inner().expect("lock");
+    v.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(v)
 }
 
 /// `-f`: the COPY block of one table in the script.
