@@ -489,7 +489,7 @@ fn restore(rows: u64) -> Result<()> {
         "psql -f",
     )?;
     line("psql -f plain dump", &psql, Some(&peer));
-    for jobs in ["2"] {
+    for jobs in ["1", "2"] {
         fresh("ours");
         let s = run_measured(
             {
