@@ -577,3 +577,49 @@ pub fn pending_offset() -> Extra {
         pos: 0,
     }
 }
+
+impl CustomWriter {
+    /// Appends a large-object block: each object's oid, its (already encoded) chunks, and the
+    /// closing oid 0.
+    pub fn write_blobs_block(
+        &mut self,
+        dump_id: i32,
+        blobs: Vec<(u32, Box<dyn Read + Send>)>,
+    ) -> Result<(), ArchiveError> {
+        let temp = self.temp.clone();
+        let io = |source| ArchiveError::Io {
+            path: temp.clone(),
+            source,
+        };
+        self.positions.insert(dump_id, self.pos);
+        let int = 1 + self.header.int_size as u64;
+        let mut w = PrimWriter::new(
+            &mut self.file,
+            self.header.int_size as usize,
+            self.header.off_size as usize,
+        );
+        w.byte(BLK_BLOBS).map_err(io)?;
+        w.int(dump_id as i64).map_err(io)?;
+        let mut written = 1 + int;
+        let mut buf = vec![0u8; 128 * 1024];
+        for (oid, mut payload) in blobs {
+            w.int(oid as i64).map_err(io)?;
+            written += int;
+            loop {
+                let n = read_full(&mut payload, &mut buf).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                w.int(n as i64).map_err(io)?;
+                w.bytes(&buf[..n]).map_err(io)?;
+                written += int + n as u64;
+            }
+            w.int(0).map_err(io)?;
+            written += int;
+        }
+        w.int(0).map_err(io)?;
+        written += int;
+        self.pos += written;
+        Ok(())
+    }
+}

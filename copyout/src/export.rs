@@ -826,7 +826,7 @@ fn commit(
 /// chunk's file (hashing it once by reading, which is far cheaper than writing it again).
 /// Compressed chunks are complete gzip members / zstd frames, so the result is a valid
 /// compressed file.
-fn concatenate(parts: &[PartFile], sync: bool) -> Result<PartFile, ExportError> {
+pub fn concatenate(parts: &[PartFile], sync: bool) -> Result<PartFile, ExportError> {
     let first = &parts[0];
     let run = || -> std::io::Result<([u8; 32], u64)> {
         let mut hasher = HashingWriter::new(std::io::sink());

@@ -1,0 +1,631 @@
+//! The dump run: snapshot, pg_dump for everything but table data, our data, one archive.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use archive::custom::{pending_offset, CustomWriter, BLK_DATA};
+use archive::toc::{Extra, HeaderCompression, SECTION_DATA, SECTION_POST_DATA};
+use archive::{Archive, Compression, DirectoryArchive, Header, TocEntry};
+use serde::Serialize;
+
+use cluster::catalog::{self, RelKind, Selection};
+use cluster::mpp::MppCatalog;
+use cluster::snapshot::SnapshotLeader;
+use cluster::{flavor, ConnParams};
+use copyout::plan::{chunks_for, ChunkPolicy};
+
+use crate::data::{self, Counters, Encoding, TableTask};
+use crate::pgdump::{self, PgDump};
+use crate::DumpError;
+
+/// `-F`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    #[value(name = "p", alias = "plain")]
+    Plain,
+    #[value(name = "c", alias = "custom")]
+    Custom,
+    #[value(name = "d", alias = "directory")]
+    Directory,
+}
+
+/// `--distribute` rules (cbdistfix's).
+#[derive(Debug, Clone, Default)]
+pub struct Distribute {
+    pub policy: Option<PathBuf>,
+    pub default: Option<distfix::policy::DefaultRule>,
+    pub on_conflict: Option<distfix::policy::OnConflict>,
+    /// Use the source's own `pg_stats` for the default choice.
+    pub stats: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    pub conn: ConnParams,
+    pub format: Format,
+    pub output: PathBuf,
+    pub jobs: usize,
+    pub compress: Option<Compression>,
+    pub tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    pub schemas: Vec<String>,
+    pub exclude_schemas: Vec<String>,
+    pub exclude_table_data: Vec<String>,
+    pub schema_only: bool,
+    pub data_only: bool,
+    pub no_owner: bool,
+    pub no_acl: bool,
+    pub pg_dump: Option<PathBuf>,
+    pub distribute: Option<Distribute>,
+    pub lock_wait_timeout_ms: Option<u64>,
+    pub verbose: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DumpReport {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub output: String,
+    pub format: &'static str,
+    pub server: String,
+    pub pg_dump: String,
+    pub snapshot: String,
+    pub compression: &'static str,
+    pub elapsed_seconds: f64,
+    pub tables: Vec<TableReport>,
+    pub total_rows: u64,
+    pub total_raw_bytes: u64,
+    pub distribution_statements_changed: u64,
+}
+
+#[derive(Debug, Serialize, Clone)]
+pub struct TableReport {
+    pub table: String,
+    pub dump_id: i32,
+    pub rows: u64,
+    pub raw_bytes: u64,
+    pub bytes: u64,
+    pub sha256: String,
+    pub chunks: usize,
+}
+
+/// Runs the dump. `abort` is raised by Ctrl-C.
+pub fn run(o: &DumpOptions, abort: Arc<AtomicBool>) -> Result<DumpReport, DumpError> {
+    let started = Instant::now();
+    if o.format == Format::Directory && o.output == Path::new("-") {
+        return Err(DumpError::Usage(
+            "a directory archive needs -f DIRECTORY".into(),
+        ));
+    }
+    if o.output.exists() && o.output != Path::new("-") {
+        return Err(DumpError::Usage(format!(
+            "{} already exists",
+            o.output.display()
+        )));
+    }
+    let mut client = cluster::connect(&o.conn)?;
+    let server = flavor::detect(&mut client, &MppCatalog::from_env())?;
+    let pg_dump = PgDump::find(o.pg_dump.as_deref(), &server)?;
+    let mut leader = SnapshotLeader::begin(client, &[], o.lock_wait_timeout_ms)?;
+
+    // What pg_dump would dump data for: ordinary tables and partitions.
+    let all = catalog::list_relations(leader.client())?;
+    let selection =
+        Selection::from_patterns(&o.tables, &o.exclude_tables, &o.schemas, &o.exclude_schemas)?;
+    let no_data = Selection::from_patterns(&o.exclude_table_data, &[], &[], &[]);
+    let mut relations: Vec<_> = if o.schema_only {
+        Vec::new()
+    } else {
+        selection
+            .select(&all)?
+            .into_iter()
+            .filter(|r| r.kind == RelKind::Table)
+            .collect()
+    };
+    if !o.exclude_table_data.is_empty() {
+        let excluded = no_data?.select(&all).unwrap_or_default();
+        relations.retain(|r| !excluded.iter().any(|x| x.oid == r.oid));
+    }
+    leader.lock(&relations.iter().map(|r| r.qualified()).collect::<Vec<_>>())?;
+
+    // Where everything is built: beside the output, renamed (or rendered) at the end.
+    let out_dir = match o.output.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = o
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dump".into());
+    let work = out_dir.join(format!(".{name}.cbdump-{}", std::process::id()));
+    std::fs::create_dir(&work).map_err(|e| {
+        DumpError::Usage(format!(
+            "cannot write the dump into {}: {e}",
+            out_dir.display()
+        ))
+    })?;
+    let result = build(
+        o,
+        &pg_dump,
+        &mut leader,
+        relations,
+        &work,
+        &server,
+        &abort,
+        started,
+    );
+    match result {
+        Ok(report) => {
+            leader.finish()?;
+            let _ = std::fs::remove_dir_all(&work);
+            Ok(report)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&work);
+            Err(e)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    o: &DumpOptions,
+    pg_dump: &PgDump,
+    leader: &mut SnapshotLeader,
+    relations: Vec<cluster::catalog::Relation>,
+    work: &Path,
+    server: &cluster::ServerInfo,
+    abort: &Arc<AtomicBool>,
+    started: Instant,
+) -> Result<DumpReport, DumpError> {
+    // Archives compress their data (gzip level 6 by default, as pg_dump); a plain script is
+    // assembled uncompressed and compressed as a whole.
+    let compression = match o.format {
+        Format::Plain => Compression::None,
+        _ => o.compress.unwrap_or(Compression::Gzip(6)),
+    };
+    // The schema: pg_dump on our snapshot, every table's data excluded.
+    let schema_dir = work.join("schema");
+    let level = match compression {
+        Compression::Gzip(l) => l.to_string(),
+        Compression::Zstd(l) => format!("zstd:{l}"),
+        Compression::None => "0".into(),
+    };
+    let (conninfo, password) = pgdump::conninfo(&o.conn);
+    let mut cmd = Command::new(&pg_dump.path);
+    cmd.arg("-d")
+        .arg(&conninfo)
+        .args(["-Fd", "-f"])
+        .arg(&schema_dir)
+        .arg(format!("--snapshot={}", leader.id()))
+        .arg(format!("-Z{level}"));
+    // Exactly the tables whose rows we dump ourselves: a wildcard would also drop sequence
+    // values and materialized-view data, which pg_dump counts as table data.
+    for r in &relations {
+        cmd.arg(format!(
+            "--exclude-table-data={}.{}",
+            pattern_literal(&r.schema),
+            pattern_literal(&r.name)
+        ));
+    }
+    for t in &o.exclude_table_data {
+        cmd.arg(format!("--exclude-table-data={t}"));
+    }
+    if let Some(pw) = password {
+        cmd.env("PGPASSWORD", pw);
+    }
+    for t in &o.tables {
+        cmd.arg(format!("--table={t}"));
+    }
+    for t in &o.exclude_tables {
+        cmd.arg(format!("--exclude-table={t}"));
+    }
+    for s in &o.schemas {
+        cmd.arg(format!("--schema={s}"));
+    }
+    for s in &o.exclude_schemas {
+        cmd.arg(format!("--exclude-schema={s}"));
+    }
+    if o.schema_only {
+        cmd.arg("--schema-only");
+    }
+    if o.data_only {
+        cmd.arg("--data-only");
+    }
+    if o.no_owner {
+        cmd.arg("--no-owner");
+    }
+    if o.no_acl {
+        cmd.arg("--no-acl");
+    }
+    if o.verbose {
+        eprintln!(
+            "cbdump: running {} on snapshot {}",
+            pg_dump.version,
+            leader.id()
+        );
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dump.path.display())))?;
+    if !out.status.success() {
+        return Err(DumpError::PgDump(format!(
+            "{} failed: {}",
+            pg_dump.path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let schema = DirectoryArchive::open(&schema_dir)?;
+    if matches!(compression, Compression::Zstd(_)) && schema.header.minor < 15 {
+        return Err(DumpError::Usage(format!(
+            "zstd needs archive format 1.15 (pg_dump 16 or newer); {} writes {}.{}: use -Z gzip",
+            pg_dump.version, schema.header.major, schema.header.minor
+        )));
+    }
+
+    // Our TABLE DATA entries, numbered after pg_dump's.
+    let mut next_id = schema.entries.iter().map(|e| e.dump_id).max().unwrap_or(0) + 1;
+    let mut tasks = Vec::new();
+    let mut new_entries = Vec::new();
+    let jobs = o.jobs.max(1);
+    let policy = ChunkPolicy {
+        workers: jobs,
+        chunk_pages: None,
+        tid_range_scan: server.has_tid_range_scan(),
+        segments: server.segments.len(),
+    };
+    for rel in relations {
+        let Some(table) = schema
+            .entries
+            .iter()
+            .find(|e| e.desc() == "TABLE" && e.namespace() == rel.schema && e.tag() == rel.name)
+        else {
+            continue; // pg_dump's own filters left it out
+        };
+        let columns: Vec<String> = catalog::columns(leader.client(), rel.oid)?
+            .into_iter()
+            .filter(|c| !c.generated)
+            .map(|c| c.name)
+            .collect();
+        let id = next_id;
+        next_id += 1;
+        let file_name = format!("{id}.dat{}", compression.extension());
+        let task = TableTask {
+            chunks: chunks_for(&rel, &policy),
+            relation: rel,
+            columns,
+            file_name,
+        };
+        new_entries.push(TocEntry {
+            dump_id: id,
+            had_dumper: 1,
+            table_oid: Some(b"0".to_vec()),
+            oid: table.oid.clone(),
+            tag: table.tag.clone(),
+            desc: Some(b"TABLE DATA".to_vec()),
+            section: SECTION_DATA as i64,
+            defn: Some(Vec::new()),
+            drop_stmt: Some(Vec::new()),
+            copy_stmt: Some(
+                format!(
+                    "COPY {} ({}) FROM stdin;\n",
+                    task.relation.qualified(),
+                    task.column_list()
+                )
+                .into_bytes(),
+            ),
+            namespace: table.namespace.clone(),
+            tablespace: None,
+            tableam: None,
+            relkind: table.relkind,
+            owner: table.owner.clone(),
+            with_oids: Some(b"false".to_vec()),
+            deps: vec![table.dump_id.to_string().into_bytes()],
+            extra: Extra::File(Some(format!("{id}.dat").into_bytes())),
+        });
+        tasks.push(task);
+    }
+
+    // --distribute: the schema's statements rewritten for Cloudberry while dumping.
+    let mut entries = schema.entries.clone();
+    let mut changed = 0;
+    if let Some(d) = &o.distribute {
+        let catalog =
+            distfix::archive::collect(&entries).map_err(|e| DumpError::Usage(e.to_string()))?;
+        let file = match &d.policy {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| DumpError::io(p, e))?;
+                distfix::policy::PolicyFile::parse(&text)
+                    .map_err(|e| DumpError::Usage(format!("{}: {e}", p.display())))?
+            }
+            None => distfix::policy::PolicyFile::default(),
+        };
+        let stats = if d.stats {
+            distfix::stats::fetch(leader.client()).map_err(|e| DumpError::Usage(e.to_string()))?
+        } else {
+            HashMap::new()
+        };
+        let plan = distfix::policy::decide(
+            &catalog,
+            &file,
+            &distfix::policy::Options {
+                default: d.default,
+                on_conflict: d.on_conflict,
+                force: false,
+            },
+            &stats,
+        )
+        .map_err(|e| DumpError::Usage(e.to_string()))?;
+        let (e, n) = distfix::archive::apply(&entries, &plan)
+            .map_err(|e| DumpError::Usage(e.to_string()))?;
+        entries = e;
+        changed = n;
+    }
+    // Data entries go where pg_dump puts TABLE DATA: before the post-data section.
+    let at = entries
+        .iter()
+        .position(|e| e.section == SECTION_POST_DATA as i64)
+        .unwrap_or(entries.len());
+    let mut toc = entries[..at].to_vec();
+    toc.extend(new_entries.iter().cloned());
+    toc.extend(entries[at..].iter().cloned());
+
+    // The data itself.
+    let encoding = match (o.format, compression) {
+        (Format::Directory, c) => Encoding::Members(c),
+        (_, Compression::Gzip(l)) => Encoding::Zlib(l),
+        (_, c) => Encoding::Single(c),
+    };
+    let data_dir = match o.format {
+        Format::Directory => schema_dir.clone(),
+        _ => work.to_path_buf(),
+    };
+    let counters = Counters::default();
+    let written = data::export(
+        &o.conn,
+        leader.id(),
+        &tasks,
+        &data_dir,
+        encoding,
+        jobs,
+        abort,
+        &counters,
+    )?;
+    if abort.load(Ordering::SeqCst) {
+        return Err(DumpError::Interrupted);
+    }
+    let tables: Vec<TableReport> = written
+        .iter()
+        .map(|d| TableReport {
+            table: tasks[d.index].relation.display(),
+            dump_id: new_entries[d.index].dump_id,
+            rows: d.rows,
+            raw_bytes: d.raw_bytes,
+            bytes: d.file_bytes,
+            sha256: hex::encode(d.sha256),
+            chunks: tasks[d.index].chunks.len(),
+        })
+        .collect();
+
+    let mut header = schema.header.clone();
+    header.compression = if header.minor >= 15 {
+        HeaderCompression::Algorithm(match compression {
+            Compression::None => 0,
+            Compression::Gzip(_) => 1,
+            Compression::Zstd(_) => 3,
+        })
+    } else {
+        HeaderCompression::Level(match compression {
+            Compression::None => 0,
+            Compression::Gzip(l) => l as i64,
+            Compression::Zstd(_) => unreachable!("refused above"),
+        })
+    };
+    let report = DumpReport {
+        tool: "cbdump",
+        version: env!("CARGO_PKG_VERSION"),
+        output: o.output.display().to_string(),
+        format: match o.format {
+            Format::Plain => "plain",
+            Format::Custom => "custom",
+            Format::Directory => "directory",
+        },
+        server: server.describe(),
+        pg_dump: pg_dump.version.clone(),
+        snapshot: leader.id().to_string(),
+        compression: compression.name(),
+        elapsed_seconds: 0.0,
+        total_rows: tables.iter().map(|t| t.rows).sum(),
+        total_raw_bytes: tables.iter().map(|t| t.raw_bytes).sum(),
+        tables,
+        distribution_statements_changed: changed,
+    };
+
+    match o.format {
+        Format::Directory => {
+            DirectoryArchive::write_toc(&schema_dir, &header, &toc)?;
+            let manifest = serde_json::to_vec_pretty(&report).expect("report serializes");
+            let m = schema_dir.join("manifest.json");
+            std::fs::write(&m, manifest).map_err(|e| DumpError::io(&m, e))?;
+            sync_dir_files(&schema_dir)?;
+            std::fs::rename(&schema_dir, &o.output).map_err(|e| DumpError::io(&o.output, e))?;
+        }
+        Format::Custom => write_custom(&o.output, header, &toc, &schema, &written, &new_entries)?,
+        Format::Plain => {
+            let archive = work.join("plain.dump");
+            let mut h = header.clone();
+            h.compression = if h.minor >= 15 {
+                HeaderCompression::Algorithm(0)
+            } else {
+                HeaderCompression::Level(0)
+            };
+            // Rendered from an uncompressed custom archive by the real pg_restore.
+            write_custom(&archive, h, &toc, &schema, &written, &new_entries)?;
+            render_plain(&pg_dump.path, &archive, &o.output, o.output_compression())?;
+        }
+    }
+    Ok(DumpReport {
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        ..report
+    })
+}
+
+impl DumpOptions {
+    /// Plain output is compressed as asked or as its name says; the data inside is not.
+    fn output_compression(&self) -> Compression {
+        self.compress
+            .or_else(|| Compression::from_file_name(&self.output.to_string_lossy()))
+            .unwrap_or(Compression::None)
+    }
+}
+
+fn write_custom(
+    out: &Path,
+    mut header: Header,
+    toc: &[TocEntry],
+    schema: &DirectoryArchive,
+    written: &[data::TableData],
+    new_entries: &[TocEntry],
+) -> Result<(), DumpError> {
+    header.format = 1;
+    let entries: Vec<TocEntry> = toc
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            let has_data = matches!(&e.extra, Extra::File(Some(_)));
+            e.extra = if has_data {
+                pending_offset()
+            } else {
+                Extra::Offset { flag: 3, pos: 0 }
+            };
+            e
+        })
+        .collect();
+    let mut w = CustomWriter::create(out, header, entries.clone())?;
+    let by_id: HashMap<i32, &data::TableData> = written
+        .iter()
+        .map(|d| (new_entries[d.index].dump_id, d))
+        .collect();
+    let result = (|| -> Result<(), DumpError> {
+        for e in toc {
+            if let Some(d) = by_id.get(&e.dump_id) {
+                let mut f = std::fs::File::open(&d.path).map_err(|x| DumpError::io(&d.path, x))?;
+                w.write_block(e.dump_id, BLK_DATA, &mut f)?;
+            } else if e.desc() == "BLOBS" {
+                let source = Archive::Directory(schema.clone());
+                let blobs = archive::blobs::read_all(&source, e)?;
+                let mut encoded = Vec::new();
+                for b in blobs {
+                    let (oid, mut r) = b?;
+                    // Each object is its own stream in the archive's codec.
+                    let codec = w.header().data_codec();
+                    let mut bytes = Vec::new();
+                    {
+                        use std::io::Write;
+                        let mut sink: Box<dyn Write> = match codec {
+                            archive::toc::DataCodec::Gzip => {
+                                Box::new(flate2::write::ZlibEncoder::new(
+                                    &mut bytes,
+                                    flate2::Compression::default(),
+                                ))
+                            }
+                            _ => Box::new(&mut bytes),
+                        };
+                        std::io::copy(&mut r, &mut sink).map_err(|x| {
+                            DumpError::Data(format!("large object {oid}"), x.to_string())
+                        })?;
+                        drop(sink);
+                    }
+                    let boxed: Box<dyn std::io::Read + Send> =
+                        Box::new(std::io::Cursor::new(bytes));
+                    encoded.push((oid, boxed));
+                }
+                w.write_blobs_block(e.dump_id, encoded)?;
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(w.finish()?),
+        Err(e) => {
+            w.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// The plain script: pg_restore renders our archive (schema, COPY blocks, post-data).
+fn render_plain(
+    pg_dump: &Path,
+    archive: &Path,
+    out: &Path,
+    compression: Compression,
+) -> Result<(), DumpError> {
+    let pg_restore = pg_dump.with_file_name("pg_restore");
+    let mut child = Command::new(&pg_restore)
+        .arg("-f")
+        .arg("-")
+        .arg(archive)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_restore.display())))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let to_stdout = out == Path::new("-");
+    let temp = archive::atomic::temp_name(out);
+    let mut copy = || -> std::io::Result<()> {
+        if to_stdout {
+            let mut o = std::io::stdout().lock();
+            let mut enc = compression.encoder(&mut o)?;
+            std::io::copy(&mut stdout, &mut enc)?;
+            enc.finish()?;
+            return Ok(());
+        }
+        let f = std::fs::File::create(&temp)?;
+        let mut enc = compression.encoder(std::io::BufWriter::new(f))?;
+        std::io::copy(&mut stdout, &mut enc)?;
+        let f = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()
+    };
+    let copied = copy();
+    let status = child
+        .wait_with_output()
+        .map_err(|e| DumpError::PgDump(e.to_string()))?;
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&temp);
+        return Err(DumpError::io(out, e));
+    }
+    if !status.status.success() {
+        let _ = std::fs::remove_file(&temp);
+        return Err(DumpError::PgDump(format!(
+            "pg_restore could not render the script: {}",
+            String::from_utf8_lossy(&status.stderr)
+        )));
+    }
+    if !to_stdout {
+        std::fs::rename(&temp, out).map_err(|e| DumpError::io(out, e))?;
+    }
+    Ok(())
+}
+
+/// A name as a psql pattern that matches only itself: double-quoted, quotes doubled.
+fn pattern_literal(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn sync_dir_files(dir: &Path) -> Result<(), DumpError> {
+    for e in std::fs::read_dir(dir).map_err(|x| DumpError::io(dir, x))? {
+        let p = e.map_err(|x| DumpError::io(dir, x))?.path();
+        if p.is_file() {
+            std::fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|x| DumpError::io(&p, x))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! cbdump end to end on real PostgreSQL 15: every format restores with the stock tools (and
+//! with cbrestore) to the same schema (`pg_dump -s`) and the same rows; one snapshot under
+//! concurrent writes; --distribute; clear errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use testkit::{PgInstall, TestServer};
+
+const SOURCE: &str = r#"
+CREATE ROLE app_owner;
+CREATE SCHEMA "Sales Dept" AUTHORIZATION app_owner;
+CREATE TABLE "Sales Dept".customers (id int PRIMARY KEY, name text NOT NULL, email text UNIQUE);
+ALTER TABLE "Sales Dept".customers OWNER TO app_owner;
+INSERT INTO "Sales Dept".customers SELECT g, 'c' || g, 'c' || g || '@x' FROM generate_series(1, 5000) g;
+CREATE TABLE "Sales Dept"."Orders ""2024""" (id bigint PRIMARY KEY, customer int REFERENCES "Sales Dept".customers(id), note text, total numeric(10,2));
+INSERT INTO "Sales Dept"."Orders ""2024""" SELECT g, 1 + g % 5000, CASE WHEN g % 3 = 0 THEN E'tab\there\nnewline \\. x' ELSE NULL END, g / 10.0 FROM generate_series(1, 200000) g;
+CREATE INDEX orders_note ON "Sales Dept"."Orders ""2024""" (note);
+COMMENT ON TABLE "Sales Dept".customers IS 'who buys';
+CREATE SEQUENCE public.ticket START 100;
+SELECT setval('public.ticket', 4242);
+CREATE TABLE public.events (id int, at date NOT NULL, payload jsonb) PARTITION BY RANGE (at);
+CREATE TABLE public.events_2024 PARTITION OF public.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE public.events_2025 PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO public.events SELECT g, date '2024-01-01' + (g % 700), jsonb_build_object('n', g) FROM generate_series(1, 20000) g;
+CREATE VIEW public.v_orders AS SELECT count(*) AS n FROM "Sales Dept"."Orders ""2024""";
+CREATE MATERIALIZED VIEW public.mv AS SELECT customer, sum(total) AS total FROM "Sales Dept"."Orders ""2024""" GROUP BY customer;
+CREATE FUNCTION public.double_it(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x * 2';
+CREATE TABLE public.gen (a int, b int GENERATED ALWAYS AS (a * 2) STORED);
+INSERT INTO public.gen (a) SELECT generate_series(1, 100);
+CREATE UNLOGGED TABLE public.scratchpad (k text);
+INSERT INTO public.scratchpad VALUES ('u1'), ('u2');
+GRANT SELECT ON public.gen TO app_owner;
+SELECT lo_from_bytea(0, convert_to(repeat('large object ', 10000), 'UTF8'));
+VACUUM ANALYZE;
+"#;
+
+fn cbdump(server: &TestServer, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
+    server.apply_env(&mut cmd);
+    cmd.current_dir(server.scratch())
+        .env("PATH", path_with(server.install().bin_dir()))
+        .args(["-d", "src"])
+        .args(args)
+        .output()
+        .expect("running cbdump")
+}
+
+/// PATH with the server's own client programs first.
+fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fingerprints(server: &TestServer, db: &str) -> BTreeMap<String, String> {
+    let mut c = server.client(db);
+    let tables: Vec<(String, String)> = c
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let mut out: BTreeMap<String, String> = tables
+        .into_iter()
+        .map(|(s, t)| {
+            let q = format!(
+                "SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') FROM {} x",
+                cluster::quote::qualified(&s, &t)
+            );
+            let v: String = c.query_one(&q, &[]).unwrap().get(0);
+            (format!("{s}.{t}"), v)
+        })
+        .collect();
+    let lo: String = c
+        .query_one(
+            "SELECT count(*)::text || ':' || coalesce(md5(string_agg(md5(lo_get(oid)), ',' ORDER BY oid)), '') FROM pg_largeobject_metadata",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    out.insert("large objects".into(), lo);
+    let seq: i64 = c
+        .query_one("SELECT last_value FROM public.ticket", &[])
+        .unwrap()
+        .get(0);
+    out.insert("sequence".into(), seq.to_string());
+    out
+}
+
+fn schema_of(server: &TestServer, db: &str) -> String {
+    let out = server
+        .command("pg_dump")
+        .args(["-s", "--restrict-key", "cbtools", "-d", db])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn source() -> TestServer {
+    let s = TestServer::start();
+    s.create_db("src");
+    s.psql("src", SOURCE);
+    s
+}
+
+fn restore_with(server: &TestServer, tool: &str, args: &[&str], db: &str, input: &Path) {
+    server.create_db(db);
+    let out = server
+        .command(tool)
+        .args(args)
+        .args(["-d", db])
+        .arg(input)
+        .output()
+        .unwrap();
+    ok(&out);
+}
+
+#[test]
+fn every_format_restores_to_the_same_database() {
+    let server = source();
+    let want = fingerprints(&server, "src");
+    let want_schema = schema_of(&server, "src");
+    let scratch = server.scratch().to_path_buf();
+
+    // Directory, 2 workers (the big table is split), restored by pg_restore -j 2.
+    let dir = scratch.join("shop.dir");
+    let report = ok(&cbdump(
+        &server,
+        &["-F", "d", "-j", "2", "-f", dir.to_str().unwrap(), "--json"],
+    ));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let orders = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"].as_str().unwrap().contains("Orders"))
+        .unwrap()
+        .clone();
+    assert_eq!(orders["rows"], 200_000);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["snapshot"], report["snapshot"]);
+    for t in manifest["tables"].as_array().unwrap() {
+        let file = dir.join(format!("{}.dat.gz", t["dump_id"]));
+        let bytes = std::fs::read(&file).unwrap();
+        use sha2::Digest;
+        assert_eq!(
+            t["sha256"].as_str().unwrap(),
+            hex::encode(sha2::Sha256::digest(&bytes))
+        );
+    }
+    let mut cmd = server.command("pg_restore");
+    cmd.args(["-j", "2", "-d", "fromdir"]).arg(&dir);
+    server.create_db("fromdir");
+    ok(&cmd.output().unwrap());
+    assert_eq!(fingerprints(&server, "fromdir"), want);
+    assert_eq!(schema_of(&server, "fromdir"), want_schema);
+
+    // Custom, restored by pg_restore.
+    let custom = scratch.join("shop.dump");
+    ok(&cbdump(
+        &server,
+        &["-F", "c", "-Z", "1", "-f", custom.to_str().unwrap()],
+    ));
+    restore_with(&server, "pg_restore", &[], "fromcustom", &custom);
+    assert_eq!(fingerprints(&server, "fromcustom"), want);
+    assert_eq!(schema_of(&server, "fromcustom"), want_schema);
+
+    // Plain (zstd-compressed script), loaded by psql.
+    let plain = scratch.join("shop.sql.zst");
+    ok(&cbdump(
+        &server,
+        &["-F", "p", "-j", "2", "-f", plain.to_str().unwrap()],
+    ));
+    let sql = zstd::decode_all(std::fs::File::open(&plain).unwrap()).unwrap();
+    let sqlfile = scratch.join("shop.sql");
+    std::fs::write(&sqlfile, sql).unwrap();
+    server.create_db("fromplain");
+    let out = server
+        .command("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "fromplain", "-f"])
+        .arg(&sqlfile)
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(fingerprints(&server, "fromplain"), want);
+    assert_eq!(schema_of(&server, "fromplain"), want_schema);
+
+    // And cbrestore reads cbdump's archives.
+    let cbrestore = testkit::workspace_bin("cbrestore");
+    if cbrestore.exists() {
+        server.create_db("viacbrestore");
+        let mut cmd = Command::new(&cbrestore);
+        server.apply_env(&mut cmd);
+        ok(&cmd
+            .current_dir(&scratch)
+            .args(["-d", "viacbrestore", "-j", "2"])
+            .arg(&dir)
+            .output()
+            .unwrap());
+        assert_eq!(fingerprints(&server, "viacbrestore"), want);
+    }
+
+    // --distribute: the clauses are in the script.
+    let dist = scratch.join("dist.sql");
+    ok(&cbdump(
+        &server,
+        &[
+            "-F",
+            "p",
+            "--distribute",
+            "--on-conflict",
+            "replicated",
+            "-f",
+            dist.to_str().unwrap(),
+        ],
+    ));
+    let text = std::fs::read_to_string(&dist).unwrap();
+    assert!(
+        text.contains("DISTRIBUTED REPLICATED"),
+        "customers has two unique keys"
+    );
+    assert!(text.contains("DISTRIBUTED BY (id)"));
+}
+
+#[test]
+fn one_snapshot_under_concurrent_writes() {
+    let server = TestServer::start();
+    server.create_db("src");
+    server.psql(
+        "src",
+        "CREATE TABLE a (id serial, pad text); CREATE TABLE b (id serial, pad text);
+         INSERT INTO a (pad) SELECT repeat('a', 200) FROM generate_series(1, 150000);
+         INSERT INTO b (pad) SELECT repeat('b', 200) FROM generate_series(1, 150000);",
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut c = server.client("src");
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                c.batch_execute(
+                    "BEGIN; INSERT INTO a (pad) VALUES ('x'); INSERT INTO b (pad) VALUES ('y'); \
+                     DELETE FROM a WHERE id = (SELECT min(id) FROM a); COMMIT;",
+                )
+                .unwrap();
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let dir = server.scratch().join("snap.dir");
+    ok(&cbdump(
+        &server,
+        &["-F", "d", "-j", "2", "-f", dir.to_str().unwrap()],
+    ));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    server.create_db("r");
+    let mut cmd = server.command("pg_restore");
+    ok(&cmd.args(["-d", "r"]).arg(&dir).output().unwrap());
+    let mut c = server.client("r");
+    let a: i64 = c.query_one("SELECT count(*) FROM a", &[]).unwrap().get(0);
+    let b: i64 = c.query_one("SELECT count(*) FROM b", &[]).unwrap().get(0);
+    let min_a: i32 = c.query_one("SELECT min(id) FROM a", &[]).unwrap().get(0);
+    assert_eq!(a, 150_000);
+    assert_eq!(
+        (min_a - 1) as i64,
+        b - 150_000,
+        "a's deletions match b's insertions: one instant"
+    );
+}
+
+#[test]
+fn errors_are_clear_and_leave_nothing() {
+    let server = source();
+    let out_dir = server.scratch().join("x.dir");
+    let out = cbdump(
+        &server,
+        &[
+            "-F",
+            "d",
+            "--pg-dump",
+            "/nonexistent/pg_dump",
+            "-f",
+            out_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/pg_dump"));
+    assert!(!out_dir.exists());
+
+    // The output's directory is a file.
+    let blocker = server.scratch().join("plainfile");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = cbdump(
+        &server,
+        &["-F", "c", "-f", blocker.join("a.dump").to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("plainfile"));
+
+    // An existing output is not overwritten.
+    let existing = server.scratch().join("exists.dump");
+    std::fs::write(&existing, "keep").unwrap();
+    let out = cbdump(&server, &["-F", "c", "-f", existing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep");
+
+    // A newer server than the pg_dump given.
+    if let Some(pg16) = PgInstall::major(16) {
+        let newer = TestServer::start_with(&pg16);
+        newer.create_db("src");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
+        newer.apply_env(&mut cmd);
+        let out = cmd
+            .current_dir(newer.scratch())
+            .args(["-d", "src", "-F", "c", "--pg-dump"])
+            .arg(PgInstall::system().bin("pg_dump"))
+            .arg("-f")
+            .arg(newer.scratch().join("n.dump"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("newer") && err.contains("16"), "{err}");
+    }
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(server.scratch())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".cbdump-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
