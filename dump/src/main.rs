@@ -119,7 +119,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         (None, Format::Plain) => PathBuf::from("-"),
         (None, _) => bail!("-F c and -F d need -f OUTPUT"),
     };
-    if cli.json && output == PathBuf::from("-") {
+    if cli.json && output.as_os_str() == "-" {
         bail!("--json prints on stdout, which -f - already uses");
     }
     let compress = cli
@@ -150,7 +150,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         no_owner: cli.no_owner,
         no_acl: cli.no_acl,
         pg_dump: cli.pg_dump,
-        distribute: cli.distribute.then(|| Distribute {
+        distribute: cli.distribute.then_some(Distribute {
             policy: cli.policy,
             default: cli.default_rule,
             on_conflict: cli.on_conflict,
@@ -166,7 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serde_json::to_string_pretty(&report).expect("report serializes")
         );
     }
-    if opts.output != PathBuf::from("-") || cli.verbose {
+    if opts.output.as_os_str() != "-" || cli.verbose {
         eprintln!(
             "cbdump: {} ({}): {} tables, {} rows, snapshot {}, {:.1}s",
             report.output,
