@@ -35,7 +35,9 @@ fn run() -> Result<()> {
         "distfix" => distfix(rows),
         "gprestore" => gprestore(rows),
         "restore" => restore(rows),
+        "dump" => dump(rows),
         "all" => {
+            dump(rows)?;
             copyout(rows)?;
             distfix(rows)?;
             gprestore(rows)?;
@@ -504,5 +506,63 @@ fn restore(rows: u64) -> Result<()> {
         )?;
         line(&format!("cbrestore -j {jobs} -Fd"), &s, Some(&peer));
     }
+    Ok(())
+}
+
+/// cbdump against pg_dump on the issue's database (a `rows`-row table with a primary key and a
+/// jsonb table a third of its size), same compression level (gzip 6, pg_dump's default).
+fn dump(rows: u64) -> Result<()> {
+    let cb = tool("cbdump")?;
+    println!("== cbdump vs pg_dump: {rows} + {} rows ==", rows / 3);
+    let server = server_with_table(rows)?;
+    server.psql(
+        "bench",
+        &format!(
+            "CREATE TABLE docs (id bigint PRIMARY KEY, doc jsonb);
+             INSERT INTO docs SELECT g, jsonb_build_object('n', g, 'tag', 'tag' || (g % 97), 'v', repeat('x', g % 30))
+               FROM generate_series(1, {}) g;
+             VACUUM ANALYZE docs;",
+            rows / 3
+        ),
+    );
+    let scratch = server.scratch().to_path_buf();
+    let pg = |args: &[&str], out: &str| -> Result<measure::Sample> {
+        let mut c = server.command("pg_dump");
+        c.args(["-d", "bench"])
+            .args(args)
+            .arg("-f")
+            .arg(scratch.join(out));
+        run_measured(c, "pg_dump")
+    };
+    let ours = |args: &[&str], out: &str| -> Result<measure::Sample> {
+        let mut c = std::process::Command::new(&cb);
+        server.apply_env(&mut c);
+        c.current_dir(&scratch)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    server.install().bin_dir().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .args(["-d", "bench"])
+            .args(args)
+            .arg("-f")
+            .arg(scratch.join(out));
+        run_measured(c, "cbdump")
+    };
+    let peer_d = pg(&["-Fd", "-j", "2", "-Z", "6"], "pg.dir")?;
+    line("pg_dump -Fd -j 2 -Z 6", &peer_d, None);
+    let s = ours(&["-F", "d", "-j", "2", "-Z", "6"], "cb.dir")?;
+    line("cbdump -F d -j 2 -Z 6", &s, Some(&peer_d));
+    let peer_c = pg(&["-Fc", "-Z", "6"], "pg.dump")?;
+    line("pg_dump -Fc -Z 6", &peer_c, None);
+    let s = ours(&["-F", "c", "-Z", "6"], "cb.dump")?;
+    line("cbdump -F c -j 1 -Z 6", &s, Some(&peer_c));
+    let s = ours(&["-F", "c", "-j", "2", "-Z", "6"], "cb2.dump")?;
+    line("cbdump -F c -j 2 -Z 6", &s, Some(&peer_c));
+    let s = ours(&["-F", "d", "-j", "2", "-Z", "1"], "cb1.dir")?;
+    line("cbdump -F d -j 2 -Z 1", &s, Some(&peer_d));
     Ok(())
 }

@@ -211,15 +211,14 @@ pub fn export(
         };
         let path = dir.join(&task.file_name);
         std::fs::rename(&merged.temp, &path).map_err(|e| DumpError::io(&path, e))?;
-        // The joined file's own hash (concatenate computed it; a single part has its own).
-        let (sha256, file_bytes) = hash_file(&path)?;
+        // concatenate hashed the joined file; a single part was hashed as it was written.
         out.push(TableData {
             index: t,
             path,
             rows: merged.rows,
             raw_bytes: merged.raw_bytes,
-            file_bytes,
-            sha256,
+            file_bytes: merged.file_bytes,
+            sha256: merged.sha256,
         });
         counters.tables_done.fetch_add(1, Ordering::Relaxed);
     }
@@ -265,8 +264,6 @@ fn dump_unit(
         };
         DumpError::Data(label.clone(), msg)
     };
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut done = false;
     match encoding {
         Encoding::Members(c) => {
             let dir = temp.parent().unwrap_or(Path::new("."));
@@ -283,17 +280,11 @@ fn dump_unit(
                 RowSyntax::Text,
                 false,
             );
-            let r = (|| loop {
-                if abort.load(Ordering::Relaxed) {
-                    return Err(DumpError::Interrupted);
-                }
-                let n = fill(&mut reader, &mut buf, &mut done).map_err(stream_err)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                w.write(&buf[..n]).map_err(|e| DumpError::io(temp, e))?;
-                counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-            })();
+            let r = pump(&mut reader, abort, &stream_err, |b| {
+                w.write(b).map_err(|e| DumpError::io(temp, e))?;
+                counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Ok(())
+            });
             if let Err(e) = r {
                 w.discard();
                 return Err(e);
@@ -320,26 +311,19 @@ fn dump_unit(
             let mut ends = Vec::new();
             let mut rows = 0u64;
             let mut raw = 0u64;
-            let r = (|| {
-                loop {
-                    if abort.load(Ordering::Relaxed) {
-                        return Err(DumpError::Interrupted);
-                    }
-                    let n = fill(&mut reader, &mut buf, &mut done).map_err(stream_err)?;
-                    if n == 0 {
-                        break;
-                    }
-                    ends.clear();
-                    scanner.scan(&buf[..n], &mut ends);
-                    rows += ends.len() as u64;
-                    raw += n as u64;
-                    enc.write_all(&buf[..n])
-                        .map_err(|e| DumpError::io(temp, e))?;
-                    counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                }
+            let r = pump(&mut reader, abort, &stream_err, |b| {
+                ends.clear();
+                scanner.scan(b, &mut ends);
+                rows += ends.len() as u64;
+                raw += b.len() as u64;
+                enc.write_all(b).map_err(|e| DumpError::io(temp, e))?;
+                counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Ok(())
+            })
+            .and_then(|_| {
                 enc.write_all(TERMINATOR)
                     .map_err(|e| DumpError::io(temp, e))
-            })();
+            });
             let r = r.and_then(|_| {
                 enc.finish()
                     .and_then(|mut w| w.flush())
@@ -360,6 +344,52 @@ fn dump_unit(
             })
         }
     }
+}
+
+/// Reads the COPY stream on a second thread while `consume` (compression) runs on this one,
+/// through a bounded queue of four 256 KiB buffers: one worker keeps two cores busy, and memory
+/// stays at a megabyte per worker.
+fn pump<R: Read + Send>(
+    reader: &mut R,
+    abort: &AtomicBool,
+    stream_err: &(dyn Fn(std::io::Error) -> DumpError + Sync),
+    mut consume: impl FnMut(&[u8]) -> Result<(), DumpError>,
+) -> Result<(), DumpError> {
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(4);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
+    for _ in 0..4 {
+        empty_tx.send(vec![0u8; 256 * 1024]).expect("open channel");
+    }
+    std::thread::scope(|scope| {
+        let reading = scope.spawn(move || -> Result<(), DumpError> {
+            let mut done = false;
+            for mut buf in empty_rx.iter() {
+                if abort.load(Ordering::Relaxed) {
+                    return Err(DumpError::Interrupted);
+                }
+                let n = fill(reader, &mut buf, &mut done).map_err(stream_err)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                if full_tx.send((buf, n)).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        });
+        let mut written = Ok(());
+        for (buf, n) in full_rx.iter() {
+            if let Err(e) = consume(&buf[..n]) {
+                written = Err(e);
+                break;
+            }
+            let _ = empty_tx.send(buf);
+        }
+        drop(full_rx);
+        drop(empty_tx);
+        let read = reading.join().expect("COPY reader thread");
+        written.and(read)
+    })
 }
 
 /// Reads until `buf` is full or the stream ends (the driver returns one row per read); `done`
