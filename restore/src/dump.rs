@@ -254,6 +254,7 @@ impl Runner {
 
 struct Ctx<'a> {
     o: &'a DumpRestoreOptions,
+    progress: Arc<copyout::progress::Progress>,
     archive: &'a Archive,
     state: Arc<State>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -437,8 +438,13 @@ pub fn run(
         Runner::Script(_, p) => format!("script {}", p.display()),
     };
     runner.run(&session).map_err(RestoreError::State)?;
+    let table_count = entries
+        .iter()
+        .filter(|e| e.desc() == "TABLE DATA" && wanted(e, o))
+        .count();
     let mut ctx = Ctx {
         o,
+        progress: Arc::new(copyout::progress::Progress::new(table_count, false)),
         archive: &archive,
         state: Arc::clone(&state),
         errors: Arc::new(Mutex::new(Vec::new())),
@@ -534,7 +540,10 @@ pub fn run(
                         o.single_transaction,
                         !o.data_only,
                     ) {
-                        Ok(Some(t)) => loaded.push(t),
+                        Ok(Some(t)) => {
+                            ctx.progress.table_done(&t.table);
+                            loaded.push(t)
+                        }
                         Ok(None) => {}
                         Err(msg) => ctx.fail(msg)?,
                     }
@@ -590,6 +599,7 @@ pub fn run(
                 .map_err(RestoreError::State)?;
         }
     }
+    ctx.progress.finish();
     if let Runner::Script(w, path) = &mut runner {
         w.flush()
             .map_err(|e| RestoreError::State(format!("{}: {e}", path.display())))?;
@@ -774,6 +784,7 @@ fn run_parallel(
     let abort = Arc::clone(&ctx.abort);
     let session = ctx.session.clone();
     let archive = ctx.archive;
+    let progress = Arc::clone(&ctx.progress);
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(items.len().max(1)) {
             scope.spawn(|| {
@@ -795,6 +806,7 @@ fn run_parallel(
                 };
                 let mut worker = Ctx {
                     o,
+                    progress: Arc::clone(&progress),
                     archive,
                     state: Arc::clone(&state),
                     errors: Arc::clone(&errors),
@@ -840,6 +852,7 @@ fn run_parallel(
                         };
                         match load_entry(client, archive, e, &state, false, !o.data_only) {
                             Ok(Some(t)) => {
+                                worker.progress.table_done(&t.table);
                                 loaded.lock().expect("lock").push(t);
                                 Ok(())
                             }

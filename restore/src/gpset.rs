@@ -159,8 +159,13 @@ pub fn run(
         abort: Arc::clone(&abort),
         verbose: opts.verbose,
         resume_grace: opts.resume,
+        progress: Arc::new(copyout::progress::Progress::new(
+            set.tables_filtered(&opts.filter).count(),
+            false,
+        )),
     };
     let result = restore_with(&set, &topts, &mut sink);
+    sink.progress.finish();
     let errors = sink.errors.lock().expect("errors lock").clone();
     let report = match result {
         Ok(r) => r,
@@ -238,6 +243,8 @@ struct LiveSink {
     /// Resuming: the first statement not recorded may have run just before the crash, so
     /// "already exists" is accepted for it.
     resume_grace: bool,
+    /// Tables loaded so far, on stderr when it is a terminal.
+    progress: Arc<copyout::progress::Progress>,
 }
 
 fn target_error(what: String, message: String) -> gpbackup::Error {
@@ -442,6 +449,7 @@ impl RestoreSink for LiveSink {
             );
             return match r {
                 Ok(done) => {
+                    self.progress.table_done(&done.name);
                     if self.verbose {
                         eprintln!(
                             "cbrestore: loaded {fqn}: {} rows in {:.2}s",
@@ -482,6 +490,7 @@ impl RestoreSink for LiveSink {
         for r in pool.done.iter() {
             match r {
                 Ok(t) => {
+                    self.progress.table_done(&t.name);
                     if self.verbose {
                         eprintln!("cbrestore: loaded {}: {} rows", t.name, t.rows);
                     }
