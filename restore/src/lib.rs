@@ -8,6 +8,7 @@
 pub mod dump;
 pub mod gpset;
 pub mod load;
+pub mod plain;
 pub mod state;
 
 /// Why a restore failed.

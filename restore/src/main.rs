@@ -33,8 +33,9 @@ struct Cli {
     #[command(flatten)]
     conn: ConnectionArgs,
 
-    /// A pg_dump/cbdump custom archive file or directory archive; or gpbackup backup
-    /// directories (one root holding every host's files, or one root per host)
+    /// A pg_dump/cbdump custom archive file or directory archive, a plain SQL dump (.gz/.zst
+    /// or not; - for stdin); or gpbackup backup directories (one root holding every host's
+    /// files, or one root per host)
     #[arg(value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
 
@@ -217,6 +218,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 
     // A custom archive file or a directory archive: the pg_restore path.
+    if cli.paths.len() == 1 && cli.paths[0] == Path::new("-") {
+        return restore_plain(&cli, &cli.paths[0]);
+    }
     if cli.paths.len() == 1 {
         if let Some(archive) = archive::Archive::open(&cli.paths[0])
             .with_context(|| cli.paths[0].display().to_string())?
@@ -225,10 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         let p = &cli.paths[0];
         if p.is_file() || p == Path::new("-") {
-            bail!(
-                "{}: plain SQL dumps are not restored by cbrestore yet; load them with psql -f (cbrestore reads custom and directory archives and gpbackup backup sets)",
-                p.display()
-            );
+            return restore_plain(&cli, p);
         }
     }
     let mut filter = filter;
@@ -312,6 +313,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// psql's job for plain SQL dumps, with cbrestore's error handling and distribution rewriting.
+fn restore_plain(cli: &Cli, input: &Path) -> anyhow::Result<ExitCode> {
+    if cli.resume {
+        bail!("--resume is for archives and gpbackup sets; a plain script has no table of contents to resume from (dump with -F c or -F d)");
+    }
+    if cli.list || !cli.table.is_empty() || !cli.schema.is_empty() || cli.clean || cli.create {
+        bail!("-l, -t, -n, -c and -C need a custom or directory archive (as with pg_restore); a plain script runs as written");
+    }
+    let conn = ConnParams::resolve(&cli.conn, "cbrestore")?;
+    let abort = Arc::new(AtomicBool::new(false));
+    {
+        let abort = Arc::clone(&abort);
+        ctrlc::set_handler(move || abort.store(true, Ordering::SeqCst))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let opts = restore::plain::PlainRestoreOptions {
+        conn,
+        input: input.to_path_buf(),
+        single_transaction: cli.single_transaction,
+        on_error_continue: cli.on_error_continue,
+        distribution: distribution_of(cli),
+        script: cli.file.clone(),
+        verbose: cli.verbose,
+    };
+    let report = restore::plain::run(&opts, abort)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    }
+    eprintln!(
+        "cbrestore: ran {}: {} statements, {} COPY blocks, {} rows in {:.1}s",
+        report.input,
+        report.statements,
+        report.copy_blocks,
+        report.total_rows,
+        report.elapsed_seconds
+    );
+    if !report.errors.is_empty() {
+        eprintln!(
+            "cbrestore: warning: errors ignored on restore: {}",
+            report.errors.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn distribution_of(cli: &Cli) -> Distribution {
+    if cli.strip_distribution {
+        Distribution::Strip
+    } else if cli.distribute {
+        Distribution::Rewrite {
+            policy: cli.policy.clone(),
+            default: cli.default_rule,
+            on_conflict: cli.on_conflict,
+        }
+    } else {
+        Distribution::Keep
+    }
+}
+
 /// pg_restore's job for custom and directory archives.
 fn restore_archive(cli: &Cli, archive: archive::Archive) -> anyhow::Result<ExitCode> {
     if cli.list {
@@ -349,17 +413,7 @@ fn restore_archive(cli: &Cli, archive: archive::Archive) -> anyhow::Result<ExitC
         resume: cli.resume,
         state_file: cli.state_file.clone(),
         analyze: cli.analyze,
-        distribution: if cli.strip_distribution {
-            Distribution::Strip
-        } else if cli.distribute {
-            Distribution::Rewrite {
-                policy: cli.policy.clone(),
-                default: cli.default_rule,
-                on_conflict: cli.on_conflict,
-            }
-        } else {
-            Distribution::Keep
-        },
+        distribution: distribution_of(cli),
         script: cli.file.clone(),
         verbose: cli.verbose,
     };

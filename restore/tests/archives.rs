@@ -379,3 +379,97 @@ fn kill_during_data_then_resume() {
 fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+#[test]
+fn plain_dumps_run_like_psql() {
+    let server = source();
+    let want = fingerprints(&server, "src");
+    let want_schema = schema_of(&server, "src");
+    let plain = server.scratch().join("shop.sql");
+    let out = server
+        .command("pg_dump")
+        .args(["-d", "src", "-f"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // gzip-compressed, from stdin.
+    let gz = server.scratch().join("shop.sql.gz");
+    {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(
+            std::fs::File::create(&gz).unwrap(),
+            flate2::Compression::fast(),
+        );
+        e.write_all(&std::fs::read(&plain).unwrap()).unwrap();
+        e.finish().unwrap();
+    }
+    server.create_db("p");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
+    server.apply_env(&mut cmd);
+    let out = cmd
+        .current_dir(server.scratch())
+        .args(["-d", "p", "--json", "-"])
+        .stdin(std::fs::File::open(&gz).unwrap())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert!(report["copy_blocks"].as_u64().unwrap() >= 5);
+    let mut got = fingerprints(&server, "p");
+    // A plain pg_dump carries large objects as lo_* calls; they are restored too.
+    assert_eq!(got.remove("sequence"), want.get("sequence").cloned());
+    let mut w = want.clone();
+    w.remove("sequence");
+    assert_eq!(got, w);
+    assert_eq!(schema_of(&server, "p"), want_schema);
+
+    // A failing statement stops the restore and names its line.
+    let broken = server.scratch().join("broken.sql");
+    std::fs::write(
+        &broken,
+        "CREATE TABLE ok1 (a int);\nCREATE TABLE bad (a nosuchtype);\nCREATE TABLE ok2 (a int);\n",
+    )
+    .unwrap();
+    server.create_db("q");
+    let out = cbrestore(&server, "q", &[broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("nosuchtype"),
+        "{err}"
+    );
+    // --on-error-continue runs the rest and reports.
+    server.create_db("q2");
+    let out = cbrestore(
+        &server,
+        "q2",
+        &["--on-error-continue", broken.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let n: i64 = server
+        .client("q2")
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('ok1', 'ok2')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+
+    // --distribute on a plain script (checked through -f: PostgreSQL rejects the clauses).
+    let dist = server.scratch().join("plain.dist.sql");
+    ok(&cbrestore(
+        &server,
+        "unused",
+        &[
+            "--distribute",
+            "--on-conflict",
+            "replicated",
+            "-f",
+            dist.to_str().unwrap(),
+            plain.to_str().unwrap(),
+        ],
+    ));
+    let text = std::fs::read_to_string(&dist).unwrap();
+    assert!(text.contains("DISTRIBUTED REPLICATED") && text.contains("DISTRIBUTED BY (id)"));
+}
