@@ -254,6 +254,7 @@ impl Runner {
 
 struct Ctx<'a> {
     o: &'a DumpRestoreOptions,
+    manifest: &'a crate::verify::Manifest,
     progress: Arc<copyout::progress::Progress>,
     archive: &'a Archive,
     state: Arc<State>,
@@ -357,6 +358,7 @@ pub fn run(
             ))
         })?;
     let (entries, changed) = transform(archive.entries(), &o.distribution)?;
+    let manifest = crate::verify::Manifest::load(&archive).map_err(RestoreError::State)?;
     let format = match &archive {
         Archive::Custom(_) => "custom",
         Archive::Directory(_) => "directory",
@@ -444,6 +446,7 @@ pub fn run(
         .count();
     let mut ctx = Ctx {
         o,
+        manifest: &manifest,
         progress: Arc::new(copyout::progress::Progress::new(table_count, false)),
         archive: &archive,
         state: Arc::clone(&state),
@@ -539,6 +542,7 @@ pub fn run(
                         &state,
                         o.single_transaction,
                         !o.data_only,
+                        &manifest,
                     ) {
                         Ok(Some(t)) => {
                             ctx.progress.table_done(&t.table);
@@ -688,6 +692,7 @@ fn load_entry(
     state: &State,
     in_transaction: bool,
     created_here: bool,
+    manifest: &crate::verify::Manifest,
 ) -> Result<Option<TableLoaded>, String> {
     let table = table_name(e);
     if state.table_done(&table) {
@@ -697,6 +702,9 @@ fn load_entry(
     if copy.trim().is_empty() {
         return Ok(None);
     }
+    // cbdump's manifest: the file must be the one that was written, before any row is sent.
+    crate::verify::check_file(archive, e, manifest)?;
+    let expected = manifest.get(e.dump_id).map(|r| r.rows);
     let mut data = archive
         .table_data(e)
         .map_err(|x| format!("{}: {x}", entry_label(e)))?;
@@ -708,7 +716,7 @@ fn load_entry(
         // --single-transaction: the COPY joins the one transaction.
         copy_plain(client, copy.trim(), &mut data)
     } else {
-        load_table(client, copy.trim(), truncate, &mut data, None)
+        load_table(client, copy.trim(), truncate, &mut data, expected)
     };
     match r {
         Ok(l) => {
@@ -784,6 +792,7 @@ fn run_parallel(
     let abort = Arc::clone(&ctx.abort);
     let session = ctx.session.clone();
     let archive = ctx.archive;
+    let manifest = ctx.manifest;
     let progress = Arc::clone(&ctx.progress);
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(items.len().max(1)) {
@@ -806,6 +815,7 @@ fn run_parallel(
                 };
                 let mut worker = Ctx {
                     o,
+                    manifest,
                     progress: Arc::clone(&progress),
                     archive,
                     state: Arc::clone(&state),
@@ -850,7 +860,8 @@ fn run_parallel(
                         let Runner::Live(client) = &mut runner else {
                             unreachable!("parallel phases run live")
                         };
-                        match load_entry(client, archive, e, &state, false, !o.data_only) {
+                        match load_entry(client, archive, e, &state, false, !o.data_only, manifest)
+                        {
                             Ok(Some(t)) => {
                                 worker.progress.table_done(&t.table);
                                 loaded.lock().expect("lock").push(t);

@@ -10,6 +10,7 @@ pub mod gpset;
 pub mod load;
 pub mod plain;
 pub mod state;
+pub mod verify;
 
 /// Why a restore failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,206 @@
+//! Checks before data is used: cbdump's `manifest.json` (every data file's sha256 and row
+//! count), and `--verify-only`, which reads a whole archive without a server.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+use archive::{Archive, TocEntry};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What a cbdump manifest records of one table.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub table: String,
+    pub sha256: String,
+    pub rows: u64,
+}
+
+/// The manifest of a directory archive, by dump id; empty for archives without one.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    by_id: HashMap<i32, Recorded>,
+}
+
+impl Manifest {
+    pub fn load(archive: &Archive) -> Result<Manifest, String> {
+        let Archive::Directory(d) = archive else {
+            return Ok(Manifest::default());
+        };
+        let path = d.dir.join("manifest.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not a cbdump manifest: {e}", path.display()))?;
+        let mut by_id = HashMap::new();
+        for t in v["tables"].as_array().into_iter().flatten() {
+            let (Some(id), Some(sha), Some(rows)) = (
+                t["dump_id"].as_i64(),
+                t["sha256"].as_str(),
+                t["rows"].as_u64(),
+            ) else {
+                return Err(format!(
+                    "{}: table entry without dump_id/sha256/rows",
+                    path.display()
+                ));
+            };
+            by_id.insert(
+                id as i32,
+                Recorded {
+                    table: t["table"].as_str().unwrap_or("?").to_string(),
+                    sha256: sha.to_string(),
+                    rows,
+                },
+            );
+        }
+        Ok(Manifest { by_id })
+    }
+
+    pub fn get(&self, dump_id: i32) -> Option<&Recorded> {
+        self.by_id.get(&dump_id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// sha256 of a file, streaming.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Compares a data file with the manifest before it is loaded.
+pub fn check_file(archive: &Archive, e: &TocEntry, manifest: &Manifest) -> Result<(), String> {
+    let (Some(rec), Archive::Directory(d)) = (manifest.get(e.dump_id), archive) else {
+        return Ok(());
+    };
+    let path = d
+        .data_file(e)
+        .map_err(|x| x.to_string())?
+        .ok_or_else(|| format!("{}: no data file", rec.table))?;
+    let got = sha256_file(&path).map_err(|x| format!("{}: {x}", path.display()))?;
+    if got != rec.sha256 {
+        return Err(format!(
+            "{}: checksum mismatch for table {}: manifest.json records {}, the file has {}",
+            path.display(),
+            rec.table,
+            rec.sha256,
+            got
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Verified {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub checksum: &'static str,
+}
+
+/// `--verify-only`: every table's data read to the end (decompression checked), row counts and
+/// checksums compared with the manifest when there is one, large-object blocks walked.
+pub fn verify_only(archive: &Archive) -> Result<Vec<Verified>, Vec<String>> {
+    let manifest = Manifest::load(archive).map_err(|e| vec![e])?;
+    let mut ok = Vec::new();
+    let mut problems = Vec::new();
+    for e in archive.entries() {
+        let desc = e.desc();
+        if desc == "BLOBS" {
+            match archive::blobs::read_all(archive, e) {
+                Ok(blobs) => {
+                    for b in blobs {
+                        match b {
+                            Ok((oid, mut r)) => {
+                                if let Err(x) = std::io::copy(&mut r, &mut std::io::sink()) {
+                                    problems.push(format!("large object {oid}: {x}"));
+                                }
+                            }
+                            Err(x) => problems.push(x.to_string()),
+                        }
+                    }
+                }
+                Err(x) => problems.push(x.to_string()),
+            }
+            continue;
+        }
+        if desc != "TABLE DATA" {
+            continue;
+        }
+        let label = format!("{}.{}", e.namespace(), e.tag());
+        let checksum = match check_file(archive, e, &manifest) {
+            Ok(()) if manifest.get(e.dump_id).is_some() => "ok",
+            Ok(()) => "not recorded",
+            Err(x) => {
+                problems.push(x);
+                continue;
+            }
+        };
+        let mut data = match archive.table_data(e) {
+            Ok(d) => d,
+            Err(x) => {
+                problems.push(x.to_string());
+                continue;
+            }
+        };
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        let mut failed = None;
+        loop {
+            match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    rows += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+                    bytes += n as u64;
+                }
+                Err(x) => {
+                    failed = Some(x);
+                    break;
+                }
+            }
+        }
+        if let Some(x) = failed {
+            problems.push(format!("{label} (TOC entry {}): {x}", e.dump_id));
+            continue;
+        }
+        // pg_dump's terminator `\.` and two blank lines are not rows.
+        let rows = rows.saturating_sub(3);
+        if let Some(rec) = manifest.get(e.dump_id) {
+            if rec.rows != rows {
+                problems.push(format!(
+                    "{label}: manifest.json records {} rows, the data holds {rows}",
+                    rec.rows
+                ));
+                continue;
+            }
+        }
+        ok.push(Verified {
+            table: label,
+            rows,
+            bytes,
+            checksum,
+        });
+    }
+    if problems.is_empty() {
+        Ok(ok)
+    } else {
+        Err(problems)
+    }
+}
