@@ -16,7 +16,7 @@ pub fn table_stem(schema: &str, table: &str) -> String {
     format!("{}.{}", component(schema), component(table))
 }
 
-fn component(name: &str) -> String {
+pub fn component(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for &b in name.as_bytes() {
         if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-' {

@@ -63,6 +63,8 @@ pub struct DumpOptions {
     pub distribute: Option<Distribute>,
     pub lock_wait_timeout_ms: Option<u64>,
     pub verbose: bool,
+    /// Also write roles and tablespaces (`pg_dumpall --globals-only`) to this file.
+    pub globals: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -158,7 +160,11 @@ pub fn run(o: &DumpOptions, abort: Arc<AtomicBool>) -> Result<DumpReport, DumpEr
         &server,
         &abort,
         started,
-    );
+    )
+    .and_then(|report| match &o.globals {
+        Some(path) => dump_globals(&pg_dump, &o.conn, path).map(|_| report),
+        None => Ok(report),
+    });
     match result {
         Ok(report) => {
             leader.finish()?;
@@ -386,16 +392,40 @@ fn build(
         _ => work.to_path_buf(),
     };
     let counters = Counters::default();
-    let written = data::export(
-        &o.conn,
-        leader.id(),
-        &tasks,
-        &data_dir,
-        encoding,
-        jobs,
-        abort,
-        &counters,
-    )?;
+    // Tables done, rows, bytes and throughput on stderr when it is a terminal.
+    let progress = copyout::progress::Progress::new(tasks.len(), false);
+    let finished = AtomicBool::new(false);
+    let written = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut shown = 0;
+            while !finished.load(Ordering::Relaxed) {
+                let done = counters.tables_done.load(Ordering::Relaxed);
+                while shown < done {
+                    progress.table_done("");
+                    shown += 1;
+                }
+                progress.update(
+                    counters.bytes.load(Ordering::Relaxed),
+                    counters.rows.load(Ordering::Relaxed),
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        let r = data::export(
+            &o.conn,
+            leader.id(),
+            &tasks,
+            &data_dir,
+            encoding,
+            jobs,
+            abort,
+            &counters,
+        );
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    progress.finish();
+    let written = written?;
     if abort.load(Ordering::SeqCst) {
         return Err(DumpError::Interrupted);
     }
@@ -628,4 +658,32 @@ fn sync_dir_files(dir: &Path) -> Result<(), DumpError> {
         }
     }
     Ok(())
+}
+
+/// Roles and tablespaces — what `pg_dumpall --globals-only` writes — into `out` (temporary name,
+/// renamed when complete).
+pub fn dump_globals(pg_dump: &PgDump, conn: &ConnParams, out: &Path) -> Result<(), DumpError> {
+    let pg_dumpall = pg_dump.path.with_file_name("pg_dumpall");
+    let (conninfo, password) = pgdump::conninfo(conn);
+    let temp = archive::atomic::temp_name(out);
+    let mut cmd = Command::new(&pg_dumpall);
+    cmd.arg(format!("--dbname={conninfo}"))
+        .arg("--globals-only")
+        .arg("-f")
+        .arg(&temp);
+    if let Some(pw) = password {
+        cmd.env("PGPASSWORD", pw);
+    }
+    let res = cmd
+        .output()
+        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dumpall.display())))?;
+    if !res.status.success() {
+        let _ = std::fs::remove_file(&temp);
+        return Err(DumpError::PgDump(format!(
+            "{} --globals-only failed: {}",
+            pg_dumpall.display(),
+            String::from_utf8_lossy(&res.stderr).trim()
+        )));
+    }
+    std::fs::rename(&temp, out).map_err(|e| DumpError::io(out, e))
 }

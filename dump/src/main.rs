@@ -87,6 +87,14 @@ struct Cli {
     /// With --distribute: use the source's pg_stats for the default choice
     #[arg(long, requires = "distribute")]
     stats: bool,
+    /// Also dump roles and tablespaces (pg_dumpall --globals-only): into globals.sql inside a
+    /// directory archive, else beside the output as OUTPUT.globals.sql
+    #[arg(long)]
+    globals: bool,
+    /// Dump every database that accepts connections, each with its own snapshot, into the
+    /// directory -f names: globals.sql plus one archive per database
+    #[arg(long = "all-databases")]
+    all_databases: bool,
     /// Print a machine-readable report on stdout (not with -f -)
     #[arg(long)]
     json: bool,
@@ -134,7 +142,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ctrlc::set_handler(move || abort.store(true, Ordering::SeqCst))
             .context("installing the Ctrl-C handler")?;
     }
+    if cli.all_databases {
+        return all_databases(&cli, conn, compress, abort);
+    }
+    let globals = cli.globals.then(|| {
+        if cli.format == Format::Directory {
+            output.join("globals.sql")
+        } else {
+            let mut s = output.clone().into_os_string();
+            s.push(".globals.sql");
+            PathBuf::from(s)
+        }
+    });
+    if globals.is_some() && output.as_os_str() == "-" {
+        bail!("--globals writes a second file: give -f");
+    }
     let opts = DumpOptions {
+        globals,
         conn,
         format: cli.format,
         output,
@@ -175,6 +199,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             report.total_rows,
             report.snapshot,
             report.elapsed_seconds
+        );
+    }
+    Ok(())
+}
+
+/// `--all-databases`: one directory holding globals.sql and one archive per database.
+fn all_databases(
+    cli: &Cli,
+    conn: ConnParams,
+    compress: Option<Compression>,
+    abort: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let Some(dir) = &cli.file else {
+        bail!("--all-databases needs -f DIRECTORY");
+    };
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    let mut client = cluster::connect(&conn)?;
+    let server = cluster::flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
+    let pg_dump = dump::pgdump::PgDump::find(cli.pg_dump.as_deref(), &server)?;
+    let dbs: Vec<String> = client
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    dump::build::dump_globals(&pg_dump, &conn, &dir.join("globals.sql"))?;
+    let ext = match cli.format {
+        Format::Plain => "sql",
+        Format::Custom => "dump",
+        Format::Directory => "dir",
+    };
+    for db in dbs {
+        let output = dir.join(format!("{}.{ext}", copyout::naming::component(&db)));
+        let opts = DumpOptions {
+            conn: conn.with_dbname(&db),
+            format: cli.format,
+            output,
+            jobs: cli.jobs,
+            compress,
+            tables: Vec::new(),
+            exclude_tables: Vec::new(),
+            schemas: Vec::new(),
+            exclude_schemas: Vec::new(),
+            exclude_table_data: cli.exclude_table_data.clone(),
+            schema_only: cli.schema_only,
+            data_only: cli.data_only,
+            no_owner: cli.no_owner,
+            no_acl: cli.no_acl,
+            pg_dump: Some(pg_dump.path.clone()),
+            distribute: None,
+            lock_wait_timeout_ms: cli.lock_wait_timeout,
+            verbose: cli.verbose,
+            globals: None,
+        };
+        let report =
+            dump::run(&opts, Arc::clone(&abort)).with_context(|| format!("database {db}"))?;
+        eprintln!(
+            "cbdump: {db}: {} tables, {} rows -> {}",
+            report.tables.len(),
+            report.total_rows,
+            report.output
         );
     }
     Ok(())

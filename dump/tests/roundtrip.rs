@@ -410,3 +410,136 @@ fn manifest_is_verified_before_use() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"));
 }
+
+/// pg_dumpall's job: roles in globals.sql, every database in its own archive.
+#[test]
+fn all_databases_and_globals() {
+    let server = source();
+    server.create_db("Other DB");
+    server.psql(
+        "Other DB",
+        "CREATE TABLE t AS SELECT generate_series(1, 10) AS x;",
+    );
+    let dir = server.scratch().join("cluster");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
+    server.apply_env(&mut cmd);
+    let out = cmd
+        .current_dir(server.scratch())
+        .env("PATH", path_with(server.install().bin_dir()))
+        .args(["--all-databases", "-F", "c", "-f"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    ok(&out);
+    let globals = std::fs::read_to_string(dir.join("globals.sql")).unwrap();
+    assert!(globals.contains("CREATE ROLE app_owner"), "{globals}");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "%4Fther%20%44%42.dump",
+            "globals.sql",
+            "postgres.dump",
+            "src.dump"
+        ]
+    );
+    restore_with(
+        &server,
+        "pg_restore",
+        &[],
+        "other_copy",
+        &dir.join("%4Fther%20%44%42.dump"),
+    );
+    let n: i64 = server
+        .client("other_copy")
+        .query_one("SELECT count(*) FROM t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 10);
+
+    // --globals beside a single custom archive.
+    let single = server.scratch().join("src.dump");
+    ok(&cbdump(
+        &server,
+        &["-F", "c", "--globals", "-f", single.to_str().unwrap()],
+    ));
+    let g = std::fs::read_to_string(server.scratch().join("src.dump.globals.sql")).unwrap();
+    assert!(g.contains("CREATE ROLE app_owner"));
+}
+
+/// Ctrl-C and a backend killed mid-COPY: non-zero exit, the table named, nothing left behind.
+#[test]
+fn interrupted_and_broken_dumps_leave_nothing() {
+    let server = TestServer::start();
+    server.create_db("src");
+    server.psql(
+        "src",
+        "CREATE TABLE big AS SELECT g AS id, repeat(md5(g::text), 6) AS t FROM generate_series(1, 600000) g;",
+    );
+    let leftovers = |server: &TestServer| -> Vec<String> {
+        std::fs::read_dir(server.scratch())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("big") || n.contains("cbdump"))
+            .collect()
+    };
+    let out_path = server.scratch().join("big.dir");
+    let spawn = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
+        server.apply_env(&mut cmd);
+        cmd.current_dir(server.scratch())
+            .env("PATH", path_with(server.install().bin_dir()))
+            .args(["-d", "src", "-F", "d", "-Z", "9", "-j", "2", "-f"])
+            .arg(&out_path)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Ctrl-C once the data phase runs.
+    let child = spawn();
+    let mut c = server.client("postgres");
+    let wait_copy = |c: &mut postgres::Client| {
+        for _ in 0..1000 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let n: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cbdump' AND query LIKE 'COPY%' AND state = 'active'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(wait_copy(&mut c));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(leftovers(&server).is_empty(), "{:?}", leftovers(&server));
+
+    // The server side of a worker goes away.
+    let child = spawn();
+    assert!(wait_copy(&mut c));
+    c.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cbdump' AND query LIKE 'COPY%'",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("public.big"), "{err}");
+    assert!(leftovers(&server).is_empty(), "{:?}", leftovers(&server));
+}
