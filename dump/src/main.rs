@@ -95,6 +95,10 @@ struct Cli {
     /// directory -f names: globals.sql plus one archive per database
     #[arg(long = "all-databases")]
     all_databases: bool,
+    /// Cloudberry/Greenplum parallel mode: a gpbackup backup set under DIR, every segment writing
+    /// its own files with COPY ... ON SEGMENT (refused on PostgreSQL)
+    #[arg(long = "on-segment", value_name = "DIR", conflicts_with_all = ["file", "all_databases"])]
+    on_segment: Option<PathBuf>,
     /// Print a machine-readable report on stdout (not with -f -)
     #[arg(long)]
     json: bool,
@@ -122,10 +126,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.jobs == 0 {
         bail!("-j/--jobs must be at least 1");
     }
-    let output = match (&cli.file, cli.format) {
-        (Some(f), _) => f.clone(),
-        (None, Format::Plain) => PathBuf::from("-"),
-        (None, _) => bail!("-F c and -F d need -f OUTPUT"),
+    let output = match (&cli.file, cli.format, &cli.on_segment) {
+        (_, _, Some(dir)) => dir.clone(),
+        (Some(f), _, _) => f.clone(),
+        (None, Format::Plain, _) => PathBuf::from("-"),
+        (None, _, _) => bail!("-F c and -F d need -f OUTPUT"),
     };
     if cli.json && output.as_os_str() == "-" {
         bail!("--json prints on stdout, which -f - already uses");
@@ -158,6 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bail!("--globals writes a second file: give -f");
     }
     let opts = DumpOptions {
+        on_segment: cli.on_segment.clone(),
         globals,
         conn,
         format: cli.format,
@@ -257,6 +263,7 @@ fn all_databases(
             lock_wait_timeout_ms: cli.lock_wait_timeout,
             verbose: cli.verbose,
             globals: None,
+            on_segment: None,
         };
         let report =
             dump::run(&opts, Arc::clone(&abort)).with_context(|| format!("database {db}"))?;

@@ -62,7 +62,10 @@ impl PgDump {
             let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
             let major = parse_major(&text).unwrap_or(0);
             let mpp_dump = text.contains("Greenplum") || text.contains("Cloudberry");
-            if major >= server_major && (mpp_dump || !server.flavor.is_mpp()) {
+            // An explicit --pg-dump is the user's choice on an MPP server (a wrapper, a build
+            // whose version line says neither name); found ones must be the cluster's own.
+            if major >= server_major && (mpp_dump || !server.flavor.is_mpp() || explicit.is_some())
+            {
                 return Ok(PgDump {
                     path: c,
                     major,

@@ -543,3 +543,85 @@ fn interrupted_and_broken_dumps_leave_nothing() {
     assert!(err.contains("public.big"), "{err}");
     assert!(leftovers(&server).is_empty(), "{:?}", leftovers(&server));
 }
+
+/// --on-segment: refused on PostgreSQL; with the MPP catalog interface pointed at look-alike
+/// tables, the statements a Cloudberry coordinator receives are gpbackup's own (PostgreSQL then
+/// rejects ON SEGMENT), and the coordinator files are not left half written.
+#[test]
+fn on_segment_needs_cloudberry_and_sends_gpbackups_statements() {
+    let server = source();
+    let dir = server.scratch().join("backup");
+    let out = cbdump(&server, &["--on-segment", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs Apache Cloudberry or Greenplum"),
+        "{err}"
+    );
+
+    server.psql(
+        "src",
+        "CREATE SCHEMA fakegp;
+         CREATE TABLE fakegp.gp_segment_configuration (dbid int2, content int2, role \"char\", preferred_role \"char\", mode \"char\", status \"char\", port int4, hostname text, address text, datadir text);
+         INSERT INTO fakegp.gp_segment_configuration VALUES
+           (1, -1, 'p', 'p', 'n', 'u', 5432, 'cdw', 'cdw', '/data/coordinator/gpseg-1'),
+           (2, 0, 'p', 'p', 's', 'u', 6000, 'sdw1', 'sdw1', '/data/primary/gpseg0'),
+           (3, 1, 'p', 'p', 's', 'u', 6001, 'sdw2', 'sdw2', '/data/primary/gpseg1');
+         CREATE TABLE fakegp.gp_distribution_policy (localoid oid, policytype \"char\", numsegments int4, distkey int2vector, distclass oidvector);
+         INSERT INTO fakegp.gp_distribution_policy VALUES ('public.gen'::regclass, 'r', 2, '', '');",
+    );
+    server.set_conf("log_statement", "all");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
+    server.apply_env(&mut cmd);
+    let out = cmd
+        .current_dir(server.scratch())
+        .env("CBTOOLS_MPP_CATALOG_SCHEMA", "fakegp")
+        .args(["-d", "src", "--pg-dump"])
+        .arg(server.install().bin("pg_dump"))
+        .arg("--on-segment")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ON SEGMENT") && err.contains("syntax error"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    let stmt = log
+        .lines()
+        .find(|l| l.contains("TO PROGRAM") && l.contains("ON SEGMENT"))
+        .expect("an ON SEGMENT statement reached the server");
+    let root = dir.display().to_string();
+    assert!(
+        stmt.contains(&format!("mkdir -p ''{root}/gpseg<SEGID>/backups/"))
+            && stmt.contains("gzip -c -1 >")
+            && stmt.contains("/gpbackup_<SEGID>_")
+            && stmt.contains("WITH CSV DELIMITER ',' ON SEGMENT IGNORE EXTERNAL PARTITIONS"),
+        "{stmt}"
+    );
+    // The coordinator's metadata was never renamed into place without its data.
+    let toc_written = walk(&dir)
+        .iter()
+        .any(|p| p.to_string_lossy().ends_with("_toc.yaml"));
+    assert!(
+        !toc_written,
+        "no toc.yaml presents a failed backup as complete"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

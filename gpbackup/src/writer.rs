@@ -60,6 +60,17 @@ pub struct WriterOptions {
     /// Tables (quoted `schema.table`) written as DISTRIBUTED REPLICATED: a full copy per content.
     pub replicated: Vec<String>,
     pub base: Option<IncrementalBase>,
+    /// Cloudberry/Greenplum: the segments write their own files with `COPY ... ON SEGMENT`
+    /// (server-side, on each segment host) instead of this process writing them.
+    pub on_segment: Option<OnSegment>,
+}
+
+/// How the segments name their backup directories (`<root>/<prefix><content>/backups/...`,
+/// gpbackup's `--backup-dir` layout; the prefix is the coordinator data directory's name
+/// without its `-1`).
+#[derive(Debug, Clone)]
+pub struct OnSegment {
+    pub prefix: String,
 }
 
 impl Default for WriterOptions {
@@ -75,6 +86,7 @@ impl Default for WriterOptions {
             backup_version: "1.30.5".into(),
             replicated: Vec::new(),
             base: None,
+            on_segment: None,
         }
     }
 }
@@ -143,7 +155,13 @@ pub fn write_backup_set(
     }
     let ts = opts.timestamp.as_str();
     let coord_dir = dir_for(root, &opts.layout, -1, ts);
-    for c in -1..opts.segments as i32 {
+    // Segment directories are the segments' own business in ON SEGMENT mode.
+    let local_contents = if opts.on_segment.is_some() {
+        -1..0
+    } else {
+        -1..opts.segments as i32
+    };
+    for c in local_contents {
         let d = dir_for(root, &opts.layout, c, ts);
         fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
@@ -170,7 +188,20 @@ pub fn write_backup_set(
     let mut written = BTreeMap::new();
     let n = opts.segments as usize;
     let mut per_content_rows: Vec<Vec<u64>> = vec![vec![0; n]; tables.len()];
-    if opts.single_data_file {
+    if let Some(seg) = &opts.on_segment {
+        if opts.single_data_file {
+            return Err(werr("ON SEGMENT backups write one file per table and segment; single-data-file needs gpbackup's helper"));
+        }
+        for (t, rows) in tables.iter().zip(per_content_rows.iter_mut()) {
+            let total = copy_on_segment(client, t, root, &seg.prefix, ts, opts.compression)?;
+            // The server reports one total; a replicated table holds it once per content.
+            if t.replicated {
+                rows.iter_mut().for_each(|r| *r = total / n as u64);
+            } else {
+                rows[0] = total;
+            }
+        }
+    } else if opts.single_data_file {
         for c in 0..n {
             let dir = dir_for(root, &opts.layout, c as i32, ts);
             let path = dir.join(format!("gpbackup_{c}_{ts}{}", opts.compression.extension()));
@@ -322,6 +353,76 @@ fn list_tables(client: &mut Client, replicated: &[String]) -> Result<Vec<Table>>
             }
         })
         .collect())
+}
+
+/// Single-quotes for the shell, which runs the segments' COPY program.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The statement gpbackup itself issues: every segment pipes its own rows of `t` through the
+/// compressor into `<root>/<prefix><SEGID>/backups/<date>/<ts>/gpbackup_<SEGID>_<ts>_<oid><ext>`
+/// on its own host (the server replaces `<SEGID>`). Returns the rows written by all segments.
+pub fn on_segment_copy_sql(
+    fqn: &str,
+    attributestring: &str,
+    oid: u32,
+    root: &Path,
+    prefix: &str,
+    ts: &str,
+    compression: Compression,
+) -> String {
+    let dir = format!(
+        "{}/{prefix}<SEGID>/backups/{}/{ts}",
+        root.display(),
+        &ts[..8]
+    );
+    let file = format!(
+        "{dir}/gpbackup_<SEGID>_{ts}_{oid}{}",
+        compression.extension()
+    );
+    let compressor = match compression {
+        Compression::Gzip => "gzip -c -1",
+        Compression::Zstd => "zstd --compress -1 -c",
+        Compression::None => "cat -",
+    };
+    let program = format!(
+        "mkdir -p {} && {compressor} > {}",
+        shell_quote(&dir),
+        shell_quote(&file)
+    );
+    format!(
+        "COPY {fqn}{attributestring} TO PROGRAM '{}' WITH CSV DELIMITER ',' ON SEGMENT IGNORE EXTERNAL PARTITIONS",
+        program.replace('\'', "''")
+    )
+}
+
+fn copy_on_segment(
+    client: &mut Client,
+    t: &Table,
+    root: &Path,
+    prefix: &str,
+    ts: &str,
+    compression: Compression,
+) -> Result<u64> {
+    let sql = on_segment_copy_sql(
+        &t.fqn(),
+        &t.attributestring,
+        t.oid,
+        root,
+        prefix,
+        ts,
+        compression,
+    );
+    client
+        .execute(sql.as_str(), &[])
+        .map_err(|e| Error::Target {
+            what: format!("COPY ... ON SEGMENT of {}", t.fqn()),
+            message: match e.as_db_error() {
+                Some(db) => format!("{}: {}", db.severity(), db.message()),
+                None => e.to_string(),
+            },
+        })
 }
 
 /// COPYs content `c`'s share of `t` into `out`; returns its rows.
