@@ -625,3 +625,79 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// pagila (when ../shared is present): cbdump -F d -j 2, then pg_restore -j 2 and cbrestore -j 2.
+#[test]
+fn pagila_round_trip() {
+    let Some(fixtures) = testkit::shared_fixtures() else {
+        eprintln!("skipping: no shared fixtures");
+        return;
+    };
+    let dir = fixtures.join("pagila");
+    if !dir.join("pagila-schema.sql").is_file() {
+        eprintln!("skipping: no pagila fixture");
+        return;
+    }
+    let server = TestServer::start();
+    server.create_db("src");
+    for f in ["pagila-schema.sql", "pagila-data.sql"] {
+        let out = server
+            .command("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "src", "-f"])
+            .arg(dir.join(f))
+            .output()
+            .unwrap();
+        ok(&out);
+    }
+    let tables_of = |db: &str| -> BTreeMap<String, String> {
+        let mut c = server.client(db);
+        let names: Vec<String> = c
+            .query(
+                "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                  WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) AND n.nspname = 'public'",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        names
+            .into_iter()
+            .map(|t| {
+                let q = format!("SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') FROM {t} x");
+                let v: String = c.query_one(&q, &[]).unwrap().get(0);
+                (t, v)
+            })
+            .collect()
+    };
+    let want = tables_of("src");
+    let want_schema = schema_of(&server, "src");
+    let out_dir = server.scratch().join("pagila.dir");
+    ok(&cbdump(
+        &server,
+        &["-F", "d", "-j", "2", "-f", out_dir.to_str().unwrap()],
+    ));
+    server.create_db("viapg");
+    let mut cmd = server.command("pg_restore");
+    ok(&cmd
+        .args(["-j", "2", "-d", "viapg"])
+        .arg(&out_dir)
+        .output()
+        .unwrap());
+    assert_eq!(tables_of("viapg"), want);
+    assert_eq!(schema_of(&server, "viapg"), want_schema);
+    let cbrestore = testkit::workspace_bin("cbrestore");
+    if cbrestore.exists() {
+        server.create_db("viacb");
+        let mut cmd = Command::new(&cbrestore);
+        server.apply_env(&mut cmd);
+        ok(&cmd
+            .current_dir(server.scratch())
+            .args(["-d", "viacb", "-j", "2"])
+            .arg(&out_dir)
+            .output()
+            .unwrap());
+        assert_eq!(tables_of("viacb"), want);
+        assert_eq!(schema_of(&server, "viacb"), want_schema);
+    }
+}
