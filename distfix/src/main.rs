@@ -129,6 +129,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if let (Some(out), false) = (&cli.output, cli.dry_run) {
         let comp = cli.compress.unwrap_or(compression);
         changed = write_output(out, comp, |w| match &plan {
+            // Uncompressed in and out: the unchanged tail after the last edit is copied from
+            // the input file by the kernel (copy_file_range/sendfile), not through here.
+            Some(plan) if compression == Compression::None && w.raw_file().is_some() => {
+                let (changed, rest) =
+                    rewrite::apply_head(open()?, w, plan).with_context(|| shown.clone())?;
+                if let Some((_, _, offset)) = rest {
+                    use std::io::Seek;
+                    let mut input =
+                        File::open(&path).with_context(|| format!("opening {shown}"))?;
+                    input.seek(io::SeekFrom::Start(offset))?;
+                    let file = w.raw_file().expect("checked above");
+                    io::copy(&mut input, file)
+                        .with_context(|| format!("copying the rest of {shown}"))?;
+                }
+                Ok(changed)
+            }
             Some(plan) => rewrite::apply(open()?, w, plan).with_context(|| shown.clone()),
             None => rewrite::strip(open()?, w).with_context(|| shown.clone()),
         })?;
@@ -282,10 +298,34 @@ fn finish(
 }
 
 /// Write through `body` to stdout (`-`) or to a temporary file renamed over `out` on success.
+/// Where a rewritten script goes. `raw_file` is the file underneath when nothing is compressed
+/// (flushed first), so callers can let the kernel copy unchanged bytes into it.
+trait Sink: Write {
+    fn raw_file(&mut self) -> Option<&mut File>;
+}
+
+impl Sink for archive::codec::Encoder<BufWriter<File>> {
+    fn raw_file(&mut self) -> Option<&mut File> {
+        match self {
+            archive::codec::Encoder::Plain(w) => {
+                w.flush().ok()?;
+                Some(w.get_mut())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Sink for archive::codec::Encoder<BufWriter<io::StdoutLock<'_>>> {
+    fn raw_file(&mut self) -> Option<&mut File> {
+        None
+    }
+}
+
 fn write_output(
     out: &Path,
     comp: Compression,
-    body: impl FnOnce(&mut dyn Write) -> Result<u64>,
+    body: impl FnOnce(&mut dyn Sink) -> Result<u64>,
 ) -> Result<u64> {
     if out == Path::new("-") {
         let stdout = io::stdout().lock();

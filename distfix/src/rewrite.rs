@@ -63,7 +63,8 @@ pub fn collect<R: Read>(reader: R) -> Result<Catalog, RewriteError> {
             }
             ItemKind::CopyData => {
                 if let Some(t) = &copy_target {
-                    let mut rows = memchr::memchr_iter(b'\n', item.bytes).count() as u64;
+                    // The splitter counted them for its line numbers already.
+                    let mut rows = item.newlines;
                     if item.complete && ends_with_terminator_line(item.bytes) {
                         rows = rows.saturating_sub(1);
                     }
@@ -83,15 +84,50 @@ fn ends_with_terminator_line(b: &[u8]) -> bool {
 /// Pass 2: copy the script with the plan's edits applied. Returns the number of statements
 /// changed.
 pub fn apply<R: Read, W: Write>(reader: R, mut out: W, plan: &Plan) -> Result<u64, RewriteError> {
+    let (changed, rest) = apply_head(reader, &mut out, plan)?;
+    if let Some((ahead, mut rest, _)) = rest {
+        out.write_all(&ahead).map_err(RewriteError::Write)?;
+        // A read error (truncated gzip) must not pass for a write error, so no io::copy here.
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match rest.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(RewriteError::Split(SplitError::Io(e))),
+            };
+            out.write_all(&buf[..n]).map_err(RewriteError::Write)?;
+        }
+    }
+    out.flush().map_err(RewriteError::Write)?;
+    Ok(changed)
+}
+
+/// The unchanged rest of the input after the last edit: bytes already read ahead, the reader
+/// positioned after them, and the input offset where that rest begins.
+pub type Rest<R> = (Vec<u8>, R, u64);
+
+/// Pass 2 up to the last edited statement. Everything after it is unchanged (in a pg_dump,
+/// all COPY data and most of post-data): the caller copies it raw — from the returned reader,
+/// or, for a plain file, straight from the input file at the returned offset, which lets the
+/// kernel copy it. Returns the number of statements changed.
+pub fn apply_head<R: Read, W: Write + ?Sized>(
+    reader: R,
+    out: &mut W,
+    plan: &Plan,
+) -> Result<(u64, Option<Rest<R>>), RewriteError> {
     let mut sp = Splitter::new(reader);
     let mut session = Session::new();
     let mut ordinal = 0u64;
     let mut changed = 0;
-    // Past the last edited statement nothing changes: the rest (in a pg_dump, all COPY data and
-    // most of post-data) is copied raw, which runs at the speed of the file system.
+    let mut consumed = 0u64;
     let last_edit = plan.edits.keys().max().copied();
     while last_edit.is_some_and(|last| ordinal <= last) {
-        let Some(item) = sp.next_item()? else { break };
+        let Some(item) = sp.next_item()? else {
+            out.flush().map_err(RewriteError::Write)?;
+            return Ok((changed, None));
+        };
+        consumed += item.bytes.len() as u64;
         if item.kind != ItemKind::Statement {
             out.write_all(item.bytes).map_err(RewriteError::Write)?;
             continue;
@@ -110,21 +146,8 @@ pub fn apply<R: Read, W: Write>(reader: R, mut out: W, plan: &Plan) -> Result<u6
         }
         ordinal += 1;
     }
-    let (ahead, mut rest) = sp.into_rest();
-    out.write_all(&ahead).map_err(RewriteError::Write)?;
-    // A read error (truncated gzip) must not pass for a write error, so no io::copy here.
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = match rest.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(RewriteError::Split(SplitError::Io(e))),
-        };
-        out.write_all(&buf[..n]).map_err(RewriteError::Write)?;
-    }
-    out.flush().map_err(RewriteError::Write)?;
-    Ok(changed)
+    let (ahead, rest) = sp.into_rest();
+    Ok((changed, Some((ahead, rest, consumed))))
 }
 
 /// Remove every DISTRIBUTED clause of CREATE TABLE / MATERIALIZED VIEW statements and nothing

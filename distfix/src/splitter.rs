@@ -36,6 +36,9 @@ pub struct Item<'a> {
     /// For statements: whether a `;` ends it (only the last statement of a script may lack one).
     /// For COPY data: whether this slice ends the block.
     pub complete: bool,
+    /// Line breaks in `bytes` for COPY data (counted anyway for line numbers; the row count of
+    /// a block is the sum less its terminator line), 0 for other items.
+    pub newlines: u64,
 }
 
 /// A script that psql could not run as intended.
@@ -194,6 +197,7 @@ impl<R: Read> Splitter<R> {
             line,
             standard_strings: self.standard_strings,
             complete,
+            newlines: 0,
         })
     }
 
@@ -309,6 +313,7 @@ impl<R: Read> Splitter<R> {
             line,
             standard_strings,
             complete,
+            newlines: 0,
         }))
     }
 
@@ -400,7 +405,8 @@ impl<R: Read> Splitter<R> {
     fn copy_chunk(&mut self, n: usize, last: bool, block_line: u64) -> Option<Item<'_>> {
         let line = self.line;
         let start = self.pos;
-        self.line += memchr::memchr_iter(b'\n', &self.buf[start..start + n]).count() as u64;
+        let newlines = memchr::memchr_iter(b'\n', &self.buf[start..start + n]).count() as u64;
+        self.line += newlines;
         self.pos += n;
         if last {
             self.state = State::Normal;
@@ -412,6 +418,7 @@ impl<R: Read> Splitter<R> {
             line,
             standard_strings: self.standard_strings,
             complete: last,
+            newlines,
         })
     }
 }
