@@ -45,7 +45,7 @@ pub fn load_table(
     client: &mut Client,
     copy_sql: &str,
     truncate: Option<&str>,
-    source: &mut dyn Read,
+    source: &mut (dyn Read + Send),
     expected_rows: Option<u64>,
 ) -> Result<Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
@@ -55,24 +55,59 @@ pub fn load_table(
             .map_err(server)?;
     }
     let mut writer = tx.copy_in(copy_sql).map_err(server)?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut bytes = 0u64;
-    loop {
-        let n = match source.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // Dropping the writer unfinished aborts the COPY; the transaction rolls back.
-            Err(e) => return Err(LoadError::Read(e)),
-        };
-        if let Err(e) = writer.write_all(&buf[..n]) {
-            // The server ended the COPY early (bad row): its message is in the finish error.
-            return Err(match writer.finish() {
-                Err(pe) => server(pe),
-                Ok(_) => LoadError::Server(e.to_string()),
-            });
+    // Reading (decompression, merging segment files) runs on its own thread, sending to the
+    // server on this one: four 256 KiB buffers in flight, so both cores work and memory stays
+    // at about a megabyte.
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(4);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
+    for _ in 0..4 {
+        empty_tx.send(vec![0u8; 256 * 1024]).expect("open channel");
+    }
+    let outcome = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || -> Result<(), io::Error> {
+            for mut buf in empty_rx.iter() {
+                let n = loop {
+                    match source.read(&mut buf) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                if full_tx.send((buf, n)).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        });
+        let mut bytes = 0u64;
+        let mut write_error = None;
+        for (buf, n) in full_rx.iter() {
+            if let Err(e) = writer.write_all(&buf[..n]) {
+                write_error = Some(e);
+                break;
+            }
+            bytes += n as u64;
+            let _ = empty_tx.send(buf);
         }
-        bytes += n as u64;
+        drop(full_rx);
+        drop(empty_tx);
+        let read = reading.join().expect("reader thread");
+        (bytes, write_error, read)
+    });
+    let (bytes, write_error, read) = outcome;
+    if let Err(e) = read {
+        // Dropping the writer unfinished aborts the COPY; the transaction rolls back.
+        return Err(LoadError::Read(e));
+    }
+    if let Some(e) = write_error {
+        // The server ended the COPY early (bad row): its message is in the finish error.
+        return Err(match writer.finish() {
+            Err(pe) => server(pe),
+            Ok(_) => LoadError::Server(e.to_string()),
+        });
     }
     let rows = writer.finish().map_err(server)?;
     if let Some(expected) = expected_rows {
