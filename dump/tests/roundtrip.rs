@@ -57,47 +57,14 @@ fn path_with(dir: &Path) -> String {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    testkit::success(out, "command")
 }
 
 fn fingerprints(server: &TestServer, db: &str) -> BTreeMap<String, String> {
-    let mut c = server.client(db);
-    let tables: Vec<(String, String)> = c
-        .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-              WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let mut out: BTreeMap<String, String> = tables
-        .into_iter()
-        .map(|(s, t)| {
-            let q = format!(
-                "SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') FROM {} x",
-                cluster::quote::qualified(&s, &t)
-            );
-            let v: String = c.query_one(&q, &[]).unwrap().get(0);
-            (format!("{s}.{t}"), v)
-        })
-        .collect();
-    let lo: String = c
-        .query_one(
-            "SELECT count(*)::text || ':' || coalesce(md5(string_agg(md5(lo_get(oid)), ',' ORDER BY oid)), '') FROM pg_largeobject_metadata",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    out.insert("large objects".into(), lo);
-    let seq: i64 = c
+    let mut out = server.table_fingerprints(db, &['r', 'm']);
+    out.insert("large objects".into(), server.large_object_fingerprint(db));
+    let seq: i64 = server
+        .client(db)
         .query_one("SELECT last_value FROM public.ticket", &[])
         .unwrap()
         .get(0);
@@ -106,13 +73,7 @@ fn fingerprints(server: &TestServer, db: &str) -> BTreeMap<String, String> {
 }
 
 fn schema_of(server: &TestServer, db: &str) -> String {
-    let out = server
-        .command("pg_dump")
-        .args(["-s", "--restrict-key", "cbtools", "-d", db])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap()
+    server.schema_dump(db)
 }
 
 fn source() -> TestServer {

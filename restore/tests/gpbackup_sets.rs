@@ -23,39 +23,12 @@ fn cbrestore(server: &TestServer, db: &str, args: &[&str]) -> Output {
 }
 
 fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "cbrestore failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    testkit::success(out, "cbrestore")
 }
 
 /// `schema.table` → md5 of its rows in a fixed order, for every user table of `db`.
 fn fingerprints(server: &TestServer, db: &str) -> BTreeMap<String, String> {
-    let mut c = server.client(db);
-    let tables: Vec<(String, String)> = c
-        .query(
-            "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-              WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    tables
-        .into_iter()
-        .map(|(s, t)| {
-            let q = format!(
-                "SELECT count(*)::text || ':' || coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), '') FROM {} x",
-                cluster::quote::qualified(&s, &t)
-            );
-            let v: String = c.query_one(&q, &[]).unwrap().get(0);
-            (format!("{s}.{t}"), v)
-        })
-        .collect()
+    server.table_fingerprints(db, &['r'])
 }
 
 fn unpack(name: &str, into: &Path) -> Option<PathBuf> {

