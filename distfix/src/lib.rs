@@ -14,6 +14,7 @@ pub mod parse;
 pub mod policy;
 pub mod report;
 pub mod rewrite;
+pub mod rules;
 pub mod splitter;
 pub mod stats;
 pub mod types;

@@ -14,7 +14,7 @@ use archive::codec::Compression;
 use archive::custom::rewrite_toc;
 use archive::{Archive, DirectoryArchive, TocEntry};
 use distfix::catalog::Catalog;
-use distfix::policy::{decide, DefaultRule, OnConflict, Options, Plan, PolicyFile};
+use distfix::policy::Plan;
 use distfix::report::Report;
 use distfix::rewrite;
 
@@ -35,20 +35,13 @@ struct Cli {
     /// Directory archives: rewrite toc.dat where it is (data files are never touched).
     #[arg(long, conflicts_with = "output")]
     in_place: bool,
-    /// TOML policy file: exact tables or patterns -> hash(col, ...) | random | replicated.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// Tables without unique objects: first-hashable | random | replicated-below=ROWS.
-    #[arg(long)]
-    default: Option<DefaultRule>,
-    /// Unique objects without a common hashable column: fail | replicated | demote-unique.
-    #[arg(long)]
-    on_conflict: Option<OnConflict>,
+    #[command(flatten)]
+    rules: distfix::rules::RuleArgs,
     /// Replace DISTRIBUTED clauses the dump already has.
     #[arg(long)]
     force: bool,
     /// Remove DISTRIBUTED clauses (and nothing else) so the dump loads into PostgreSQL.
-    #[arg(long, conflicts_with_all = ["policy", "default", "on_conflict", "force", "stats"])]
+    #[arg(long, conflicts_with_all = ["policy", "default_rule", "on_conflict", "force", "stats"])]
     strip: bool,
     /// Write the decisions as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
@@ -153,16 +146,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     finish(&cli, shown, report.unwrap_or_default(), changed)
 }
 
-/// Policy file, statistics and options into a plan for this catalog.
+/// Statistics (with --stats) and the command line's rules into a plan for this catalog.
 fn make_plan(cli: &Cli, catalog: &Catalog, shown: &str) -> Result<Plan> {
-    let file = match &cli.policy {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading policy {}", p.display()))?;
-            PolicyFile::parse(&text).with_context(|| format!("{}", p.display()))?
-        }
-        None => PolicyFile::default(),
-    };
     let stats = match &cli.stats {
         Some(conn) => {
             let args = cluster::ConnectionArgs {
@@ -175,12 +160,9 @@ fn make_plan(cli: &Cli, catalog: &Catalog, shown: &str) -> Result<Plan> {
         }
         None => HashMap::new(),
     };
-    let opts = Options {
-        default: cli.default,
-        on_conflict: cli.on_conflict,
-        force: cli.force,
-    };
-    decide(catalog, &file, &opts, &stats).with_context(|| shown.to_string())
+    cli.rules
+        .plan(catalog, &stats, cli.force)
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))
 }
 
 /// Custom and directory archives: the TOC's statements are rewritten; data is copied (custom)

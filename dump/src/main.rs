@@ -75,15 +75,9 @@ struct Cli {
     /// Add Cloudberry DISTRIBUTED clauses to the schema (cbdistfix rules)
     #[arg(long)]
     distribute: bool,
-    /// With --distribute: TOML policy file
-    #[arg(long, value_name = "FILE", requires = "distribute")]
-    policy: Option<PathBuf>,
-    /// With --distribute: tables without unique objects (first-hashable | random | replicated-below=ROWS)
-    #[arg(long = "default", value_name = "RULE", requires = "distribute")]
-    default_rule: Option<distfix::policy::DefaultRule>,
-    /// With --distribute: unique objects without a common column (fail | replicated | demote-unique)
-    #[arg(long = "on-conflict", value_name = "MODE", requires = "distribute")]
-    on_conflict: Option<distfix::policy::OnConflict>,
+    /// With --distribute: the distribution rules (cbdistfix's)
+    #[command(flatten)]
+    rules: distfix::rules::RuleArgs,
     /// With --distribute: use the source's pg_stats for the default choice
     #[arg(long, requires = "distribute")]
     stats: bool,
@@ -125,6 +119,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     if cli.jobs == 0 {
         bail!("-j/--jobs must be at least 1");
+    }
+    if cli.rules.any() && !cli.distribute {
+        bail!(
+            "--policy, --default and --on-conflict are distribution rules: they need --distribute"
+        );
     }
     let output = match (&cli.file, cli.format, &cli.on_segment) {
         (_, _, Some(dir)) => dir.clone(),
@@ -181,9 +180,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         no_acl: cli.no_acl,
         pg_dump: cli.pg_dump,
         distribute: cli.distribute.then_some(Distribute {
-            policy: cli.policy,
-            default: cli.default_rule,
-            on_conflict: cli.on_conflict,
+            policy: cli.rules.policy,
+            default: cli.rules.default_rule,
+            on_conflict: cli.rules.on_conflict,
             stats: cli.stats,
         }),
         lock_wait_timeout_ms: cli.lock_wait_timeout,

@@ -28,11 +28,7 @@ use crate::RestoreError;
 pub enum Distribution {
     Keep,
     Strip,
-    Rewrite {
-        policy: Option<PathBuf>,
-        default: Option<distfix::policy::DefaultRule>,
-        on_conflict: Option<distfix::policy::OnConflict>,
-    },
+    Rewrite(distfix::rules::RuleArgs),
 }
 
 #[derive(Debug, Clone)]
@@ -653,28 +649,11 @@ fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u
     match d {
         Distribution::Keep => Ok((entries.to_vec(), 0)),
         Distribution::Strip => distfix::archive::strip(entries).map_err(err),
-        Distribution::Rewrite {
-            policy,
-            default,
-            on_conflict,
-        } => {
+        Distribution::Rewrite(rules) => {
             let catalog = distfix::archive::collect(entries).map_err(err)?;
-            let file = match policy {
-                Some(p) => {
-                    let text = std::fs::read_to_string(p)
-                        .map_err(|e| RestoreError::State(format!("{}: {e}", p.display())))?;
-                    distfix::policy::PolicyFile::parse(&text)
-                        .map_err(|e| RestoreError::State(format!("{}: {e}", p.display())))?
-                }
-                None => distfix::policy::PolicyFile::default(),
-            };
-            let opts = distfix::policy::Options {
-                default: *default,
-                on_conflict: *on_conflict,
-                force: false,
-            };
-            let plan = distfix::policy::decide(&catalog, &file, &opts, &HashMap::new())
-                .map_err(|e| RestoreError::State(e.to_string()))?;
+            let plan = rules
+                .plan(&catalog, &HashMap::new(), false)
+                .map_err(RestoreError::State)?;
             distfix::archive::apply(entries, &plan).map_err(err)
         }
     }

@@ -79,15 +79,9 @@ struct Cli {
     /// Archives: add Cloudberry DISTRIBUTED clauses while restoring (cbdistfix rules)
     #[arg(long)]
     distribute: bool,
-    /// With --distribute: TOML policy file
-    #[arg(long, value_name = "FILE", requires = "distribute")]
-    policy: Option<PathBuf>,
-    /// With --distribute: tables without unique objects (first-hashable | random | replicated-below=ROWS)
-    #[arg(long = "default", value_name = "RULE", requires = "distribute")]
-    default_rule: Option<distfix::policy::DefaultRule>,
-    /// With --distribute: unique objects without a common column (fail | replicated | demote-unique)
-    #[arg(long = "on-conflict", value_name = "MODE", requires = "distribute")]
-    on_conflict: Option<distfix::policy::OnConflict>,
+    /// With --distribute: the distribution rules (cbdistfix's)
+    #[command(flatten)]
+    rules: distfix::rules::RuleArgs,
     /// Archives: remove DISTRIBUTED clauses while restoring (Cloudberry dump into PostgreSQL)
     #[arg(long = "strip-distribution", conflicts_with = "distribute")]
     strip_distribution: bool,
@@ -208,6 +202,11 @@ fn names(given: &[String], files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.jobs == 0 {
         bail!("-j/--jobs must be at least 1");
+    }
+    if cli.rules.any() && !cli.distribute {
+        bail!(
+            "--policy, --default and --on-conflict are distribution rules: they need --distribute"
+        );
     }
     let filter = Filter {
         include_schemas: names(&cli.include_schema, &cli.include_schema_file)?,
@@ -370,11 +369,7 @@ fn distribution_of(cli: &Cli) -> Distribution {
     if cli.strip_distribution {
         Distribution::Strip
     } else if cli.distribute {
-        Distribution::Rewrite {
-            policy: cli.policy.clone(),
-            default: cli.default_rule,
-            on_conflict: cli.on_conflict,
-        }
+        Distribution::Rewrite(cli.rules.clone())
     } else {
         Distribution::Keep
     }

@@ -78,29 +78,12 @@ pub fn run(
         o.input.clone()
     };
     let plan = match &o.distribution {
-        Distribution::Rewrite {
-            policy,
-            default,
-            on_conflict,
-        } => {
+        Distribution::Rewrite(rules) => {
             let catalog = distfix::rewrite::collect(open(&path)?)
                 .map_err(|e| RestoreError::State(format!("{shown}: {e}")))?;
-            let file = match policy {
-                Some(p) => {
-                    let text = std::fs::read_to_string(p)
-                        .map_err(|e| RestoreError::State(format!("{}: {e}", p.display())))?;
-                    distfix::policy::PolicyFile::parse(&text)
-                        .map_err(|e| RestoreError::State(format!("{}: {e}", p.display())))?
-                }
-                None => distfix::policy::PolicyFile::default(),
-            };
-            let opts = distfix::policy::Options {
-                default: *default,
-                on_conflict: *on_conflict,
-                force: false,
-            };
             Some(
-                distfix::policy::decide(&catalog, &file, &opts, &HashMap::new())
+                rules
+                    .plan(&catalog, &HashMap::new(), false)
                     .map_err(|e| RestoreError::State(format!("{shown}: {e}")))?,
             )
         }

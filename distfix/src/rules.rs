@@ -1,0 +1,54 @@
+//! The distribution rules a command line gives (`--policy FILE`, `--default`, `--on-conflict`),
+//! shared by cbdistfix, cbdump `--distribute` and cbrestore `--distribute`, and turned into a
+//! [`Plan`] for a catalog in one place.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::catalog::Catalog;
+use crate::names::QualName;
+use crate::policy::{decide, DefaultRule, OnConflict, Options, Plan, PolicyFile};
+use crate::stats::TableStats;
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RuleArgs {
+    /// TOML policy file: exact tables or patterns -> hash(col, ...) | random | replicated
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Tables without unique objects: first-hashable | random | replicated-below=ROWS
+    #[arg(long = "default", value_name = "RULE")]
+    pub default_rule: Option<DefaultRule>,
+    /// Unique objects without a common hashable column: fail | replicated | demote-unique
+    #[arg(long = "on-conflict", value_name = "MODE")]
+    pub on_conflict: Option<OnConflict>,
+}
+
+impl RuleArgs {
+    /// Whether any rule was given (for commands where the rules only apply with --distribute).
+    pub fn any(&self) -> bool {
+        self.policy.is_some() || self.default_rule.is_some() || self.on_conflict.is_some()
+    }
+
+    /// The decisions for `catalog`; errors name the policy file or the table.
+    pub fn plan(
+        &self,
+        catalog: &Catalog,
+        stats: &HashMap<QualName, TableStats>,
+        force: bool,
+    ) -> Result<Plan, String> {
+        let file = match &self.policy {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("reading policy {}: {e}", p.display()))?;
+                PolicyFile::parse(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            None => PolicyFile::default(),
+        };
+        let opts = Options {
+            default: self.default_rule,
+            on_conflict: self.on_conflict,
+            force,
+        };
+        decide(catalog, &file, &opts, stats).map_err(|e| e.to_string())
+    }
+}
