@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use archive::custom::{pending_offset, CustomWriter, BLK_DATA};
 use archive::toc::{Extra, HeaderCompression, SECTION_DATA, SECTION_POST_DATA};
-use archive::{Archive, Compression, DirectoryArchive, Header, TocEntry};
+use archive::{Compression, DirectoryArchive, Header, TocEntry};
 use serde::Serialize;
 
 use cluster::catalog::{self, RelKind, Selection};
@@ -18,8 +18,11 @@ use cluster::snapshot::SnapshotLeader;
 use cluster::{flavor, ConnParams};
 use copyout::plan::{chunks_for, ChunkPolicy};
 
+use crate::blobs;
 use crate::data::{self, Counters, Encoding, TableTask};
 use crate::pgdump::{self, PgDump};
+use crate::session::Session;
+use crate::tables;
 use crate::DumpError;
 
 /// `-F`.
@@ -144,6 +147,9 @@ pub fn run(o: &DumpOptions, abort: Arc<AtomicBool>) -> Result<DumpReport, DumpEr
         let excluded = no_data?.select(&all).unwrap_or_default();
         relations.retain(|r| !excluded.iter().any(|x| x.oid == r.oid));
     }
+    // Extensions' tables stay with pg_dump, which dumps their configuration tables' data.
+    let members = tables::extension_members(leader.client())?;
+    relations.retain(|r| !members.contains(&r.oid));
     leader.lock(&relations.iter().map(|r| r.qualified()).collect::<Vec<_>>())?;
 
     // Where everything is built: beside the output, renamed (or rendered) at the end.
@@ -297,57 +303,105 @@ fn build(
         tid_range_scan: server.has_tid_range_scan(),
         segments: server.segments.len(),
     };
+    // With --data-only pg_dump writes no TABLE entries: what they would give comes from the
+    // catalog, and referenced tables' data loads first, as pg_dump orders it.
+    let owners = if o.data_only {
+        tables::owners(leader.client())?
+    } else {
+        HashMap::new()
+    };
+    let relations = if o.data_only {
+        let fks = tables::foreign_keys(leader.client())?;
+        let (ordered, cyclic) = tables::referenced_first(relations, |r| r.oid, &fks);
+        if !cyclic.is_empty() {
+            eprintln!(
+                "cbdump: warning: circular foreign-key constraints among {} tables; restoring the data may need --disable-triggers",
+                cyclic.len()
+            );
+        }
+        ordered
+    } else {
+        relations
+    };
+    let mut data_id_of: HashMap<u32, i32> = HashMap::new();
     for rel in relations {
-        let Some(table) = schema
+        let table = schema
             .entries
             .iter()
-            .find(|e| e.desc() == "TABLE" && e.namespace() == rel.schema && e.tag() == rel.name)
-        else {
+            .find(|e| e.desc() == "TABLE" && e.namespace() == rel.schema && e.tag() == rel.name);
+        if table.is_none() && !o.data_only {
             continue; // pg_dump's own filters left it out
-        };
+        }
         let columns: Vec<String> = catalog::columns(leader.client(), rel.oid)?
             .into_iter()
             .filter(|c| !c.generated)
             .map(|c| c.name)
             .collect();
+        let target = tables::CopyTarget::read(leader.client(), &rel.schema, &rel.name, &columns)?;
         let id = next_id;
         next_id += 1;
+        data_id_of.insert(rel.oid, id);
         let file_name = format!("{id}.dat{}", compression.extension());
-        let task = TableTask {
-            chunks: chunks_for(&rel, &policy),
-            relation: rel,
-            columns,
-            file_name,
+        let (tag, namespace, owner, relkind, deps) = match table {
+            Some(t) => (
+                t.tag.clone(),
+                t.namespace.clone(),
+                t.owner.clone(),
+                t.relkind,
+                vec![t.dump_id.to_string().into_bytes()],
+            ),
+            None => (
+                Some(rel.name.clone().into_bytes()),
+                Some(rel.schema.clone().into_bytes()),
+                owners.get(&rel.oid).map(|o| o.clone().into_bytes()),
+                if schema.header.minor >= 16 {
+                    b'r' as i64
+                } else {
+                    0
+                },
+                Vec::new(),
+            ),
         };
         new_entries.push(TocEntry {
             dump_id: id,
             had_dumper: 1,
             table_oid: Some(b"0".to_vec()),
-            oid: table.oid.clone(),
-            tag: table.tag.clone(),
+            oid: Some(rel.oid.to_string().into_bytes()),
+            tag,
             desc: Some(b"TABLE DATA".to_vec()),
             section: SECTION_DATA as i64,
             defn: Some(Vec::new()),
             drop_stmt: Some(Vec::new()),
-            copy_stmt: Some(
-                format!(
-                    "COPY {} ({}) FROM stdin;\n",
-                    task.relation.qualified(),
-                    task.column_list()
-                )
-                .into_bytes(),
-            ),
-            namespace: table.namespace.clone(),
+            copy_stmt: Some(target.copy_from_stdin().into_bytes()),
+            namespace,
             tablespace: None,
             tableam: None,
-            relkind: table.relkind,
-            owner: table.owner.clone(),
+            relkind,
+            owner,
             with_oids: Some(b"false".to_vec()),
-            deps: vec![table.dump_id.to_string().into_bytes()],
+            deps,
             extra: Extra::File(Some(format!("{id}.dat").into_bytes())),
         });
-        tasks.push(task);
+        tasks.push(TableTask {
+            chunks: chunks_for(&rel, &policy),
+            relation: rel,
+            target,
+            file_name,
+        });
     }
+    if o.data_only {
+        let fks = tables::foreign_keys(leader.client())?;
+        for (entry, task) in new_entries.iter_mut().zip(&tasks) {
+            for (from, to) in &fks {
+                if *from == task.relation.oid {
+                    if let Some(id) = data_id_of.get(to) {
+                        entry.deps.push(id.to_string().into_bytes());
+                    }
+                }
+            }
+        }
+    }
+    let session_sql = Session::of(leader.client(), server.version_num)?.statements();
 
     // --distribute: the schema's statements rewritten for Cloudberry while dumping.
     let mut entries = schema.entries.clone();
@@ -384,20 +438,14 @@ fn build(
         entries = e;
         changed = n;
     }
-    // Data entries go where pg_dump puts TABLE DATA: before the post-data section.
-    let at = entries
-        .iter()
-        .position(|e| e.section == SECTION_POST_DATA as i64)
-        .unwrap_or(entries.len());
-    let mut toc = entries[..at].to_vec();
-    toc.extend(new_entries.iter().cloned());
-    toc.extend(entries[at..].iter().cloned());
+    let toc = place_data_entries(&entries, &new_entries, o.data_only);
 
     // The data itself.
     let encoding = match (o.format, compression) {
         (Format::Directory, c) => Encoding::Members(c),
         (_, Compression::Gzip(l)) => Encoding::Zlib(l),
-        (_, c) => Encoding::Single(c),
+        (_, Compression::Zstd(l)) => Encoding::ZstdFrame(l),
+        (_, c) => Encoding::Members(c),
     };
     let data_dir = match o.format {
         Format::Directory => schema_dir.clone(),
@@ -426,6 +474,7 @@ fn build(
         let r = data::export(
             &o.conn,
             leader.id(),
+            &session_sql,
             &tasks,
             &data_dir,
             encoding,
@@ -497,7 +546,15 @@ fn build(
             sync_dir_files(&schema_dir)?;
             std::fs::rename(&schema_dir, &o.output).map_err(|e| DumpError::io(&o.output, e))?;
         }
-        Format::Custom => write_custom(&o.output, header, &toc, &schema, &written, &new_entries)?,
+        Format::Custom => write_custom(
+            &o.output,
+            header,
+            &toc,
+            &schema,
+            &written,
+            &new_entries,
+            compression,
+        )?,
         Format::Plain => {
             let archive = work.join("plain.dump");
             let mut h = header.clone();
@@ -507,7 +564,15 @@ fn build(
                 HeaderCompression::Level(0)
             };
             // Rendered from an uncompressed custom archive by the real pg_restore.
-            write_custom(&archive, h, &toc, &schema, &written, &new_entries)?;
+            write_custom(
+                &archive,
+                h,
+                &toc,
+                &schema,
+                &written,
+                &new_entries,
+                Compression::None,
+            )?;
             render_plain(&pg_dump.path, &archive, &o.output, o.output_compression())?;
         }
     }
@@ -533,13 +598,14 @@ fn write_custom(
     schema: &DirectoryArchive,
     written: &[data::TableData],
     new_entries: &[TocEntry],
+    compression: Compression,
 ) -> Result<(), DumpError> {
     header.format = 1;
     let entries: Vec<TocEntry> = toc
         .iter()
         .map(|e| {
             let mut e = e.clone();
-            let has_data = matches!(&e.extra, Extra::File(Some(_)));
+            let has_data = has_data_file(&e);
             e.extra = if has_data {
                 pending_offset()
             } else {
@@ -559,35 +625,24 @@ fn write_custom(
                 let mut f = std::fs::File::open(&d.path).map_err(|x| DumpError::io(&d.path, x))?;
                 w.write_block(e.dump_id, BLK_DATA, &mut f)?;
             } else if e.desc() == "BLOBS" {
-                let source = Archive::Directory(schema.clone());
-                let blobs = archive::blobs::read_all(&source, e)?;
+                // Each object is its own stream in the archive's codec, encoded as it is
+                // copied.
                 let mut encoded = Vec::new();
-                for b in blobs {
-                    let (oid, mut r) = b?;
-                    // Each object is its own stream in the archive's codec.
-                    let codec = w.header().data_codec();
-                    let mut bytes = Vec::new();
-                    {
-                        use std::io::Write;
-                        let mut sink: Box<dyn Write> = match codec {
-                            archive::toc::DataCodec::Gzip => {
-                                Box::new(flate2::write::ZlibEncoder::new(
-                                    &mut bytes,
-                                    flate2::Compression::default(),
-                                ))
-                            }
-                            _ => Box::new(&mut bytes),
-                        };
-                        std::io::copy(&mut r, &mut sink).map_err(|x| {
-                            DumpError::Data(format!("large object {oid}"), x.to_string())
-                        })?;
-                        drop(sink);
-                    }
-                    let boxed: Box<dyn std::io::Read + Send> =
-                        Box::new(std::io::Cursor::new(bytes));
-                    encoded.push((oid, boxed));
+                for (oid, path) in blobs::list(&schema.dir, e)? {
+                    let r: Box<dyn std::io::Read + Send> = Box::new(blobs::LazyBlob::new(path));
+                    let r = encoding_reader(r, compression).map_err(|x| {
+                        DumpError::Data(format!("large object {oid}"), x.to_string())
+                    })?;
+                    encoded.push((oid, r));
                 }
                 w.write_blobs_block(e.dump_id, encoded)?;
+            } else if has_data_file(e) {
+                // Data pg_dump wrote itself (extension configuration tables): re-encoded
+                // from its file into one stream.
+                let r = schema.table_data(e)?;
+                let mut r = encoding_reader(r, compression)
+                    .map_err(|x| DumpError::Data(e.tag().into_owned(), x.to_string()))?;
+                w.write_block(e.dump_id, BLK_DATA, &mut r)?;
             }
         }
         Ok(())
@@ -599,6 +654,26 @@ fn write_custom(
             Err(e)
         }
     }
+}
+
+/// A directory archive's entry that has a data file (the others carry an empty name).
+fn has_data_file(e: &TocEntry) -> bool {
+    matches!(&e.extra, Extra::File(Some(name)) if !name.is_empty())
+}
+
+/// `r`'s bytes as one stream of a custom archive's codec: zlib for gzip, a zstd frame, or as is.
+fn encoding_reader(
+    r: Box<dyn std::io::Read + Send>,
+    compression: Compression,
+) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+    Ok(match compression {
+        Compression::None => r,
+        Compression::Gzip(level) => Box::new(flate2::read::ZlibEncoder::new(
+            r,
+            flate2::Compression::new(level),
+        )),
+        Compression::Zstd(level) => Box::new(zstd::stream::read::Encoder::new(r, level)?),
+    })
 }
 
 /// The plain script: pg_restore renders our archive (schema, COPY blocks, post-data).
@@ -653,6 +728,38 @@ fn render_plain(
         std::fs::rename(&temp, out).map_err(|e| DumpError::io(out, e))?;
     }
     Ok(())
+}
+
+/// Our TABLE DATA entries where pg_dump puts TABLE DATA: in the data section, before sequence
+/// values and large objects, merged by (schema, name) with any pg_dump wrote itself (extension
+/// configuration tables) — or, for `--data-only`, first and in the foreign-key order given.
+fn place_data_entries(entries: &[TocEntry], ours: &[TocEntry], fk_order: bool) -> Vec<TocEntry> {
+    let is_data = |e: &TocEntry| e.section == SECTION_DATA as i64;
+    let data_start = entries
+        .iter()
+        .position(|e| is_data(e) || e.section == SECTION_POST_DATA as i64)
+        .unwrap_or(entries.len());
+    let mut toc: Vec<TocEntry> = entries[..data_start].to_vec();
+    let mut ours = ours.iter().peekable();
+    let key = |e: &TocEntry| -> (Vec<u8>, Vec<u8>) {
+        (
+            e.namespace.clone().unwrap_or_default(),
+            e.tag.clone().unwrap_or_default(),
+        )
+    };
+    for e in &entries[data_start..] {
+        while let Some(next) = ours.peek() {
+            let before = !is_data(e) || fk_order || e.desc() != "TABLE DATA" || key(next) < key(e);
+            if !before {
+                break;
+            }
+            toc.push((*next).clone());
+            ours.next();
+        }
+        toc.push(e.clone());
+    }
+    toc.extend(ours.cloned());
+    toc
 }
 
 /// A name as a psql pattern that matches only itself: double-quoted, quotes doubled.
@@ -839,4 +946,71 @@ fn local_timestamp() -> String {
         tm.tm_min,
         tm.tm_sec
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: i32, desc: &str, section: i32, ns: &str, tag: &str) -> TocEntry {
+        TocEntry {
+            dump_id: id,
+            had_dumper: 0,
+            table_oid: None,
+            oid: None,
+            tag: Some(tag.as_bytes().to_vec()),
+            desc: Some(desc.as_bytes().to_vec()),
+            section: section as i64,
+            defn: None,
+            drop_stmt: None,
+            copy_stmt: None,
+            namespace: Some(ns.as_bytes().to_vec()),
+            tablespace: None,
+            tableam: None,
+            relkind: 0,
+            owner: None,
+            with_oids: None,
+            deps: Vec::new(),
+            extra: Extra::File(None),
+        }
+    }
+
+    #[test]
+    fn data_entries_go_where_pg_dump_puts_them() {
+        use archive::toc::SECTION_PRE_DATA;
+        let pre = SECTION_PRE_DATA;
+        let data = SECTION_DATA;
+        let post = SECTION_POST_DATA;
+        let theirs = vec![
+            entry(1, "TABLE", pre, "public", "a"),
+            entry(2, "TABLE", pre, "public", "m"),
+            entry(3, "TABLE DATA", data, "public", "m"),
+            entry(4, "SEQUENCE SET", data, "public", "s"),
+            entry(5, "BLOBS", data, "", "BLOBS"),
+            entry(6, "CONSTRAINT", post, "public", "a_pkey"),
+        ];
+        let ours = vec![
+            entry(10, "TABLE DATA", data, "public", "a"),
+            entry(11, "TABLE DATA", data, "public", "z"),
+        ];
+        let ids = |v: Vec<TocEntry>| v.iter().map(|e| e.dump_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(place_data_entries(&theirs, &ours, false)),
+            vec![1, 2, 10, 3, 11, 4, 5, 6]
+        );
+        assert_eq!(
+            ids(place_data_entries(&theirs, &ours, true)),
+            vec![1, 2, 10, 11, 3, 4, 5, 6]
+        );
+        // Nothing of pg_dump's in the data section.
+        let bare = vec![theirs[0].clone(), theirs[5].clone()];
+        assert_eq!(
+            ids(place_data_entries(&bare, &ours, false)),
+            vec![1, 10, 11, 6]
+        );
+        assert_eq!(
+            ids(place_data_entries(&bare[..1], &ours, false)),
+            vec![1, 10, 11]
+        );
+    }
 }

@@ -4,8 +4,12 @@
 //! - directory archives: a table's chunks (ctid ranges, so one big table keeps every worker
 //!   busy) are complete gzip members (or zstd frames) joined in order, plus one member holding
 //!   pg_dump's `\.` terminator — a gzip file pg_restore reads whole;
-//! - custom archives: one zlib stream per table (pg_restore stops at the first stream end), so a
-//!   table is one task, read and compressed on two threads.
+//! - custom archives with gzip: one zlib stream per table (pg_restore stops at the first stream
+//!   end), joined pigz-style from chunks compressed in parallel ([`crate::zlibjoin`]);
+//! - custom archives without compression or with zstd, and the archive behind a plain script:
+//!   chunks as raw text or zstd frames joined in order, then the terminator.
+//!
+//! Every worker reads its COPY stream and compresses on two threads.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,12 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use archive::Compression;
 use cluster::catalog::Relation;
-use cluster::{quote, snapshot, ConnParams};
+use cluster::{snapshot, ConnParams};
 use copyout::plan::Chunk;
 use copyout::rows::{RowScanner, RowSyntax};
 use copyout::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
 
-use crate::DumpError;
+use crate::tables::CopyTarget;
+use crate::{zlibjoin, DumpError};
 
 /// pg_dump ends every table's data with this.
 pub const TERMINATOR: &[u8] = b"\\.\n\n\n";
@@ -28,27 +33,19 @@ pub const TERMINATOR: &[u8] = b"\\.\n\n\n";
 #[derive(Debug, Clone)]
 pub struct TableTask {
     pub relation: Relation,
-    /// Non-generated columns in attribute order: pg_dump's COPY column list.
-    pub columns: Vec<String>,
+    /// Name and non-generated columns as pg_dump writes them.
+    pub target: CopyTarget,
     pub chunks: Vec<Chunk>,
     /// File name of the finished data (`<dumpId>.dat.gz`).
     pub file_name: String,
 }
 
 impl TableTask {
-    pub fn column_list(&self) -> String {
-        self.columns
-            .iter()
-            .map(|c| quote::ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
     fn copy_sql(&self, chunk: &Chunk) -> String {
-        let cols = self.column_list();
-        let rel = self.relation.qualified();
+        let cols = &self.target.columns;
+        let rel = &self.target.table;
         match chunk {
-            Chunk::Whole => format!("COPY {rel} ({cols}) TO STDOUT"),
+            Chunk::Whole => format!("COPY {rel} {} TO STDOUT", self.target.column_clause()),
             Chunk::Ctid { from, to } => {
                 let mut cond = format!("ctid >= '({from},0)'::tid");
                 if let Some(to) = to {
@@ -66,12 +63,23 @@ impl TableTask {
 /// How a table's data file is encoded.
 #[derive(Debug, Clone, Copy)]
 pub enum Encoding {
-    /// Directory archives: members/frames of this codec, chunks allowed.
+    /// Gzip members, zstd frames or raw text, one per chunk plus one for the terminator.
     Members(Compression),
-    /// Custom archives with gzip: one zlib stream per table.
+    /// Custom archives with gzip: one zlib stream per table, at this level.
     Zlib(u32),
-    /// Custom archives without compression, or with zstd (one frame).
-    Single(Compression),
+    /// Custom archives with zstd: one frame per table, terminator included, read whole by one
+    /// worker. pg_restore's custom-format zstd reader drops the rest of a data chunk after a
+    /// frame ends, so frames cannot be joined there.
+    ZstdFrame(i32),
+}
+
+impl Encoding {
+    fn units(self, task: &TableTask) -> usize {
+        match self {
+            Encoding::ZstdFrame(_) => 1,
+            _ => task.chunks.len(),
+        }
+    }
 }
 
 /// A finished data file.
@@ -98,6 +106,7 @@ pub struct Counters {
 pub fn export(
     conn: &ConnParams,
     snapshot_id: &str,
+    session_sql: &str,
     tasks: &[TableTask],
     dir: &Path,
     encoding: Encoding,
@@ -108,18 +117,14 @@ pub fn export(
     // (task, chunk) units; chunked only where the format allows.
     let mut units: Vec<(usize, usize)> = Vec::new();
     for (t, task) in tasks.iter().enumerate() {
-        let n = match encoding {
-            Encoding::Members(_) => task.chunks.len(),
-            _ => 1,
-        };
-        for c in 0..n {
+        for c in 0..encoding.units(task) {
             units.push((t, c));
         }
     }
     // Biggest tables first.
     units.sort_by_key(|(t, c)| (std::cmp::Reverse(tasks[*t].relation.pages), *t, *c));
     let queue = Mutex::new(units.into_iter().rev().collect::<Vec<_>>());
-    let parts: Mutex<Vec<Vec<Option<PartFile>>>> = Mutex::new(
+    let parts: Mutex<Vec<Vec<Option<Piece>>>> = Mutex::new(
         tasks
             .iter()
             .map(|t| vec![None; t.chunks.len().max(1)])
@@ -130,9 +135,11 @@ pub fn export(
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
-                let mut client = match cluster::connect(conn)
-                    .and_then(|mut c| snapshot::import(&mut c, snapshot_id).map(|_| c))
-                {
+                let mut client = match cluster::connect(conn).and_then(|mut c| {
+                    c.batch_execute(session_sql)
+                        .map_err(cluster::ClusterError::query("setting up the session"))?;
+                    snapshot::import(&mut c, snapshot_id).map(|_| c)
+                }) {
                     Ok(c) => c,
                     Err(e) => {
                         first_error.lock().expect("lock").get_or_insert(e.into());
@@ -150,11 +157,11 @@ pub fn export(
                     };
                     let task = &tasks[t];
                     let chunk = match encoding {
-                        Encoding::Members(_) => task.chunks[c].clone(),
-                        _ => Chunk::Whole,
+                        Encoding::ZstdFrame(_) => &Chunk::Whole,
+                        _ => &task.chunks[c],
                     };
                     let temp = dir.join(format!(".{}.{c}.part", task.file_name));
-                    let r = dump_unit(&mut client, task, &chunk, &temp, encoding, counters, abort);
+                    let r = dump_unit(&mut client, task, chunk, &temp, encoding, counters, abort);
                     match r {
                         Ok(part) => parts.lock().expect("lock")[t][c] = Some(part),
                         Err(e) => {
@@ -179,39 +186,27 @@ pub fn export(
         remove_parts(&all_parts);
         return Err(DumpError::Interrupted);
     }
-    // Join chunks in order and add the terminator (a member of its own where chunks are
-    // members; already inside the single stream otherwise).
+    // Join chunks in order and add the terminator.
     let mut out = Vec::new();
-    for (t, (task, chunks)) in tasks.iter().zip(all_parts).enumerate() {
-        let mut chunks: Vec<PartFile> = chunks.into_iter().flatten().collect();
-        if let Encoding::Members(c) = encoding {
-            let term = dir.join(format!(".{}.term.part", task.file_name));
-            let mut enc = c
-                .encoder(std::fs::File::create(&term).map_err(|e| DumpError::io(&term, e))?)
-                .map_err(|e| DumpError::io(&term, e))?;
-            enc.write_all(TERMINATOR)
-                .map_err(|e| DumpError::io(&term, e))?;
-            enc.finish().map_err(|e| DumpError::io(&term, e))?;
-            let len = std::fs::metadata(&term)
-                .map_err(|e| DumpError::io(&term, e))?
-                .len();
-            chunks.push(PartFile {
-                temp: term,
-                rows: 0,
-                raw_bytes: TERMINATOR.len() as u64,
-                file_bytes: len,
-                sha256: [0; 32],
-            });
-        }
-        let merged = if chunks.len() == 1 {
-            chunks.remove(0)
-        } else {
-            copyout::export::concatenate(&chunks, false)
-                .map_err(|e| DumpError::Data(task.relation.display(), e.to_string()))?
-        };
+    for (t, (task, pieces)) in tasks.iter().zip(all_parts).enumerate() {
+        let pieces: Vec<Piece> = pieces.into_iter().flatten().collect();
         let path = dir.join(&task.file_name);
+        let merged = match encoding {
+            Encoding::Members(c) => join_members(dir, task, pieces, c)?,
+            Encoding::Zlib(level) => join_zlib(dir, task, &pieces, level)?,
+            Encoding::ZstdFrame(_) => {
+                let Some(p) = pieces.into_iter().next() else {
+                    return Err(DumpError::Data(task.relation.display(), "no data".into()));
+                };
+                let (sha256, file_bytes) = hash_file(&p.file.temp)?;
+                PartFile {
+                    sha256,
+                    file_bytes,
+                    ..p.file
+                }
+            }
+        };
         std::fs::rename(&merged.temp, &path).map_err(|e| DumpError::io(&path, e))?;
-        // concatenate hashed the joined file; a single part was hashed as it was written.
         out.push(TableData {
             index: t,
             path,
@@ -225,9 +220,90 @@ pub fn export(
     Ok(out)
 }
 
-fn remove_parts(parts: &[Vec<Option<PartFile>>]) {
+/// A finished chunk: its file, and for zlib pieces the Adler-32 of its uncompressed bytes.
+#[derive(Debug, Clone)]
+struct Piece {
+    file: PartFile,
+    adler: u32,
+}
+
+/// Members (or frames, or raw text) in chunk order, then one holding the terminator.
+fn join_members(
+    dir: &Path,
+    task: &TableTask,
+    pieces: Vec<Piece>,
+    c: Compression,
+) -> Result<PartFile, DumpError> {
+    let mut parts: Vec<PartFile> = pieces.into_iter().map(|p| p.file).collect();
+    let term = dir.join(format!(".{}.term.part", task.file_name));
+    let mut enc = c
+        .encoder(std::fs::File::create(&term).map_err(|e| DumpError::io(&term, e))?)
+        .map_err(|e| DumpError::io(&term, e))?;
+    enc.write_all(TERMINATOR)
+        .map_err(|e| DumpError::io(&term, e))?;
+    enc.finish().map_err(|e| DumpError::io(&term, e))?;
+    let len = std::fs::metadata(&term)
+        .map_err(|e| DumpError::io(&term, e))?
+        .len();
+    parts.push(PartFile {
+        temp: term,
+        rows: 0,
+        raw_bytes: TERMINATOR.len() as u64,
+        file_bytes: len,
+        sha256: [0; 32],
+    });
+    // concatenate hashes the joined file.
+    copyout::export::concatenate(&parts, false)
+        .map_err(|e| DumpError::Data(task.relation.display(), e.to_string()))
+}
+
+/// The zlib header, the pieces, the terminator in the final block, the combined Adler-32.
+fn join_zlib(
+    dir: &Path,
+    task: &TableTask,
+    pieces: &[Piece],
+    level: u32,
+) -> Result<PartFile, DumpError> {
+    let temp = dir.join(format!(".{}.joined.part", task.file_name));
+    let run = || -> std::io::Result<([u8; 32], u64)> {
+        let file = std::fs::File::create(&temp)?;
+        let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        out.write_all(&zlibjoin::zlib_header(level))?;
+        let mut adler = 1u32;
+        for p in pieces {
+            std::io::copy(&mut std::fs::File::open(&p.file.temp)?, &mut out)?;
+            adler = zlibjoin::adler32_combine(adler, p.adler, p.file.raw_bytes);
+        }
+        let last = zlibjoin::PieceWriter::new(&mut out, level);
+        let mut last = last;
+        last.write_all(TERMINATOR)?;
+        let (_, a, n) = last.finish(true)?;
+        adler = zlibjoin::adler32_combine(adler, a, n);
+        out.write_all(&adler.to_be_bytes())?;
+        let (w, sha, bytes) = out.finish();
+        w.into_inner().map_err(|e| e.into_error())?;
+        Ok((sha, bytes))
+    };
+    let result = run();
+    for p in pieces {
+        let _ = std::fs::remove_file(&p.file.temp);
+    }
+    let (sha256, file_bytes) = result.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        DumpError::io(&temp, e)
+    })?;
+    Ok(PartFile {
+        temp,
+        rows: pieces.iter().map(|p| p.file.rows).sum(),
+        raw_bytes: pieces.iter().map(|p| p.file.raw_bytes).sum::<u64>() + TERMINATOR.len() as u64,
+        file_bytes,
+        sha256,
+    })
+}
+
+fn remove_parts(parts: &[Vec<Option<Piece>>]) {
     for p in parts.iter().flatten().flatten() {
-        let _ = std::fs::remove_file(&p.temp);
+        let _ = std::fs::remove_file(&p.file.temp);
     }
 }
 
@@ -248,7 +324,7 @@ fn dump_unit(
     encoding: Encoding,
     counters: &Counters,
     abort: &AtomicBool,
-) -> Result<PartFile, DumpError> {
+) -> Result<Piece, DumpError> {
     let label = task.relation.display();
     let sql = task.copy_sql(chunk);
     let mut reader = client
@@ -290,27 +366,18 @@ fn dump_unit(
                 return Err(e);
             }
             let mut parts = w.finish().map_err(|e| DumpError::io(temp, e))?;
-            let p = parts.remove(0);
-            counters.rows.fetch_add(p.rows, Ordering::Relaxed);
-            Ok(p)
+            let file = parts.remove(0);
+            counters.rows.fetch_add(file.rows, Ordering::Relaxed);
+            Ok(Piece { file, adler: 1 })
         }
-        Encoding::Zlib(_) | Encoding::Single(_) => {
+        Encoding::ZstdFrame(level) => {
             let file = std::fs::File::create(temp).map_err(|e| DumpError::io(temp, e))?;
             let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
-            let mut enc = match encoding {
-                Encoding::Zlib(level) => SingleEncoder::Zlib(flate2::write::ZlibEncoder::new(
-                    buffered,
-                    flate2::Compression::new(level),
-                )),
-                Encoding::Single(c) => {
-                    SingleEncoder::Other(c.encoder(buffered).map_err(|e| DumpError::io(temp, e))?)
-                }
-                Encoding::Members(_) => unreachable!("handled above"),
-            };
+            let mut enc = zstd::stream::write::Encoder::new(buffered, level)
+                .map_err(|e| DumpError::io(temp, e))?;
             let mut scanner = RowScanner::new(RowSyntax::Text);
             let mut ends = Vec::new();
-            let mut rows = 0u64;
-            let mut raw = 0u64;
+            let (mut rows, mut raw) = (0u64, 0u64);
             let r = pump(&mut reader, abort, &stream_err, |b| {
                 ends.clear();
                 scanner.scan(b, &mut ends);
@@ -322,10 +389,7 @@ fn dump_unit(
             })
             .and_then(|_| {
                 enc.write_all(TERMINATOR)
-                    .map_err(|e| DumpError::io(temp, e))
-            });
-            let r = r.and_then(|_| {
-                enc.finish()
+                    .and_then(|_| enc.finish())
                     .and_then(|mut w| w.flush())
                     .map_err(|e| DumpError::io(temp, e))
             });
@@ -334,14 +398,60 @@ fn dump_unit(
                 return Err(e);
             }
             counters.rows.fetch_add(rows, Ordering::Relaxed);
-            let (sha256, file_bytes) = hash_file(temp)?;
-            Ok(PartFile {
-                temp: temp.to_path_buf(),
-                rows,
-                raw_bytes: raw + TERMINATOR.len() as u64,
-                file_bytes,
-                sha256,
+            Ok(Piece {
+                file: PartFile {
+                    temp: temp.to_path_buf(),
+                    rows,
+                    raw_bytes: raw + TERMINATOR.len() as u64,
+                    file_bytes: 0,
+                    sha256: [0; 32],
+                },
+                adler: 1,
             })
+        }
+        Encoding::Zlib(level) => {
+            let file = std::fs::File::create(temp).map_err(|e| DumpError::io(temp, e))?;
+            let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut piece = zlibjoin::PieceWriter::new(buffered, level);
+            let mut scanner = RowScanner::new(RowSyntax::Text);
+            let mut ends = Vec::new();
+            let mut rows = 0u64;
+            let r = pump(&mut reader, abort, &stream_err, |b| {
+                ends.clear();
+                scanner.scan(b, &mut ends);
+                rows += ends.len() as u64;
+                piece.write_all(b).map_err(|e| DumpError::io(temp, e))?;
+                counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                Ok(())
+            })
+            .and_then(|_| {
+                let (w, adler, len) = piece.finish(false).map_err(|e| DumpError::io(temp, e))?;
+                let f = w
+                    .into_inner()
+                    .map_err(|e| DumpError::io(temp, e.into_error()))?;
+                let file_bytes = f.metadata().map_err(|e| DumpError::io(temp, e))?.len();
+                Ok((adler, len, file_bytes))
+            });
+            match r {
+                Ok((adler, raw_bytes, file_bytes)) => {
+                    counters.rows.fetch_add(rows, Ordering::Relaxed);
+                    Ok(Piece {
+                        file: PartFile {
+                            temp: temp.to_path_buf(),
+                            rows,
+                            raw_bytes,
+                            file_bytes,
+                            // Pieces are hashed once joined.
+                            sha256: [0; 32],
+                        },
+                        adler,
+                    })
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(temp);
+                    Err(e)
+                }
+            }
         }
     }
 }
@@ -405,26 +515,4 @@ fn fill(reader: &mut impl Read, buf: &mut [u8], done: &mut bool) -> std::io::Res
         }
     }
     Ok(n)
-}
-
-/// The single-stream writers of custom archives.
-enum SingleEncoder<W: Write> {
-    Zlib(flate2::write::ZlibEncoder<W>),
-    Other(archive::codec::Encoder<W>),
-}
-
-impl<W: Write> SingleEncoder<W> {
-    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        match self {
-            SingleEncoder::Zlib(e) => e.write_all(b),
-            SingleEncoder::Other(e) => e.write_all(b),
-        }
-    }
-
-    fn finish(self) -> std::io::Result<W> {
-        match self {
-            SingleEncoder::Zlib(e) => e.finish(),
-            SingleEncoder::Other(e) => e.finish(),
-        }
-    }
 }

@@ -7,9 +7,13 @@
 //! own ([`pgdump`]). Table data comes from our workers on the same snapshot ([`data`]) and is
 //! added to pg_dump's TOC as TABLE DATA entries ([`build`]).
 
+pub mod blobs;
 pub mod build;
 pub mod data;
 pub mod pgdump;
+pub mod session;
+pub mod tables;
+pub mod zlibjoin;
 
 use std::path::{Path, PathBuf};
 
