@@ -19,7 +19,19 @@ pub type Blob = Result<(u32, Box<dyn Read + Send>), ArchiveError>;
 pub fn read_all(archive: &Archive, entry: &TocEntry) -> Result<Vec<Blob>, ArchiveError> {
     match archive {
         Archive::Directory(d) => {
-            let toc = d.dir.join("blobs.toc");
+            // blobs.toc before 1.16; blobs_<dumpId>.toc (one per BLOBS entry) after.
+            let name = entry
+                .file_name()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_else(|| "blobs.toc".into());
+            if name.contains('/') || name.starts_with('.') {
+                return Err(entry_error(
+                    &d.dir,
+                    entry,
+                    format!("large-object list {name:?} leaves the archive directory"),
+                ));
+            }
+            let toc = d.dir.join(name);
             let f = File::open(&toc).map_err(|source| ArchiveError::Io {
                 path: toc.clone(),
                 source,
@@ -38,7 +50,7 @@ pub fn read_all(archive: &Archive, entry: &TocEntry) -> Result<Vec<Blob>, Archiv
                     path: toc.clone(),
                     why: format!("bad line {line:?}"),
                 })?;
-                if name.contains('/') {
+                if name.contains('/') || name.starts_with('.') {
                     return Err(ArchiveError::Corrupt {
                         path: toc.clone(),
                         why: format!("file name {name:?} leaves the directory"),
@@ -51,11 +63,17 @@ pub fn read_all(archive: &Archive, entry: &TocEntry) -> Result<Vec<Blob>, Archiv
                         path = p;
                     }
                 }
-                out.push(
+                let opener = move || {
                     crate::codec::open_decoded(&path)
-                        .map(|(_, r)| (oid, r))
-                        .map_err(|source| ArchiveError::Io { path, source }),
-                );
+                        .map(|(_, r)| r)
+                        .map_err(|e| {
+                            std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                        })
+                };
+                out.push(Ok((
+                    oid,
+                    Box::new(Lazy::new(opener)) as Box<dyn Read + Send>,
+                )));
             }
             Ok(out)
         }
@@ -115,39 +133,63 @@ pub fn read_all(archive: &Archive, entry: &TocEntry) -> Result<Vec<Blob>, Archiv
                     if len < 0 || len as u64 > c.file_len {
                         return Err(entry_error(&c.path, entry, format!("chunk length {len}")));
                     }
-                    r.bytes(len as usize)
+                    r.skip(len as u64)
                         .map_err(|e| map_io(e, &c.path, "a large-object chunk"))?;
                 }
             }
             let codec = c.header.data_codec();
+            if codec == DataCodec::Lz4 {
+                return Err(entry_error(
+                    &c.path,
+                    entry,
+                    "LZ4-compressed archives are not supported",
+                ));
+            }
+            let path = c.path.clone();
+            let (int_size, off_size) = (c.header.int_size as usize, c.header.off_size as usize);
             Ok(starts
                 .into_iter()
                 .map(|(oid, at)| {
-                    let mut f = open()?;
-                    f.seek(SeekFrom::Start(at))
-                        .map_err(|e| map_io(e, &c.path, "a large object"))?;
-                    let mut pr = PrimReader::new(BufReader::new(f));
-                    pr.int_size = c.header.int_size as usize;
-                    pr.off_size = c.header.off_size as usize;
-                    let chunks = crate::custom::chunk_reader(pr, c.path.clone());
-                    let r: Box<dyn Read + Send> = match codec {
-                        DataCodec::None => Box::new(chunks),
-                        DataCodec::Gzip => Box::new(flate2::read::ZlibDecoder::new(chunks)),
-                        DataCodec::Zstd => Box::new(
-                            zstd::stream::read::Decoder::new(chunks)
-                                .map_err(|e| map_io(e, &c.path, "a large object"))?,
-                        ),
-                        DataCodec::Lz4 => {
-                            return Err(entry_error(
-                                &c.path,
-                                entry,
-                                "LZ4-compressed archives are not supported",
-                            ))
-                        }
+                    let path = path.clone();
+                    let opener = move || -> std::io::Result<Box<dyn Read + Send>> {
+                        let mut f = File::open(&path)?;
+                        f.seek(SeekFrom::Start(at))?;
+                        let mut pr = PrimReader::new(BufReader::new(f));
+                        pr.int_size = int_size;
+                        pr.off_size = off_size;
+                        crate::custom::decoder(codec, crate::custom::ChunkReader::new(pr, path))
                     };
-                    Ok((oid, r))
+                    Ok((oid, Box::new(Lazy::new(opener)) as Box<dyn Read + Send>))
                 })
                 .collect())
         }
+    }
+}
+
+/// A reader opened on its first read, so listing thousands of objects holds no files open.
+struct Lazy<F> {
+    open: Option<F>,
+    inner: Option<Box<dyn Read + Send>>,
+}
+
+impl<F> Lazy<F> {
+    fn new(open: F) -> Self {
+        Lazy {
+            open: Some(open),
+            inner: None,
+        }
+    }
+}
+
+impl<F: FnOnce() -> std::io::Result<Box<dyn Read + Send>>> Read for Lazy<F> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inner.is_none() {
+            let open = self
+                .open
+                .take()
+                .ok_or_else(|| std::io::Error::other("large object could not be opened"))?;
+            self.inner = Some(open()?);
+        }
+        self.inner.as_mut().map_or(Ok(0), |r| r.read(buf))
     }
 }

@@ -6,8 +6,8 @@
 //! and simply concatenate them.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
-use std::path::Path;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
 /// A codec and its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub enum Compression {
     Gzip(u32),
     Zstd(i32),
 }
+
+/// A stream whose first bytes were read to detect its codec, with them put back in front.
+pub type Sniffed<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
 
 /// gzip's own default; `| gzip` users compare against it.
 pub const GZIP_DEFAULT: u32 = 6;
@@ -127,6 +130,36 @@ impl Compression {
         std::mem::discriminant(&self) == std::mem::discriminant(&other)
     }
 
+    /// The codec of a stream from its first bytes (read until 4 are there or the stream
+    /// ends, so a pipe's short reads do not fool it), and a reader that still yields them.
+    pub fn sniff<R: Read>(mut r: R) -> io::Result<(Compression, Sniffed<R>)> {
+        let mut head = [0u8; 4];
+        let mut n = 0;
+        while n < head.len() {
+            match r.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let c = Compression::from_magic(&head[..n]);
+        Ok((c, io::Cursor::new(head[..n].to_vec()).chain(r)))
+    }
+
+    /// A boxed encoder over `inner`; `finish_boxed` writes the trailer.
+    pub fn writer<W: Write + Send + 'static>(self, inner: W) -> io::Result<Box<dyn FinishWrite>> {
+        Ok(Box::new(self.encoder(inner)?))
+    }
+
+    /// A boxed decoder over any reader (buffered here).
+    pub fn reader<'a, R: Read + Send + 'a>(
+        self,
+        inner: R,
+    ) -> io::Result<Box<dyn Read + Send + 'a>> {
+        self.decoder(BufReader::with_capacity(256 * 1024, inner))
+    }
+
     /// Wraps `inner` in the encoder.
     pub fn encoder<W: Write>(self, inner: W) -> io::Result<Encoder<W>> {
         Ok(match self {
@@ -152,11 +185,108 @@ impl Compression {
     }
 }
 
-/// Opens a file and decodes it by its content (not its name).
+/// Opens a file and decodes it by its content (not its name). Read errors name the file.
 pub fn open_decoded(path: &Path) -> io::Result<(Compression, Box<dyn Read + Send>)> {
-    let c = Compression::detect(path)?;
-    let f = BufReader::with_capacity(256 * 1024, File::open(path)?);
-    Ok((c, c.decoder(f)?))
+    open_reader(path).map_err(|e| match e {
+        CodecError::Io { source, .. } => {
+            io::Error::new(source.kind(), format!("{}: {source}", path.display()))
+        }
+        other => io::Error::other(other.to_string()),
+    })
+}
+
+/// Errors of the codec layer, each naming the file (or `-` for a stream) it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error(transparent)]
+    BadSpec(#[from] BadCompression),
+
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+
+    /// The compressed data does not decode (bad header, checksum, truncated member/frame).
+    #[error("{}: corrupt {codec} data: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        codec: &'static str,
+        source: io::Error,
+    },
+}
+
+/// Opens `path` and decodes it by its content (all gzip members / zstd frames). Errors while
+/// reading are `io::Error`s wrapping a [`CodecError`] (use `get_ref` / `into_inner` to get it).
+pub fn open_reader(path: &Path) -> Result<(Compression, Box<dyn Read + Send>), CodecError> {
+    let io = |source| CodecError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = File::open(path).map_err(io)?;
+    let (c, r) = Compression::sniff(f).map_err(io)?;
+    let d = c.reader(r).map_err(io)?;
+    Ok((c, Box::new(NamedReader::new(d, path, c))))
+}
+
+/// Creates `path` (truncating) and returns an encoder writing to it; call `finish`.
+pub fn create_writer(path: &Path, c: Compression) -> Result<Encoder<BufWriter<File>>, CodecError> {
+    let io = |source| CodecError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = File::create(path).map_err(io)?;
+    c.encoder(BufWriter::with_capacity(256 * 1024, f))
+        .map_err(io)
+}
+
+/// Wraps a decoder so its errors say which file and codec they come from.
+pub struct NamedReader<R> {
+    inner: R,
+    path: PathBuf,
+    codec: Compression,
+}
+
+impl<R: Read> NamedReader<R> {
+    pub fn new(inner: R, path: &Path, codec: Compression) -> Self {
+        NamedReader {
+            inner,
+            path: path.to_path_buf(),
+            codec,
+        }
+    }
+}
+
+impl<R: Read> Read for NamedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let kind = e.kind();
+            let typed = if kind == io::ErrorKind::Interrupted {
+                return e;
+            } else if self.codec == Compression::None && kind != io::ErrorKind::InvalidData {
+                CodecError::Io {
+                    path: self.path.clone(),
+                    source: e,
+                }
+            } else {
+                CodecError::Corrupt {
+                    path: self.path.clone(),
+                    codec: self.codec.name(),
+                    source: e,
+                }
+            };
+            io::Error::new(kind, typed)
+        })
+    }
+}
+
+/// An encoder behind a box: what callers holding outputs of different codecs keep.
+pub trait FinishWrite: Write + Send {
+    /// Writes the trailer and flushes.
+    fn finish_boxed(self: Box<Self>) -> io::Result<()>;
+}
+
+impl<W: Write + Send> FinishWrite for Encoder<W> {
+    fn finish_boxed(self: Box<Self>) -> io::Result<()> {
+        (*self).finish()?.flush()
+    }
 }
 
 /// A streaming compressor over `W`; [`finish`](Encoder::finish) writes the trailer.
@@ -253,6 +383,54 @@ mod tests {
             c.decoder(&all[..]).unwrap().read_to_end(&mut out).unwrap();
             assert_eq!(out, b"first piece\nsecond\n");
         }
+    }
+
+    #[test]
+    fn sniffing_keeps_the_bytes_and_files_name_themselves() {
+        let mut e = Compression::Zstd(1).encoder(Vec::new()).unwrap();
+        e.write_all(b"abc").unwrap();
+        let z = e.finish().unwrap();
+        // One byte per read: the magic spans four reads.
+        struct Slow<'a>(&'a [u8]);
+        impl Read for Slow<'_> {
+            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() || b.is_empty() {
+                    return Ok(0);
+                }
+                b[0] = self.0[0];
+                self.0 = &self.0[1..];
+                Ok(1)
+            }
+        }
+        let (c, r) = Compression::sniff(Slow(&z)).unwrap();
+        assert_eq!(c, Compression::Zstd(ZSTD_DEFAULT));
+        let mut out = Vec::new();
+        c.reader(r).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc");
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.csv.gz");
+        let mut w = create_writer(&p, Compression::Gzip(1)).unwrap();
+        w.write_all(&[b'x'; 5000]).unwrap();
+        w.finish().unwrap().flush().unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        bytes[mid + 1] ^= 0xff;
+        std::fs::write(&p, bytes).unwrap();
+        let (c, mut r) = open_reader(&p).unwrap();
+        assert_eq!(c, Compression::Gzip(GZIP_DEFAULT));
+        let err = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("bad.csv.gz"), "{err}");
+        let typed = err.get_ref().and_then(|e| e.downcast_ref::<CodecError>());
+        assert!(
+            matches!(typed, Some(CodecError::Corrupt { codec: "gzip", .. })),
+            "{err:?}"
+        );
+        assert!(matches!(
+            open_reader(&dir.path().join("missing.gz")),
+            Err(CodecError::Io { .. })
+        ));
     }
 
     #[test]

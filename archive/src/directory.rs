@@ -3,14 +3,14 @@
 //! compressed; large objects in `blobs.toc` and `blob_<oid>.dat`.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::codec::Compression;
 use crate::error::ArchiveError;
 use crate::primitives::{PrimReader, PrimWriter};
 use crate::toc::{
-    entry_error, read_entries, validate, write_entries, Extra, Header, TocEntry, TocKind,
+    entry_error, read_entries, validate, write_entries, DataCodec, Extra, Header, TocEntry, TocKind,
 };
 
 #[derive(Debug, Clone)]
@@ -63,7 +63,7 @@ impl DirectoryArchive {
     /// The data file of an entry as it exists on disk (the TOC names `N.dat`; the writer adds
     /// the compression suffix), or `None` for entries without data.
     pub fn data_file(&self, entry: &TocEntry) -> Result<Option<PathBuf>, ArchiveError> {
-        let Extra::File(Some(name)) = &entry.extra else {
+        let Some(name) = entry.file_name() else {
             return Ok(None);
         };
         let name = String::from_utf8_lossy(name).into_owned();
@@ -87,6 +87,18 @@ impl DirectoryArchive {
         ))
     }
 
+    /// Every entry's data file that exists, in TOC order: table data files and large-object
+    /// TOC files (`blobs.toc`, or `blobs_<dumpId>.toc` from 1.16 on).
+    pub fn data_files(&self) -> Result<Vec<(&TocEntry, PathBuf)>, ArchiveError> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            if let Some(p) = self.data_file(e)? {
+                out.push((e, p));
+            }
+        }
+        Ok(out)
+    }
+
     /// The decompressed data of a TABLE DATA entry.
     pub fn table_data(&self, entry: &TocEntry) -> Result<Box<dyn Read + Send>, ArchiveError> {
         let path = self
@@ -108,14 +120,11 @@ impl DirectoryArchive {
             source,
         })?;
         let r = BufReader::with_capacity(256 * 1024, f);
-        Ok(match c {
-            Compression::None => Box::new(r),
-            Compression::Gzip(_) => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-            Compression::Zstd(_) => Box::new(
-                zstd::stream::read::Decoder::with_buffer(r)
-                    .map_err(|source| ArchiveError::Io { path, source })?,
-            ),
-        })
+        let d = c.decoder(r).map_err(|source| ArchiveError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Box::new(crate::codec::NamedReader::new(d, &path, c)))
     }
 
     /// Writes `toc.dat` of `dir` with this header and these entries (temporary name, rename).
@@ -132,9 +141,215 @@ impl DirectoryArchive {
                 header.off_size as usize,
             );
             header.write(&mut w)?;
-            write_entries(&mut w, header, entries, &path).map_err(std::io::Error::other)?;
-            use std::io::Write;
+            write_entries(&mut w, header, entries, &path).map_err(io::Error::other)?;
             w.inner.flush()
         })
+    }
+}
+
+/// The suffix pg_dump gives data files of a codec.
+pub fn data_suffix(codec: DataCodec) -> &'static str {
+    match codec {
+        DataCodec::None => "",
+        DataCodec::Gzip => ".gz",
+        DataCodec::Lz4 => ".lz4",
+        DataCodec::Zstd => ".zst",
+    }
+}
+
+/// Builds a new directory archive in a temporary directory beside `dir`, renamed into place
+/// by [`finish`](Self::finish): data files compressed as the header says (gzip files for
+/// gzip, zstd frames for zstd), large objects as `blob_<oid>.dat` with their TOC file, and
+/// `toc.dat` last with every written entry's file name.
+pub struct DirectoryWriter {
+    dir: PathBuf,
+    temp: PathBuf,
+    header: Header,
+    entries: Vec<TocEntry>,
+    compression: Compression,
+}
+
+impl DirectoryWriter {
+    /// `dir` must not exist or be an empty directory (as pg_dump requires).
+    pub fn create(
+        dir: &Path,
+        header: Header,
+        entries: Vec<TocEntry>,
+    ) -> Result<DirectoryWriter, ArchiveError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ArchiveError::Io { path, source }
+        };
+        if dir.exists() {
+            let mut list = std::fs::read_dir(dir).map_err(io(dir))?;
+            if list.next().is_some() {
+                return Err(ArchiveError::Io {
+                    path: dir.to_path_buf(),
+                    source: io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "directory exists and is not empty",
+                    ),
+                });
+            }
+        }
+        let compression = match header.data_codec() {
+            DataCodec::None => Compression::None,
+            DataCodec::Gzip => Compression::Gzip(crate::custom::header_level(&header) as u32),
+            DataCodec::Zstd => Compression::Zstd(crate::custom::header_level(&header)),
+            DataCodec::Lz4 => {
+                return Err(ArchiveError::Unsupported {
+                    path: dir.to_path_buf(),
+                    why: "writing LZ4-compressed archives is not supported".into(),
+                })
+            }
+        };
+        let temp = crate::atomic::temp_name(dir);
+        let _ = std::fs::remove_dir_all(&temp);
+        std::fs::create_dir(&temp).map_err(io(&temp))?;
+        let entries = entries
+            .into_iter()
+            .map(|mut e| {
+                e.extra = Extra::File(Some(Vec::new()));
+                e
+            })
+            .collect();
+        Ok(DirectoryWriter {
+            dir: dir.to_path_buf(),
+            temp,
+            header,
+            entries,
+            compression,
+        })
+    }
+
+    /// Where files are being written until `finish`.
+    pub fn temp_dir(&self) -> &Path {
+        &self.temp
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn set_file(&mut self, dump_id: i32, name: String) -> Result<(), ArchiveError> {
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.dump_id == dump_id)
+            .ok_or_else(|| ArchiveError::Corrupt {
+                path: self.temp.clone(),
+                why: format!("no TOC entry with dump id {dump_id}"),
+            })?;
+        e.extra = Extra::File(Some(name.into_bytes()));
+        Ok(())
+    }
+
+    /// A writer of `<dumpId>.dat` (plus the codec's suffix); call `finish` on it.
+    pub fn data_writer(
+        &mut self,
+        dump_id: i32,
+    ) -> Result<crate::codec::Encoder<BufWriter<File>>, ArchiveError> {
+        let name = format!("{dump_id}.dat");
+        self.set_file(dump_id, name.clone())?;
+        self.create_compressed(&name)
+    }
+
+    fn create_compressed(
+        &self,
+        name: &str,
+    ) -> Result<crate::codec::Encoder<BufWriter<File>>, ArchiveError> {
+        let path = self
+            .temp
+            .join(format!("{name}{}", data_suffix(self.header.data_codec())));
+        let f = File::create(&path).map_err(|source| ArchiveError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        self.compression
+            .encoder(BufWriter::with_capacity(256 * 1024, f))
+            .map_err(|source| ArchiveError::Io { path, source })
+    }
+
+    /// Writes the data file of a TABLE DATA entry from `data` (COPY text ending with `\.`).
+    /// Returns the uncompressed bytes.
+    pub fn write_table_data(
+        &mut self,
+        dump_id: i32,
+        data: &mut dyn Read,
+    ) -> Result<u64, ArchiveError> {
+        let path = self.temp.join(format!("{dump_id}.dat"));
+        let io = |source| ArchiveError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut w = self.data_writer(dump_id)?;
+        let n = io::copy(data, &mut w).map_err(io)?;
+        w.finish().map_err(io)?.flush().map_err(io)?;
+        Ok(n)
+    }
+
+    /// Writes the large objects of a BLOBS entry: one `blob_<oid>.dat` each and the list
+    /// file pg_restore reads (`blobs.toc` before 1.16, `blobs_<dumpId>.toc` after).
+    pub fn write_blobs(
+        &mut self,
+        dump_id: i32,
+        blobs: impl IntoIterator<Item = io::Result<(u32, Box<dyn Read + Send>)>>,
+    ) -> Result<(), ArchiveError> {
+        let list_name = if self.header.minor >= 16 {
+            format!("blobs_{dump_id}.toc")
+        } else {
+            "blobs.toc".to_string()
+        };
+        self.set_file(dump_id, list_name.clone())?;
+        let list_path = self.temp.join(&list_name);
+        let list_err = |source| ArchiveError::Io {
+            path: list_path.clone(),
+            source,
+        };
+        let mut list = BufWriter::new(File::create(&list_path).map_err(list_err)?);
+        for blob in blobs {
+            let (oid, mut r) = blob.map_err(list_err)?;
+            let name = format!("blob_{oid}.dat");
+            let path = self.temp.join(&name);
+            let mut w = self.create_compressed(&name)?;
+            io::copy(&mut r, &mut w)
+                .and_then(|_| w.finish()?.flush())
+                .map_err(|source| ArchiveError::Io { path, source })?;
+            writeln!(list, "{oid} {name}").map_err(list_err)?;
+        }
+        list.flush().map_err(list_err)
+    }
+
+    /// Writes `toc.dat`, syncs every file and renames the directory into place.
+    pub fn finish(self) -> Result<(), ArchiveError> {
+        let mut header = self.header.clone();
+        // pg_dump marks toc.dat with the tar format code.
+        header.format = 3;
+        DirectoryArchive::write_toc(&self.temp, &header, &self.entries)?;
+        let sync = |path: &Path| -> io::Result<()> {
+            for f in std::fs::read_dir(path)? {
+                File::open(f?.path())?.sync_all()?;
+            }
+            File::open(path)?.sync_all()
+        };
+        sync(&self.temp).map_err(|source| ArchiveError::Io {
+            path: self.temp.clone(),
+            source,
+        })?;
+        if self.dir.exists() {
+            std::fs::remove_dir(&self.dir).map_err(|source| ArchiveError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+        }
+        std::fs::rename(&self.temp, &self.dir).map_err(|source| ArchiveError::Io {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// Removes the temporary directory (after an error).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_dir_all(&self.temp);
     }
 }

@@ -4,6 +4,14 @@
 //! to 18): read, rewritten with changed TOC text (data blocks copied byte for byte, offsets
 //! shifted), and built anew with our own data entries — always so that stock `pg_restore`
 //! accepts the result. The codecs are the ones every cbtools command writes and reads.
+//!
+//! * [`toc`]: header and TOC model shared by both formats, look-ups ([`toc::Entries`]).
+//! * [`custom`]: `-Fc` files read by offset ([`CustomArchive`]) or front to back from a pipe
+//!   ([`custom::StreamReader`]); TOC rewrites; writers to files and pipes.
+//! * [`directory`]: `-Fd` directories: `toc.dat`, data files, [`directory::DirectoryWriter`].
+//! * [`blobs`]: large objects of either format.
+//! * [`codec`]: compression specs, detection and streaming encoders/decoders.
+//! * [`primitives`], [`atomic`], [`error`]: the encodings, temp-and-rename, typed errors.
 
 pub mod atomic;
 pub mod blobs;
@@ -16,9 +24,9 @@ pub mod toc;
 
 pub use codec::Compression;
 pub use custom::CustomArchive;
-pub use directory::DirectoryArchive;
+pub use directory::{DirectoryArchive, DirectoryWriter};
 pub use error::ArchiveError;
-pub use toc::{Header, TocEntry};
+pub use toc::{Entries, Header, Section, Toc, TocEntry};
 
 /// An archive of either kind, opened from a path (a file or a directory).
 #[derive(Debug, Clone)]

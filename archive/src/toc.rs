@@ -67,6 +67,58 @@ impl Header {
         }
     }
 
+    /// A header for a new archive of format version 1.`minor` (12 to 16), stamped with
+    /// `created` (local broken-down time as pg_dump stores it: sec, min, hour, mday, mon 0-11,
+    /// year-1900, isdst). `compression` becomes the version's compression field; zstd needs
+    /// 1.15 or later.
+    pub fn new(
+        minor: u8,
+        format: u8,
+        compression: crate::codec::Compression,
+        created: [i64; 7],
+        dbname: &str,
+        server_version: &str,
+        dump_version: &str,
+    ) -> Result<Header, String> {
+        use crate::codec::Compression;
+        if !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
+            return Err(format!(
+                "archive version 1.{minor} is outside 1.{MIN_MINOR}..1.{MAX_MINOR}"
+            ));
+        }
+        let compression = if minor >= 15 {
+            HeaderCompression::Algorithm(match compression {
+                Compression::None => 0,
+                Compression::Gzip(_) => 1,
+                Compression::Zstd(_) => 3,
+            })
+        } else {
+            HeaderCompression::Level(match compression {
+                Compression::None => 0,
+                Compression::Gzip(level) => level as i64,
+                Compression::Zstd(_) => {
+                    return Err(
+                        "zstd compression needs archive version 1.15 (pg_dump 16) or later".into(),
+                    )
+                }
+            })
+        };
+        let s = |v: &str| Some(v.as_bytes().to_vec());
+        Ok(Header {
+            major: 1,
+            minor,
+            rev: 0,
+            int_size: 4,
+            off_size: 8,
+            format,
+            compression,
+            created,
+            dbname: s(dbname),
+            server_version: s(server_version),
+            dump_version: s(dump_version),
+        })
+    }
+
     pub fn version(&self) -> (u8, u8) {
         (self.major, self.minor)
     }
@@ -236,6 +288,260 @@ impl TocEntry {
 
     fn label(&self) -> (String, String) {
         (self.desc().into_owned(), self.tag().into_owned())
+    }
+}
+
+/// What a TOC entry's `section` says about when pg_restore runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// Comments, ACLs and other entries that follow the object they belong to.
+    None,
+    PreData,
+    Data,
+    PostData,
+    /// A value no pg_dump writes; kept so the entry still round-trips.
+    Other(i64),
+}
+
+impl Section {
+    pub fn from_code(code: i64) -> Section {
+        match code {
+            1 => Section::None,
+            2 => Section::PreData,
+            3 => Section::Data,
+            4 => Section::PostData,
+            n => Section::Other(n),
+        }
+    }
+
+    pub fn code(self) -> i64 {
+        match self {
+            Section::None => SECTION_NONE as i64,
+            Section::PreData => SECTION_PRE_DATA as i64,
+            Section::Data => SECTION_DATA as i64,
+            Section::PostData => SECTION_POST_DATA as i64,
+            Section::Other(n) => n,
+        }
+    }
+}
+
+impl TocEntry {
+    pub fn section(&self) -> Section {
+        Section::from_code(self.section)
+    }
+
+    /// Whether `desc` is exactly `desc` ("TABLE", "TABLE DATA", "FK CONSTRAINT", ...).
+    pub fn is(&self, desc: &str) -> bool {
+        self.desc.as_deref() == Some(desc.as_bytes())
+    }
+
+    pub fn owner(&self) -> Cow<'_, str> {
+        text(&self.owner)
+    }
+
+    pub fn drop_stmt(&self) -> Cow<'_, str> {
+        text(&self.drop_stmt)
+    }
+
+    /// Whether the archive holds data for this entry: a set or not-yet-set offset in a custom
+    /// archive, a non-empty file name in a directory archive.
+    pub fn has_data(&self) -> bool {
+        match &self.extra {
+            Extra::Offset { flag, .. } => {
+                *flag == crate::primitives::OFFSET_SET || *flag == crate::primitives::OFFSET_NOT_SET
+            }
+            Extra::File(Some(name)) => !name.is_empty(),
+            Extra::File(None) => false,
+        }
+    }
+
+    /// The directory-format data file name the TOC stores (`3339.dat`, `blobs_12.toc`), `None`
+    /// for entries without one (pg_dump writes an empty string for those).
+    pub fn file_name(&self) -> Option<&[u8]> {
+        match &self.extra {
+            Extra::File(Some(name)) if !name.is_empty() => Some(name),
+            _ => None,
+        }
+    }
+
+    /// A TABLE DATA entry for `table` (a TABLE entry of the same archive), shaped the way
+    /// pg_dump shapes its own: catalog id `0`/table oid, the table's tag, schema and owner, NULL
+    /// `defn`/`dropStmt`, the COPY statement, one dependency on the table. `extra` says where the data
+    /// will live ([`crate::custom::pending_offset`] or [`Extra::File`]).
+    pub fn table_data_for(
+        table: &TocEntry,
+        dump_id: i32,
+        copy_stmt: &[u8],
+        extra: Extra,
+    ) -> TocEntry {
+        TocEntry {
+            dump_id,
+            had_dumper: 1,
+            table_oid: Some(b"0".to_vec()),
+            oid: table.oid.clone(),
+            tag: table.tag.clone(),
+            desc: Some(b"TABLE DATA".to_vec()),
+            section: SECTION_DATA as i64,
+            // pg_dump passes no SQL for data entries: stored as NULL strings.
+            defn: None,
+            drop_stmt: None,
+            copy_stmt: Some(copy_stmt.to_vec()),
+            namespace: table.namespace.clone(),
+            tablespace: None,
+            tableam: None,
+            relkind: 0,
+            owner: table.owner.clone(),
+            with_oids: Some(b"false".to_vec()),
+            deps: vec![table.dump_id.to_string().into_bytes()],
+            extra,
+        }
+    }
+}
+
+/// Look-ups over a TOC, for any slice of entries (an archive's `entries`, a [`Toc`]'s).
+pub trait Entries {
+    /// Entries whose `desc` is exactly `desc`, in TOC order.
+    fn by_desc<'a>(&'a self, desc: &'a str) -> Box<dyn Iterator<Item = &'a TocEntry> + 'a>;
+    /// Entries of one section, in TOC order.
+    fn by_section(&self, section: Section) -> Box<dyn Iterator<Item = &TocEntry> + '_>;
+    /// The entry with this dump id.
+    fn by_id(&self, dump_id: i32) -> Option<&TocEntry>;
+    /// The entry `desc` named `tag` in schema `namespace` (`None`: any schema).
+    fn find(&self, desc: &str, namespace: Option<&str>, tag: &str) -> Option<&TocEntry>;
+    /// The entries `entry` depends on (ids that name no entry are skipped, as pg_restore does).
+    fn dependencies_of(&self, entry: &TocEntry) -> Vec<&TocEntry>;
+    /// The entries that depend directly on `dump_id`.
+    fn dependents_of(&self, dump_id: i32) -> Vec<&TocEntry>;
+    /// The TABLE DATA entry of a TABLE entry.
+    fn data_of(&self, table: &TocEntry) -> Option<&TocEntry>;
+    /// Entries with data in the archive (TABLE DATA, SEQUENCE SET has none, BLOBS, ...).
+    fn with_data(&self) -> Box<dyn Iterator<Item = &TocEntry> + '_>;
+    /// One more than the highest dump id: the first free id for entries added to this TOC.
+    fn next_dump_id(&self) -> i32;
+}
+
+impl Entries for [TocEntry] {
+    fn by_desc<'a>(&'a self, desc: &'a str) -> Box<dyn Iterator<Item = &'a TocEntry> + 'a> {
+        Box::new(self.iter().filter(move |e| e.is(desc)))
+    }
+
+    fn by_section(&self, section: Section) -> Box<dyn Iterator<Item = &TocEntry> + '_> {
+        Box::new(self.iter().filter(move |e| e.section() == section))
+    }
+
+    fn by_id(&self, dump_id: i32) -> Option<&TocEntry> {
+        self.iter().find(|e| e.dump_id == dump_id)
+    }
+
+    fn find(&self, desc: &str, namespace: Option<&str>, tag: &str) -> Option<&TocEntry> {
+        self.iter().find(|e| {
+            e.is(desc)
+                && e.tag.as_deref() == Some(tag.as_bytes())
+                && match namespace {
+                    None => true,
+                    Some(n) => e.namespace.as_deref() == Some(n.as_bytes()),
+                }
+        })
+    }
+
+    fn dependencies_of(&self, entry: &TocEntry) -> Vec<&TocEntry> {
+        entry
+            .dependencies()
+            .into_iter()
+            .filter_map(|id| self.by_id(id))
+            .collect()
+    }
+
+    fn dependents_of(&self, dump_id: i32) -> Vec<&TocEntry> {
+        self.iter()
+            .filter(|e| e.dependencies().contains(&dump_id))
+            .collect()
+    }
+
+    fn data_of(&self, table: &TocEntry) -> Option<&TocEntry> {
+        self.iter().find(|e| {
+            e.is("TABLE DATA")
+                && e.tag == table.tag
+                && e.namespace == table.namespace
+                && e.dependencies().contains(&table.dump_id)
+        })
+    }
+
+    fn with_data(&self) -> Box<dyn Iterator<Item = &TocEntry> + '_> {
+        Box::new(self.iter().filter(|e| e.has_data()))
+    }
+
+    fn next_dump_id(&self) -> i32 {
+        self.iter().map(|e| e.dump_id).max().unwrap_or(0) + 1
+    }
+}
+
+/// A header with its TOC: what `toc.dat` holds, and the front of a custom archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toc {
+    pub header: Header,
+    pub entries: Vec<TocEntry>,
+}
+
+impl Toc {
+    /// Reads header and TOC from `r`; `max_len` bounds string lengths (use the file size, or a
+    /// generous bound for pipes).
+    pub fn read<R: Read>(
+        r: &mut PrimReader<R>,
+        kind: TocKind,
+        path: &Path,
+        max_len: u64,
+    ) -> Result<Toc, ArchiveError> {
+        let header = Header::read(r, path)?;
+        let entries = read_entries(r, &header, kind, path, max_len)?;
+        validate(&entries, path)?;
+        Ok(Toc { header, entries })
+    }
+
+    /// Writes header and TOC exactly as [`read`](Self::read) parses them.
+    pub fn write<W: Write>(&self, w: W, path: &Path) -> Result<W, ArchiveError> {
+        let mut pw = PrimWriter::new(
+            w,
+            self.header.int_size as usize,
+            self.header.off_size as usize,
+        );
+        self.header
+            .write(&mut pw)
+            .map_err(|source| ArchiveError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        write_entries(&mut pw, &self.header, &self.entries, path)?;
+        Ok(pw.inner)
+    }
+
+    /// How many bytes [`write`](Self::write) produces.
+    pub fn encoded_len(&self) -> u64 {
+        let mut counter = CountingSink(0);
+        // Writing to a counter cannot fail.
+        let _ = self.write(&mut counter, Path::new(""));
+        counter.0
+    }
+}
+
+impl std::ops::Deref for Toc {
+    type Target = [TocEntry];
+
+    fn deref(&self) -> &[TocEntry] {
+        &self.entries
+    }
+}
+
+struct CountingSink(u64);
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -433,5 +739,104 @@ pub(crate) fn entry_error(path: &Path, e: &TocEntry, why: impl Into<String>) -> 
         desc,
         tag,
         why: why.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Compression;
+
+    fn sample(minor: u8, kind: TocKind) -> Toc {
+        let header = Header::new(
+            minor,
+            1,
+            Compression::Gzip(5),
+            [1, 2, 3, 4, 5, 125, 0],
+            "db",
+            "15.1",
+            "15.1",
+        )
+        .unwrap();
+        let s = |v: &str| Some(v.as_bytes().to_vec());
+        let table = TocEntry {
+            dump_id: 7,
+            had_dumper: 0,
+            table_oid: s("1259"),
+            oid: s("16384"),
+            tag: s("t"),
+            desc: s("TABLE"),
+            section: SECTION_PRE_DATA as i64,
+            defn: s("CREATE TABLE public.t (a int);\n"),
+            drop_stmt: s("DROP TABLE public.t;\n"),
+            copy_stmt: None,
+            namespace: s("public"),
+            tablespace: s(""),
+            tableam: if minor >= 14 { s("heap") } else { None },
+            relkind: if minor >= 16 { b'r' as i64 } else { 0 },
+            owner: s("postgres"),
+            with_oids: s("false"),
+            deps: vec![],
+            extra: match kind {
+                TocKind::Custom => Extra::Offset { flag: 3, pos: 0 },
+                TocKind::Directory => Extra::File(s("")),
+            },
+        };
+        let extra = match kind {
+            TocKind::Custom => Extra::Offset { flag: 2, pos: 4096 },
+            TocKind::Directory => Extra::File(s("8.dat")),
+        };
+        let data = TocEntry::table_data_for(&table, 8, b"COPY public.t (a) FROM stdin;\n", extra);
+        Toc {
+            header,
+            entries: vec![table, data],
+        }
+    }
+
+    #[test]
+    fn every_version_round_trips_and_differs_where_pg_dump_does() {
+        let mut lens = Vec::new();
+        for minor in MIN_MINOR..=MAX_MINOR {
+            for kind in [TocKind::Custom, TocKind::Directory] {
+                let toc = sample(minor, kind);
+                let bytes = toc.write(Vec::new(), Path::new("x")).unwrap();
+                assert_eq!(bytes.len() as u64, toc.encoded_len());
+                let mut r = PrimReader::new(&bytes[..]);
+                let back = Toc::read(&mut r, kind, Path::new("x"), 1 << 20).unwrap();
+                assert_eq!(back, toc, "1.{minor} {kind:?}");
+                assert_eq!(r.pos, bytes.len() as u64);
+                if kind == TocKind::Custom {
+                    lens.push(bytes.len());
+                }
+            }
+        }
+        // 1.12 → 1.13: same layout; 1.14 adds tableam strings; 1.15 turns the 5-byte level
+        // into one algorithm byte; 1.16 adds a relkind int per entry.
+        assert_eq!(lens[1], lens[0]);
+        assert_eq!(lens[2], lens[1] + 2 * 5 + 4);
+        assert_eq!(lens[3], lens[2] - 4);
+        assert_eq!(lens[4], lens[3] + 2 * 5);
+    }
+
+    #[test]
+    fn look_ups_and_new_headers() {
+        let toc = sample(14, TocKind::Custom);
+        let table = toc.find("TABLE", Some("public"), "t").unwrap();
+        assert!(toc.find("TABLE", Some("other"), "t").is_none());
+        let data = toc.data_of(table).unwrap();
+        assert_eq!(data.dump_id, 8);
+        assert_eq!(toc.dependencies_of(data), vec![table]);
+        assert_eq!(toc.dependents_of(7), vec![data]);
+        assert_eq!(toc.by_section(Section::Data).count(), 1);
+        assert_eq!(toc.with_data().count(), 1);
+        assert_eq!(toc.next_dump_id(), 9);
+        assert!(data.defn.is_none() && data.drop_stmt.is_none());
+        assert_eq!(Section::from_code(4), Section::PostData);
+        assert_eq!(Section::Other(9).code(), 9);
+        assert_eq!(toc.header.compression, HeaderCompression::Level(5));
+        assert!(Header::new(14, 1, Compression::Zstd(3), [0; 7], "", "", "").is_err());
+        assert!(Header::new(11, 1, Compression::None, [0; 7], "", "", "").is_err());
+        let h = Header::new(16, 1, Compression::Zstd(3), [0; 7], "", "", "").unwrap();
+        assert_eq!(h.data_codec(), DataCodec::Zstd);
     }
 }
