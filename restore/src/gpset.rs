@@ -54,7 +54,37 @@ pub struct GpRestoreOptions {
     pub jobs: usize,
     pub resume: bool,
     pub state_file: Option<PathBuf>,
+    /// Where the default state file goes (else the current directory).
+    pub state_dir: Option<PathBuf>,
     pub verbose: bool,
+}
+
+/// The set as `--resume` must find it again: every timestamp's toc and config by content,
+/// every data file by size and modification time, the target, and what is selected.
+fn set_fingerprint(set: &BackupSet, opts: &GpRestoreOptions) -> std::io::Result<String> {
+    use gpbackup::layout::CoordinatorFile;
+    let mut fp = crate::fingerprint::Fingerprint::new(format!(
+        "gpbackup {} ({} tables) -> {}",
+        set.timestamp,
+        set.tables().len(),
+        opts.conn.target()
+    ));
+    for source in set.sources.values() {
+        for which in [CoordinatorFile::Toc, CoordinatorFile::Config] {
+            if let Some(p) = source.files.coordinator_file(which) {
+                fp.file_content(p)?;
+            }
+        }
+    }
+    for t in set.tables() {
+        fp.text(&t.fqn());
+        for piece in &t.pieces {
+            fp.file_meta(piece.path())?;
+        }
+    }
+    fp.text(&format!("{:?}", opts.filter))
+        .text(&format!("{} {}", opts.data_only, opts.metadata_only));
+    Ok(fp.finish())
 }
 
 #[derive(Debug, Serialize)]
@@ -113,18 +143,16 @@ pub fn run(
         TargetChoice::Postgres => true,
         TargetChoice::Cloudberry => false,
     };
-    let fingerprint = format!(
-        "gpbackup {} ({} tables) -> {}",
-        set.timestamp,
-        set.tables().len(),
-        opts.conn.target()
-    );
+    let fingerprint = set_fingerprint(&set, opts).map_err(|e| {
+        RestoreError::State(format!("reading the backup set for its fingerprint: {e}"))
+    })?;
     let state_path = opts.state_file.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            ".cbrestore-{}-{}.state.json",
+        let label = format!(
+            "{}-{}",
             set.timestamp,
             opts.conn.dbname().replace(['/', '\\'], "_")
-        ))
+        );
+        crate::state::default_path(&opts.roots[0], Some(&label), opts.state_dir.as_deref())
     });
     let state = Arc::new(State::open(&state_path, &fingerprint, opts.resume)?);
     // Single-data-file sets keep one decoder per segment file, positioned where the previous

@@ -2,10 +2,13 @@
 //!
 //! - gpbackup backup sets ([`gpset`]): every segment's files merged into one `COPY ... FROM
 //!   STDIN` per table, into a cluster of any size or plain PostgreSQL;
+//! - pg_dump/cbdump custom and directory archives ([`dump`], checked by [`verify`]);
+//! - plain SQL scripts ([`plain`]): psql's splitting, pg_restore's filters, resumable;
 //! - the loader they share ([`load`]): one table per transaction, never half loaded, counted;
-//! - resumable runs ([`state`]).
+//! - resumable runs ([`state`]), keyed by what the input looked like ([`fingerprint`]).
 
 pub mod dump;
+pub mod fingerprint;
 pub mod gpset;
 pub mod load;
 pub mod plain;

@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 
 /// What one load did.
 #[derive(Debug, Clone)]
@@ -48,8 +48,25 @@ pub fn load_table(
     source: &mut (dyn Read + Send),
     expected_rows: Option<u64>,
 ) -> Result<Loaded, LoadError> {
+    let mut tx = client
+        .transaction()
+        .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
+    let loaded = load_in(&mut tx, copy_sql, truncate, source, expected_rows)?;
+    tx.commit()
+        .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
+    Ok(loaded)
+}
+
+/// The load inside a transaction the caller owns (its own, or `--single-transaction`'s): on
+/// error the caller rolls back; nothing is committed here.
+pub fn load_in<C: GenericClient>(
+    tx: &mut C,
+    copy_sql: &str,
+    truncate: Option<&str>,
+    source: &mut (dyn Read + Send),
+    expected_rows: Option<u64>,
+) -> Result<Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
-    let mut tx = client.transaction().map_err(server)?;
     if let Some(table) = truncate {
         tx.batch_execute(&format!("TRUNCATE TABLE ONLY {table}"))
             .map_err(server)?;
@@ -118,6 +135,5 @@ pub fn load_table(
             });
         }
     }
-    tx.commit().map_err(server)?;
     Ok(Loaded { rows, bytes })
 }

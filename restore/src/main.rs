@@ -149,9 +149,13 @@ struct Cli {
     /// tables are emptied and loaded again
     #[arg(long)]
     resume: bool,
-    /// Where progress is recorded for --resume (default: .cbrestore-<timestamp>-<db>.state.json here)
+    /// Where progress is recorded for --resume (default: <input>.cbrestore-state.json beside a
+    /// plain script; .cbrestore-<timestamp>-<db>.state.json here for gpbackup sets)
     #[arg(long = "state-file", value_name = "FILE")]
     state_file: Option<PathBuf>,
+    /// Directory for the default state file (plain scripts and gpbackup sets)
+    #[arg(long = "state-dir", value_name = "DIR", conflicts_with = "state_file")]
+    state_dir: Option<PathBuf>,
 
     /// Write the whole set as one psql script instead of restoring (no server needed; .gz compresses)
     #[arg(long = "to-sql", value_name = "FILE[.gz]")]
@@ -278,6 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         jobs: cli.jobs,
         resume: cli.resume,
         state_file: cli.state_file.clone(),
+        state_dir: cli.state_dir.clone(),
         verbose: cli.verbose,
     };
     let report = gpset::run(&opts, abort)?;
@@ -318,11 +323,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// psql's job for plain SQL dumps, with cbrestore's error handling and distribution rewriting.
 fn restore_plain(cli: &Cli, input: &Path) -> anyhow::Result<ExitCode> {
-    if cli.resume {
-        bail!("--resume is for archives and gpbackup sets; a plain script has no table of contents to resume from (dump with -F c or -F d)");
+    if cli.clean || cli.create {
+        bail!("-c and -C need a custom or directory archive (as with pg_restore); a plain script drops and creates what pg_dump put in it");
     }
-    if cli.list || !cli.table.is_empty() || !cli.schema.is_empty() || cli.clean || cli.create {
-        bail!("-l, -t, -n, -c and -C need a custom or directory archive (as with pg_restore); a plain script runs as written");
+    if cli.resume && cli.single_transaction {
+        bail!("--resume with --single-transaction: a single transaction is either committed or not, there is nothing to resume");
+    }
+    if cli.single_transaction && cli.on_error_continue {
+        bail!("--single-transaction with --on-error-continue: the first error aborts the transaction (as in psql)");
     }
     let conn = ConnParams::resolve(&cli.conn, "cbrestore")?;
     let abort = Arc::new(AtomicBool::new(false));
@@ -338,6 +346,18 @@ fn restore_plain(cli: &Cli, input: &Path) -> anyhow::Result<ExitCode> {
         on_error_continue: cli.on_error_continue,
         distribution: distribution_of(cli),
         script: cli.file.clone(),
+        list: cli.list,
+        selection: restore::plain::PlainSelection {
+            tables: cli.table.clone(),
+            schemas: cli.schema.clone(),
+            exclude_tables: cli.exclude_table_name.clone(),
+            exclude_schemas: cli.exclude_schema_name.clone(),
+            schema_only: cli.metadata_only,
+            data_only: cli.data_only,
+        },
+        resume: cli.resume,
+        state_file: cli.state_file.clone(),
+        state_dir: cli.state_dir.clone(),
         verbose: cli.verbose,
     };
     let report = restore::plain::run(&opts, abort)?;
@@ -347,12 +367,36 @@ fn restore_plain(cli: &Cli, input: &Path) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&report).expect("report serializes")
         );
     }
+    if cli.list {
+        return Ok(ExitCode::SUCCESS);
+    }
     eprintln!(
-        "cbrestore: ran {}: {} statements, {} COPY blocks, {} rows in {:.1}s",
+        "cbrestore: {} {}: {} statements, {} COPY blocks, {} rows{}{} in {:.1}s",
+        if cli.file.is_some() {
+            "wrote the SQL of"
+        } else {
+            "ran"
+        },
         report.input,
         report.statements,
         report.copy_blocks,
         report.total_rows,
+        if report.skipped_statements > 0 {
+            format!(
+                ", {} statements left out by the filters",
+                report.skipped_statements
+            )
+        } else {
+            String::new()
+        },
+        if report.resumed_statements > 0 {
+            format!(
+                ", {} finished by the previous run",
+                report.resumed_statements
+            )
+        } else {
+            String::new()
+        },
         report.elapsed_seconds
     );
     if !report.errors.is_empty() {

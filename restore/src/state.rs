@@ -18,6 +18,10 @@ struct Recorded {
     fingerprint: String,
     statements: BTreeSet<String>,
     tables: BTreeSet<String>,
+    /// Sequential inputs (plain scripts): every step numbered below this one is finished. One
+    /// number instead of a set keeps each rewrite small for scripts of millions of statements.
+    #[serde(default)]
+    through: u64,
 }
 
 /// The state of one restore, shared by its workers.
@@ -97,6 +101,18 @@ impl State {
         self.write(&rec)
     }
 
+    /// Sequential inputs: the steps numbered below the returned one are finished.
+    pub fn through(&self) -> u64 {
+        self.inner.lock().expect("state lock").through
+    }
+
+    /// Sequential inputs: step `step` (and every one before it) is finished.
+    pub fn mark_through(&self, step: u64) -> Result<(), RestoreError> {
+        let mut rec = self.inner.lock().expect("state lock");
+        rec.through = rec.through.max(step + 1);
+        self.write(&rec)
+    }
+
     /// A finished restore needs no state.
     pub fn remove(&self) {
         let _ = std::fs::remove_file(&self.path);
@@ -107,12 +123,81 @@ impl State {
         self.write(&rec)
     }
 
-    /// Called with the lock held, so writers never interleave on the temporary file.
+    /// Called with the lock held, so writers never interleave on the temporary file. Written
+    /// under a temporary name and renamed: a kill leaves the old state or the new, never half.
     fn write(&self, rec: &Recorded) -> Result<(), RestoreError> {
-        let json = serde_json::to_vec_pretty(rec).expect("state serializes");
-        let temp = self.path.with_extension("tmp");
+        let json = serde_json::to_vec(rec).expect("state serializes");
+        let mut temp = self.path.clone().into_os_string();
+        temp.push(".tmp");
+        let temp = PathBuf::from(temp);
         std::fs::write(&temp, json)
             .and_then(|_| std::fs::rename(&temp, &self.path))
             .map_err(|e| RestoreError::State(format!("{}: {e}", self.path.display())))
+    }
+}
+
+/// Where the state of a restore of `input` lives: `--state-file` when given, else
+/// `<input>.cbrestore-state.json` beside the input (in `--state-dir` when given), so the same
+/// command finds it again. `label` names inputs that are not one path (stdin, several roots).
+pub fn default_path(input: &Path, label: Option<&str>, state_dir: Option<&Path>) -> PathBuf {
+    let name = match label {
+        Some(l) => format!(".cbrestore-{l}.state.json"),
+        None => {
+            let base = input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "input".into());
+            format!("{base}.cbrestore-state.json")
+        }
+    };
+    match state_dir {
+        Some(d) => d.join(name),
+        None if label.is_some() => PathBuf::from(name),
+        None => input
+            .parent()
+            .map(|p| p.join(&name))
+            .unwrap_or_else(|| PathBuf::from(&name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_keeps_steps_and_refuses_other_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        let s = State::open(&path, "fp1", false).unwrap();
+        s.mark_statement("Predata:3").unwrap();
+        s.mark_table("public.t").unwrap();
+        s.mark_through(41).unwrap();
+        drop(s);
+        let s = State::open(&path, "fp1", true).unwrap();
+        assert!(s.statement_done("Predata:3") && !s.statement_done("Predata:4"));
+        assert!(s.table_done("public.t"));
+        assert_eq!(s.through(), 42);
+        let e = State::open(&path, "fp2", true).unwrap_err().to_string();
+        assert!(e.contains("--resume refused"), "{e}");
+        // A fresh run replaces the stale state.
+        let s = State::open(&path, "fp2", false).unwrap();
+        assert_eq!(s.through(), 0);
+        assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn default_paths() {
+        assert_eq!(
+            default_path(Path::new("/d/x.sql.gz"), None, None),
+            PathBuf::from("/d/x.sql.gz.cbrestore-state.json")
+        );
+        assert_eq!(
+            default_path(Path::new("/d/x.sql"), None, Some(Path::new("/s"))),
+            PathBuf::from("/s/x.sql.cbrestore-state.json")
+        );
+        assert_eq!(
+            default_path(Path::new("-"), Some("stdin-ab"), None),
+            PathBuf::from(".cbrestore-stdin-ab.state.json")
+        );
     }
 }
