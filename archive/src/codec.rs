@@ -9,6 +9,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::gzip_members::GzipMembers;
+
 /// A codec and its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -164,10 +166,7 @@ impl Compression {
     pub fn encoder<W: Write>(self, inner: W) -> io::Result<Encoder<W>> {
         Ok(match self {
             Compression::None => Encoder::Plain(inner),
-            Compression::Gzip(level) => Encoder::Gzip(flate2::write::GzEncoder::new(
-                inner,
-                flate2::Compression::new(level),
-            )),
+            Compression::Gzip(level) => Encoder::Gzip(GzipMembers::new(inner, level)),
             Compression::Zstd(level) => Encoder::Zstd(zstd::Encoder::new(inner, level)?),
         })
     }
@@ -292,7 +291,7 @@ impl<W: Write + Send> FinishWrite for Encoder<W> {
 /// A streaming compressor over `W`; [`finish`](Encoder::finish) writes the trailer.
 pub enum Encoder<W: Write> {
     Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(GzipMembers<W>),
     Zstd(zstd::Encoder<'static, W>),
 }
 

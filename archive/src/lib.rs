@@ -10,7 +10,8 @@
 //!   ([`custom::StreamReader`]); TOC rewrites; writers to files and pipes.
 //! * [`directory`]: `-Fd` directories: `toc.dat`, data files, [`directory::DirectoryWriter`].
 //! * [`blobs`]: large objects of either format.
-//! * [`codec`]: compression specs, detection and streaming encoders/decoders.
+//! * [`codec`]: compression specs, detection and streaming encoders/decoders; gzip written as
+//!   libdeflate members ([`gzip_members`]).
 //! * [`primitives`], [`atomic`], [`error`]: the encodings, temp-and-rename, typed errors.
 
 pub mod atomic;
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod custom;
 pub mod directory;
 pub mod error;
+pub mod gzip_members;
 pub mod primitives;
 pub mod toc;
 
@@ -26,6 +28,16 @@ pub use codec::Compression;
 pub use custom::CustomArchive;
 pub use directory::{DirectoryArchive, DirectoryWriter};
 pub use error::ArchiveError;
+
+fn custom_offset(e: &TocEntry) -> Option<u64> {
+    match e.extra {
+        toc::Extra::Offset {
+            flag: primitives::OFFSET_SET,
+            pos,
+        } => Some(pos),
+        _ => None,
+    }
+}
 pub use toc::{Entries, Header, Section, Toc, TocEntry};
 
 /// An archive of either kind, opened from a path (a file or a directory).
@@ -69,6 +81,29 @@ impl Archive {
         match self {
             Archive::Custom(a) => &a.entries,
             Archive::Directory(a) => &a.entries,
+        }
+    }
+
+    /// How many bytes an entry's data takes in the archive (compressed, as stored), when that
+    /// is known without reading it: the data file's size, or the distance to the next data
+    /// block of a custom archive with offsets. Used to tell big tables from small ones.
+    pub fn stored_size(&self, entry: &TocEntry) -> Option<u64> {
+        match self {
+            Archive::Directory(a) => {
+                let path = a.data_file(entry).ok()??;
+                std::fs::metadata(path).ok().map(|m| m.len())
+            }
+            Archive::Custom(a) => {
+                let start = custom_offset(entry)?;
+                let next = a
+                    .entries
+                    .iter()
+                    .filter_map(custom_offset)
+                    .filter(|&p| p > start)
+                    .min()
+                    .unwrap_or(a.file_len);
+                Some(next - start)
+            }
         }
     }
 

@@ -118,10 +118,22 @@ impl StreamWriter {
         ends.clear();
         self.scanner.scan(buf, &mut ends);
         let mut pos = 0;
+        // Rows that go whole into the open part are counted one by one but handed to the
+        // encoder as one run: a compressor call per 100-byte row costs more than the row.
+        let mut run = 0;
         for &end in &ends {
-            self.complete_row(&buf[pos..end])?;
+            if self.takes_whole(end - pos) {
+                let part = self.current.as_mut().expect("takes_whole needs a part");
+                part.raw_bytes += (end - pos) as u64;
+                part.rows += 1;
+            } else {
+                self.write_run(&buf[run..pos])?;
+                self.complete_row(&buf[pos..end])?;
+                run = end;
+            }
             pos = end;
         }
+        self.write_run(&buf[run..pos])?;
         if pos < buf.len() {
             self.partial_row(&buf[pos..])?;
         }
@@ -153,6 +165,31 @@ impl StreamWriter {
         for p in &self.done {
             let _ = std::fs::remove_file(&p.temp);
         }
+    }
+
+    /// Whether a complete row of `len` bytes, with nothing carried before it, goes into the
+    /// open part without any other bookkeeping.
+    fn takes_whole(&self, len: usize) -> bool {
+        if self.awaiting_header || self.streaming_row || !self.carry.is_empty() {
+            return false;
+        }
+        let Some(p) = &self.current else {
+            return false;
+        };
+        !(self.limits.rows.is_some_and(|n| p.rows >= n)
+            || self
+                .limits
+                .bytes
+                .is_some_and(|b| p.rows > 0 && p.raw_bytes + len as u64 > b))
+    }
+
+    /// Rows already counted by [`takes_whole`](Self::takes_whole), written in one call.
+    fn write_run(&mut self, rows: &[u8]) -> io::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let part = self.current.as_mut().expect("counted rows have a part");
+        part.encoder.write_all(rows)
     }
 
     fn complete_row(&mut self, tail: &[u8]) -> io::Result<()> {
