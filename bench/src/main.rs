@@ -491,20 +491,29 @@ fn restore(rows: u64) -> Result<()> {
         "psql -f",
     )?;
     line("psql -f plain dump", &psql, Some(&peer));
-    for jobs in ["1", "2"] {
+    for args in [
+        &["-j", "1"][..],
+        &["-j", "2"],
+        &["-j", "2", "--split-tables-larger-than", "64M"],
+    ] {
         fresh("ours");
         let s = run_measured(
             {
                 let mut c = std::process::Command::new(&cb);
                 server.apply_env(&mut c);
                 c.current_dir(server.scratch())
-                    .args(["-d", "ours", "-j", jobs])
+                    .args(["-d", "ours"])
+                    .args(args)
                     .arg(&dir);
                 c
             },
             "cbrestore",
         )?;
-        line(&format!("cbrestore -j {jobs} -Fd"), &s, Some(&peer));
+        line(
+            &format!("cbrestore {} -Fd", args.join(" ")),
+            &s,
+            Some(&peer),
+        );
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod progress;
 pub mod report;
 pub mod rows;
 pub mod sink;
+pub mod size;
 
 use std::path::{Path, PathBuf};
 

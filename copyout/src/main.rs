@@ -139,32 +139,8 @@ fn error_chain(e: &anyhow::Error) -> String {
     text
 }
 
-/// `500M`, `2G`, `64k`, `1048576`.
 fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_alphabetic()) {
-        Some((i, _)) => {
-            let unit = t[i..].to_ascii_lowercase();
-            let mult: u64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
-                "" => 1,
-                "k" => 1 << 10,
-                "m" => 1 << 20,
-                "g" => 1 << 30,
-                "t" => 1 << 40,
-                _ => bail!("invalid size {s:?}: use a number with an optional K, M, G or T"),
-            };
-            (&t[..i], mult)
-        }
-        None => (t, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid size {s:?}"))?;
-    if n == 0 {
-        bail!("invalid size {s:?}: must be greater than zero");
-    }
-    Ok(n * mult)
+    copyout::size::parse(s).map_err(anyhow::Error::msg)
 }
 
 fn main() -> ExitCode {

@@ -19,7 +19,8 @@ use serde::Serialize;
 
 use cluster::{quote, ConnParams};
 
-use crate::load::{load_table, LoadError};
+use crate::load::{load_fresh_table, load_table, LoadError};
+use crate::split::{load_split, Board};
 use crate::state::State;
 use crate::RestoreError;
 
@@ -54,6 +55,8 @@ pub struct DumpRestoreOptions {
     pub resume: bool,
     pub state_file: Option<PathBuf>,
     pub analyze: bool,
+    /// With -j: tables stored larger than this are loaded by several workers at once.
+    pub split_larger_than: Option<u64>,
     pub distribution: Distribution,
     /// `-f FILE`: write the SQL instead of running it.
     pub script: Option<PathBuf>,
@@ -429,11 +432,14 @@ pub fn run(
             Runner::Live(Box::new(cluster::connect(&conn)?))
         }
     };
-    let target = match &mut runner {
+    // COPY FREEZE is PostgreSQL's; into Cloudberry the plain COPY runs (its append-optimized
+    // and distributed tables follow rules of their own there).
+    let (target, freeze) = match &mut runner {
         Runner::Live(c) => {
-            cluster::flavor::detect(c, &cluster::mpp::MppCatalog::from_env())?.describe()
+            let server = cluster::flavor::detect(c, &cluster::mpp::MppCatalog::from_env())?;
+            (server.describe(), !server.flavor.is_mpp())
         }
-        Runner::Script(_, p) => format!("script {}", p.display()),
+        Runner::Script(_, p) => (format!("script {}", p.display()), false),
     };
     runner.run(&session).map_err(RestoreError::State)?;
     let table_count = entries
@@ -536,8 +542,13 @@ pub fn run(
                         &archive,
                         e,
                         &state,
-                        o.single_transaction,
-                        !o.data_only,
+                        Loading {
+                            in_transaction: o.single_transaction,
+                            created_here: !o.data_only,
+                            freeze,
+                            board: None,
+                            split_larger_than: None,
+                        },
                         &manifest,
                     ) {
                         Ok(Some(t)) => {
@@ -578,7 +589,7 @@ pub fn run(
             ctx.run_entry(&mut runner, e)?;
         }
     } else {
-        loaded = run_parallel(&mut ctx, &conn, &tables, &post, post_jobs)?;
+        loaded = run_parallel(&mut ctx, &conn, &tables, &post, post_jobs, freeze)?;
     }
     for e in selected.iter().filter(|e| is_acl(&e.desc())) {
         ctx.run_entry(&mut runner, e)?;
@@ -669,8 +680,7 @@ fn load_entry(
     archive: &Archive,
     e: &TocEntry,
     state: &State,
-    in_transaction: bool,
-    created_here: bool,
+    how: Loading<'_>,
     manifest: &crate::verify::Manifest,
 ) -> Result<Option<TableLoaded>, String> {
     let table = table_name(e);
@@ -690,10 +700,35 @@ fn load_entry(
     // A table created by this restore is emptied in the load's own transaction, as pg_restore
     // does in parallel mode: with wal_level=minimal the COPY then writes no WAL, and after a
     // crash (--resume) the reload is exact.
-    let truncate = (state.resuming || created_here).then_some(table.as_str());
-    let r = if in_transaction {
+    let truncate = (state.resuming || how.created_here).then_some(table.as_str());
+    // A big table of this run's own may be shared with idle workers (see split.rs); a resumed
+    // one is reloaded in one stream, emptied in its transaction.
+    let split = match (how.board, how.split_larger_than) {
+        (Some(board), Some(limit))
+            if how.created_here
+                && !state.resuming
+                && is_text_copy(copy.trim())
+                && archive.stored_size(e).is_some_and(|n| n > limit) =>
+        {
+            Some((board, limit))
+        }
+        _ => None,
+    };
+    let r = if how.in_transaction {
         // --single-transaction: the COPY joins the one transaction.
         copy_plain(client, copy.trim(), &mut data)
+    } else if let Some((board, limit)) = split {
+        load_split(
+            client,
+            board,
+            &table,
+            copy.trim(),
+            &mut data,
+            expected,
+            limit,
+        )
+    } else if let (Some(t), true) = (truncate, how.freeze) {
+        load_fresh_table(client, copy.trim(), t, &mut data, expected)
     } else {
         load_table(client, copy.trim(), truncate, &mut data, expected)
     };
@@ -708,6 +743,30 @@ fn load_entry(
         }
         Err(err) => Err(format!("{} ({table}): {err}", entry_label(e))),
     }
+}
+
+/// How the tables of this restore are loaded.
+#[derive(Clone, Copy)]
+struct Loading<'b> {
+    /// `--single-transaction`: COPY inside the one transaction.
+    in_transaction: bool,
+    /// The tables were created by this restore (not `--data-only`).
+    created_here: bool,
+    /// The target takes `COPY ... FREEZE`.
+    freeze: bool,
+    /// With -j: where split loads are offered to idle workers.
+    board: Option<&'b Board>,
+    split_larger_than: Option<u64>,
+}
+
+/// pg_dump's `COPY name (cols) FROM stdin;`: text format, one row per line.
+fn is_text_copy(copy: &str) -> bool {
+    let upper = copy.to_ascii_uppercase();
+    upper.starts_with("COPY ")
+        && upper
+            .trim_end_matches(';')
+            .trim_end()
+            .ends_with("FROM STDIN")
 }
 
 fn copy_plain(
@@ -735,6 +794,7 @@ fn run_parallel(
     tables: &[&TocEntry],
     post: &[&TocEntry],
     jobs: usize,
+    freeze: bool,
 ) -> Result<Vec<TableLoaded>, RestoreError> {
     let mut data_of_table: HashMap<i32, i32> = HashMap::new();
     for d in tables {
@@ -760,6 +820,7 @@ fn run_parallel(
         })
         .collect();
     let loaded = Mutex::new(Vec::new());
+    let board = Board::default();
     let pending = Mutex::new(items.clone());
     let done: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
     let running: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
@@ -830,6 +891,19 @@ fn run_parallel(
                             p.remove(0)
                         }
                         None => {
+                            // Idle: lend this connection to a big table still loading.
+                            if let (Some(load), Runner::Live(client)) =
+                                (board.joinable(), &mut runner)
+                            {
+                                if o.verbose {
+                                    eprintln!(
+                                        "cbrestore: joining the load of {} with another COPY stream",
+                                        load.table()
+                                    );
+                                }
+                                load.help(client);
+                                continue;
+                            }
                             std::thread::sleep(std::time::Duration::from_millis(5));
                             continue;
                         }
@@ -839,8 +913,20 @@ fn run_parallel(
                         let Runner::Live(client) = &mut runner else {
                             unreachable!("parallel phases run live")
                         };
-                        match load_entry(client, archive, e, &state, false, !o.data_only, manifest)
-                        {
+                        match load_entry(
+                            client,
+                            archive,
+                            e,
+                            &state,
+                            Loading {
+                                in_transaction: false,
+                                created_here: !o.data_only,
+                                freeze,
+                                board: Some(&board),
+                                split_larger_than: o.split_larger_than,
+                            },
+                            manifest,
+                        ) {
                             Ok(Some(t)) => {
                                 worker.progress.table_done(&t.table);
                                 loaded.lock().expect("lock").push(t);

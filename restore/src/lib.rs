@@ -5,6 +5,7 @@
 //! - pg_dump/cbdump custom and directory archives ([`dump`], checked by [`verify`]);
 //! - plain SQL scripts ([`plain`]): psql's splitting, pg_restore's filters, resumable;
 //! - the loader they share ([`load`]): one table per transaction, never half loaded, counted;
+//!   with `-j`, a big table's data shared by idle workers ([`split`]), still all or nothing;
 //! - resumable runs ([`state`]), keyed by what the input looked like ([`fingerprint`]).
 
 pub mod dump;
@@ -12,6 +13,7 @@ pub mod fingerprint;
 pub mod gpset;
 pub mod load;
 pub mod plain;
+pub mod split;
 pub mod state;
 pub mod verify;
 

@@ -76,6 +76,12 @@ struct Cli {
     /// Archives: ANALYZE the restored tables at the end
     #[arg(long)]
     analyze: bool,
+    /// Archives, with -j: a table whose data takes more than SIZE in the archive (e.g. 1G) is
+    /// loaded by its worker plus every worker that has nothing else to do, each with its own
+    /// COPY, committed together. Smaller tables are emptied and copied with FREEZE in the
+    /// load's own transaction instead (no hint-bit rewrite, no WAL with wal_level=minimal).
+    #[arg(long = "split-tables-larger-than", value_name = "SIZE", value_parser = parse_size)]
+    split_tables_larger_than: Option<u64>,
     /// Archives: add Cloudberry DISTRIBUTED clauses while restoring (cbdistfix rules)
     #[arg(long)]
     distribute: bool,
@@ -170,6 +176,10 @@ struct Cli {
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     help: Option<bool>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    copyout::size::parse(s)
 }
 
 fn main() -> ExitCode {
@@ -487,6 +497,7 @@ fn restore_archive(cli: &Cli, archive: archive::Archive) -> anyhow::Result<ExitC
         resume: cli.resume,
         state_file: cli.state_file.clone(),
         analyze: cli.analyze,
+        split_larger_than: cli.split_tables_larger_than,
         distribution: distribution_of(cli),
         script: cli.file.clone(),
         verbose: cli.verbose,

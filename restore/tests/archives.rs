@@ -434,3 +434,93 @@ fn plain_dumps_run_like_psql() {
     let text = std::fs::read_to_string(&dist).unwrap();
     assert!(text.contains("DISTRIBUTED REPLICATED") && text.contains("DISTRIBUTED BY (id)"));
 }
+
+/// `--split-tables-larger-than`: a big table's data is shared by idle workers (each its own
+/// COPY), the result equals the source; a bad row in one stream leaves the table empty.
+#[test]
+fn split_loads_share_a_big_table_all_or_nothing() {
+    let server = source();
+    server.psql(
+        "src",
+        "CREATE TABLE public.big (id bigint PRIMARY KEY, k text, note text);
+         INSERT INTO public.big SELECT g, md5(g::text), CASE WHEN g % 7 = 0 THEN E'a\\tb\\nc\\\\' END
+           FROM generate_series(1, 300000) g;",
+    );
+    let want_data = fingerprints(&server, "src");
+    let want_schema = schema_of(&server, "src");
+    for format in ["d", "c"] {
+        let archive = dump(&server, format, &format!("split.{format}"));
+        let db = format!("split_{format}");
+        server.create_db(&db);
+        let out = cbrestore(
+            &server,
+            &db,
+            &[
+                "-j",
+                "3",
+                "-v",
+                "--split-tables-larger-than",
+                "1k",
+                archive.to_str().unwrap(),
+            ],
+        );
+        ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("joining the load of"),
+            "no helper joined: {err}"
+        );
+        assert_eq!(fingerprints(&server, &db), want_data, "format {format}");
+        assert_eq!(schema_of(&server, &db), want_schema, "format {format}");
+    }
+
+    // A row the server rejects near the end of big's data: whichever stream gets it, every
+    // stream rolls back.
+    let dir = dump(&server, "d", "splitbad.d");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".dat.gz"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&file).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    // At a line start: md5('200030') itself ends in 299999.
+    let bad = text.replacen("\n299999\t", "\nnot-a-number\t", 1);
+    assert_ne!(bad, text);
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(&file).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut e, bad.as_bytes()).unwrap();
+    e.finish().unwrap();
+    server.create_db("splitbad");
+    let out = cbrestore(
+        &server,
+        "splitbad",
+        &[
+            "-j",
+            "3",
+            "-v",
+            "--split-tables-larger-than",
+            "1k",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("public.big") && err.contains("not-a-number"),
+        "{err}"
+    );
+    let n: i64 = server
+        .client("splitbad")
+        .query_one("SELECT count(*) FROM public.big", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "never half loaded");
+}
