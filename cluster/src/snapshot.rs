@@ -72,11 +72,27 @@ impl SnapshotLeader {
 /// Makes `client` see the leader's snapshot.
 pub fn import(client: &mut Client, snapshot_id: &str) -> Result<(), ClusterError> {
     client
-        .batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
-            quote::literal(snapshot_id)
-        ))
+        .batch_execute(&import_sql(snapshot_id))
         .map_err(ClusterError::query(format!(
             "importing snapshot {snapshot_id}"
         )))
+}
+
+/// [`import`] for a [`CopySession`](crate::copy_stream::CopySession).
+pub fn import_into(
+    session: &mut crate::copy_stream::CopySession,
+    snapshot_id: &str,
+) -> Result<(), ClusterError> {
+    session
+        .batch_execute(&import_sql(snapshot_id))
+        .map_err(ClusterError::query(format!(
+            "importing snapshot {snapshot_id}"
+        )))
+}
+
+fn import_sql(snapshot_id: &str) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT {}",
+        quote::literal(snapshot_id)
+    )
 }

@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use cluster::copy_stream::CopySession;
 use cluster::{connect, ClusterError, ConnParams, ConnectionArgs};
 use testkit::TestServer;
 
@@ -293,6 +294,80 @@ fn tls_modes_follow_libpq() {
     // Unix sockets never use TLS, whatever sslmode says.
     let sock = server.socket_dir().display().to_string();
     assert_eq!(ssl_in_use(&sock, "require", None), Ok(false));
+
+    // CopySession takes the same decisions: TLS when verified, refused when not.
+    let session_ssl = |host: &str, mode: &str, root: Option<&str>| -> Result<String, String> {
+        let mut kv =
+            format!("host={host} port={port} user=postgres dbname=postgres sslmode={mode}");
+        if let Some(r) = root {
+            kv.push_str(&format!(" sslrootcert={r}"));
+        }
+        let params = ConnParams::resolve_with_env(&args(Some(&kv)), "t", &env).unwrap();
+        let mut s = CopySession::connect(&params).map_err(|e| e.to_string())?;
+        let mut out = s
+            .copy_out("COPY (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) TO STDOUT")
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let n = out.fill(&mut buf).unwrap();
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    assert_eq!(
+        session_ssl("localhost", "verify-full", Some(ca)),
+        Ok("t\n".into())
+    );
+    assert_eq!(session_ssl("127.0.0.1", "disable", None), Ok("f\n".into()));
+    assert!(session_ssl("localhost", "verify-ca", Some(other)).is_err());
+}
+
+/// CopySession's buffers hold exactly the bytes the synchronous driver reads, across message
+/// boundaries and small buffers; a server error mid-stream comes out as the server's message.
+#[test]
+fn copy_session_streams_like_the_driver() {
+    let server = TestServer::start();
+    let env = env_for(&server, &[]);
+    let params = ConnParams::resolve_with_env(&args(Some("postgres")), "t", &env).unwrap();
+    let sql = "COPY (SELECT g, repeat(chr(65 + g % 26), g % 300), E'tab\\there' FROM generate_series(1, 20000) g) TO STDOUT";
+    let mut want = Vec::new();
+    let mut c = connect(&params).unwrap();
+    std::io::Read::read_to_end(&mut c.copy_out(sql).unwrap(), &mut want).unwrap();
+    let mut s = CopySession::connect(&params).unwrap();
+    for size in [7usize, 4096, 1 << 20] {
+        let mut got = Vec::new();
+        let mut out = s.copy_out(sql).unwrap();
+        let mut buf = vec![0u8; size];
+        loop {
+            let n = out.fill(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(out.fill(&mut buf).unwrap(), 0, "stays at the end");
+        drop(out);
+        assert_eq!(got, want, "buffer of {size}");
+    }
+    let mut out = s
+        .copy_out("COPY (SELECT 1 / (g - 15000) FROM generate_series(1, 20000) g) TO STDOUT")
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let err = loop {
+        match out.fill(&mut buf) {
+            Ok(0) => panic!("the error must surface"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    let pg = err
+        .get_ref()
+        .and_then(|i| i.downcast_ref::<postgres::Error>())
+        .expect("the driver's error inside");
+    assert!(
+        cluster::error::server_message(pg).contains("division by zero"),
+        "{err}"
+    );
+    drop(out);
+    // The session is usable after the error.
+    s.batch_execute("SELECT 1").unwrap();
 }
 
 #[test]
