@@ -5,13 +5,14 @@
 //! chunks of one table concatenated in order). Any error or interrupt removes every temporary
 //! file, so a failed run leaves nothing that looks like a finished export.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::catalog::{self, Relation, Selection};
+use cluster::copy_stream::{Canceller, CopySession};
 use cluster::mpp::MppCatalog;
 use cluster::snapshot::{self, SnapshotLeader};
 use cluster::{flavor, ClusterError, ConnParams, ServerInfo};
@@ -88,7 +89,7 @@ struct Shared {
     abort: Arc<AtomicBool>,
     bytes: AtomicU64,
     rows: AtomicU64,
-    cancel: Mutex<Vec<postgres::CancelToken>>,
+    cancel: Mutex<Vec<Canceller>>,
     temps: Mutex<Vec<PathBuf>>,
 }
 
@@ -529,9 +530,9 @@ fn connect_worker(
     conn: &ConnParams,
     snapshot_id: &str,
     shared: &Shared,
-) -> Result<postgres::Client, ExportError> {
-    let mut client = cluster::connect(conn)?;
-    snapshot::import(&mut client, snapshot_id)?;
+) -> Result<CopySession, ExportError> {
+    let mut client = CopySession::connect(conn)?;
+    snapshot::import_into(&mut client, snapshot_id)?;
     shared
         .cancel
         .lock()
@@ -542,7 +543,7 @@ fn connect_worker(
 
 fn cancel_all(shared: &Shared, conn: &ConnParams) {
     for token in shared.cancel.lock().expect("cancel lock").iter() {
-        cluster::connect::cancel(token, conn);
+        token.cancel(conn);
     }
 }
 
@@ -550,7 +551,7 @@ fn cancel_all(shared: &Shared, conn: &ConnParams) {
 /// writing (the compressor) run on two threads joined by a small bounded queue of buffers, so
 /// one worker keeps two cores busy, as `psql | gzip` does.
 fn copy_into(
-    client: &mut postgres::Client,
+    client: &mut CopySession,
     sql: &str,
     mut writer: StreamWriter,
     shared: &Shared,
@@ -558,11 +559,9 @@ fn copy_into(
     pipelined: bool,
 ) -> Result<Vec<PartFile>, ExportError> {
     let result = (|| -> Result<(), ExportError> {
-        let mut reader = Filler::new(
-            client
-                .copy_out(sql)
-                .map_err(|e| ExportError::copy(label, &e))?,
-        );
+        let mut reader = client
+            .copy_out(sql)
+            .map_err(|e| ExportError::copy(label, &e))?;
         let mut consume = |buf: &[u8]| -> Result<(), ExportError> {
             writer
                 .write(buf)
@@ -647,34 +646,6 @@ fn copy_into(
     }
 }
 
-/// Reads until `buf` is full or the stream ends. The driver hands out one COPY message (one
-/// row) per read; batching them keeps per-buffer work (row scanning, compression calls,
-/// counters) off the per-row path. The driver must not be read again after it reported the
-/// end, so the end is remembered.
-struct Filler<R> {
-    inner: R,
-    done: bool,
-}
-
-impl<R: Read> Filler<R> {
-    fn new(inner: R) -> Self {
-        Filler { inner, done: false }
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() && !self.done {
-            match self.inner.read(&mut buf[n..]) {
-                Ok(0) => self.done = true,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// `-o -`: one table or query, streamed straight to stdout (no temporary file, no chunks: a
 /// pipe's reader gets the first bytes at once).
 fn export_to_stdout(
@@ -697,11 +668,9 @@ fn export_to_stdout(
     let mut ends = Vec::new();
     let mut rows = 0u64;
     let mut raw = 0u64;
-    let mut reader = Filler::new(
-        client
-            .copy_out(&sql)
-            .map_err(|e| ExportError::copy(&label, &e))?,
-    );
+    let mut reader = client
+        .copy_out(&sql)
+        .map_err(|e| ExportError::copy(&label, &e))?;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         if shared.abort.load(Ordering::Relaxed) {

@@ -274,28 +274,13 @@ fn build(
             leader.id()
         );
     }
-    let out = cmd
-        .output()
-        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dump.path.display())))?;
-    if !out.status.success() {
-        return Err(DumpError::PgDump(format!(
-            "{} failed: {}",
-            pg_dump.path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let schema = DirectoryArchive::open(&schema_dir)?;
-    if matches!(compression, Compression::Zstd(_)) && schema.header.minor < 15 {
+    if matches!(compression, Compression::Zstd(_)) && pg_dump.major < 16 {
         return Err(DumpError::Usage(format!(
-            "zstd needs archive format 1.15 (pg_dump 16 or newer); {} writes {}.{}: use -Z gzip",
-            pg_dump.version, schema.header.major, schema.header.minor
+            "zstd needs archive format 1.15 (pg_dump 16 or newer); {} writes an older one: use -Z gzip",
+            pg_dump.version
         )));
     }
 
-    // Our TABLE DATA entries, numbered after pg_dump's.
-    let mut next_id = schema.entries.iter().map(|e| e.dump_id).max().unwrap_or(0) + 1;
-    let mut tasks = Vec::new();
-    let mut new_entries = Vec::new();
     let jobs = o.jobs.max(1);
     let policy = ChunkPolicy {
         workers: jobs,
@@ -310,8 +295,12 @@ fn build(
     } else {
         HashMap::new()
     };
+    let fks = if o.data_only {
+        tables::foreign_keys(leader.client())?
+    } else {
+        Vec::new()
+    };
     let relations = if o.data_only {
-        let fks = tables::foreign_keys(leader.client())?;
         let (ordered, cyclic) = tables::referenced_first(relations, |r| r.oid, &fks);
         if !cyclic.is_empty() {
             eprintln!(
@@ -323,25 +312,143 @@ fn build(
     } else {
         relations
     };
-    let mut data_id_of: HashMap<u32, i32> = HashMap::new();
-    for rel in relations {
-        let table = schema
-            .entries
-            .iter()
-            .find(|e| e.desc() == "TABLE" && e.namespace() == rel.schema && e.tag() == rel.name);
-        if table.is_none() && !o.data_only {
-            continue; // pg_dump's own filters left it out
-        }
+    // What each table's COPY reads, from the catalog: known before pg_dump has written
+    // anything, so the data is dumped while pg_dump dumps the schema, both on the one
+    // snapshot. Files get their dump ids once pg_dump's TOC is there.
+    let mut tasks = Vec::new();
+    for (i, rel) in relations.into_iter().enumerate() {
         let columns: Vec<String> = catalog::columns(leader.client(), rel.oid)?
             .into_iter()
             .filter(|c| !c.generated)
             .map(|c| c.name)
             .collect();
         let target = tables::CopyTarget::read(leader.client(), &rel.schema, &rel.name, &columns)?;
+        tasks.push(TableTask {
+            chunks: chunks_for(&rel, &policy),
+            relation: rel,
+            target,
+            file_name: format!("t{i}.dat{}", compression.extension()),
+        });
+    }
+    let session_sql = Session::of(leader.client(), server.version_num)?.statements();
+    let data_dir = work.join("data");
+    std::fs::create_dir(&data_dir).map_err(|e| DumpError::io(&data_dir, e))?;
+
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dump.path.display())))?;
+    let stderr = child.stderr.take();
+    let pg_dump_stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut e) = stderr {
+            let _ = std::io::Read::read_to_string(&mut e, &mut text);
+        }
+        text
+    });
+
+    // The data itself.
+    let encoding = match (o.format, compression) {
+        (Format::Directory, c) => Encoding::Members(c),
+        (_, Compression::Gzip(l)) => Encoding::Zlib(l),
+        (_, Compression::Zstd(l)) => Encoding::ZstdFrame(l),
+        (_, c) => Encoding::Members(c),
+    };
+    let counters = Counters::default();
+    // Tables done, rows, bytes and throughput on stderr when it is a terminal.
+    let progress = copyout::progress::Progress::new(tasks.len(), false);
+    let finished = AtomicBool::new(false);
+    let written = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut shown = 0;
+            while !finished.load(Ordering::Relaxed) {
+                let done = counters.tables_done.load(Ordering::Relaxed);
+                while shown < done {
+                    progress.table_done("");
+                    shown += 1;
+                }
+                progress.update(
+                    counters.bytes.load(Ordering::Relaxed),
+                    counters.rows.load(Ordering::Relaxed),
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        let r = data::export(
+            &o.conn,
+            leader.id(),
+            &session_sql,
+            &tasks,
+            &data_dir,
+            encoding,
+            jobs,
+            abort,
+            &counters,
+        );
+        finished.store(true, Ordering::Relaxed);
+        r
+    });
+    progress.finish();
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = pg_dump_stderr.join();
+            return Err(e);
+        }
+    };
+    let status = child
+        .wait()
+        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dump.path.display())))?;
+    let stderr_text = pg_dump_stderr.join().unwrap_or_default();
+    if abort.load(Ordering::SeqCst) {
+        return Err(DumpError::Interrupted);
+    }
+    if !status.success() {
+        return Err(DumpError::PgDump(format!(
+            "{} failed: {}",
+            pg_dump.path.display(),
+            stderr_text.trim()
+        )));
+    }
+    let schema = DirectoryArchive::open(&schema_dir)?;
+
+    // Our TABLE DATA entries, numbered after pg_dump's; each data file renamed to its id.
+    let mut next_id = schema.entries.iter().map(|e| e.dump_id).max().unwrap_or(0) + 1;
+    let mut by_index: HashMap<usize, data::TableData> =
+        written.into_iter().map(|d| (d.index, d)).collect();
+    let mut kept = Vec::new();
+    let mut new_entries = Vec::new();
+    let mut written = Vec::new();
+    let mut data_id_of: HashMap<u32, i32> = HashMap::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let Some(mut d) = by_index.remove(&i) else {
+            continue;
+        };
+        let rel = &task.relation;
+        let table = schema
+            .entries
+            .iter()
+            .find(|e| e.desc() == "TABLE" && e.namespace() == rel.schema && e.tag() == rel.name);
+        if table.is_none() && !o.data_only {
+            // pg_dump's own filters left it out.
+            let _ = std::fs::remove_file(&d.path);
+            continue;
+        }
         let id = next_id;
         next_id += 1;
         data_id_of.insert(rel.oid, id);
         let file_name = format!("{id}.dat{}", compression.extension());
+        let dest = match o.format {
+            Format::Directory => schema_dir.join(&file_name),
+            _ => data_dir.join(&file_name),
+        };
+        std::fs::rename(&d.path, &dest).map_err(|e| DumpError::io(&dest, e))?;
+        d.path = dest;
+        d.index = kept.len();
         let (tag, namespace, owner, relkind, deps) = match table {
             Some(t) => (
                 t.tag.clone(),
@@ -372,7 +479,7 @@ fn build(
             section: SECTION_DATA as i64,
             defn: Some(Vec::new()),
             drop_stmt: Some(Vec::new()),
-            copy_stmt: Some(target.copy_from_stdin().into_bytes()),
+            copy_stmt: Some(task.target.copy_from_stdin().into_bytes()),
             namespace,
             tablespace: None,
             tableam: None,
@@ -382,15 +489,11 @@ fn build(
             deps,
             extra: Extra::File(Some(format!("{id}.dat").into_bytes())),
         });
-        tasks.push(TableTask {
-            chunks: chunks_for(&rel, &policy),
-            relation: rel,
-            target,
-            file_name,
-        });
+        written.push(d);
+        kept.push(TableTask { file_name, ..task });
     }
+    let tasks = kept;
     if o.data_only {
-        let fks = tables::foreign_keys(leader.client())?;
         for (entry, task) in new_entries.iter_mut().zip(&tasks) {
             for (from, to) in &fks {
                 if *from == task.relation.oid {
@@ -401,7 +504,6 @@ fn build(
             }
         }
     }
-    let session_sql = Session::of(leader.client(), server.version_num)?.statements();
 
     // --distribute: the schema's statements rewritten for Cloudberry while dumping.
     let mut entries = schema.entries.clone();
@@ -439,57 +541,6 @@ fn build(
         changed = n;
     }
     let toc = place_data_entries(&entries, &new_entries, o.data_only);
-
-    // The data itself.
-    let encoding = match (o.format, compression) {
-        (Format::Directory, c) => Encoding::Members(c),
-        (_, Compression::Gzip(l)) => Encoding::Zlib(l),
-        (_, Compression::Zstd(l)) => Encoding::ZstdFrame(l),
-        (_, c) => Encoding::Members(c),
-    };
-    let data_dir = match o.format {
-        Format::Directory => schema_dir.clone(),
-        _ => work.to_path_buf(),
-    };
-    let counters = Counters::default();
-    // Tables done, rows, bytes and throughput on stderr when it is a terminal.
-    let progress = copyout::progress::Progress::new(tasks.len(), false);
-    let finished = AtomicBool::new(false);
-    let written = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut shown = 0;
-            while !finished.load(Ordering::Relaxed) {
-                let done = counters.tables_done.load(Ordering::Relaxed);
-                while shown < done {
-                    progress.table_done("");
-                    shown += 1;
-                }
-                progress.update(
-                    counters.bytes.load(Ordering::Relaxed),
-                    counters.rows.load(Ordering::Relaxed),
-                );
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-        });
-        let r = data::export(
-            &o.conn,
-            leader.id(),
-            &session_sql,
-            &tasks,
-            &data_dir,
-            encoding,
-            jobs,
-            abort,
-            &counters,
-        );
-        finished.store(true, Ordering::Relaxed);
-        r
-    });
-    progress.finish();
-    let written = written?;
-    if abort.load(Ordering::SeqCst) {
-        return Err(DumpError::Interrupted);
-    }
     let tables: Vec<TableReport> = written
         .iter()
         .map(|d| TableReport {

@@ -9,15 +9,17 @@
 //! - custom archives without compression or with zstd, and the archive behind a plain script:
 //!   chunks as raw text or zstd frames joined in order, then the terminator.
 //!
-//! Every worker reads its COPY stream and compresses on two threads.
+//! Every worker reads its COPY stream and compresses on two threads; finished chunks are
+//! appended to their table's file in order by whichever worker completes the next in line.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use archive::Compression;
 use cluster::catalog::Relation;
+use cluster::copy_stream::{Canceller, CopyOut, CopySession};
 use cluster::{snapshot, ConnParams};
 use copyout::plan::Chunk;
 use copyout::rows::{RowScanner, RowSyntax};
@@ -124,21 +126,27 @@ pub fn export(
     // Biggest tables first.
     units.sort_by_key(|(t, c)| (std::cmp::Reverse(tasks[*t].relation.pages), *t, *c));
     let queue = Mutex::new(units.into_iter().rev().collect::<Vec<_>>());
-    let parts: Mutex<Vec<Vec<Option<Piece>>>> = Mutex::new(
-        tasks
-            .iter()
-            .map(|t| vec![None; t.chunks.len().max(1)])
-            .collect(),
-    );
+    // Each table's file grows in chunk order as chunks finish, on the worker that finished
+    // the next one in line: only the last chunk of the last table is joined after the COPYs.
+    let joins: Vec<Mutex<Join>> = tasks
+        .iter()
+        .map(|t| {
+            Mutex::new(Join {
+                units: encoding.units(t),
+                ..Join::default()
+            })
+        })
+        .collect();
+    let finished: Mutex<Vec<TableData>> = Mutex::new(Vec::new());
     let first_error: Mutex<Option<DumpError>> = Mutex::new(None);
-    let cancel: Mutex<Vec<postgres::CancelToken>> = Mutex::new(Vec::new());
+    let cancel: Mutex<Vec<Canceller>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
-                let mut client = match cluster::connect(conn).and_then(|mut c| {
+                let mut client = match CopySession::connect(conn).and_then(|mut c| {
                     c.batch_execute(session_sql)
                         .map_err(cluster::ClusterError::query("setting up the session"))?;
-                    snapshot::import(&mut c, snapshot_id).map(|_| c)
+                    snapshot::import_into(&mut c, snapshot_id).map(|_| c)
                 }) {
                     Ok(c) => c,
                     Err(e) => {
@@ -161,14 +169,23 @@ pub fn export(
                         _ => &task.chunks[c],
                     };
                     let temp = dir.join(format!(".{}.{c}.part", task.file_name));
-                    let r = dump_unit(&mut client, task, chunk, &temp, encoding, counters, abort);
+                    let r = dump_unit(&mut client, task, chunk, &temp, encoding, counters, abort)
+                        .and_then(|piece| {
+                            let mut join = joins[t].lock().expect("lock");
+                            if let Some(mut data) = join.add(c, piece, dir, task, encoding)? {
+                                data.index = t;
+                                finished.lock().expect("lock").push(data);
+                                counters.tables_done.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(())
+                        });
                     match r {
-                        Ok(part) => parts.lock().expect("lock")[t][c] = Some(part),
+                        Ok(()) => {}
                         Err(e) => {
                             first_error.lock().expect("lock").get_or_insert(e);
                             abort.store(true, Ordering::SeqCst);
                             for tok in cancel.lock().expect("lock").iter() {
-                                cluster::connect::cancel(tok, conn);
+                                tok.cancel(conn);
                             }
                             return;
                         }
@@ -177,46 +194,18 @@ pub fn export(
             });
         }
     });
-    let all_parts = parts.into_inner().expect("lock");
-    if let Some(e) = first_error.into_inner().expect("lock") {
-        remove_parts(&all_parts);
-        return Err(e);
+    let mut out = finished.into_inner().expect("lock");
+    let failed = first_error.into_inner().expect("lock");
+    if failed.is_some() || abort.load(Ordering::SeqCst) {
+        for j in joins {
+            j.into_inner().expect("lock").discard();
+        }
+        for d in &out {
+            let _ = std::fs::remove_file(&d.path);
+        }
+        return Err(failed.unwrap_or(DumpError::Interrupted));
     }
-    if abort.load(Ordering::SeqCst) {
-        remove_parts(&all_parts);
-        return Err(DumpError::Interrupted);
-    }
-    // Join chunks in order and add the terminator.
-    let mut out = Vec::new();
-    for (t, (task, pieces)) in tasks.iter().zip(all_parts).enumerate() {
-        let pieces: Vec<Piece> = pieces.into_iter().flatten().collect();
-        let path = dir.join(&task.file_name);
-        let merged = match encoding {
-            Encoding::Members(c) => join_members(dir, task, pieces, c)?,
-            Encoding::Zlib(level) => join_zlib(dir, task, &pieces, level)?,
-            Encoding::ZstdFrame(_) => {
-                let Some(p) = pieces.into_iter().next() else {
-                    return Err(DumpError::Data(task.relation.display(), "no data".into()));
-                };
-                let (sha256, file_bytes) = hash_file(&p.file.temp)?;
-                PartFile {
-                    sha256,
-                    file_bytes,
-                    ..p.file
-                }
-            }
-        };
-        std::fs::rename(&merged.temp, &path).map_err(|e| DumpError::io(&path, e))?;
-        out.push(TableData {
-            index: t,
-            path,
-            rows: merged.rows,
-            raw_bytes: merged.raw_bytes,
-            file_bytes: merged.file_bytes,
-            sha256: merged.sha256,
-        });
-        counters.tables_done.fetch_add(1, Ordering::Relaxed);
-    }
+    out.sort_by_key(|d| d.index);
     Ok(out)
 }
 
@@ -227,84 +216,127 @@ struct Piece {
     adler: u32,
 }
 
-/// Members (or frames, or raw text) in chunk order, then one holding the terminator.
-fn join_members(
-    dir: &Path,
-    task: &TableTask,
-    pieces: Vec<Piece>,
-    c: Compression,
-) -> Result<PartFile, DumpError> {
-    let mut parts: Vec<PartFile> = pieces.into_iter().map(|p| p.file).collect();
-    let term = dir.join(format!(".{}.term.part", task.file_name));
-    let mut enc = c
-        .encoder(std::fs::File::create(&term).map_err(|e| DumpError::io(&term, e))?)
-        .map_err(|e| DumpError::io(&term, e))?;
-    enc.write_all(TERMINATOR)
-        .map_err(|e| DumpError::io(&term, e))?;
-    enc.finish().map_err(|e| DumpError::io(&term, e))?;
-    let len = std::fs::metadata(&term)
-        .map_err(|e| DumpError::io(&term, e))?
-        .len();
-    parts.push(PartFile {
-        temp: term,
-        rows: 0,
-        raw_bytes: TERMINATOR.len() as u64,
-        file_bytes: len,
-        sha256: [0; 32],
-    });
-    // concatenate hashes the joined file.
-    copyout::export::concatenate(&parts, false)
-        .map_err(|e| DumpError::Data(task.relation.display(), e.to_string()))
+/// One table's data file as its chunks arrive, appended strictly in chunk order.
+#[derive(Default)]
+struct Join {
+    units: usize,
+    next: usize,
+    waiting: std::collections::BTreeMap<usize, Piece>,
+    out: Option<(PathBuf, HashingWriter<std::io::BufWriter<std::fs::File>>)>,
+    rows: u64,
+    raw_bytes: u64,
+    adler: u32,
 }
 
-/// The zlib header, the pieces, the terminator in the final block, the combined Adler-32.
-fn join_zlib(
-    dir: &Path,
-    task: &TableTask,
-    pieces: &[Piece],
-    level: u32,
-) -> Result<PartFile, DumpError> {
-    let temp = dir.join(format!(".{}.joined.part", task.file_name));
-    let run = || -> std::io::Result<([u8; 32], u64)> {
-        let file = std::fs::File::create(&temp)?;
-        let mut out = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-        out.write_all(&zlibjoin::zlib_header(level))?;
-        let mut adler = 1u32;
-        for p in pieces {
-            std::io::copy(&mut std::fs::File::open(&p.file.temp)?, &mut out)?;
-            adler = zlibjoin::adler32_combine(adler, p.adler, p.file.raw_bytes);
+impl Join {
+    /// Takes chunk `c`; appends every chunk now in line; returns the table's file once the
+    /// last one is in.
+    fn add(
+        &mut self,
+        c: usize,
+        piece: Piece,
+        dir: &Path,
+        task: &TableTask,
+        encoding: Encoding,
+    ) -> Result<Option<TableData>, DumpError> {
+        self.waiting.insert(c, piece);
+        if let Encoding::ZstdFrame(_) = encoding {
+            // One frame, terminator included: the piece is the file.
+            let p = self.waiting.remove(&c).expect("just inserted");
+            let (sha256, file_bytes) = hash_file(&p.file.temp)?;
+            let path = dir.join(&task.file_name);
+            rename(&p.file.temp, &path)?;
+            return Ok(Some(TableData {
+                index: 0,
+                path,
+                rows: p.file.rows,
+                raw_bytes: p.file.raw_bytes,
+                file_bytes,
+                sha256,
+            }));
         }
-        let last = zlibjoin::PieceWriter::new(&mut out, level);
-        let mut last = last;
-        last.write_all(TERMINATOR)?;
-        let (_, a, n) = last.finish(true)?;
-        adler = zlibjoin::adler32_combine(adler, a, n);
-        out.write_all(&adler.to_be_bytes())?;
-        let (w, sha, bytes) = out.finish();
-        w.into_inner().map_err(|e| e.into_error())?;
-        Ok((sha, bytes))
-    };
-    let result = run();
-    for p in pieces {
-        let _ = std::fs::remove_file(&p.file.temp);
+        while let Some(p) = self.waiting.remove(&self.next) {
+            self.append(p, dir, task, encoding)?;
+            self.next += 1;
+        }
+        if self.next < self.units {
+            return Ok(None);
+        }
+        let (temp, mut w) = self.out.take().expect("at least one chunk");
+        let io = |e: std::io::Error| DumpError::io(&temp, e);
+        match encoding {
+            Encoding::Members(c) => {
+                let mut enc = c.encoder(&mut w).map_err(io)?;
+                enc.write_all(TERMINATOR).map_err(io)?;
+                enc.finish().map_err(io)?;
+            }
+            Encoding::Zlib(level) => {
+                let mut last = zlibjoin::PieceWriter::new(&mut w, level);
+                last.write_all(TERMINATOR).map_err(io)?;
+                let (_, a, n) = last.finish(true).map_err(io)?;
+                let adler = zlibjoin::adler32_combine(self.adler, a, n);
+                w.write_all(&adler.to_be_bytes()).map_err(io)?;
+            }
+            Encoding::ZstdFrame(_) => unreachable!("handled above"),
+        }
+        let (buffered, sha256, file_bytes) = w.finish();
+        buffered.into_inner().map_err(|e| io(e.into_error()))?;
+        let path = dir.join(&task.file_name);
+        rename(&temp, &path)?;
+        Ok(Some(TableData {
+            index: 0,
+            path,
+            rows: self.rows,
+            raw_bytes: self.raw_bytes + TERMINATOR.len() as u64,
+            file_bytes,
+            sha256,
+        }))
     }
-    let (sha256, file_bytes) = result.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        DumpError::io(&temp, e)
-    })?;
-    Ok(PartFile {
-        temp,
-        rows: pieces.iter().map(|p| p.file.rows).sum(),
-        raw_bytes: pieces.iter().map(|p| p.file.raw_bytes).sum::<u64>() + TERMINATOR.len() as u64,
-        file_bytes,
-        sha256,
-    })
+
+    fn append(
+        &mut self,
+        p: Piece,
+        dir: &Path,
+        task: &TableTask,
+        encoding: Encoding,
+    ) -> Result<(), DumpError> {
+        if self.out.is_none() {
+            let temp = dir.join(format!(".{}.joined.part", task.file_name));
+            let file = std::fs::File::create(&temp).map_err(|e| DumpError::io(&temp, e))?;
+            let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+            if let Encoding::Zlib(level) = encoding {
+                w.write_all(&zlibjoin::zlib_header(level))
+                    .map_err(|e| DumpError::io(&temp, e))?;
+                self.adler = 1;
+            }
+            self.out = Some((temp, w));
+        }
+        let (temp, w) = self.out.as_mut().expect("opened above");
+        let mut f =
+            std::fs::File::open(&p.file.temp).map_err(|e| DumpError::io(&p.file.temp, e))?;
+        std::io::copy(&mut f, w).map_err(|e| DumpError::io(temp, e))?;
+        let _ = std::fs::remove_file(&p.file.temp);
+        if let Encoding::Zlib(_) = encoding {
+            self.adler = zlibjoin::adler32_combine(self.adler, p.adler, p.file.raw_bytes);
+        }
+        self.rows += p.file.rows;
+        self.raw_bytes += p.file.raw_bytes;
+        Ok(())
+    }
+
+    /// Removes everything this table wrote so far (after a failure elsewhere).
+    fn discard(self) {
+        for p in self.waiting.values() {
+            let _ = std::fs::remove_file(&p.file.temp);
+        }
+        if let Some((temp, _)) = self.out {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
 }
 
-fn remove_parts(parts: &[Vec<Option<Piece>>]) {
-    for p in parts.iter().flatten().flatten() {
-        let _ = std::fs::remove_file(&p.file.temp);
-    }
+fn rename(from: &Path, to: &Path) -> Result<(), DumpError> {
+    std::fs::rename(from, to).map_err(|e| DumpError::io(to, e))
 }
 
 fn hash_file(path: &Path) -> Result<([u8; 32], u64), DumpError> {
@@ -317,7 +349,7 @@ fn hash_file(path: &Path) -> Result<([u8; 32], u64), DumpError> {
 
 /// One COPY into one temporary file.
 fn dump_unit(
-    client: &mut postgres::Client,
+    client: &mut CopySession,
     task: &TableTask,
     chunk: &Chunk,
     temp: &Path,
@@ -459,8 +491,8 @@ fn dump_unit(
 /// Reads the COPY stream on a second thread while `consume` (compression) runs on this one,
 /// through a bounded queue of four 256 KiB buffers: one worker keeps two cores busy, and memory
 /// stays at a megabyte per worker.
-fn pump<R: Read + Send>(
-    reader: &mut R,
+fn pump(
+    reader: &mut CopyOut<'_>,
     abort: &AtomicBool,
     stream_err: &(dyn Fn(std::io::Error) -> DumpError + Sync),
     mut consume: impl FnMut(&[u8]) -> Result<(), DumpError>,
@@ -472,12 +504,11 @@ fn pump<R: Read + Send>(
     }
     std::thread::scope(|scope| {
         let reading = scope.spawn(move || -> Result<(), DumpError> {
-            let mut done = false;
             for mut buf in empty_rx.iter() {
                 if abort.load(Ordering::Relaxed) {
                     return Err(DumpError::Interrupted);
                 }
-                let n = fill(reader, &mut buf, &mut done).map_err(stream_err)?;
+                let n = reader.fill(&mut buf).map_err(stream_err)?;
                 if n == 0 {
                     return Ok(());
                 }
@@ -500,19 +531,4 @@ fn pump<R: Read + Send>(
         let read = reading.join().expect("COPY reader thread");
         written.and(read)
     })
-}
-
-/// Reads until `buf` is full or the stream ends (the driver returns one row per read); `done`
-/// remembers the end, because the driver must not be read again after it.
-fn fill(reader: &mut impl Read, buf: &mut [u8], done: &mut bool) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() && !*done {
-        match reader.read(&mut buf[n..]) {
-            Ok(0) => *done = true,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

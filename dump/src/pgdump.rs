@@ -43,6 +43,12 @@ impl PgDump {
                         .collect();
                     v.sort();
                     v.reverse();
+                    // Debian's /usr/bin/pg_dump is postgresql-common's Perl wrapper, which runs
+                    // the newest of these anyway: calling it directly saves two Perl start-ups
+                    // (about 0.1 s) per dump.
+                    if !v.is_empty() {
+                        candidates.retain(|c| !is_debian_wrapper(c));
+                    }
                     candidates.extend(v);
                 }
             }
@@ -88,6 +94,12 @@ impl PgDump {
             )
         }))
     }
+}
+
+fn is_debian_wrapper(p: &Path) -> bool {
+    std::fs::canonicalize(p)
+        .map(|real| real.file_name().is_some_and(|n| n == "pg_wrapper"))
+        .unwrap_or(false)
 }
 
 fn parse_major(version_line: &str) -> Option<u32> {
