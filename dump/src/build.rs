@@ -334,20 +334,26 @@ fn build(
     let data_dir = work.join("data");
     std::fs::create_dir(&data_dir).map_err(|e| DumpError::io(&data_dir, e))?;
 
-    let mut child = cmd
+    let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dump.path.display())))?;
-    let stderr = child.stderr.take();
-    let pg_dump_stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut e) = stderr {
-            let _ = std::io::Read::read_to_string(&mut e, &mut text);
-        }
-        text
-    });
+    // The data workers stop when pg_dump fails (no use dumping rows for a schema we cannot
+    // have) as well as on Ctrl-C; `stop` is theirs, `abort` is the user's.
+    let pg_dump_pid = child.id();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pg_dump_run = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let out = child.wait_with_output();
+            if !matches!(&out, Ok(o) if o.status.success()) {
+                stop.store(true, Ordering::SeqCst);
+            }
+            out
+        })
+    };
 
     // The data itself.
     let encoding = match (o.format, compression) {
@@ -364,6 +370,9 @@ fn build(
         scope.spawn(|| {
             let mut shown = 0;
             while !finished.load(Ordering::Relaxed) {
+                if abort.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::SeqCst);
+                }
                 let done = counters.tables_done.load(Ordering::Relaxed);
                 while shown < done {
                     progress.table_done("");
@@ -384,36 +393,39 @@ fn build(
             &data_dir,
             encoding,
             jobs,
-            abort,
+            &stop,
             &counters,
         );
         finished.store(true, Ordering::Relaxed);
         r
     });
     progress.finish();
-    let written = match written {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = pg_dump_stderr.join();
-            return Err(e);
-        }
-    };
-    let status = child
-        .wait()
-        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dump.path.display())))?;
-    let stderr_text = pg_dump_stderr.join().unwrap_or_default();
+    if written.is_err() && !pg_dump_run.is_finished() {
+        // SAFETY: a plain signal to our own child; its waiter is still running, so it has not
+        // been reaped (short of losing a race with its exit by microseconds).
+        unsafe { libc::kill(pg_dump_pid as libc::pid_t, libc::SIGTERM) };
+    }
+    let pg_dump_out = pg_dump_run.join().expect("pg_dump waiter");
     if abort.load(Ordering::SeqCst) {
         return Err(DumpError::Interrupted);
     }
-    if !status.success() {
-        return Err(DumpError::PgDump(format!(
+    let pg_dump_failed = match &pg_dump_out {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
             "{} failed: {}",
             pg_dump.path.display(),
-            stderr_text.trim()
-        )));
-    }
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Some(format!("running {}: {e}", pg_dump.path.display())),
+    };
+    let written = match (written, pg_dump_failed) {
+        (Ok(w), None) => w,
+        // The data stopped because pg_dump failed: pg_dump's error is the one to tell.
+        (Err(DumpError::Interrupted), Some(msg)) | (Ok(_), Some(msg)) => {
+            return Err(DumpError::PgDump(msg))
+        }
+        (Err(e), _) => return Err(e),
+    };
     let schema = DirectoryArchive::open(&schema_dir)?;
 
     // Our TABLE DATA entries, numbered after pg_dump's; each data file renamed to its id.

@@ -286,6 +286,38 @@ fn errors_are_clear_and_leave_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "keep");
 
+    // pg_dump failing while the data workers run: its message, exit 1, nothing left behind.
+    let failing = server.scratch().join("failing_pg_dump");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'pg_dump (PostgreSQL) 99.0'; exit 0; fi\n\
+         sleep 0.3; echo 'pg_dump: error: query failed: simulated catalog error' >&2; exit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &failing,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let failed_dir = server.scratch().join("failed.dir");
+    let out = cbdump(
+        &server,
+        &[
+            "-F",
+            "d",
+            "-j",
+            "2",
+            "--pg-dump",
+            failing.to_str().unwrap(),
+            "-f",
+            failed_dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("simulated catalog error"), "{err}");
+    assert!(!failed_dir.exists());
+
     // A newer server than the pg_dump given.
     if let Some(pg16) = PgInstall::major(16) {
         let newer = TestServer::start_with(&pg16);
