@@ -261,6 +261,9 @@ struct Ctx<'a> {
     statements: usize,
     abort: Arc<AtomicBool>,
     session: String,
+    /// TABLE entries whose CREATE ran in this restore (or in the run being resumed): only
+    /// their data may be loaded after emptying the table, as pg_restore's `te->created`.
+    created: Arc<Mutex<HashSet<i32>>>,
 }
 
 fn entry_label(e: &TocEntry) -> String {
@@ -289,7 +292,11 @@ impl Ctx<'_> {
             return Err(RestoreError::Interrupted);
         }
         let key = format!("entry:{}", e.dump_id);
+        let is_table = e.desc() == "TABLE";
         if self.state.statement_done(&key) {
+            if is_table {
+                self.created.lock().expect("created lock").insert(e.dump_id);
+            }
             return Ok(());
         }
         let mut sql = String::new();
@@ -324,9 +331,18 @@ impl Ctx<'_> {
             eprintln!("cbrestore: {}", entry_label(e));
         }
         match runner.run(&sql) {
-            Ok(()) => self.statements += 1,
+            Ok(()) => {
+                self.statements += 1;
+                if is_table {
+                    self.created.lock().expect("created lock").insert(e.dump_id);
+                }
+            }
             Err(msg) => {
                 let already = msg.contains("already exists");
+                if self.state.resuming && already && is_table {
+                    // Created by the run being resumed, just before its record was written.
+                    self.created.lock().expect("created lock").insert(e.dump_id);
+                }
                 if !(self.state.resuming && already) {
                     self.fail(format!(
                         "{}: {msg}\nstatement: {}",
@@ -456,6 +472,7 @@ pub fn run(
         statements: 0,
         abort: Arc::clone(&abort),
         session: session.clone(),
+        created: Arc::new(Mutex::new(HashSet::new())),
     };
     if o.single_transaction {
         runner.run("BEGIN;").map_err(RestoreError::State)?;
@@ -544,7 +561,7 @@ pub fn run(
                         &state,
                         Loading {
                             in_transaction: o.single_transaction,
-                            created_here: !o.data_only,
+                            created: &ctx.created,
                             freeze,
                             board: None,
                             split_larger_than: None,
@@ -700,12 +717,18 @@ fn load_entry(
     // A table created by this restore is emptied in the load's own transaction, as pg_restore
     // does in parallel mode: with wal_level=minimal the COPY then writes no WAL, and after a
     // crash (--resume) the reload is exact.
-    let truncate = (state.resuming || how.created_here).then_some(table.as_str());
+    // Only a table whose CREATE ran here: under --on-error-continue a CREATE may have failed
+    // because the table was already there, with rows that are not ours.
+    let created_here = {
+        let created = how.created.lock().expect("created lock");
+        e.dependencies().iter().any(|d| created.contains(d))
+    };
+    let truncate = (state.resuming || created_here).then_some(table.as_str());
     // A big table of this run's own may be shared with idle workers (see split.rs); a resumed
     // one is reloaded in one stream, emptied in its transaction.
     let split = match (how.board, how.split_larger_than) {
         (Some(board), Some(limit))
-            if how.created_here
+            if created_here
                 && !state.resuming
                 && is_text_copy(copy.trim())
                 && archive.stored_size(e).is_some_and(|n| n > limit) =>
@@ -750,8 +773,8 @@ fn load_entry(
 struct Loading<'b> {
     /// `--single-transaction`: COPY inside the one transaction.
     in_transaction: bool,
-    /// The tables were created by this restore (not `--data-only`).
-    created_here: bool,
+    /// TABLE entries created by this restore.
+    created: &'b Mutex<HashSet<i32>>,
     /// The target takes `COPY ... FREEZE`.
     freeze: bool,
     /// With -j: where split loads are offered to idle workers.
@@ -831,6 +854,7 @@ fn run_parallel(
     let errors = Arc::clone(&ctx.errors);
     let abort = Arc::clone(&ctx.abort);
     let session = ctx.session.clone();
+    let created = Arc::clone(&ctx.created);
     let archive = ctx.archive;
     let manifest = ctx.manifest;
     let progress = Arc::clone(&ctx.progress);
@@ -863,6 +887,7 @@ fn run_parallel(
                     statements: 0,
                     abort: Arc::clone(&abort),
                     session: session.clone(),
+                    created: Arc::clone(&created),
                 };
                 loop {
                     if abort.load(Ordering::SeqCst) || failure.lock().expect("lock").is_some() {
@@ -920,7 +945,7 @@ fn run_parallel(
                             &state,
                             Loading {
                                 in_transaction: false,
-                                created_here: !o.data_only,
+                                created: &created,
                                 freeze,
                                 board: Some(&board),
                                 split_larger_than: o.split_larger_than,

@@ -8,6 +8,7 @@
 //! are the gpbackup crate's [`restore_with`] flow, shared with `--to-sql`; this module is the
 //! live [`RestoreSink`]: statements on one connection, tables on `-j` worker connections.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use gpbackup::metadata::Statement;
 use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOptions};
 use gpbackup::{BackupSet, Filter, PlannedTable};
 
-use crate::load::{load_table, LoadError};
+use crate::load::{load_fresh_table, load_table, LoadError};
 use crate::state::State;
 use crate::RestoreError;
 
@@ -191,6 +192,8 @@ pub fn run(
             set.tables_filtered(&opts.filter).count(),
             false,
         )),
+        created: Arc::new(Mutex::new(HashSet::new())),
+        freeze: !server.flavor.is_mpp(),
     };
     let result = restore_with(&set, &topts, &mut sink);
     sink.progress.finish();
@@ -273,6 +276,11 @@ struct LiveSink {
     resume_grace: bool,
     /// Tables loaded so far, on stderr when it is a terminal.
     progress: Arc<copyout::progress::Progress>,
+    /// Tables whose CREATE ran in this restore (or the run being resumed): loaded after
+    /// emptying them in the load's transaction, with FREEZE where the server takes it.
+    created: Arc<Mutex<HashSet<String>>>,
+    /// The server is PostgreSQL (COPY FREEZE).
+    freeze: bool,
 }
 
 fn target_error(what: String, message: String) -> gpbackup::Error {
@@ -283,12 +291,21 @@ fn state_error(e: RestoreError) -> gpbackup::Error {
     target_error("recording progress".into(), e.to_string())
 }
 
+/// How a table is loaded: emptied first (`--truncate-table`, resuming, or created here) and
+/// copied with FREEZE (created here, PostgreSQL).
+#[derive(Clone, Copy)]
+struct Emptying {
+    truncate: bool,
+    fresh: bool,
+    freeze: bool,
+}
+
 /// Loads one table on `client`, recording it in the state when committed.
 #[allow(clippy::too_many_arguments)]
 fn load_one(
     client: &mut postgres::Client,
     state: &State,
-    truncate: bool,
+    how: Emptying,
     fqn: &str,
     copy_sql: &str,
     expected: u64,
@@ -296,8 +313,13 @@ fn load_one(
     mut reader: gpbackup::data::TableReader,
 ) -> Result<TableWritten, gpbackup::Error> {
     // Resuming: a table not recorded as committed may hold rows of the interrupted attempt.
-    let truncate = (truncate || state.resuming).then_some(fqn);
-    match load_table(client, copy_sql, truncate, &mut reader, Some(expected)) {
+    let truncate = (how.truncate || how.fresh || state.resuming).then_some(fqn);
+    let loaded = if how.fresh && how.freeze {
+        load_fresh_table(client, copy_sql, fqn, &mut reader, Some(expected))
+    } else {
+        load_table(client, copy_sql, truncate, &mut reader, Some(expected))
+    };
+    match loaded {
         Ok(loaded) => {
             state.mark_table(fqn).map_err(state_error)?;
             Ok(TableWritten {
@@ -331,6 +353,8 @@ impl LiveSink {
             let session = self.session.clone();
             let state = Arc::clone(&self.state);
             let truncate = self.truncate;
+            let freeze = self.freeze;
+            let created = Arc::clone(&self.created);
             let abort = Arc::clone(&self.abort);
             workers.push(std::thread::spawn(move || {
                 let mut client = match cluster::connect(&conn)
@@ -353,10 +377,15 @@ impl LiveSink {
                     if abort.load(Ordering::SeqCst) {
                         break;
                     }
+                    let how = Emptying {
+                        truncate,
+                        fresh: created.lock().expect("created lock").contains(&job.fqn),
+                        freeze,
+                    };
                     let r = load_one(
                         &mut client,
                         &state,
-                        truncate,
+                        how,
                         &job.fqn,
                         &job.copy_sql,
                         job.expected,
@@ -385,6 +414,13 @@ impl LiveSink {
         }
     }
 
+    fn created_table(&self, stmt: &Statement) {
+        self.created
+            .lock()
+            .expect("created lock")
+            .insert(stmt.entry.fqn());
+    }
+
     fn table_failed(&mut self, e: gpbackup::Error) -> Result<(), gpbackup::Error> {
         if self.on_error_continue {
             eprintln!("cbrestore: error (continuing): {e}");
@@ -407,7 +443,11 @@ impl RestoreSink for LiveSink {
             return Err(target_error("restore".into(), "interrupted".into()));
         }
         let key = format!("{:?}:{}", stmt.section, stmt.index);
+        let creates_table = stmt.entry.objecttype == "TABLE";
         if self.state.statement_done(&key) {
+            if creates_table {
+                self.created_table(stmt);
+            }
             return Ok(());
         }
         let what = format!(
@@ -423,11 +463,18 @@ impl RestoreSink for LiveSink {
             eprintln!("cbrestore: {what}");
         }
         match self.execute(&what, text) {
-            Ok(()) => {}
+            Ok(()) => {
+                if creates_table {
+                    self.created_table(stmt);
+                }
+            }
             Err(e) => {
                 let already = e.to_string().contains("already exists");
                 if self.resume_grace && already {
                     // Ran just before the interruption; its record was not written.
+                    if creates_table {
+                        self.created_table(stmt);
+                    }
                 } else if self.on_error_continue {
                     eprintln!("cbrestore: error (continuing): {e}");
                     self.errors.lock().expect("errors lock").push(e.to_string());
@@ -465,10 +512,15 @@ impl RestoreSink for LiveSink {
         let reader = set.table_reader(table);
         if self.jobs <= 1 {
             let started = Instant::now();
+            let how = Emptying {
+                truncate: self.truncate,
+                fresh: self.created.lock().expect("created lock").contains(&fqn),
+                freeze: self.freeze,
+            };
             let r = load_one(
                 &mut self.client,
                 &self.state,
-                self.truncate,
+                how,
                 &fqn,
                 &table.copy_statement(),
                 table.expected_rows,

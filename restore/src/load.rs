@@ -77,13 +77,20 @@ pub fn load_fresh_table(
     load_table(client, copy_sql, Some(table), source, expected_rows)
 }
 
-/// pg_dump's `COPY name (cols) FROM stdin;` with `WITH (FREEZE)` added; `None` when the
-/// statement already carries options.
+/// `COPY ... FROM STDIN` with `FREEZE` added: pg_dump's bare form gets `WITH (FREEZE)`, an
+/// option list (gpbackup's `WITH (FORMAT csv, DELIMITER ',')`) gets `, FREEZE`; `None` for
+/// anything else.
 pub fn with_freeze(copy_sql: &str) -> Option<String> {
     let body = copy_sql.trim_end().trim_end_matches(';').trim_end();
-    body.to_ascii_lowercase()
-        .ends_with("from stdin")
-        .then(|| format!("{body} WITH (FREEZE);"))
+    let lower = body.to_ascii_lowercase();
+    if lower.ends_with("from stdin") {
+        return Some(format!("{body} WITH (FREEZE);"));
+    }
+    let options = lower.rfind("from stdin with (")?;
+    if !body.ends_with(')') || lower[options..].contains("freeze") {
+        return None;
+    }
+    Some(format!("{}, FREEZE);", &body[..body.len() - 1]))
 }
 
 fn refuses_freeze(e: &postgres::Error) -> bool {
@@ -203,4 +210,23 @@ fn stream(
         }
     }
     Ok(Loaded { rows, bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_freeze;
+
+    #[test]
+    fn freeze_joins_the_options() {
+        assert_eq!(
+            with_freeze("COPY public.t (a, b) FROM stdin;").as_deref(),
+            Some("COPY public.t (a, b) FROM stdin WITH (FREEZE);")
+        );
+        assert_eq!(
+            with_freeze("COPY s.t (a) FROM STDIN WITH (FORMAT csv, DELIMITER ',')").as_deref(),
+            Some("COPY s.t (a) FROM STDIN WITH (FORMAT csv, DELIMITER ',', FREEZE);")
+        );
+        assert_eq!(with_freeze("COPY t FROM STDIN WITH (FREEZE)"), None);
+        assert_eq!(with_freeze("INSERT INTO t VALUES (1)"), None);
+    }
 }

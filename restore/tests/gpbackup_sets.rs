@@ -278,6 +278,7 @@ fn written_sets_restore_to_identical_tables() {
     server.create_db("src");
     server.psql("src", SOURCE);
     let source = fingerprints(&server, "src");
+    server.set_conf("log_statement", "all");
     for (i, (c, sdf, segs, jobs)) in [
         (Compression::Gzip, false, 4, "3"),
         (Compression::Zstd, true, 3, "2"),
@@ -296,6 +297,12 @@ fn written_sets_restore_to_identical_tables() {
         ));
         assert_eq!(fingerprints(&server, &db), source, "set {i}");
     }
+    // Tables this restore created are emptied and copied with FREEZE in one transaction.
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(
+        log.contains("TRUNCATE TABLE ONLY") && log.contains("DELIMITER ',', FREEZE)"),
+        "no FREEZE load in the server log"
+    );
 }
 
 #[test]
