@@ -590,25 +590,9 @@ fn stats_pick_high_cardinality_and_replicate_small_tables() {
 
 #[test]
 fn pagila_fixture() {
-    let Some(fixtures) = testkit::shared_fixtures() else {
-        eprintln!("skipping: no shared fixtures");
-        return;
-    };
-    let dir = fixtures.join("pagila");
-    if !dir.join("pagila-schema.sql").is_file() {
-        eprintln!("skipping: no pagila fixture");
-        return;
-    }
     let server = TestServer::start();
-    server.create_db("pagila");
-    for f in ["pagila-schema.sql", "pagila-data.sql"] {
-        let out = server
-            .command("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "pagila", "-f"])
-            .arg(dir.join(f))
-            .output()
-            .unwrap();
-        expect_success(&out, f);
+    if !server.load_pagila("pagila") {
+        return;
     }
     let plain = scratch_file(&server, "pagila.sql");
     dump(&server, "pagila", &plain);

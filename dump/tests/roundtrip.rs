@@ -495,23 +495,8 @@ fn interrupted_and_broken_dumps_leave_nothing() {
     // Ctrl-C once the data phase runs.
     let child = spawn();
     let mut c = server.client("postgres");
-    let wait_copy = |c: &mut postgres::Client| {
-        for _ in 0..1000 {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-            let n: i64 = c
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'cbdump' AND query LIKE 'COPY%' AND state = 'active'",
-                    &[],
-                )
-                .unwrap()
-                .get(0);
-            if n > 0 {
-                return true;
-            }
-        }
-        false
-    };
-    assert!(wait_copy(&mut c));
+    let wait_copy = || server.wait_for_active("application_name = 'cbdump'", "COPY", 5);
+    assert!(wait_copy());
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
@@ -525,7 +510,7 @@ fn interrupted_and_broken_dumps_leave_nothing() {
 
     // The server side of a worker goes away.
     let child = spawn();
-    assert!(wait_copy(&mut c));
+    assert!(wait_copy());
     c.batch_execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cbdump' AND query LIKE 'COPY%'",
     )
@@ -622,25 +607,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// pagila (when ../shared is present): cbdump -F d -j 2, then pg_restore -j 2 and cbrestore -j 2.
 #[test]
 fn pagila_round_trip() {
-    let Some(fixtures) = testkit::shared_fixtures() else {
-        eprintln!("skipping: no shared fixtures");
-        return;
-    };
-    let dir = fixtures.join("pagila");
-    if !dir.join("pagila-schema.sql").is_file() {
-        eprintln!("skipping: no pagila fixture");
-        return;
-    }
     let server = TestServer::start();
-    server.create_db("src");
-    for f in ["pagila-schema.sql", "pagila-data.sql"] {
-        let out = server
-            .command("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "src", "-f"])
-            .arg(dir.join(f))
-            .output()
-            .unwrap();
-        ok(&out);
+    if !server.load_pagila("src") {
+        return;
     }
     let tables_of = |db: &str| -> BTreeMap<String, String> {
         let mut c = server.client(db);

@@ -290,22 +290,7 @@ fn kill_during_data_then_resume() {
         .arg(&archive)
         .spawn()
         .unwrap();
-    let mut c = server.client("postgres");
-    let mut seen = false;
-    for _ in 0..1000 {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'k' AND query LIKE 'COPY public.big%' AND state = 'active'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        if n > 0 {
-            seen = true;
-            break;
-        }
-    }
+    let seen = server.wait_for_active("datname = 'k'", "COPY public.big", 5);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(seen, "killed in the data phase");

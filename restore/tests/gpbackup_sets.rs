@@ -386,22 +386,7 @@ fn kill_then_resume_loads_every_row_once() {
         .spawn()
         .unwrap();
     // Kill as soon as some table has rows: in the middle of the data phase.
-    let mut c = server.client("postgres");
-    let mut seen = false;
-    for _ in 0..400 {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = 'k' AND query LIKE 'COPY%' AND state = 'active'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        if n > 0 {
-            seen = true;
-            break;
-        }
-    }
+    let seen = server.wait_for_active("datname = 'k'", "COPY", 4);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(seen, "the data phase was reached before the kill");

@@ -226,29 +226,9 @@ fn filters_sections_list_and_script() {
 
 #[test]
 fn pagila_round_trip() {
-    let Some(fixtures) = testkit::shared_fixtures() else {
-        eprintln!("skipping: no shared fixtures");
-        return;
-    };
-    let dir = fixtures.join("pagila");
-    if !dir.join("pagila-schema.sql").is_file() {
-        eprintln!("skipping: no pagila");
-        return;
-    }
     let server = TestServer::start();
-    server.create_db("pagila");
-    for f in ["pagila-schema.sql", "pagila-data.sql"] {
-        let out = server
-            .command("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "pagila", "-f"])
-            .arg(dir.join(f))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if !server.load_pagila("pagila") {
+        return;
     }
     let plain = server.scratch().join("pagila.sql.zst");
     let raw = server.scratch().join("pagila.sql");

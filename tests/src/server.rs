@@ -224,6 +224,71 @@ impl TestServer {
             .env("PGCONNECT_TIMEOUT", "10");
     }
 
+    /// One of our own binaries (`cbrestore`, ...) pointed at this server, run in its scratch
+    /// directory.
+    pub fn tool(&self, exe: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(exe);
+        self.apply_env(&mut cmd);
+        cmd.current_dir(&self.scratch);
+        cmd
+    }
+
+    /// Waits (up to `seconds`) until a session whose `WHERE` matches `condition` over
+    /// `pg_stat_activity` runs an active statement starting with `query_prefix`: how tests catch
+    /// a tool in the middle of its data phase to kill or interrupt it.
+    pub fn wait_for_active(&self, condition: &str, query_prefix: &str, seconds: u64) -> bool {
+        let mut c = self.client("postgres");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        let mut pattern = String::new();
+        for c in query_prefix.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        while std::time::Instant::now() < deadline {
+            let n: i64 = c
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM pg_stat_activity WHERE {condition} AND query LIKE $1 AND state = 'active'"
+                    ),
+                    &[&pattern],
+                )
+                .expect("querying pg_stat_activity")
+                .get(0);
+            if n > 0 {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// Loads the shared pagila fixture into a new database `db`; `false` (and a note on
+    /// stderr) when the fixtures are not beside the project, so the test can skip itself.
+    pub fn load_pagila(&self, db: &str) -> bool {
+        let Some(dir) = crate::shared_fixtures().map(|f| f.join("pagila")) else {
+            eprintln!("skipping: no shared fixtures");
+            return false;
+        };
+        if !dir.join("pagila-schema.sql").is_file() {
+            eprintln!("skipping: no pagila fixture");
+            return false;
+        }
+        self.create_db(db);
+        for f in ["pagila-schema.sql", "pagila-data.sql"] {
+            let out = self
+                .command("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f"])
+                .arg(dir.join(f))
+                .output()
+                .expect("running psql");
+            expect_success(&out, f);
+        }
+        true
+    }
+
     /// `ALTER SYSTEM SET name = value` and a reload.
     pub fn set_conf(&self, name: &str, value: &str) {
         let mut client = self.client("postgres");
