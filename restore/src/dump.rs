@@ -20,9 +20,10 @@ use serde::Serialize;
 use cluster::{quote, ConnParams};
 
 use crate::load::{load_fresh_table, load_table, LoadError};
-use crate::split::{load_split, Board};
+use crate::split::{load_split, Board, SplitCopy};
 use crate::state::State;
 use crate::RestoreError;
+use copyout::rows::RowSyntax;
 
 /// `--distribute` / `--strip-distribution`: the TOC's statements rewritten before they run.
 #[derive(Debug, Clone)]
@@ -741,15 +742,13 @@ fn load_entry(
         // --single-transaction: the COPY joins the one transaction.
         copy_plain(client, copy.trim(), &mut data)
     } else if let Some((board, limit)) = split {
-        load_split(
-            client,
-            board,
-            &table,
-            copy.trim(),
-            &mut data,
-            expected,
+        let what = SplitCopy {
+            table: &table,
+            copy_sql: copy.trim(),
+            syntax: RowSyntax::Text,
             limit,
-        )
+        };
+        load_split(client, board, what, &mut data, expected)
     } else if let (Some(t), true) = (truncate, how.freeze) {
         load_fresh_table(client, copy.trim(), t, &mut data, expected)
     } else {

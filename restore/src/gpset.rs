@@ -23,8 +23,12 @@ use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOpt
 use gpbackup::{BackupSet, Filter, PlannedTable};
 
 use crate::load::{load_fresh_table, load_table, LoadError};
+use crate::split::{load_split, Board, SplitCopy};
 use crate::state::State;
 use crate::RestoreError;
+use copyout::rows::RowSyntax;
+use crossbeam_channel::RecvTimeoutError;
+use gpbackup::data::PieceSource;
 
 /// Which dialect the target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,6 +57,8 @@ pub struct GpRestoreOptions {
     pub no_owner: bool,
     pub no_privileges: bool,
     pub jobs: usize,
+    /// With -j: tables whose data files hold more than this are loaded by several workers.
+    pub split_larger_than: Option<u64>,
     pub resume: bool,
     pub state_file: Option<PathBuf>,
     /// Where the default state file goes (else the current directory).
@@ -194,6 +200,8 @@ pub fn run(
         )),
         created: Arc::new(Mutex::new(HashSet::new())),
         freeze: !server.flavor.is_mpp(),
+        board: Arc::new(Board::default()),
+        split_larger_than: opts.split_larger_than,
     };
     let result = restore_with(&set, &topts, &mut sink);
     sink.progress.finish();
@@ -250,6 +258,8 @@ struct TableJob {
     expected: u64,
     source_timestamp: String,
     reader: gpbackup::data::TableReader,
+    /// Bytes of the table's data files as stored (what `--split-tables-larger-than` weighs).
+    stored_bytes: u64,
 }
 
 struct Pool {
@@ -281,6 +291,22 @@ struct LiveSink {
     created: Arc<Mutex<HashSet<String>>>,
     /// The server is PostgreSQL (COPY FREEZE).
     freeze: bool,
+    /// Big tables' loads that idle workers join (see split.rs).
+    board: Arc<Board>,
+    split_larger_than: Option<u64>,
+}
+
+/// Bytes of a table's data as stored: whole per-table files' sizes, slices' lengths.
+fn stored_bytes(table: &PlannedTable) -> u64 {
+    table
+        .pieces
+        .iter()
+        .map(|p| match &p.source {
+            PieceSource::Whole(f) => std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0),
+            PieceSource::Slice { start, end, .. } => end - start,
+            PieceSource::Missing { .. } => 0,
+        })
+        .sum()
 }
 
 fn target_error(what: String, message: String) -> gpbackup::Error {
@@ -294,10 +320,13 @@ fn state_error(e: RestoreError) -> gpbackup::Error {
 /// How a table is loaded: emptied first (`--truncate-table`, resuming, or created here) and
 /// copied with FREEZE (created here, PostgreSQL).
 #[derive(Clone, Copy)]
-struct Emptying {
+struct Emptying<'b> {
     truncate: bool,
     fresh: bool,
     freeze: bool,
+    /// Shared with idle workers (a fresh table, big enough, not resuming): the board and the
+    /// size limit that made it so.
+    split: Option<(&'b Board, u64)>,
 }
 
 /// Loads one table on `client`, recording it in the state when committed.
@@ -305,7 +334,7 @@ struct Emptying {
 fn load_one(
     client: &mut postgres::Client,
     state: &State,
-    how: Emptying,
+    how: Emptying<'_>,
     fqn: &str,
     copy_sql: &str,
     expected: u64,
@@ -314,7 +343,20 @@ fn load_one(
 ) -> Result<TableWritten, gpbackup::Error> {
     // Resuming: a table not recorded as committed may hold rows of the interrupted attempt.
     let truncate = (how.truncate || how.fresh || state.resuming).then_some(fqn);
-    let loaded = if how.fresh && how.freeze {
+    let loaded = if let (Some((board, limit)), true, false) = (how.split, how.fresh, state.resuming)
+    {
+        // gpbackup writes CSV with the default quote and escape.
+        let what = SplitCopy {
+            table: fqn,
+            copy_sql,
+            syntax: RowSyntax::Csv {
+                quote: b'"',
+                escape: b'"',
+            },
+            limit,
+        };
+        load_split(client, board, what, &mut reader, Some(expected))
+    } else if how.fresh && how.freeze {
         load_fresh_table(client, copy_sql, fqn, &mut reader, Some(expected))
     } else {
         load_table(client, copy_sql, truncate, &mut reader, Some(expected))
@@ -355,6 +397,9 @@ impl LiveSink {
             let truncate = self.truncate;
             let freeze = self.freeze;
             let created = Arc::clone(&self.created);
+            let board = Arc::clone(&self.board);
+            let split_larger_than = self.split_larger_than;
+            let verbose = self.verbose;
             let abort = Arc::clone(&self.abort);
             workers.push(std::thread::spawn(move || {
                 let mut client = match cluster::connect(&conn)
@@ -373,14 +418,45 @@ impl LiveSink {
                         return;
                     }
                 };
-                for job in rx.iter() {
+                loop {
+                    let job = match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                        Ok(job) => job,
+                        Err(wait) => {
+                            // Nothing to start: lend this connection to a big table still
+                            // loading; leave once no table is left to hand out or to join.
+                            let handed_out = wait == RecvTimeoutError::Disconnected;
+                            if abort.load(Ordering::SeqCst) || (handed_out && !board.busy()) {
+                                break;
+                            }
+                            match board.joinable() {
+                                Some(load) => {
+                                    if verbose {
+                                        eprintln!(
+                                            "cbrestore: joining the load of {} with another COPY stream",
+                                            load.table()
+                                        );
+                                    }
+                                    load.help(&mut client);
+                                }
+                                None if handed_out => {
+                                    std::thread::sleep(std::time::Duration::from_millis(5))
+                                }
+                                None => {}
+                            }
+                            continue;
+                        }
+                    };
                     if abort.load(Ordering::SeqCst) {
                         break;
                     }
+                    let fresh = created.lock().expect("created lock").contains(&job.fqn);
                     let how = Emptying {
                         truncate,
-                        fresh: created.lock().expect("created lock").contains(&job.fqn),
+                        fresh,
                         freeze,
+                        split: split_larger_than
+                            .filter(|&limit| job.stored_bytes > limit)
+                            .map(|limit| (&*board, limit)),
                     };
                     let r = load_one(
                         &mut client,
@@ -516,6 +592,7 @@ impl RestoreSink for LiveSink {
                 truncate: self.truncate,
                 fresh: self.created.lock().expect("created lock").contains(&fqn),
                 freeze: self.freeze,
+                split: None,
             };
             let r = load_one(
                 &mut self.client,
@@ -553,6 +630,7 @@ impl RestoreSink for LiveSink {
                 expected: table.expected_rows,
                 source_timestamp: table.source_timestamp.clone(),
                 reader,
+                stored_bytes: stored_bytes(table),
             })
             .map_err(|_| target_error("loading tables".into(), "all workers stopped".into()))?;
         Ok(None)

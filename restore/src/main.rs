@@ -76,8 +76,8 @@ struct Cli {
     /// Archives: ANALYZE the restored tables at the end
     #[arg(long)]
     analyze: bool,
-    /// Archives, with -j: a table whose data takes more than SIZE in the archive (e.g. 1G) is
-    /// loaded by its worker plus every worker that has nothing else to do, each with its own
+    /// With -j: a table whose data takes more than SIZE in the archive or backup set (e.g. 1G)
+    /// is loaded by its worker plus every worker that has nothing else to do, each with its own
     /// COPY, committed together. Smaller tables are emptied and copied with FREEZE in the
     /// load's own transaction instead (no hint-bit rewrite, no WAL with wal_level=minimal).
     #[arg(long = "split-tables-larger-than", value_name = "SIZE", value_parser = parse_size)]
@@ -290,6 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         no_owner: cli.no_owner,
         no_privileges: cli.no_privileges,
         jobs: cli.jobs,
+        split_larger_than: cli.split_tables_larger_than,
         resume: cli.resume,
         state_file: cli.state_file.clone(),
         state_dir: cli.state_dir.clone(),

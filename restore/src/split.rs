@@ -14,13 +14,15 @@
 //! resuming: `--resume` reloads such a table in one stream after emptying it in the same
 //! transaction.
 //!
-//! Only text-format COPY data from archives is split: there every line feed ends a row (a line
-//! feed inside a value is written `\n`), and pg_dump's `\.` line ends the data.
+//! Batches end at row ends: any line feed in pg_dump's text format (a line feed inside a value
+//! is written `\n`; pg_dump's `\.` line ends the data), line feeds outside quotes in gpbackup's
+//! CSV.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
+use copyout::rows::{RowScanner, RowSyntax};
 use crossbeam_channel::{Receiver, Sender};
 use postgres::Client;
 
@@ -47,6 +49,12 @@ impl Board {
             .iter()
             .find(|l| l.joinable.load(Ordering::SeqCst))
             .cloned()
+    }
+
+    /// Whether any split load is still running (a worker that leaves now could miss one that
+    /// becomes joinable later).
+    pub fn busy(&self) -> bool {
+        !self.loads.lock().expect("board lock").is_empty()
     }
 
     fn post(&self, load: &Arc<SplitLoad>) {
@@ -174,17 +182,34 @@ impl SplitLoad {
     }
 }
 
+/// What a split load copies into.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitCopy<'a> {
+    /// The table, quoted (emptied again if a commit fails half way).
+    pub table: &'a str,
+    pub copy_sql: &'a str,
+    /// How rows end in the stream.
+    pub syntax: RowSyntax,
+    /// The `--split-tables-larger-than` limit that chose this table (helpers may join once
+    /// this much, or [`JOIN_AFTER`], was read).
+    pub limit: u64,
+}
+
 /// Loads `source` into a table this restore created, on `client` and on whichever workers
 /// join through `board`, committing only if every participant succeeded.
 pub fn load_split(
     client: &mut Client,
     board: &Board,
-    table: &str,
-    copy_sql: &str,
+    what: SplitCopy<'_>,
     source: &mut (dyn Read + Send),
     expected_rows: Option<u64>,
-    split_limit: u64,
 ) -> Result<Loaded, LoadError> {
+    let SplitCopy {
+        table,
+        copy_sql,
+        syntax,
+        limit: split_limit,
+    } = what;
     let join_after = JOIN_AFTER.min(split_limit);
     let (tx_batches, rx_batches) = crossbeam_channel::bounded::<Vec<u8>>(4);
     let load = Arc::new(SplitLoad {
@@ -202,7 +227,7 @@ pub fn load_split(
         let reader = {
             let load = Arc::clone(&load);
             scope.spawn(move || {
-                let r = dispatch(source, &tx_batches, &load, join_after);
+                let r = dispatch(source, &tx_batches, &load, join_after, syntax);
                 load.close();
                 drop(tx_batches);
                 r
@@ -338,9 +363,14 @@ fn dispatch(
     out: &Sender<Vec<u8>>,
     load: &SplitLoad,
     join_after: u64,
+    syntax: RowSyntax,
 ) -> io::Result<()> {
     let mut read_total = 0u64;
     let mut buf: Vec<u8> = Vec::with_capacity(BATCH);
+    // Every byte is scanned once: the partial row carried into the next batch was scanned
+    // already, and the scanner remembers whether it ended inside quotes.
+    let mut scanner = RowScanner::new(syntax);
+    let mut ends = Vec::new();
     let mut at_end = false;
     while !at_end {
         if load.failed.load(Ordering::SeqCst) {
@@ -364,20 +394,24 @@ fn dispatch(
         }
         buf.truncate(n);
         read_total += (n - start) as u64;
+        ends.clear();
+        scanner.scan(&buf[start..], &mut ends);
         // Whole rows go out; the partial last row starts the next batch.
         let cut = if at_end {
             buf.len()
         } else {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(p) => p + 1,
+            match ends.last() {
+                Some(&p) => start + p,
                 None => continue,
             }
         };
         let rest = buf[cut..].to_vec();
         buf.truncate(cut);
-        if let Some(end) = terminator(&buf) {
-            buf.truncate(end);
-            at_end = true;
+        if syntax == RowSyntax::Text {
+            if let Some(end) = terminator(&buf) {
+                buf.truncate(end);
+                at_end = true;
+            }
         }
         if !at_end && read_total >= join_after {
             load.joinable.store(true, Ordering::SeqCst);
@@ -415,7 +449,7 @@ mod tests {
         assert_eq!(terminator(b"a\nb\n"), None);
     }
 
-    fn batches_of(input: &[u8]) -> Vec<Vec<u8>> {
+    fn batches_of(input: &[u8], syntax: RowSyntax) -> Vec<Vec<u8>> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let load = SplitLoad {
             table: "t".into(),
@@ -427,7 +461,7 @@ mod tests {
             changed: Condvar::new(),
         };
         let mut src = input;
-        dispatch(&mut src, &tx, &load, JOIN_AFTER).unwrap();
+        dispatch(&mut src, &tx, &load, JOIN_AFTER, syntax).unwrap();
         drop(tx);
         rx.iter().collect()
     }
@@ -440,7 +474,7 @@ mod tests {
         }
         let rows = input.clone();
         input.extend_from_slice(b"\\.\n\n\n");
-        let batches = batches_of(&input);
+        let batches = batches_of(&input, RowSyntax::Text);
         assert!(batches.len() > 3);
         for b in &batches {
             assert_eq!(b.last(), Some(&b'\n'));
@@ -449,11 +483,36 @@ mod tests {
     }
 
     #[test]
+    fn csv_batches_never_cut_inside_quotes() {
+        let mut input = Vec::new();
+        for i in 0..100_000 {
+            input.extend_from_slice(
+                format!("{i},\"line one\nline \"\"two\"\"\",\"x,y\"\n").as_bytes(),
+            );
+        }
+        let syntax = RowSyntax::Csv {
+            quote: b'"',
+            escape: b'"',
+        };
+        let batches = batches_of(&input, syntax);
+        assert!(batches.len() > 3);
+        let mut rows = 0;
+        for b in &batches {
+            let mut ends = Vec::new();
+            RowScanner::new(syntax).scan(b, &mut ends);
+            assert_eq!(ends.last(), Some(&b.len()), "a batch ends at a row end");
+            rows += ends.len();
+        }
+        assert_eq!(rows, 100_000);
+        assert_eq!(batches.concat(), input);
+    }
+
+    #[test]
     fn a_row_longer_than_a_batch_stays_whole() {
         let mut input = b"1\tshort\n2\t".to_vec();
         input.extend(std::iter::repeat_n(b'x', 3 * BATCH));
         input.extend_from_slice(b"\n3\tend\n");
-        let batches = batches_of(&input);
+        let batches = batches_of(&input, RowSyntax::Text);
         assert_eq!(batches.concat(), input);
         for b in &batches {
             assert_eq!(b.last(), Some(&b'\n'));

@@ -588,3 +588,42 @@ fn bad_offsets_and_newer_versions_are_clear_errors() {
         .get(0);
     assert_eq!(n, 0);
 }
+
+/// `-j 3 --split-tables-larger-than`: a big table's merged CSV stream is shared by idle
+/// workers, cut only at row ends (quoted commas, quotes and line feeds inside values).
+#[test]
+fn split_loads_of_a_big_table_in_a_set() {
+    let server = TestServer::start();
+    server.create_db("src");
+    server.psql("src", SOURCE);
+    server.psql(
+        "src",
+        "CREATE TABLE public.wide (id bigint PRIMARY KEY, t text);
+         INSERT INTO public.wide SELECT g, CASE g % 4 WHEN 0 THEN E'two\\nlines, \"quoted\"'
+                                               WHEN 1 THEN '' WHEN 2 THEN NULL ELSE md5(g::text) END
+           FROM generate_series(1, 200000) g;",
+    );
+    let source = fingerprints(&server, "src");
+    let root = server.scratch().join("bigset");
+    written_set(&server, &root, Compression::Gzip, false, 3);
+    let out = cbrestore(
+        &server,
+        "split",
+        &[
+            "--create-db",
+            "-j",
+            "3",
+            "-v",
+            "--split-tables-larger-than",
+            "1k",
+            root.to_str().unwrap(),
+        ],
+    );
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("joining the load of"),
+        "no helper joined: {err}"
+    );
+    assert_eq!(fingerprints(&server, "split"), source);
+}
