@@ -137,9 +137,9 @@ struct Current {
     last_byte: Option<u8>,
 }
 
-/// The merged, decompressed data of one table. Its `Read` errors wrap [`Error::TableData`]
-/// (recover it with [`Error::from_io`]) naming the table and file.
-pub struct TableReader {
+/// The decompressed data of pieces read one after the other. Its `Read` errors wrap
+/// [`Error::TableData`] (recover it with [`Error::from_io`]) naming the table and file.
+pub struct PiecesReader {
     table: String,
     pieces: std::vec::IntoIter<Piece>,
     current: Option<Current>,
@@ -149,14 +149,14 @@ pub struct TableReader {
     files: Vec<PathBuf>,
 }
 
-impl TableReader {
+impl PiecesReader {
     /// Reads `pieces` in order; `cache` lets slices continue a segment's decoder.
     pub fn new(
         table: impl Into<String>,
         pieces: Vec<Piece>,
         cache: Option<Arc<DecoderCache>>,
-    ) -> TableReader {
-        TableReader {
+    ) -> PiecesReader {
+        PiecesReader {
             table: table.into(),
             pieces: pieces.into_iter(),
             current: None,
@@ -269,7 +269,7 @@ impl TableReader {
     }
 }
 
-impl Read for TableReader {
+impl Read for PiecesReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
@@ -329,6 +329,296 @@ impl Read for TableReader {
     }
 }
 
+/// Rows handed out from one content before the next content's turn.
+const ROWS_PER_TURN: usize = 16;
+
+/// The merged, decompressed data of one table: its contents' pieces read side by side.
+///
+/// Segments hold a hash-distributed share of the table, each in the order the source table was
+/// scanned. One content after the other reaches an index in scattered key order (every content
+/// spans the whole key range): loading 3M rows into a table with its primary key took 5.0-5.3 s
+/// that way against 4.0 s in key order. So while every content's rows start with an integer
+/// (a serial key, the common case) the contents are merged on it, which gives back the source's
+/// order; otherwise they advance at the same pace, 16 rows at a
+/// time from whichever content has handed out the fewest rows per byte of its piece. The
+/// restored heap is close to the source's physical order either way. Errors wrap
+/// [`Error::TableData`] naming the table and file.
+pub struct TableReader {
+    parts: Vec<Part>,
+    turn: usize,
+    rows_in_turn: usize,
+    /// Still merging by leading integer keys (see [`TableReader::smallest_key`]).
+    merge: bool,
+    /// The last call stopped inside a row of `parts[turn]`.
+    mid_row: bool,
+    files: Vec<PathBuf>,
+}
+
+/// One content's reader and the rows read ahead from it.
+struct Part {
+    reader: PiecesReader,
+    buf: Vec<u8>,
+    /// Bytes before this were handed out.
+    start: usize,
+    /// Bytes before this were scanned for row ends.
+    scanned: usize,
+    in_quotes: bool,
+    /// End of the row being handed out, once found.
+    row_end: Option<usize>,
+    eof: bool,
+    /// Size of the piece as stored (its share of the table), and rows handed out from it.
+    weight: f64,
+    handed: u64,
+    /// Leading integer of the next row (key-order merging).
+    head_key: Option<i64>,
+}
+
+impl Part {
+    fn exhausted(&self) -> bool {
+        self.eof && self.start == self.buf.len()
+    }
+
+    /// End of the next row (exclusive) in `buf`, reading ahead as needed; `None` once the
+    /// reader is at its end (what is left, if anything, is handed out as it is: the reader has
+    /// already reported a piece that does not end at a row boundary).
+    fn next_row_end(&mut self) -> io::Result<Option<usize>> {
+        if let Some(e) = self.row_end {
+            return Ok(Some(e));
+        }
+        loop {
+            for i in memchr::memchr2_iter(b'"', b'\n', &self.buf[self.scanned..]) {
+                let at = self.scanned + i;
+                if self.buf[at] == b'"' {
+                    // A doubled quote toggles twice: no net change.
+                    self.in_quotes = !self.in_quotes;
+                } else if !self.in_quotes {
+                    self.scanned = at + 1;
+                    self.row_end = Some(at + 1);
+                    return Ok(self.row_end);
+                }
+            }
+            self.scanned = self.buf.len();
+            if self.eof {
+                return Ok(None);
+            }
+            // Keep what was not handed out yet; read more behind it.
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.scanned -= self.start;
+                self.start = 0;
+            }
+            let have = self.buf.len();
+            self.buf.resize(have + 64 * 1024, 0);
+            let n = loop {
+                match self.reader.read(&mut self.buf[have..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.buf.truncate(have);
+                        return Err(e);
+                    }
+                }
+            };
+            self.buf.truncate(have + n);
+            if n == 0 {
+                self.eof = true;
+            }
+        }
+    }
+}
+
+impl TableReader {
+    /// Reads `pieces` (one per content) side by side; `cache` lets single-data-file slices
+    /// continue their segment's decoder.
+    pub fn new(
+        table: impl Into<String>,
+        pieces: Vec<Piece>,
+        cache: Option<Arc<DecoderCache>>,
+    ) -> TableReader {
+        let table = table.into();
+        let parts = pieces
+            .into_iter()
+            .map(|p| {
+                let weight = match &p.source {
+                    PieceSource::Whole(f) => std::fs::metadata(&f.path).map_or(1, |m| m.len()),
+                    PieceSource::Slice { start, end, .. } => end - start,
+                    PieceSource::Missing { .. } => 1,
+                };
+                Part {
+                    reader: PiecesReader::new(table.clone(), vec![p], cache.clone()),
+                    buf: Vec::new(),
+                    start: 0,
+                    scanned: 0,
+                    in_quotes: false,
+                    row_end: None,
+                    eof: false,
+                    weight: weight.max(1) as f64,
+                    handed: 0,
+                    head_key: None,
+                }
+            })
+            .collect();
+        TableReader {
+            parts,
+            turn: 0,
+            rows_in_turn: 0,
+            merge: true,
+            mid_row: false,
+            files: Vec::new(),
+        }
+    }
+
+    /// CSV rows delivered so far.
+    pub fn rows(&self) -> u64 {
+        self.parts.iter().map(|p| p.reader.rows()).sum()
+    }
+
+    /// Bytes read from the decoders so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.parts.iter().map(|p| p.reader.bytes_read()).sum()
+    }
+
+    /// Files opened so far, in content order.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = self.files.clone();
+        for p in &self.parts {
+            out.extend(p.reader.files().iter().cloned());
+        }
+        out
+    }
+
+    /// The content furthest behind (fewest rows handed out per byte) that has data left;
+    /// ties go to the lowest content.
+    fn next_turn(&mut self) {
+        let mut best: Option<(usize, f64)> = None;
+        for (i, p) in self.parts.iter().enumerate() {
+            if p.exhausted() {
+                continue;
+            }
+            let pace = p.handed as f64 / p.weight;
+            if best.is_none_or(|(_, b)| pace < b) {
+                best = Some((i, pace));
+            }
+        }
+        self.turn = best.map_or(0, |(i, _)| i);
+        self.rows_in_turn = 0;
+    }
+}
+
+impl TableReader {
+    /// The part whose row goes next, with that row located; `None` when every part is done.
+    fn choose(&mut self) -> io::Result<Option<usize>> {
+        if self.merge {
+            match self.smallest_key()? {
+                Merge::Part(i) => return Ok(Some(i)),
+                Merge::Done => return Ok(None),
+                Merge::Unordered => self.merge = false,
+            }
+        }
+        // By pace: stay for a turn's rows, then the content furthest behind.
+        for _ in 0..=self.parts.len() {
+            if self.rows_in_turn >= ROWS_PER_TURN || self.parts[self.turn].exhausted() {
+                self.next_turn();
+            }
+            let part = &mut self.parts[self.turn];
+            if part.next_row_end()?.is_some() || part.start < part.buf.len() {
+                return Ok(Some(self.turn));
+            }
+            // At its end now; try another.
+            self.rows_in_turn = ROWS_PER_TURN;
+        }
+        Ok(None)
+    }
+
+    /// While every content's rows start with an integer, the content whose next row has the
+    /// smallest one: contents scanned in key order (a serial key, the common case) merge back
+    /// into key order, and a row out of place (an updated one) does not end the merge. A
+    /// first field that is not an integer ends merging for good.
+    fn smallest_key(&mut self) -> io::Result<Merge> {
+        let mut best: Option<(usize, i64)> = None;
+        for i in 0..self.parts.len() {
+            let part = &mut self.parts[i];
+            let Some(end) = part.next_row_end()? else {
+                if part.start == part.buf.len() {
+                    continue; // done
+                }
+                return Ok(Merge::Unordered); // a last row without its line end: the reader says so
+            };
+            let key = match part.head_key {
+                Some(k) => k,
+                None => {
+                    let Some(k) = leading_integer(&part.buf[part.start..end]) else {
+                        return Ok(Merge::Unordered);
+                    };
+                    part.head_key = Some(k);
+                    k
+                }
+            };
+            if best.is_none_or(|(_, b)| key < b) {
+                best = Some((i, key));
+            }
+        }
+        Ok(best.map_or(Merge::Done, |(i, _)| Merge::Part(i)))
+    }
+}
+
+enum Merge {
+    Part(usize),
+    Done,
+    Unordered,
+}
+
+/// The first CSV field as an integer, when it is one (unquoted, optional minus, up to 18
+/// digits).
+fn leading_integer(row: &[u8]) -> Option<i64> {
+    let field = match memchr::memchr2(b',', b'\n', row) {
+        Some(i) => &row[..i],
+        None => row,
+    };
+    let (neg, digits) = match field.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, field),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits
+        .iter()
+        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    Some(if neg { -v } else { v })
+}
+
+impl Read for TableReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut written = 0;
+        while written < out.len() {
+            if !self.mid_row {
+                match self.choose()? {
+                    Some(i) => self.turn = i,
+                    None => break,
+                }
+            }
+            let part = &mut self.parts[self.turn];
+            let end = part.next_row_end()?.unwrap_or(part.buf.len());
+            let n = (end - part.start).min(out.len() - written);
+            out[written..written + n].copy_from_slice(&part.buf[part.start..part.start + n]);
+            part.start += n;
+            written += n;
+            if part.start < end {
+                // `out` is full in the middle of a row: the row goes on next call.
+                self.mid_row = true;
+                break;
+            }
+            self.mid_row = false;
+            part.row_end = None;
+            part.head_key = None;
+            part.handed += 1;
+            self.rows_in_turn += 1;
+        }
+        Ok(written)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +637,124 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(data).unwrap();
         e.finish().unwrap()
+    }
+
+    fn whole_gz(dir: &std::path::Path, name: &str, data: &[u8], content: i32) -> Piece {
+        let path = dir.join(name);
+        std::fs::write(&path, gz(data)).unwrap();
+        Piece {
+            content,
+            source: PieceSource::Whole(DataFile {
+                path,
+                compression: Compression::Gzip,
+            }),
+        }
+    }
+
+    #[test]
+    fn contents_are_interleaved_by_whole_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |tag: &str, n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| {
+                    if i % 5 == 0 {
+                        format!("{tag}{i},\"two\nlines, \"\"q\"\"\"\n")
+                    } else {
+                        format!("{tag}{i},plain\n")
+                    }
+                })
+                .collect()
+        };
+        let (a, b, c) = (rows("a", 40), rows("b", 3), rows("c", 20));
+        let pieces = vec![
+            whole_gz(dir.path(), "a.gz", a.concat().as_bytes(), 0),
+            whole_gz(dir.path(), "b.gz", b.concat().as_bytes(), 1),
+            whole_gz(dir.path(), "c.gz", c.concat().as_bytes(), 2),
+        ];
+        let mut want = Vec::new();
+        want.extend_from_slice(&a[..16]);
+        want.extend_from_slice(&b[..]);
+        want.extend_from_slice(&c[..16]);
+        want.extend_from_slice(&a[16..32]);
+        want.extend_from_slice(&c[16..]);
+        want.extend_from_slice(&a[32..]);
+        let want = want.concat();
+        // Any buffer size gives the same stream (a row may straddle two reads).
+        for size in [1usize, 7, 4096] {
+            let mut r = TableReader::new("s.t", pieces.clone(), None);
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; size];
+            loop {
+                let n = r.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(String::from_utf8(got).unwrap(), want, "buffer {size}");
+            assert_eq!(r.rows(), 63);
+            assert_eq!(r.files().len(), 3);
+        }
+    }
+
+    #[test]
+    fn contents_sorted_on_a_leading_integer_merge_back_into_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // Rows 1..=300 spread over three contents by a hash, each content in key order.
+        let mut parts = [String::new(), String::new(), String::new()];
+        for k in 1..=300u64 {
+            let c = (k.wrapping_mul(2654435761) >> 7) as usize % 3;
+            let v = if k % 9 == 0 { "\"a,\nb\"" } else { "x" };
+            parts[c].push_str(&format!("{k},{v}\n"));
+        }
+        let pieces: Vec<Piece> = parts
+            .iter()
+            .enumerate()
+            .map(|(c, text)| whole_gz(dir.path(), &format!("{c}.gz"), text.as_bytes(), c as i32))
+            .collect();
+        let mut got = Vec::new();
+        let mut r = TableReader::new("s.t", pieces.clone(), None);
+        let mut buf = [0u8; 5];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let want: String = (1..=300u64)
+            .map(|k| format!("{k},{}\n", if k % 9 == 0 { "\"a,\nb\"" } else { "x" }))
+            .collect();
+        assert_eq!(String::from_utf8(got).unwrap(), want);
+
+        // One content out of order: merged as it comes, every row once.
+        let shuffled = whole_gz(dir.path(), "s.gz", b"5,x\n2,x\n9,x\n", 3);
+        let mut all = pieces;
+        all.push(shuffled);
+        let mut out = String::new();
+        let mut r = TableReader::new("s.t", all, None);
+        r.read_to_string(&mut out).unwrap();
+        assert_eq!(r.rows(), 303);
+        let mut lines: Vec<&str> = out.split_inclusive('\n').collect();
+        lines.sort();
+        let mut expect: Vec<String> = want.split_inclusive('\n').map(str::to_string).collect();
+        expect.extend(["5,x\n".to_string(), "2,x\n".into(), "9,x\n".into()]);
+        expect.sort();
+        assert_eq!(lines.concat(), expect.concat());
+    }
+
+    #[test]
+    fn an_interleaved_content_cut_mid_row_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let pieces = vec![
+            whole_gz(dir.path(), "a.gz", b"1,x\n2,y\n", 0),
+            whole_gz(dir.path(), "b.gz", b"3,z\n4,\"unfinished", 1),
+        ];
+        let mut out = Vec::new();
+        let e = TableReader::new("s.t", pieces, None)
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert!(e.to_string().contains("b.gz"), "{e}");
     }
 
     #[test]

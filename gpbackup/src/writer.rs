@@ -165,8 +165,11 @@ pub fn write_backup_set(
         let d = dir_for(root, &opts.layout, c, ts);
         fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
+    // No parallel scans: a segment's COPY reads its heap front to back, so each content's rows
+    // keep the table's physical order (a Gather would interleave blocks at random).
     client.batch_execute(
-        "SET datestyle = ISO; SET intervalstyle = postgres; SET extra_float_digits = 3; SET client_encoding = 'UTF8'",
+        "SET datestyle = ISO; SET intervalstyle = postgres; SET extra_float_digits = 3; SET client_encoding = 'UTF8'; \
+         SET max_parallel_workers_per_gather = 0",
     )?;
     let mut files = Vec::new();
 
