@@ -58,10 +58,14 @@ pub fn load_fresh_table(
     expected_rows: Option<u64>,
 ) -> Result<Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
-    if let Some(frozen) = with_freeze(copy_sql) {
+    // A partitioned table refuses FREEZE only once the rows flow (gpbackup loads partitioned
+    // tables through their root; pg_dump --load-via-partition-root too): ask first.
+    let frozen = with_freeze(copy_sql).filter(|_| {
+        copy_target(copy_sql).is_some_and(|t| is_partitioned(client, t) == Some(false))
+    });
+    if let Some(frozen) = frozen {
         let mut tx = client.transaction().map_err(server)?;
-        tx.batch_execute(&format!("TRUNCATE TABLE ONLY {table}"))
-            .map_err(server)?;
+        empty(&mut tx, table).map_err(server)?;
         let started = match tx.copy_in(frozen.as_str()) {
             Ok(writer) => Some(stream(writer, source, expected_rows)),
             Err(e) if refuses_freeze(&e) => None,
@@ -91,6 +95,48 @@ pub fn with_freeze(copy_sql: &str) -> Option<String> {
         return None;
     }
     Some(format!("{}, FREEZE);", &body[..body.len() - 1]))
+}
+
+/// The relation a `COPY name [(cols)] FROM ...` statement names, as written (quoted parts kept).
+pub fn copy_target(copy_sql: &str) -> Option<&str> {
+    let rest = copy_sql.trim_start();
+    let rest = rest
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("COPY "))
+        .map(|_| rest[5..].trim_start())?;
+    let mut in_quotes = false;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ' ' | '(' | '\n' | '\t' if !in_quotes => return Some(&rest[..i]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether `table` (quoted) is a partitioned table; `None` when the catalog cannot say.
+fn is_partitioned<C: GenericClient>(client: &mut C, table: &str) -> Option<bool> {
+    client
+        .query_one(
+            "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+            &[&table],
+        )
+        .ok()
+        .map(|row| row.get(0))
+}
+
+/// Empties `table` (quoted): `TRUNCATE ONLY`, so an inheritance parent keeps its children's
+/// rows (they are loaded from entries of their own), except for a partitioned table, which
+/// holds no rows itself: its data (gpbackup dumps partitioned tables through the root) is
+/// every partition's, so the whole tree is emptied.
+pub fn empty<C: GenericClient>(client: &mut C, table: &str) -> Result<(), postgres::Error> {
+    let only = if is_partitioned(client, table) == Some(true) {
+        ""
+    } else {
+        "ONLY "
+    };
+    client.batch_execute(&format!("TRUNCATE TABLE {only}{table}"))
 }
 
 fn refuses_freeze(e: &postgres::Error) -> bool {
@@ -132,8 +178,7 @@ pub fn load_in<C: GenericClient>(
 ) -> Result<Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
     if let Some(table) = truncate {
-        tx.batch_execute(&format!("TRUNCATE TABLE ONLY {table}"))
-            .map_err(server)?;
+        empty(tx, table).map_err(server)?;
     }
     let writer = tx.copy_in(copy_sql).map_err(server)?;
     stream(writer, source, expected_rows)
@@ -227,6 +272,15 @@ mod tests {
             Some("COPY s.t (a) FROM STDIN WITH (FORMAT csv, DELIMITER ',', FREEZE);")
         );
         assert_eq!(with_freeze("COPY t FROM STDIN WITH (FREEZE)"), None);
+        assert_eq!(
+            super::copy_target("COPY \"Sales Dept\".\"Orders (2024)\" (id) FROM stdin;"),
+            Some("\"Sales Dept\".\"Orders (2024)\"")
+        );
+        assert_eq!(
+            super::copy_target("COPY sales.events FROM STDIN WITH (FORMAT csv)"),
+            Some("sales.events")
+        );
+        assert_eq!(super::copy_target("SELECT 1"), None);
         assert_eq!(with_freeze("INSERT INTO t VALUES (1)"), None);
     }
 }

@@ -342,7 +342,7 @@ pub fn load_split(
 /// Removes rows some participants committed before another failed. The table was created by
 /// this restore, so nothing else is lost.
 fn empty_table(client: &mut Client, table: &str) {
-    let _ = client.batch_execute(&format!("TRUNCATE TABLE ONLY {table}"));
+    let _ = crate::load::empty(client, table);
 }
 
 fn clone_error(e: &LoadError) -> LoadError {

@@ -240,6 +240,10 @@ INSERT INTO public.other SELECT g, g / 3.0 FROM generate_series(1, 120000) g;
 CREATE TABLE public.small (a int);
 INSERT INTO public.small VALUES (1), (2);
 CREATE INDEX other_v ON public.other (v);
+CREATE TABLE public.events (id int, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE public.events_a PARTITION OF public.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE public.events_b PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO public.events SELECT g, date '2024-01-01' + (g % 700) FROM generate_series(1, 5000) g;
 "#;
 
 fn written_set(
@@ -482,7 +486,7 @@ fn options_select_and_reload_tables() {
         &["--create-db", "--exclude-schema", "Odd Schema", "--json", r],
     ));
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["tables"].as_array().unwrap().len(), 3);
+    assert_eq!(report["tables"].as_array().unwrap().len(), 4);
     assert!(!fingerprints(&server, "ex").contains_key("Odd Schema.Ta,ble \"q\""));
 
     ok(&cbrestore(
