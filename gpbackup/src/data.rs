@@ -332,6 +332,11 @@ impl Read for PiecesReader {
 /// Rows handed out from one content before the next content's turn.
 const ROWS_PER_TURN: usize = 16;
 
+/// Most contents read side by side: each holds a file open, and `-j` tables at once on a
+/// cluster of hundreds of segments would run past the usual 1024 open files. Bigger tables'
+/// contents are read one after the other.
+pub const SIDE_BY_SIDE: usize = 64;
+
 /// The merged, decompressed data of one table: its contents' pieces read side by side.
 ///
 /// Segments hold a hash-distributed share of the table, each in the order the source table was
@@ -341,8 +346,9 @@ const ROWS_PER_TURN: usize = 16;
 /// (a serial key, the common case) the contents are merged on it, which gives back the source's
 /// order; otherwise they advance at the same pace, 16 rows at a
 /// time from whichever content has handed out the fewest rows per byte of its piece. The
-/// restored heap is close to the source's physical order either way. Errors wrap
-/// [`Error::TableData`] naming the table and file.
+/// restored heap is close to the source's physical order either way. Tables of more than
+/// [`SIDE_BY_SIDE`] contents are read content after content. Errors wrap [`Error::TableData`]
+/// naming the table and file.
 pub struct TableReader {
     parts: Vec<Part>,
     turn: usize,
@@ -436,16 +442,23 @@ impl TableReader {
         cache: Option<Arc<DecoderCache>>,
     ) -> TableReader {
         let table = table.into();
-        let parts = pieces
+        let groups: Vec<Vec<Piece>> = if pieces.len() > SIDE_BY_SIDE {
+            vec![pieces]
+        } else {
+            pieces.into_iter().map(|p| vec![p]).collect()
+        };
+        let parts = groups
             .into_iter()
-            .map(|p| {
+            .map(|group| {
+                let p = &group[0];
                 let weight = match &p.source {
                     PieceSource::Whole(f) => std::fs::metadata(&f.path).map_or(1, |m| m.len()),
                     PieceSource::Slice { start, end, .. } => end - start,
                     PieceSource::Missing { .. } => 1,
                 };
+                let weight: u64 = if group.len() == 1 { weight } else { 1 };
                 Part {
-                    reader: PiecesReader::new(table.clone(), vec![p], cache.clone()),
+                    reader: PiecesReader::new(table.clone(), group, cache.clone()),
                     buf: Vec::new(),
                     start: 0,
                     scanned: 0,
@@ -741,6 +754,25 @@ mod tests {
         expect.extend(["5,x\n".to_string(), "2,x\n".into(), "9,x\n".into()]);
         expect.sort();
         assert_eq!(lines.concat(), expect.concat());
+    }
+
+    #[test]
+    fn many_contents_are_read_one_after_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = SIDE_BY_SIDE + 6;
+        // Keys descending by content: a side-by-side merge would reverse them.
+        let pieces: Vec<Piece> = (0..n)
+            .map(|c| {
+                let row = format!("{},x\n", n - c);
+                whole_gz(dir.path(), &format!("{c}.gz"), row.as_bytes(), c as i32)
+            })
+            .collect();
+        let mut out = String::new();
+        let mut r = TableReader::new("s.t", pieces, None);
+        r.read_to_string(&mut out).unwrap();
+        let want: String = (0..n).map(|c| format!("{},x\n", n - c)).collect();
+        assert_eq!(out, want);
+        assert_eq!(r.files().len(), n);
     }
 
     #[test]
