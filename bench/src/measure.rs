@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use testkit::TestServer;
 
+#[derive(Debug, Clone)]
 pub struct Sample {
     pub seconds: f64,
     /// `ru_maxrss` of the child: the largest resident set of it or any descendant it reaped.
