@@ -548,8 +548,8 @@ fn cancel_all(shared: &Shared, conn: &ConnParams) {
 }
 
 /// Runs one COPY and streams it into `writer`. With compression, reading (the driver) and
-/// writing (the compressor) run on two threads joined by a small bounded queue of buffers, so
-/// one worker keeps two cores busy, as `psql | gzip` does.
+/// writing (the compressor) run on two threads ([`crate::pipeline`]), so one worker keeps two
+/// cores busy, as `psql | gzip` does.
 fn copy_into(
     client: &mut CopySession,
     sql: &str,
@@ -584,46 +584,16 @@ fn copy_into(
                 consume(&buf[..n])?;
             }
         }
-        // Buffers travel full to the writer and come back empty: four in flight, no allocation
-        // per buffer, memory bounded at 1 MiB per worker.
-        let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(4);
-        let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
-        for _ in 0..4 {
-            empty_tx.send(vec![0u8; 256 * 1024]).expect("open channel");
-        }
-        std::thread::scope(|scope| {
-            let reading = scope.spawn(move || -> Result<(), ExportError> {
-                for mut buf in empty_rx.iter() {
-                    if shared.abort.load(Ordering::Relaxed) {
-                        return Err(ExportError::Interrupted);
-                    }
-                    let n = reader
-                        .fill(&mut buf)
-                        .map_err(|e| ExportError::stream(label, &e))?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    if full_tx.send((buf, n)).is_err() {
-                        // The writer stopped (its error is reported by it).
-                        return Ok(());
-                    }
+        let (written, read) = crate::pipeline::pipelined(
+            |buf| {
+                if shared.abort.load(Ordering::Relaxed) {
+                    return Err(ExportError::Interrupted);
                 }
-                Ok(())
-            });
-            let mut written = Ok(());
-            for (buf, n) in full_rx.iter() {
-                if let Err(e) = consume(&buf[..n]) {
-                    written = Err(e);
-                    break;
-                }
-                let _ = empty_tx.send(buf);
-            }
-            // Dropping the receivers ends the reader if the writer failed.
-            drop(full_rx);
-            drop(empty_tx);
-            let read = reading.join().expect("COPY reader thread");
-            written.and(read)
-        })
+                reader.fill(buf).map_err(|e| ExportError::stream(label, &e))
+            },
+            consume,
+        );
+        written.and(read)
     })();
     match result {
         Ok(()) => {

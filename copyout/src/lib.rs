@@ -10,6 +10,7 @@ pub mod export;
 pub mod format;
 pub mod naming;
 pub mod onsegment;
+pub mod pipeline;
 pub mod plan;
 pub mod progress;
 pub mod report;

@@ -488,47 +488,22 @@ fn dump_unit(
     }
 }
 
-/// Reads the COPY stream on a second thread while `consume` (compression) runs on this one,
-/// through a bounded queue of four 256 KiB buffers: one worker keeps two cores busy, and memory
-/// stays at a megabyte per worker.
+/// Reads the COPY stream on a second thread while `consume` (compression) runs on this one
+/// ([`copyout::pipeline`]): one worker keeps two cores busy.
 fn pump(
     reader: &mut CopyOut<'_>,
     abort: &AtomicBool,
     stream_err: &(dyn Fn(std::io::Error) -> DumpError + Sync),
     mut consume: impl FnMut(&[u8]) -> Result<(), DumpError>,
 ) -> Result<(), DumpError> {
-    let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(4);
-    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
-    for _ in 0..4 {
-        empty_tx.send(vec![0u8; 256 * 1024]).expect("open channel");
-    }
-    std::thread::scope(|scope| {
-        let reading = scope.spawn(move || -> Result<(), DumpError> {
-            for mut buf in empty_rx.iter() {
-                if abort.load(Ordering::Relaxed) {
-                    return Err(DumpError::Interrupted);
-                }
-                let n = reader.fill(&mut buf).map_err(stream_err)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                if full_tx.send((buf, n)).is_err() {
-                    return Ok(());
-                }
+    let (written, read) = copyout::pipeline::pipelined(
+        |buf| {
+            if abort.load(Ordering::Relaxed) {
+                return Err(DumpError::Interrupted);
             }
-            Ok(())
-        });
-        let mut written = Ok(());
-        for (buf, n) in full_rx.iter() {
-            if let Err(e) = consume(&buf[..n]) {
-                written = Err(e);
-                break;
-            }
-            let _ = empty_tx.send(buf);
-        }
-        drop(full_rx);
-        drop(empty_tx);
-        let read = reading.join().expect("COPY reader thread");
-        written.and(read)
-    })
+            reader.fill(buf).map_err(stream_err)
+        },
+        &mut consume,
+    );
+    written.and(read)
 }

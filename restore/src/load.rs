@@ -192,53 +192,26 @@ fn stream(
 ) -> Result<Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
     // Reading (decompression, merging segment files) runs on its own thread, sending to the
-    // server on this one: four 256 KiB buffers in flight, so both cores work and memory stays
-    // at about a megabyte.
-    let (full_tx, full_rx) = crossbeam_channel::bounded::<(Vec<u8>, usize)>(4);
-    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<u8>>(4);
-    for _ in 0..4 {
-        empty_tx.send(vec![0u8; 256 * 1024]).expect("open channel");
-    }
-    let outcome = std::thread::scope(|scope| {
-        let reading = scope.spawn(move || -> Result<(), io::Error> {
-            for mut buf in empty_rx.iter() {
-                let n = loop {
-                    match source.read(&mut buf) {
-                        Ok(n) => break n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    }
-                };
-                if n == 0 {
-                    return Ok(());
-                }
-                if full_tx.send((buf, n)).is_err() {
-                    return Ok(());
-                }
+    // server on this one.
+    let mut bytes = 0u64;
+    let (written, read) = copyout::pipeline::pipelined(
+        |buf| loop {
+            match source.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
             }
+        },
+        |buf| {
+            writer.write_all(buf)?;
+            bytes += buf.len() as u64;
             Ok(())
-        });
-        let mut bytes = 0u64;
-        let mut write_error = None;
-        for (buf, n) in full_rx.iter() {
-            if let Err(e) = writer.write_all(&buf[..n]) {
-                write_error = Some(e);
-                break;
-            }
-            bytes += n as u64;
-            let _ = empty_tx.send(buf);
-        }
-        drop(full_rx);
-        drop(empty_tx);
-        let read = reading.join().expect("reader thread");
-        (bytes, write_error, read)
-    });
-    let (bytes, write_error, read) = outcome;
+        },
+    );
     if let Err(e) = read {
         // Dropping the writer unfinished aborts the COPY; the transaction rolls back.
         return Err(LoadError::Read(e));
     }
-    if let Some(e) = write_error {
+    if let Err(e) = written {
         // The server ended the COPY early (bad row): its message is in the finish error.
         return Err(match writer.finish() {
             Err(pe) => server(pe),
