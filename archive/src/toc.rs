@@ -28,6 +28,34 @@ pub enum HeaderCompression {
     Algorithm(u8),
 }
 
+impl HeaderCompression {
+    /// The header field that says `compression` in archive version 1.`minor`; zstd needs 1.15
+    /// or later.
+    pub fn for_version(
+        minor: u8,
+        compression: crate::codec::Compression,
+    ) -> Result<HeaderCompression, String> {
+        use crate::codec::Compression;
+        Ok(if minor >= 15 {
+            HeaderCompression::Algorithm(match compression {
+                Compression::None => 0,
+                Compression::Gzip(_) => 1,
+                Compression::Zstd(_) => 3,
+            })
+        } else {
+            HeaderCompression::Level(match compression {
+                Compression::None => 0,
+                Compression::Gzip(level) => level as i64,
+                Compression::Zstd(_) => {
+                    return Err(
+                        "zstd compression needs archive version 1.15 (pg_dump 16) or later".into(),
+                    )
+                }
+            })
+        })
+    }
+}
+
 /// What a data stream inside the archive is encoded with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DataCodec {
@@ -80,29 +108,12 @@ impl Header {
         server_version: &str,
         dump_version: &str,
     ) -> Result<Header, String> {
-        use crate::codec::Compression;
         if !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
             return Err(format!(
                 "archive version 1.{minor} is outside 1.{MIN_MINOR}..1.{MAX_MINOR}"
             ));
         }
-        let compression = if minor >= 15 {
-            HeaderCompression::Algorithm(match compression {
-                Compression::None => 0,
-                Compression::Gzip(_) => 1,
-                Compression::Zstd(_) => 3,
-            })
-        } else {
-            HeaderCompression::Level(match compression {
-                Compression::None => 0,
-                Compression::Gzip(level) => level as i64,
-                Compression::Zstd(_) => {
-                    return Err(
-                        "zstd compression needs archive version 1.15 (pg_dump 16) or later".into(),
-                    )
-                }
-            })
-        };
+        let compression = HeaderCompression::for_version(minor, compression)?;
         let s = |v: &str| Some(v.as_bytes().to_vec());
         Ok(Header {
             major: 1,

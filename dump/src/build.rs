@@ -567,19 +567,8 @@ fn build(
         .collect();
 
     let mut header = schema.header.clone();
-    header.compression = if header.minor >= 15 {
-        HeaderCompression::Algorithm(match compression {
-            Compression::None => 0,
-            Compression::Gzip(_) => 1,
-            Compression::Zstd(_) => 3,
-        })
-    } else {
-        HeaderCompression::Level(match compression {
-            Compression::None => 0,
-            Compression::Gzip(l) => l as i64,
-            Compression::Zstd(_) => unreachable!("refused above"),
-        })
-    };
+    header.compression =
+        HeaderCompression::for_version(header.minor, compression).map_err(DumpError::Usage)?;
     let report = DumpReport {
         tool: "cbdump",
         version: env!("CARGO_PKG_VERSION"),
@@ -621,11 +610,8 @@ fn build(
         Format::Plain => {
             let archive = work.join("plain.dump");
             let mut h = header.clone();
-            h.compression = if h.minor >= 15 {
-                HeaderCompression::Algorithm(0)
-            } else {
-                HeaderCompression::Level(0)
-            };
+            h.compression = HeaderCompression::for_version(h.minor, Compression::None)
+                .map_err(DumpError::Usage)?;
             // Rendered from an uncompressed custom archive by the real pg_restore.
             write_custom(
                 &archive,

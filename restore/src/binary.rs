@@ -384,28 +384,20 @@ fn numeric(raw: &[u8], out: &mut Vec<u8>) -> Option<()> {
     let int_groups = int_part.len().div_ceil(4);
     let lead_pad = int_groups * 4 - int_part.len();
     let frac_groups = frac_part.len().div_ceil(4);
+    let padded = std::iter::repeat_n(&b'0', lead_pad)
+        .chain(int_part)
+        .chain(frac_part)
+        .chain(std::iter::repeat_n(
+            &b'0',
+            frac_groups * 4 - frac_part.len(),
+        ));
     let mut digits: Vec<i16> = Vec::with_capacity(int_groups + frac_groups);
     let mut acc = 0i16;
-    let mut n = 0;
-    for &d in std::iter::repeat_n(&b'0', lead_pad).chain(int_part) {
+    for (i, &d) in padded.enumerate() {
         acc = acc * 10 + i16::from(d - b'0');
-        n += 1;
-        if n == 4 {
+        if i % 4 == 3 {
             digits.push(acc);
             acc = 0;
-            n = 0;
-        }
-    }
-    for &d in frac_part.iter().chain(std::iter::repeat_n(
-        &b'0',
-        frac_groups * 4 - frac_part.len(),
-    )) {
-        acc = acc * 10 + i16::from(d - b'0');
-        n += 1;
-        if n == 4 {
-            digits.push(acc);
-            acc = 0;
-            n = 0;
         }
     }
     let mut weight = int_groups as i32 - 1;
