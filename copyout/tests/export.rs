@@ -11,8 +11,7 @@ use testkit::TestServer;
 const DB: &str = "shop";
 
 fn cbcopyout(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbcopyout"));
     cmd.env("PGDATABASE", DB)
         .args(args)
         .output()
@@ -578,8 +577,7 @@ fn bad_inputs_fail_clearly_and_leave_nothing() {
     assert_eq!(leftovers(&dir), 0);
 
     server.psql(DB, "CREATE ROLE nobody LOGIN;");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbcopyout"));
     let out = cmd
         .env("PGDATABASE", DB)
         .env("PGUSER", "nobody")
@@ -672,8 +670,7 @@ fn on_segment_needs_cloudberry_and_sends_the_documented_statement() {
            (1, -1, 'p', 'p', 'n', 'u', 5432, 'cdw', 'cdw', '/c'), (2, 0, 'p', 'p', 's', 'u', 6000, 'sdw1', 'sdw1', '/s0'), (3, 1, 'p', 'p', 's', 'u', 6001, 'sdw2', 'sdw2', '/s1');",
     );
     server.set_conf("log_statement", "all");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbcopyout"));
     let out = cmd
         .env("PGDATABASE", DB)
         .env("CBTOOLS_MPP_CATALOG_SCHEMA", "fakegp")
@@ -698,8 +695,7 @@ fn on_segment_needs_cloudberry_and_sends_the_documented_statement() {
         "statement not found in the server log"
     );
     // Several tables need <TABLE> in the path.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbcopyout"));
     let out = cmd
         .env("PGDATABASE", DB)
         .env("CBTOOLS_MPP_CATALOG_SCHEMA", "fakegp")
@@ -715,8 +711,7 @@ fn interrupt_and_lost_server_leave_nothing_behind() {
     let server = big_server(300_000);
     let dir = server.scratch().join("int");
     std::fs::create_dir(&dir).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbcopyout"));
     let child = cmd
         .env("PGDATABASE", DB)
         .args([
@@ -752,8 +747,7 @@ fn interrupt_and_lost_server_leave_nothing_behind() {
     );
 
     // The server side goes away mid-COPY: the error names the table, nothing is left.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbcopyout"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbcopyout"));
     let child = cmd
         .env("PGDATABASE", DB)
         .args(["-t", "big", "--compress", "gzip:9", "-o"])

@@ -11,21 +11,19 @@ use std::process::{Command, Output};
 use testkit::{PgInstall, TestServer};
 
 fn cbdump(server: &TestServer, db: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
-    server.apply_env(&mut cmd);
-    cmd.current_dir(server.scratch())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                server.install().bin_dir().display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .args(["-d", db])
-        .args(args)
-        .output()
-        .expect("running cbdump")
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbdump"));
+    cmd.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            server.install().bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )
+    .args(["-d", db])
+    .args(args)
+    .output()
+    .expect("running cbdump")
 }
 
 fn ok(out: &Output) -> String {

@@ -37,10 +37,8 @@ VACUUM ANALYZE;
 "#;
 
 fn cbdump(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
-    server.apply_env(&mut cmd);
-    cmd.current_dir(server.scratch())
-        .env("PATH", path_with(server.install().bin_dir()))
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbdump"));
+    cmd.env("PATH", path_with(server.install().bin_dir()))
         .args(["-d", "src"])
         .args(args)
         .output()
@@ -322,10 +320,8 @@ fn errors_are_clear_and_leave_nothing() {
     if let Some(pg16) = PgInstall::major(16) {
         let newer = TestServer::start_with(&pg16);
         newer.create_db("src");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
-        newer.apply_env(&mut cmd);
+        let mut cmd = newer.tool(env!("CARGO_BIN_EXE_cbdump"));
         let out = cmd
-            .current_dir(newer.scratch())
             .args(["-d", "src", "-F", "c", "--pg-dump"])
             .arg(PgInstall::system().bin("pg_dump"))
             .arg("-f")
@@ -414,10 +410,8 @@ fn all_databases_and_globals() {
         "CREATE TABLE t AS SELECT generate_series(1, 10) AS x;",
     );
     let dir = server.scratch().join("cluster");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbdump"));
     let out = cmd
-        .current_dir(server.scratch())
         .env("PATH", path_with(server.install().bin_dir()))
         .args(["--all-databases", "-F", "c", "-f"])
         .arg(&dir)
@@ -482,10 +476,8 @@ fn interrupted_and_broken_dumps_leave_nothing() {
     };
     let out_path = server.scratch().join("big.dir");
     let spawn = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
-        server.apply_env(&mut cmd);
-        cmd.current_dir(server.scratch())
-            .env("PATH", path_with(server.install().bin_dir()))
+        let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbdump"));
+        cmd.env("PATH", path_with(server.install().bin_dir()))
             .args(["-d", "src", "-F", "d", "-Z", "9", "-j", "2", "-f"])
             .arg(&out_path)
             .stderr(std::process::Stdio::piped())
@@ -549,10 +541,8 @@ fn on_segment_needs_cloudberry_and_sends_gpbackups_statements() {
          INSERT INTO fakegp.gp_distribution_policy VALUES ('public.gen'::regclass, 'r', 2, '', '');",
     );
     server.set_conf("log_statement", "all");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbdump"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbdump"));
     let out = cmd
-        .current_dir(server.scratch())
         .env("CBTOOLS_MPP_CATALOG_SCHEMA", "fakegp")
         .args(["-d", "src", "--pg-dump"])
         .arg(server.install().bin("pg_dump"))

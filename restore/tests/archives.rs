@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use testkit::TestServer;
 
@@ -34,10 +34,8 @@ SELECT lo_from_bytea(0, convert_to(repeat('large object ', 10000), 'UTF8'));
 "#;
 
 fn cbrestore(server: &TestServer, db: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
-    server.apply_env(&mut cmd);
-    cmd.current_dir(server.scratch())
-        .args(["-d", db])
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
+    cmd.args(["-d", db])
         .args(args)
         .output()
         .expect("running cbrestore")
@@ -282,8 +280,7 @@ fn kill_during_data_then_resume() {
     let archive = dump(&server, "c", "k.dump");
     server.create_db("k");
     let state = server.scratch().join("k.state");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     let mut child = cmd
         .args(["-d", "k", "--state-file"])
         .arg(&state)
@@ -368,10 +365,8 @@ fn plain_dumps_run_like_psql() {
         e.finish().unwrap();
     }
     server.create_db("p");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     let out = cmd
-        .current_dir(server.scratch())
         .args(["-d", "p", "--json", "-"])
         .stdin(std::fs::File::open(&gz).unwrap())
         .output()

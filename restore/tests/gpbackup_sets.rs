@@ -11,8 +11,7 @@ use gpbackup::Compression;
 use testkit::TestServer;
 
 fn cbrestore(server: &TestServer, db: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     // Runs from the scratch directory: a failed restore leaves its state file there, not in
     // the source tree.
     cmd.current_dir(server.scratch())
@@ -381,8 +380,7 @@ fn kill_then_resume_loads_every_row_once() {
     written_set(&server, &root, Compression::Gzip, false, 3);
     server.create_db("k");
     let state = server.scratch().join("state.json");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     let mut child = cmd
         .args(["-d", "k", "--state-file"])
         .arg(&state)

@@ -25,10 +25,8 @@ CREATE MATERIALIZED VIEW public.mv AS SELECT a FROM public.small;
 "#;
 
 fn cbrestore(server: &TestServer, db: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
-    server.apply_env(&mut cmd);
-    cmd.current_dir(server.scratch())
-        .args(["-d", db])
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
+    cmd.args(["-d", db])
         .args(args)
         .output()
         .expect("running cbrestore")
@@ -285,8 +283,7 @@ fn kill_during_copy_then_resume() {
     server.create_db("k");
     let state = server.scratch().join("k.sql.cbrestore-state.json");
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cbrestore"));
-    server.apply_env(&mut cmd);
+    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     let mut child = cmd
         .current_dir(server.scratch())
         .args(["-d", "k"])
