@@ -178,7 +178,7 @@ impl Compression {
     ) -> io::Result<Box<dyn Read + Send + 'a>> {
         Ok(match self {
             Compression::None => Box::new(inner),
-            Compression::Gzip(_) => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
+            Compression::Gzip(_) => crate::inflate::gzip(inner),
             Compression::Zstd(_) => Box::new(zstd::stream::read::Decoder::with_buffer(inner)?),
         })
     }

@@ -191,6 +191,12 @@ mod tests {
         z.read_to_end(&mut out).unwrap();
         assert_eq!(out, chunks.concat());
         assert_eq!(z.total_in() as usize, stream.len() - 1);
+        // And through the inflater restores use (ISA-L when built with it).
+        let mut again = Vec::new();
+        archive::inflate::zlib(&stream[..])
+            .read_to_end(&mut again)
+            .unwrap();
+        assert_eq!(again, out);
     }
 
     #[test]

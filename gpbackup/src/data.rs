@@ -93,7 +93,7 @@ pub fn open_decoder(file: &DataFile) -> io::Result<Decoder> {
     let f = BufReader::with_capacity(128 * 1024, File::open(&file.path)?);
     Ok(match file.compression {
         Compression::None => Box::new(f),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(f)),
+        Compression::Gzip => archive::inflate::gzip(f),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(f)?),
     })
 }

@@ -240,7 +240,7 @@ pub fn decoder<'a, R: Read + Send + 'a>(
 ) -> io::Result<Box<dyn Read + Send + 'a>> {
     Ok(match codec {
         DataCodec::None => Box::new(chunks),
-        DataCodec::Gzip => Box::new(flate2::read::ZlibDecoder::new(chunks)),
+        DataCodec::Gzip => crate::inflate::zlib(chunks),
         DataCodec::Zstd => Box::new(zstd::stream::read::Decoder::new(chunks)?),
         DataCodec::Lz4 => {
             return Err(io::Error::new(
