@@ -22,6 +22,11 @@ pub enum ColumnType {
     /// text, varchar, bpchar: the bytes after unescaping (the server checks encoding and
     /// length).
     Text,
+    /// json: its text, as json_send writes it (the server validates it).
+    Json,
+    /// jsonb: a version byte (1) and the text, as jsonb_send writes it. The server still parses
+    /// the JSON, but COPY's text field splitting and the other columns' parsing are saved.
+    Jsonb,
     Numeric,
     Date,
     Timestamp,
@@ -36,6 +41,8 @@ impl ColumnType {
             23 => ColumnType::Int4,
             20 => ColumnType::Int8,
             25 | 1043 | 1042 => ColumnType::Text,
+            114 => ColumnType::Json,
+            3802 => ColumnType::Jsonb,
             1700 => ColumnType::Numeric,
             1082 => ColumnType::Date,
             1114 => ColumnType::Timestamp,
@@ -204,10 +211,16 @@ fn convert_row(
         let len_at = out.len();
         out.extend_from_slice(&[0; 4]);
         match ty {
-            ColumnType::Text if memchr::memchr(b'\\', raw).is_none() => out.extend_from_slice(raw),
-            ColumnType::Text => {
-                unescape(raw, field).map_err(|_| bad("an escape", raw))?;
-                out.extend_from_slice(field);
+            ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => {
+                if ty == ColumnType::Jsonb {
+                    out.push(1);
+                }
+                if memchr::memchr(b'\\', raw).is_none() {
+                    out.extend_from_slice(raw);
+                } else {
+                    unescape(raw, field).map_err(|_| bad("an escape", raw))?;
+                    out.extend_from_slice(field);
+                }
             }
             other => {
                 if raw.contains(&b'\\') {
@@ -316,7 +329,9 @@ fn encode_scalar(ty: ColumnType, raw: &[u8], out: &mut Vec<u8>) -> io::Result<()
             };
             out.extend_from_slice(&micros.to_be_bytes());
         }
-        ColumnType::Text => unreachable!("text is unescaped by the caller"),
+        ColumnType::Text | ColumnType::Json | ColumnType::Jsonb => {
+            unreachable!("text types are unescaped by the caller")
+        }
     }
     Ok(())
 }

@@ -560,17 +560,19 @@ fn binary_copy_brings_every_value_back() {
         r#"
 SET TimeZone = 'Europe/Amsterdam';
 CREATE TABLE public.typed (i2 smallint, i4 int, i8 bigint, t text, v varchar(12), c char(5),
-                           n numeric, n2 numeric(12,2), d date, ts timestamp, tz timestamptz, b bool);
+                           n numeric, n2 numeric(12,2), d date, ts timestamp, tz timestamptz, b bool,
+                           j json, jb jsonb);
 INSERT INTO public.typed VALUES
  (-32768, -2147483648, -9223372036854775808, E'tab\there\nnew\\line\r\x01 \\N', 'ünï', 'ab',
-  -0.00, -1234567890.12, '0001-01-01', '0001-01-01 00:00:00', '1890-01-01 00:00:00+00', true),
+  -0.00, -1234567890.12, '0001-01-01', '0001-01-01 00:00:00', '1890-01-01 00:00:00+00', true,
+  '{"a" : "tab\there \\ \u00e9",  "a": [1, 2.50]}', '{"k": "line\nbreak", "ü": [null, true, 1e3]}'),
  (32767, 2147483647, 9223372036854775807, '', 'x', 'abcde',
   123456789012345678901234567890.123456789, 0.05, '9999-12-31', '2024-02-29 23:59:59.999999',
-  '2024-07-01 12:00:00.5+05:30', false),
- (0, 0, 0, '\.', NULL, NULL, 'NaN', NULL, 'infinity', '-infinity', 'infinity', NULL),
- (NULL, NULL, NULL, NULL, NULL, NULL, 'Infinity', 10000, '-infinity', 'infinity', '-infinity', NULL),
+  '2024-07-01 12:00:00.5+05:30', false, 'null', '"just a string"'),
+ (0, 0, 0, '\.', NULL, NULL, 'NaN', NULL, 'infinity', '-infinity', 'infinity', NULL, NULL, NULL),
+ (NULL, NULL, NULL, NULL, NULL, NULL, 'Infinity', 10000, '-infinity', 'infinity', '-infinity', NULL, '{"deep": {"er": [[]]}}', '[1, "two", {"3": 4}]'),
  (1, 1, 1, 'plain', 'y', 'z', 0.00000000000000000001, 0, '2000-01-01', '2000-01-01 00:00:00',
-  '1969-12-31 23:59:59.000001-03:30', true);
+  '1969-12-31 23:59:59.000001-03:30', true, '[]', '{}');
 INSERT INTO public.typed (i8, t, n, tz)
   SELECT g, md5(g::text), g / 7.0, timestamptz '2024-01-01' + g * interval '37 seconds'
     FROM generate_series(1, 20000) g;
@@ -603,7 +605,7 @@ INSERT INTO public.ancient VALUES (1, '2024-01-01'), (2, '0044-03-15 BC'), (3, N
     }
     let log = std::fs::read_to_string(server.log_path()).unwrap();
     assert!(
-        log.contains("COPY public.typed (i2, i4, i8, t, v, c, n, n2, d, ts, tz, b) FROM stdin WITH (FORMAT binary, FREEZE)"),
+        log.contains("COPY public.typed (i2, i4, i8, t, v, c, n, n2, d, ts, tz, b, j, jb) FROM stdin WITH (FORMAT binary, FREEZE)"),
         "typed went in as binary"
     );
 }
