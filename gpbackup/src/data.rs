@@ -358,6 +358,8 @@ pub struct TableReader {
     /// The last call stopped inside a row of `parts[turn]`.
     mid_row: bool,
     files: Vec<PathBuf>,
+    /// What it was made from, for [`TableReader::again`].
+    origin: (String, Vec<Piece>, Option<Arc<DecoderCache>>),
 }
 
 /// One content's reader and the rows read ahead from it.
@@ -442,6 +444,7 @@ impl TableReader {
         cache: Option<Arc<DecoderCache>>,
     ) -> TableReader {
         let table = table.into();
+        let origin = (table.clone(), pieces.clone(), cache.clone());
         let groups: Vec<Vec<Piece>> = if pieces.len() > SIDE_BY_SIDE {
             vec![pieces]
         } else {
@@ -478,7 +481,16 @@ impl TableReader {
             merge: true,
             mid_row: false,
             files: Vec::new(),
+            origin,
         }
+    }
+
+    /// A new reader of the same table from its first row (files are opened as it reads; a
+    /// single-data-file segment is decoded again from its start if its decoder has moved past
+    /// this table). For loading the table again another way.
+    pub fn again(&self) -> TableReader {
+        let (table, pieces, cache) = self.origin.clone();
+        TableReader::new(table, pieces, cache)
     }
 
     /// CSV rows delivered so far.

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use cluster::{quote, ConnParams};
 
-use crate::binary::{BinaryRows, ColumnType};
+use crate::binary::{BinaryRows, ColumnType, Input};
 use crate::load::{load_fresh_table, load_table, LoadError};
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::State;
@@ -760,7 +760,7 @@ fn load_entry(
                     "{} WITH (FORMAT binary);",
                     copy.trim().trim_end_matches(';')
                 );
-                let mut rows = BinaryRows::new(data, types);
+                let mut rows = BinaryRows::new(data, types, Input::Text);
                 match load_fresh_table(client, &sql, t, &mut rows, expected) {
                     Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
                         if how.verbose {
@@ -808,59 +808,13 @@ struct Loading<'b> {
     verbose: bool,
 }
 
-/// The converter's type of every column a text `COPY name (cols) FROM stdin;` names, when all
-/// of them have one (and the statement is pg_dump's plain form).
+/// The converter's type of every column of pg_dump's plain `COPY name (cols) FROM stdin;`,
+/// when all of them have one.
 fn binary_columns(client: &mut postgres::Client, copy: &str) -> Option<Vec<ColumnType>> {
     if !is_text_copy(copy) {
         return None;
     }
-    let target = crate::load::copy_target(copy)?;
-    let after = copy.trim_start()[5..].trim_start()[target.len()..].trim_start();
-    let list = after.strip_prefix('(')?;
-    let names = column_names(list)?;
-    let rows = client
-        .query(
-            "SELECT a.attname::text, a.atttypid::oid FROM pg_catalog.pg_attribute a \
-              WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&target],
-        )
-        .ok()?;
-    let by_name: HashMap<String, u32> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    names
-        .iter()
-        .map(|n| by_name.get(n).copied().and_then(ColumnType::from_oid))
-        .collect()
-}
-
-/// `a, "B c", "d""e")...` → the names, unquoted, up to the closing parenthesis.
-fn column_names(list: &str) -> Option<Vec<String>> {
-    let mut names = Vec::new();
-    let mut cur = String::new();
-    let mut chars = list.chars().peekable();
-    let mut in_quotes = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if in_quotes && chars.peek() == Some(&'"') => {
-                chars.next();
-                cur.push('"');
-            }
-            '"' => in_quotes = !in_quotes,
-            ',' | ')' if !in_quotes => {
-                let name = cur.trim();
-                if name.is_empty() {
-                    return None;
-                }
-                names.push(name.to_string());
-                cur.clear();
-                if c == ')' {
-                    return Some(names);
-                }
-            }
-            c if !in_quotes && c.is_ascii_uppercase() => cur.push(c.to_ascii_lowercase()),
-            c => cur.push(c),
-        }
-    }
-    None
+    crate::binary::copy_columns(client, copy)
 }
 
 /// pg_dump's `COPY name (cols) FROM stdin;`: text format, one row per line.

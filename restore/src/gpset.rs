@@ -22,6 +22,7 @@ use gpbackup::metadata::Statement;
 use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOptions};
 use gpbackup::{BackupSet, Filter, PlannedTable};
 
+use crate::binary::{BinaryRows, Input};
 use crate::load::{load_fresh_table, load_table, LoadError};
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::State;
@@ -327,6 +328,8 @@ struct Emptying<'b> {
     /// Shared with idle workers (a fresh table, big enough, not resuming): the board and the
     /// size limit that made it so.
     split: Option<(&'b Board, u64)>,
+    /// `-v`: say when a table falls back from binary COPY to CSV.
+    verbose: bool,
 }
 
 /// Loads one table on `client`, recording it in the state when committed.
@@ -356,10 +359,45 @@ fn load_one(
             limit,
         };
         load_split(client, board, what, &mut reader, Some(expected))
-    } else if how.fresh && how.freeze {
-        load_fresh_table(client, copy_sql, fqn, &mut reader, Some(expected))
     } else {
-        load_table(client, copy_sql, truncate, &mut reader, Some(expected))
+        let csv = |client: &mut postgres::Client, reader: &mut gpbackup::data::TableReader| {
+            if how.fresh && how.freeze {
+                load_fresh_table(client, copy_sql, fqn, reader, Some(expected))
+            } else {
+                load_table(client, copy_sql, truncate, reader, Some(expected))
+            }
+        };
+        // On PostgreSQL, rows go in as binary COPY when every column's type converts (see
+        // binary.rs); a value that does not convert rolls that attempt back and the table is
+        // loaded again as CSV from its first row.
+        let binary = how
+            .freeze
+            .then(|| crate::binary::copy_columns(client, copy_sql))
+            .flatten()
+            .zip(crate::binary::binary_statement(copy_sql));
+        match binary {
+            Some((types, sql)) => {
+                let r = {
+                    let mut rows = BinaryRows::new(&mut reader, types, Input::Csv);
+                    if how.fresh {
+                        load_fresh_table(client, &sql, fqn, &mut rows, Some(expected))
+                    } else {
+                        load_table(client, &sql, truncate, &mut rows, Some(expected))
+                    }
+                };
+                match r {
+                    Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
+                        if how.verbose {
+                            eprintln!("cbrestore: {fqn}: {x}; loading it as CSV");
+                        }
+                        reader = reader.again();
+                        csv(client, &mut reader)
+                    }
+                    other => other,
+                }
+            }
+            None => csv(client, &mut reader),
+        }
     };
     match loaded {
         Ok(loaded) => {
@@ -457,6 +495,7 @@ impl LiveSink {
                         split: split_larger_than
                             .filter(|&limit| job.stored_bytes > limit)
                             .map(|limit| (&*board, limit)),
+                        verbose,
                     };
                     let r = load_one(
                         &mut client,
@@ -593,6 +632,7 @@ impl RestoreSink for LiveSink {
                 fresh: self.created.lock().expect("created lock").contains(&fqn),
                 freeze: self.freeze,
                 split: None,
+                verbose: self.verbose,
             };
             let r = load_one(
                 &mut self.client,

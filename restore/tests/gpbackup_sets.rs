@@ -243,6 +243,9 @@ CREATE TABLE public.events (id int, at date NOT NULL) PARTITION BY RANGE (at);
 CREATE TABLE public.events_a PARTITION OF public.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
 CREATE TABLE public.events_b PARTITION OF public.events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 INSERT INTO public.events SELECT g, date '2024-01-01' + (g % 700) FROM generate_series(1, 5000) g;
+CREATE TABLE public.ancient (id int, d date);
+INSERT INTO public.ancient SELECT g, CASE WHEN g = 3000 THEN date '0044-03-15 BC' ELSE date '2024-01-01' + g END
+  FROM generate_series(1, 5000) g;
 "#;
 
 fn written_set(
@@ -300,11 +303,25 @@ fn written_sets_restore_to_identical_tables() {
         ));
         assert_eq!(fingerprints(&server, &db), source, "set {i}");
     }
-    // Tables this restore created are emptied and copied with FREEZE in one transaction.
+    // Tables this restore created are emptied and copied with FREEZE in one transaction; those
+    // whose every column converts go in as binary COPY, and a table with a value the converter
+    // refuses (a BC date, row 3000) is loaded again as CSV: the fingerprints above show no row
+    // twice.
     let log = std::fs::read_to_string(server.log_path()).unwrap();
     assert!(
         log.contains("TRUNCATE TABLE ONLY") && log.contains("DELIMITER ',', FREEZE)"),
         "no FREEZE load in the server log"
+    );
+    assert!(
+        log.contains("COPY public.big (id,t) FROM STDIN WITH (FORMAT binary, FREEZE)"),
+        "big went in as binary"
+    );
+    assert!(
+        log.contains("COPY public.ancient (id,d) FROM STDIN WITH (FORMAT binary, FREEZE)")
+            && log.contains(
+                "COPY public.ancient (id,d) FROM STDIN WITH (FORMAT csv, DELIMITER ',', FREEZE)"
+            ),
+        "ancient tried binary, then CSV"
     );
 }
 
@@ -484,7 +501,7 @@ fn options_select_and_reload_tables() {
         &["--create-db", "--exclude-schema", "Odd Schema", "--json", r],
     ));
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["tables"].as_array().unwrap().len(), 4);
+    assert_eq!(report["tables"].as_array().unwrap().len(), 5);
     assert!(!fingerprints(&server, "ex").contains_key("Odd Schema.Ta,ble \"q\""));
 
     ok(&cbrestore(
