@@ -223,19 +223,23 @@ impl<R: Read> BinaryRows<R> {
                 self.start = 0;
                 return Ok(());
             }
-            // Read more.
+            // Read more: fill as much as is pending (at least 256 KiB), so a row far longer
+            // than one read is scanned a logarithmic number of times, not once per read.
             let have = self.input.len();
-            self.input.resize(have + 256 * 1024, 0);
-            let n = loop {
-                match self.inner.read(&mut self.input[have..]) {
-                    Ok(n) => break n,
+            let more = (256 * 1024).max(have - self.start);
+            self.input.resize(have + more, 0);
+            let mut n = 0;
+            while n < more {
+                match self.inner.read(&mut self.input[have + n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         self.input.truncate(have);
                         return Err(e);
                     }
                 }
-            };
+            }
             self.input.truncate(have + n);
             if n == 0 {
                 if self.input.len() > self.start {
@@ -906,6 +910,47 @@ mod tests {
             Some(b"\x011"),
         ]));
         want.extend_from_slice(&(-1i16).to_be_bytes());
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn rows_longer_than_many_reads() {
+        let long: Vec<u8> = (0..3_000_000u32)
+            .map(|i| {
+                if i % 1000 == 999 {
+                    b'\n'
+                } else {
+                    b'a' + (i % 26) as u8
+                }
+            })
+            .collect();
+        let mut csv = b"1,\"".to_vec();
+        csv.extend(&long);
+        csv.extend(b"\"\n2,x\n");
+        let cols = vec![ColumnType::Int4, ColumnType::Text];
+        let mut want = HEADER.to_vec();
+        want.extend(tuple(&[Some(&1i32.to_be_bytes()), Some(&long)]));
+        want.extend(tuple(&[Some(&2i32.to_be_bytes()), Some(b"x")]));
+        want.extend_from_slice(&(-1i16).to_be_bytes());
+        let mut out = Vec::new();
+        BinaryRows::new(Trickle(&csv, 4096), cols.clone(), Input::Csv)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, want);
+        // The same value in text COPY (line feeds escaped).
+        let mut text = b"1\t".to_vec();
+        for &b in &long {
+            if b == b'\n' {
+                text.extend(b"\\n");
+            } else {
+                text.push(b);
+            }
+        }
+        text.extend(b"\n2\tx\n");
+        let mut out = Vec::new();
+        BinaryRows::new(Trickle(&text, 4096), cols, Input::Text)
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, want);
     }
 
