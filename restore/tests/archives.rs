@@ -117,7 +117,8 @@ fn archives_round_trip_schema_and_data() {
     // of their own; every leaf is frozen).
     let log = std::fs::read_to_string(server.log_path()).unwrap();
     assert!(
-        log.contains("FROM stdin WITH (FREEZE)"),
+        log.contains("FROM stdin WITH (FREEZE)")
+            || log.contains("FROM stdin WITH (FORMAT binary, FREEZE)"),
         "no FREEZE load in the server log"
     );
 
