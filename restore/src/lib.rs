@@ -5,7 +5,8 @@
 //! - pg_dump/cbdump custom and directory archives ([`dump`], checked by [`verify`]);
 //! - plain SQL scripts ([`plain`]): psql's splitting, pg_restore's filters, resumable;
 //! - the loader they share ([`load`]): one table per transaction, never half loaded, counted;
-//!   pg_dump's text rows sent as binary COPY where every column converts ([`binary`]);
+//!   pg_dump's text rows and gpbackup's CSV rows sent as binary COPY where every column
+//!   converts ([`binary`]);
 //!   with `-j`, a big table's data shared by idle workers ([`split`]), still all or nothing;
 //! - resumable runs ([`state`]), keyed by what the input looked like ([`fingerprint`]).
 
