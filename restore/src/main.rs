@@ -148,7 +148,8 @@ struct Cli {
     #[arg(short = 'x', long = "no-privileges")]
     no_privileges: bool,
 
-    /// Tables loaded at once, one connection each (single-data-file sets load in order)
+    /// Tables loaded at once, one connection each (archives and gpbackup sets; single-data-file
+    /// sets load in order; a plain script runs in order on one connection)
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
     jobs: usize,
     /// Continue an interrupted restore: finished statements and tables are skipped, unfinished
@@ -342,6 +343,13 @@ fn restore_plain(cli: &Cli, input: &Path) -> anyhow::Result<ExitCode> {
     }
     if cli.single_transaction && cli.on_error_continue {
         bail!("--single-transaction with --on-error-continue: the first error aborts the transaction (as in psql)");
+    }
+    if cli.jobs > 1 && !cli.list && cli.file.is_none() {
+        // pg_restore refuses plain scripts outright; running it in order is still useful.
+        eprintln!(
+            "cbrestore: note: -j {} does not apply to a plain SQL script: its statements run in order on one connection, as psql runs them (a custom or directory archive restores in parallel)",
+            cli.jobs
+        );
     }
     let conn = ConnParams::resolve(&cli.conn, "cbrestore")?;
     let abort = Arc::new(AtomicBool::new(false));

@@ -368,10 +368,16 @@ fn plain_dumps_run_like_psql() {
     server.create_db("p");
     let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     let out = cmd
-        .args(["-d", "p", "--json", "-"])
+        .args(["-d", "p", "-j", "2", "--json", "-"])
         .stdin(std::fs::File::open(&gz).unwrap())
         .output()
         .unwrap();
+    // -j does not apply to a script, and cbrestore says so rather than ignoring it.
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-j 2 does not apply to a plain SQL script"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     assert!(report["copy_blocks"].as_u64().unwrap() >= 5);
     let mut got = fingerprints(&server, "p");
