@@ -116,7 +116,7 @@ pub fn copy_target(copy_sql: &str) -> Option<&str> {
 }
 
 /// Whether `table` (quoted) is a partitioned table; `None` when the catalog cannot say.
-fn is_partitioned<C: GenericClient>(client: &mut C, table: &str) -> Option<bool> {
+pub fn is_partitioned<C: GenericClient>(client: &mut C, table: &str) -> Option<bool> {
     client
         .query_one(
             "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",

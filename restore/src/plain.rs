@@ -9,7 +9,7 @@
 //! block that fails leaves its table as it was. `--resume` records the last finished statement;
 //! the COPY block a kill interrupted is loaded again after a TRUNCATE in its transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use cluster::ConnParams;
 
 use crate::dump::Distribution;
-use crate::load::{load_in, LoadError};
+use crate::load::{is_partitioned, load_in, with_freeze, LoadError};
 use crate::state::State;
 use crate::RestoreError;
 
@@ -387,6 +387,11 @@ impl<'s, R: Read> CopyBlock<'s, R> {
         std::io::copy(self, &mut std::io::sink()).map(|_| ())
     }
 
+    /// Nothing of the block was read yet.
+    fn untouched(&self) -> bool {
+        self.lines == 0 && !self.done && self.buf.is_empty()
+    }
+
     /// Data rows: the lines less the `\.` terminator.
     fn rows(&self) -> u64 {
         self.lines.saturating_sub(1)
@@ -603,6 +608,9 @@ pub fn run(
     // Tables that received a COPY block in this script so far (a resumed block is emptied
     // first only when it is its table's first).
     let mut copied_tables: BTreeSet<String> = BTreeSet::new();
+    // Tables whose `CREATE TABLE` (under a pg_dump entry header) ran in this run: their first
+    // COPY block is emptied and loaded WITH (FREEZE) in one transaction, as for archives.
+    let mut created_here: HashSet<(Option<String>, String)> = HashSet::new();
     let mut first_after_resume = resume_from > 0;
     let mut listed: Option<EntryHeader> = None;
     let fail = |report: &mut PlainRestoreReport, msg: String| -> Result<(), RestoreError> {
@@ -830,12 +838,23 @@ pub fn run(
                             let truncate =
                                 (first_after_resume && first_block).then_some(name.as_str());
                             first_after_resume = false;
+                            // pg_dump's own data entry for a table this run created (not a
+                            // load through a partition root, which names another table).
+                            let fresh = first_block
+                                && !o.single_transaction
+                                && owner_entry.as_ref().is_some_and(|e| {
+                                    let key = (e.schema.clone(), e.name.clone());
+                                    e.kind == "TABLE DATA"
+                                        && split_name(name) == key
+                                        && created_here.contains(&key)
+                                });
                             let mut block = CopyBlock::new(&mut sp, line, &shown);
                             let result = copy_block(
                                 client,
                                 o.single_transaction,
                                 text.trim(),
                                 truncate,
+                                fresh.then_some(name.as_str()),
                                 &mut block,
                                 *text_format,
                             );
@@ -867,7 +886,14 @@ pub fn run(
                                 continue;
                             }
                             report.statements += 1;
-                            if let Err(e) = client.batch_execute(&text) {
+                            let result = client.batch_execute(&text);
+                            if result.is_ok() && creates_table(&text) {
+                                if let Some(e) = owner_entry.as_ref().filter(|e| e.kind == "TABLE")
+                                {
+                                    created_here.insert((e.schema.clone(), e.name.clone()));
+                                }
+                            }
+                            if let Err(e) = result {
                                 let msg = cluster::error::server_message(&e);
                                 if first_after_resume && !session && msg.contains("already exists")
                                 {
@@ -924,13 +950,29 @@ pub fn run(
     Ok(report)
 }
 
+/// Whether a statement is pg_dump's `CREATE [UNLOGGED] TABLE` (not the `ALTER TABLE ... OWNER`
+/// that shares its entry).
+fn creates_table(text: &str) -> bool {
+    let head: String = text
+        .trim_start()
+        .chars()
+        .take(24)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    head.starts_with("CREATE TABLE ") || head.starts_with("CREATE UNLOGGED TABLE ")
+}
+
 /// One COPY block: in its own transaction (or `--single-transaction`'s), text-format rows
-/// counted and compared with what the server loaded.
+/// counted and compared with what the server loaded. `fresh` (a table this run created):
+/// emptied and copied WITH (FREEZE) in that transaction, so its rows land frozen and the index
+/// builds that follow do not rewrite its pages; a server or table that refuses FREEZE gets
+/// the plain COPY.
 fn copy_block(
     client: &mut postgres::Client,
     single_transaction: bool,
     copy_sql: &str,
     truncate: Option<&str>,
+    fresh: Option<&str>,
     block: &mut CopyBlock<'_, Box<dyn Read + Send>>,
     text_format: bool,
 ) -> Result<u64, LoadError> {
@@ -948,13 +990,26 @@ fn copy_block(
         let loaded = load_in(client, copy_sql, truncate, block, None)?;
         return check(loaded.rows, block);
     }
-    let mut tx = client
-        .transaction()
-        .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
-    let loaded = load_in(&mut tx, copy_sql, truncate, block, None)?;
+    let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
+    if let (Some(table), Some(frozen)) = (fresh, fresh.and_then(|_| with_freeze(copy_sql))) {
+        let mut tx = client.transaction().map_err(server)?;
+        if is_partitioned(&mut tx, table) == Some(false) {
+            match load_in(&mut tx, &frozen, Some(table), block, None) {
+                Ok(loaded) => {
+                    let rows = check(loaded.rows, block)?;
+                    tx.commit().map_err(server)?;
+                    return Ok(rows);
+                }
+                // Refused before a row was read (FREEZE not allowed here): the plain COPY.
+                Err(LoadError::Server(_)) if block.untouched() => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let mut tx = client.transaction().map_err(server)?;
+    let loaded = load_in(&mut tx, copy_sql, truncate.or(fresh), block, None)?;
     let rows = check(loaded.rows, block)?;
-    tx.commit()
-        .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
+    tx.commit().map_err(server)?;
     Ok(rows)
 }
 

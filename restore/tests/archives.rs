@@ -366,6 +366,7 @@ fn plain_dumps_run_like_psql() {
         e.finish().unwrap();
     }
     server.create_db("p");
+    server.set_conf("log_statement", "all");
     let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     let out = cmd
         .args(["-d", "p", "-j", "2", "--json", "-"])
@@ -387,6 +388,12 @@ fn plain_dumps_run_like_psql() {
     w.remove("sequence");
     assert_eq!(got, w);
     assert_eq!(schema_of(&server, "p"), want_schema);
+    // Tables the script created are emptied and loaded WITH (FREEZE) in one transaction.
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(
+        log.contains("TRUNCATE TABLE ONLY") && log.contains("FROM stdin WITH (FREEZE);"),
+        "no FREEZE load of a plain script's block in the server log"
+    );
 
     // A failing statement stops the restore and names its line.
     let broken = server.scratch().join("broken.sql");
@@ -553,6 +560,21 @@ fn data_loaded_through_a_partition_root() {
         ));
         assert_eq!(fingerprints(&server, &db), want, "-j {jobs}");
     }
+    // The same as a plain script: every partition's block goes to the root, and the first one
+    // must not empty the tree or ask for FREEZE on it.
+    let plain = server.scratch().join("viaroot.sql");
+    ok(&server
+        .command("pg_dump")
+        .args(["-d", "src", "--load-via-partition-root", "-f"])
+        .arg(&plain)
+        .output()
+        .unwrap());
+    server.create_db("viarootp");
+    ok(&cbrestore(&server, "viarootp", &[plain.to_str().unwrap()]));
+    let mut got = fingerprints(&server, "viarootp");
+    let mut w = want.clone();
+    assert_eq!(got.remove("sequence"), w.remove("sequence"));
+    assert_eq!(got, w);
 }
 
 /// Tables whose columns all convert are sent as binary COPY; every value comes back the same
