@@ -818,7 +818,7 @@ fn binary_columns(client: &mut postgres::Client, copy: &str) -> Option<Vec<Colum
 }
 
 /// pg_dump's `COPY name (cols) FROM stdin;`: text format, one row per line.
-fn is_text_copy(copy: &str) -> bool {
+pub(crate) fn is_text_copy(copy: &str) -> bool {
     let upper = copy.to_ascii_uppercase();
     upper.starts_with("COPY ")
         && upper

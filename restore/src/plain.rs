@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use cluster::ConnParams;
 
+use crate::binary::{BinaryRows, Input};
 use crate::dump::Distribution;
 use crate::load::{is_partitioned, load_in, with_freeze, LoadError};
 use crate::state::State;
@@ -857,6 +858,12 @@ pub fn run(
                                 fresh.then_some(name.as_str()),
                                 &mut block,
                                 *text_format,
+                                Reread {
+                                    path: &path,
+                                    line,
+                                    shown: &shown,
+                                    verbose: o.verbose,
+                                },
                             );
                             match result {
                                 Ok(rows) => {
@@ -950,6 +957,30 @@ pub fn run(
     Ok(report)
 }
 
+/// Where a COPY block can be read again: the script (stdin spooled to a file).
+#[derive(Clone, Copy)]
+struct Reread<'a> {
+    path: &'a Path,
+    line: u64,
+    shown: &'a str,
+    verbose: bool,
+}
+
+/// A splitter over the script at `path`, its last item the COPY statement that starts on
+/// `line`: what follows is that statement's data.
+fn splitter_at(path: &Path, line: u64) -> Result<Splitter<Box<dyn Read + Send>>, String> {
+    let mut sp = Splitter::new(open(path).map_err(|e| e.to_string())?);
+    loop {
+        let found = match sp.next_item().map_err(|e| e.to_string())? {
+            None => return Err(format!("no COPY statement on line {line} when read again")),
+            Some(item) => item.kind == ItemKind::Statement && item.line == line,
+        };
+        if found {
+            return Ok(sp);
+        }
+    }
+}
+
 /// Whether a statement is pg_dump's `CREATE [UNLOGGED] TABLE` (not the `ALTER TABLE ... OWNER`
 /// that shares its entry).
 fn creates_table(text: &str) -> bool {
@@ -967,6 +998,7 @@ fn creates_table(text: &str) -> bool {
 /// emptied and copied WITH (FREEZE) in that transaction, so its rows land frozen and the index
 /// builds that follow do not rewrite its pages; a server or table that refuses FREEZE gets
 /// the plain COPY.
+#[allow(clippy::too_many_arguments)]
 fn copy_block(
     client: &mut postgres::Client,
     single_transaction: bool,
@@ -975,6 +1007,7 @@ fn copy_block(
     fresh: Option<&str>,
     block: &mut CopyBlock<'_, Box<dyn Read + Send>>,
     text_format: bool,
+    again: Reread<'_>,
 ) -> Result<u64, LoadError> {
     let check = |loaded: u64, block: &CopyBlock<'_, Box<dyn Read + Send>>| {
         if text_format && block.done && loaded != block.rows() {
@@ -992,11 +1025,44 @@ fn copy_block(
     }
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
     if let (Some(table), Some(frozen)) = (fresh, fresh.and_then(|_| with_freeze(copy_sql))) {
+        // Binary where every column converts (see binary.rs), text otherwise.
+        let binary = (text_format && crate::dump::is_text_copy(copy_sql))
+            .then(|| crate::binary::copy_columns(client, copy_sql))
+            .flatten();
         let mut tx = client.transaction().map_err(server)?;
         if is_partitioned(&mut tx, table) == Some(false) {
-            match load_in(&mut tx, &frozen, Some(table), block, None) {
+            let result = match binary {
+                Some(types) => {
+                    let sql = format!(
+                        "{} WITH (FORMAT binary, FREEZE);",
+                        copy_sql.trim_end().trim_end_matches(';').trim_end()
+                    );
+                    let mut rows = BinaryRows::new(&mut *block, types, Input::Text);
+                    load_in(&mut tx, &sql, Some(table), &mut rows, None)
+                }
+                None => load_in(&mut tx, &frozen, Some(table), &mut *block, None),
+            };
+            match result {
                 Ok(loaded) => {
                     let rows = check(loaded.rows, block)?;
+                    tx.commit().map_err(server)?;
+                    return Ok(rows);
+                }
+                // A value the converter refuses: that attempt rolls back, and the block is
+                // read again from the script (stdin was spooled to a file) and sent as text.
+                Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
+                    drop(tx);
+                    if again.verbose {
+                        eprintln!("cbrestore: {table}: {x}; loading it as text");
+                    }
+                    block.drain().map_err(LoadError::Read)?;
+                    let mut sp = splitter_at(again.path, again.line).map_err(|e| {
+                        LoadError::Read(std::io::Error::other(format!("{}: {e}", again.shown)))
+                    })?;
+                    let mut block = CopyBlock::new(&mut sp, again.line, again.shown);
+                    let mut tx = client.transaction().map_err(server)?;
+                    let loaded = load_in(&mut tx, &frozen, Some(table), &mut block, None)?;
+                    let rows = check(loaded.rows, &block)?;
                     tx.commit().map_err(server)?;
                     return Ok(rows);
                 }

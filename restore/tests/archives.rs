@@ -388,10 +388,13 @@ fn plain_dumps_run_like_psql() {
     w.remove("sequence");
     assert_eq!(got, w);
     assert_eq!(schema_of(&server, "p"), want_schema);
-    // Tables the script created are emptied and loaded WITH (FREEZE) in one transaction.
+    // Tables the script created are emptied and loaded WITH (FREEZE) in one transaction (as
+    // binary COPY where every column converts).
     let log = std::fs::read_to_string(server.log_path()).unwrap();
     assert!(
-        log.contains("TRUNCATE TABLE ONLY") && log.contains("FROM stdin WITH (FREEZE);"),
+        log.contains("TRUNCATE TABLE ONLY")
+            && (log.contains("FROM stdin WITH (FREEZE);")
+                || log.contains("FROM stdin WITH (FORMAT binary, FREEZE);")),
         "no FREEZE load of a plain script's block in the server log"
     );
 
@@ -632,9 +635,40 @@ INSERT INTO public.ancient VALUES (1, '2024-01-01'), (2, '0044-03-15 BC'), (3, N
         );
         assert_eq!(server.table_fingerprints(&db, &['r']), want, "-j {jobs}");
     }
+    // A plain script of the same: from a file and from stdin (spooled), binary where the
+    // table's values convert, the block read again as text where one does not.
+    let plain = server.scratch().join("typed.sql");
+    let out = server
+        .command("pg_dump")
+        .args(["-d", "src", "-f"])
+        .arg(&plain)
+        .env("PGTZ", "Asia/Kolkata")
+        .output()
+        .unwrap();
+    ok(&out);
+    for (db, from_stdin) in [("typedp", false), ("typeds", true)] {
+        server.create_db(db);
+        let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
+        cmd.args(["-d", db, "-v"]);
+        if from_stdin {
+            cmd.arg("-").stdin(std::fs::File::open(&plain).unwrap());
+        } else {
+            cmd.arg(&plain);
+        }
+        let out = cmd.output().unwrap();
+        ok(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("public.ancient: cannot convert") && err.contains("as text"),
+            "{err}"
+        );
+        assert_eq!(server.table_fingerprints(db, &['r']), want, "{db}");
+    }
     let log = std::fs::read_to_string(server.log_path()).unwrap();
-    assert!(
-        log.contains("COPY public.typed (i2, i4, i8, t, v, c, n, n2, d, ts, tz, b, j, jb) FROM stdin WITH (FORMAT binary, FREEZE)"),
-        "typed went in as binary"
+    let binary = "COPY public.typed (i2, i4, i8, t, v, c, n, n2, d, ts, tz, b, j, jb) FROM stdin WITH (FORMAT binary, FREEZE)";
+    assert_eq!(
+        log.matches(binary).count(),
+        4,
+        "typed went in as binary from both archive runs and both scripts"
     );
 }
