@@ -529,6 +529,23 @@ fn restore(rows: u64) -> Result<()> {
         "psql -f",
     )?;
     line("psql -f plain dump", &psql, Some(&peer));
+    fresh("ours");
+    let plain_ours = run_measured(
+        {
+            let mut c = std::process::Command::new(&cb);
+            server.apply_env(&mut c);
+            c.current_dir(server.scratch())
+                .args(["-d", "ours"])
+                .arg(&plain);
+            c
+        },
+        "cbrestore",
+    )?;
+    line(
+        "cbrestore plain dump (vs psql -f)",
+        &plain_ours,
+        Some(&psql),
+    );
     for args in [
         &["-j", "1"][..],
         &["-j", "2"],
