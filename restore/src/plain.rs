@@ -686,6 +686,9 @@ pub fn run(
                             if let Some(db) = connect_target(&text) {
                                 conn = conn.with_dbname(&db);
                                 out = Out::Live(Box::new(cluster::connect(&conn)?));
+                                // Another database: its tables are not the ones seen so far.
+                                created_here.clear();
+                                copied_tables.clear();
                                 if o.verbose {
                                     eprintln!("cbrestore: connected to database {db}");
                                 }

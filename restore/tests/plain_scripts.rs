@@ -346,3 +346,56 @@ fn kill_during_copy_then_resume() {
     assert_eq!(server.schema_dump("k"), server.schema_dump("src"));
     assert!(!state.exists(), "a finished restore removes its state");
 }
+
+/// A table is emptied and frozen only in the database where this run created it: after
+/// `\connect`, a table of the same name as one created before (in the other database) that
+/// already existed here (its CREATE failing under `--on-error-continue`) keeps its rows and
+/// gets the script's appended.
+#[test]
+fn freeze_is_per_database_across_connect() {
+    let server = TestServer::start();
+    server.create_db("a");
+    server.create_db("b");
+    server.psql(
+        "b",
+        "CREATE TABLE public.t (x int); INSERT INTO public.t VALUES (100), (200);",
+    );
+    let create = |db: &str| {
+        format!(
+            "\\connect {db}\n\n\
+             --\n-- Name: t; Type: TABLE; Schema: public; Owner: -\n--\n\n\
+             CREATE TABLE public.t (\n    x integer\n);\n\n"
+        )
+    };
+    let data = "--\n-- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: -\n--\n\n\
+                COPY public.t (x) FROM stdin;\n1\n2\n3\n\\.\n\n";
+    // a's table is created without data (as with --exclude-table-data), b's gets a block.
+    let script = server.scratch().join("two.sql");
+    std::fs::write(&script, format!("{}{}{data}", create("a"), create("b"))).unwrap();
+    server.set_conf("log_statement", "all");
+    let out = cbrestore(
+        &server,
+        "postgres",
+        &["--on-error-continue", script.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "the CREATE in b fails");
+    let count = |db: &str| -> i64 {
+        server
+            .client(db)
+            .query_one("SELECT sum(x)::int8 FROM public.t", &[])
+            .unwrap()
+            .get(0)
+    };
+    let rows_in_a: i64 = server
+        .client("a")
+        .query_one("SELECT count(*) FROM public.t", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows_in_a, 0);
+    assert_eq!(count("b"), 306, "b's own rows kept, the script's appended");
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(
+        !log.contains("TRUNCATE TABLE ONLY public.t"),
+        "nothing emptied"
+    );
+}
