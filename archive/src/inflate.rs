@@ -253,6 +253,7 @@ mod isal {
 mod tests {
     use super::*;
     use std::io::{self, Write};
+    use testkit::Trickle;
 
     /// Every inflater this build has: zlib-rs always, ISA-L when it was found.
     fn backends() -> Vec<bool> {
@@ -281,18 +282,6 @@ mod tests {
         let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).unwrap();
         e.finish().unwrap()
-    }
-
-    /// Reads through a reader that hands out at most `step` bytes per call, so headers and
-    /// trailers arrive split across calls.
-    struct Trickle<'a>(&'a [u8], usize);
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.0.len().min(self.1).min(buf.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
     }
 
     fn read_all(mut r: Box<dyn Read + Send + '_>) -> io::Result<Vec<u8>> {
@@ -325,7 +314,7 @@ mod tests {
             want.extend(&b);
             assert_eq!(read_all(gzip_via(&file[..], isal)).unwrap(), want);
             for step in [1, 3, 17, 4096] {
-                let r = BufReader::with_capacity(step, Trickle(&file, step));
+                let r = BufReader::with_capacity(step, Trickle::new(&file, step));
                 assert_eq!(read_all(gzip_via(r, isal)).unwrap(), want, "step {step}");
             }
             for n in [1, 7, 32, 65536] {
@@ -355,7 +344,7 @@ mod tests {
             let mut file = zl(&a);
             file.extend(b"not part of the stream");
             assert_eq!(read_all(zlib_via(&file[..], isal)).unwrap(), a);
-            assert_eq!(read_all(zlib_via(Trickle(&file, 5), isal)).unwrap(), a);
+            assert_eq!(read_all(zlib_via(Trickle::new(&file, 5), isal)).unwrap(), a);
             for n in [1, 32, 4096] {
                 assert_eq!(
                     read_by(zlib_via(&file[..], isal), n).unwrap(),

@@ -578,26 +578,11 @@ fn meta_words(line: &[u8]) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// A reader that hands out at most `n` bytes per read, to exercise every buffer boundary.
-    struct Trickle<'a> {
-        data: &'a [u8],
-        n: usize,
-    }
-
-    impl Read for Trickle<'_> {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            let k = self.n.min(out.len()).min(self.data.len());
-            out[..k].copy_from_slice(&self.data[..k]);
-            self.data = &self.data[k..];
-            Ok(k)
-        }
-    }
-
     pub(crate) fn split_with(
         input: &[u8],
         n: usize,
     ) -> Result<Vec<(ItemKind, String, u64)>, SplitError> {
-        let mut sp = Splitter::new(Trickle { data: input, n });
+        let mut sp = Splitter::new(testkit::Trickle::new(input, n));
         let mut out: Vec<(ItemKind, String, u64)> = Vec::new();
         while let Some(item) = sp.next_item()? {
             let text = String::from_utf8_lossy(item.bytes).into_owned();

@@ -746,6 +746,7 @@ fn timestamp(raw: &[u8], with_zone: bool) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::Trickle;
 
     fn num(text: &str) -> Vec<u8> {
         let mut v = Vec::new();
@@ -849,17 +850,6 @@ mod tests {
         }
     }
 
-    /// Hands out at most `step` bytes per read, so rows and quoted fields arrive split.
-    struct Trickle<'a>(&'a [u8], usize);
-    impl Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.0.len().min(self.1).min(buf.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
-
     fn tuple(fields: &[Option<&[u8]>]) -> Vec<u8> {
         let mut v = (fields.len() as i16).to_be_bytes().to_vec();
         for f in fields {
@@ -893,7 +883,7 @@ mod tests {
         want.extend_from_slice(&(-1i16).to_be_bytes());
         for step in [1, 2, 5, 7, 1 << 20] {
             let mut out = Vec::new();
-            BinaryRows::new(Trickle(input, step), cols.clone(), Input::Csv)
+            BinaryRows::new(Trickle::new(input, step), cols.clone(), Input::Csv)
                 .read_to_end(&mut out)
                 .unwrap();
             assert_eq!(out, want, "step {step}");
@@ -933,7 +923,7 @@ mod tests {
         want.extend(tuple(&[Some(&2i32.to_be_bytes()), Some(b"x")]));
         want.extend_from_slice(&(-1i16).to_be_bytes());
         let mut out = Vec::new();
-        BinaryRows::new(Trickle(&csv, 4096), cols.clone(), Input::Csv)
+        BinaryRows::new(Trickle::new(&csv, 4096), cols.clone(), Input::Csv)
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, want);
@@ -948,7 +938,7 @@ mod tests {
         }
         text.extend(b"\n2\tx\n");
         let mut out = Vec::new();
-        BinaryRows::new(Trickle(&text, 4096), cols, Input::Text)
+        BinaryRows::new(Trickle::new(&text, 4096), cols, Input::Text)
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, want);

@@ -17,6 +17,28 @@ pub use compare::success;
 pub use install::PgInstall;
 pub use server::{expect_success, TestServer};
 
+/// A reader over `data` that hands out at most `step` bytes per read, so every row, field,
+/// header and trailer boundary of a streaming parser gets exercised.
+pub struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl<'a> Trickle<'a> {
+    pub fn new(data: &'a [u8], step: usize) -> Trickle<'a> {
+        Trickle { data, step }
+    }
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(out.len()).min(self.data.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
 /// The shared fixtures directory (`../shared/fixtures` beside the project root), when present.
 ///
 /// Tests that use fixtures skip themselves when this is `None`, so the project's own test command
