@@ -134,19 +134,14 @@ mod isal {
         }
 
         fn state(&mut self) -> io::Result<*mut State> {
-            if self.state.is_none() {
-                // SAFETY: returns a freshly initialised state or null.
-                let p = unsafe { cbtools_isal_new() };
-                let p = NonNull::new(p).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::OutOfMemory, "no memory for the inflater")
-                })?;
-                self.state = Some(Handle(p));
+            if let Some(h) = &self.state {
+                return Ok(h.0.as_ptr());
             }
-            Ok(self
-                .state
-                .as_ref()
-                .map(|h| h.0.as_ptr())
-                .unwrap_or(std::ptr::null_mut()))
+            // SAFETY: returns a freshly initialised state or null.
+            let p = NonNull::new(unsafe { cbtools_isal_new() }).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::OutOfMemory, "no memory for the inflater")
+            })?;
+            Ok(self.state.insert(Handle(p)).0.as_ptr())
         }
     }
 

@@ -114,14 +114,13 @@ pub fn copy_columns(client: &mut postgres::Client, copy: &str) -> Option<Vec<Col
         .collect()
 }
 
-/// `COPY name (cols) FROM STDIN ...` as the same COPY in binary format.
+/// `COPY name (cols) FROM STDIN ...` as the same COPY in binary format (its options replaced,
+/// the rest as written).
 pub fn binary_statement(copy: &str) -> Option<String> {
+    const FROM: &str = " from stdin";
     let body = copy.trim().trim_end_matches(';');
-    let at = body.to_ascii_lowercase().find(" from stdin")?;
-    Some(format!(
-        "{} FROM STDIN WITH (FORMAT binary);",
-        body[..at].trim_end()
-    ))
+    let at = body.to_ascii_lowercase().find(FROM)? + FROM.len();
+    Some(format!("{} WITH (FORMAT binary);", &body[..at]))
 }
 
 /// `a, "B c", "d""e")...` → the names, unquoted (unquoted ones folded to lower case), up to
@@ -415,7 +414,7 @@ fn convert_csv_row(
                 return Err(bad(what, &buf[..e]));
             }
             let raw = &buf[pos..e];
-            if raw.contains(&b'"') || raw.contains(&b'\r') {
+            if memchr::memchr2(b'"', b'\r', raw).is_some() {
                 return Err(bad(
                     "an unquoted CSV field with a quote or carriage return",
                     raw,
@@ -836,14 +835,20 @@ mod tests {
     #[test]
     fn anything_unexpected_is_unconvertible() {
         let cols = vec![ColumnType::Int8, ColumnType::Date];
-        for input in [
+        let inputs: [&[u8]; 5] = [
             &b"1\t2024-01-01\textra\n"[..],
             b"1\n",
             b"x\t2024-01-01\n",
             b"1\t0044-03-15 BC\n",
             b"1\t2024-01-01",
-        ] {
-            let e = BinaryRows::new(input, cols.clone(), Input::Text)
+        ];
+        refused(&cols, Input::Text, &inputs);
+    }
+
+    /// Every input fails to convert, as a conversion refusal (not some other error).
+    fn refused(cols: &[ColumnType], syntax: Input, inputs: &[&[u8]]) {
+        for input in inputs {
+            let e = BinaryRows::new(*input, cols.to_vec(), syntax)
                 .read_to_end(&mut Vec::new())
                 .unwrap_err();
             assert!(is_unconvertible(&e), "{input:?}: {e}");
@@ -947,7 +952,7 @@ mod tests {
     #[test]
     fn csv_that_copy_would_not_write_is_unconvertible() {
         let cols = vec![ColumnType::Int8, ColumnType::Text];
-        for input in [
+        let inputs: [&[u8]; 8] = [
             &b"1,a,b\n"[..],
             b"1\n",
             b"1,a\"b\n",
@@ -956,12 +961,8 @@ mod tests {
             b"\"x\",a\n",
             b"1,\"unterminated\n",
             b"1,a",
-        ] {
-            let e = BinaryRows::new(input, cols.clone(), Input::Csv)
-                .read_to_end(&mut Vec::new())
-                .unwrap_err();
-            assert!(is_unconvertible(&e), "{input:?}: {e}");
-        }
+        ];
+        refused(&cols, Input::Csv, &inputs);
     }
 
     #[test]

@@ -754,12 +754,8 @@ fn load_entry(
     } else if let (Some(t), true) = (truncate, how.freeze) {
         // Binary COPY where every column's type converts (see binary.rs); text otherwise, and
         // text again from the start if some value does not convert.
-        match binary_columns(client, copy.trim()) {
-            Some(types) => {
-                let sql = format!(
-                    "{} WITH (FORMAT binary);",
-                    copy.trim().trim_end_matches(';')
-                );
+        match binary_columns(client, copy.trim()).zip(crate::binary::binary_statement(&copy)) {
+            Some((types, sql)) => {
                 let mut rows = BinaryRows::new(data, types, Input::Text);
                 match load_fresh_table(client, &sql, t, &mut rows, expected) {
                     Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {

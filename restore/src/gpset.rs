@@ -9,6 +9,7 @@
 //! live [`RestoreSink`]: statements on one connection, tables on `-j` worker connections.
 
 use std::collections::HashSet;
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -360,11 +361,11 @@ fn load_one(
         };
         load_split(client, board, what, &mut reader, Some(expected))
     } else {
-        let csv = |client: &mut postgres::Client, reader: &mut gpbackup::data::TableReader| {
+        let load = |client: &mut postgres::Client, sql: &str, source: &mut (dyn Read + Send)| {
             if how.fresh && how.freeze {
-                load_fresh_table(client, copy_sql, fqn, reader, Some(expected))
+                load_fresh_table(client, sql, fqn, source, Some(expected))
             } else {
-                load_table(client, copy_sql, truncate, reader, Some(expected))
+                load_table(client, sql, truncate, source, Some(expected))
             }
         };
         // On PostgreSQL, rows go in as binary COPY when every column's type converts (see
@@ -377,26 +378,23 @@ fn load_one(
             .zip(crate::binary::binary_statement(copy_sql));
         match binary {
             Some((types, sql)) => {
-                let r = {
-                    let mut rows = BinaryRows::new(&mut reader, types, Input::Csv);
-                    if how.fresh {
-                        load_fresh_table(client, &sql, fqn, &mut rows, Some(expected))
-                    } else {
-                        load_table(client, &sql, truncate, &mut rows, Some(expected))
-                    }
-                };
+                let r = load(
+                    client,
+                    &sql,
+                    &mut BinaryRows::new(&mut reader, types, Input::Csv),
+                );
                 match r {
                     Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
                         if how.verbose {
                             eprintln!("cbrestore: {fqn}: {x}; loading it as CSV");
                         }
                         reader = reader.again();
-                        csv(client, &mut reader)
+                        load(client, copy_sql, &mut reader)
                     }
                     other => other,
                 }
             }
-            None => csv(client, &mut reader),
+            None => load(client, copy_sql, &mut reader),
         }
     };
     match loaded {

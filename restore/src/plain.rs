@@ -1031,15 +1031,12 @@ fn copy_block(
         // Binary where every column converts (see binary.rs), text otherwise.
         let binary = (text_format && crate::dump::is_text_copy(copy_sql))
             .then(|| crate::binary::copy_columns(client, copy_sql))
-            .flatten();
+            .flatten()
+            .zip(crate::binary::binary_statement(copy_sql).and_then(|b| with_freeze(&b)));
         let mut tx = client.transaction().map_err(server)?;
         if is_partitioned(&mut tx, table) == Some(false) {
             let result = match binary {
-                Some(types) => {
-                    let sql = format!(
-                        "{} WITH (FORMAT binary, FREEZE);",
-                        copy_sql.trim_end().trim_end_matches(';').trim_end()
-                    );
+                Some((types, sql)) => {
                     let mut rows = BinaryRows::new(&mut *block, types, Input::Text);
                     load_in(&mut tx, &sql, Some(table), &mut rows, None)
                 }
