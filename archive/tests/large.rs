@@ -1,5 +1,6 @@
-//! A 240 MB archive: the TOC rewrite copies its data region in well under a second per 100 MB,
-//! reading and rewriting it keeps memory flat, and stock pg_restore reads what we wrote.
+//! A 240 MB archive: the TOC rewrite copies its data region exactly, reading and rewriting it
+//! keeps memory flat, and stock pg_restore reads what we wrote. The rewrite's speed is printed,
+//! not asserted: CI is not a benchmark (`bench` measures it).
 //! (One test in this binary, so the process's peak memory is this test's.)
 
 use std::io::{self, Read};
@@ -125,7 +126,7 @@ fn pg_restore(args: &[&str], path: &Path) -> Vec<u8> {
 }
 
 #[test]
-fn big_archive_rewrites_fast_with_flat_memory() {
+fn big_archive_rewrites_exactly_with_flat_memory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.dump");
     let header = Header::new(
@@ -198,7 +199,6 @@ fn big_archive_rewrites_fast_with_flat_memory() {
     let took = started.elapsed().as_secs_f64();
     let per_100mb = took / (len as f64 / (100 * MB) as f64);
     eprintln!("rewrite_toc: {len} bytes in {took:.3}s ({per_100mb:.3}s per 100 MB)");
-    assert!(per_100mb < 0.5, "rewrite took {took:.3}s for {len} bytes");
 
     let b = CustomArchive::open(&out).unwrap();
     assert_eq!(b.toc_end, a.toc_end + grown);
