@@ -19,12 +19,12 @@ use cluster::{flavor, ClusterError, ConnParams, ServerInfo};
 
 use crate::compress::Compression;
 use crate::format::CopyFormat;
-use crate::naming;
-use crate::plan::{chunks_for, Chunk, ChunkPolicy, Job, Source};
-use crate::progress::Progress;
 use crate::report::{FileReport, Report, TableReport};
-use crate::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
 use crate::ExportError;
+use pipeline::naming;
+use pipeline::plan::{chunks_for, Chunk, ChunkPolicy, Job, Source};
+use pipeline::progress::Progress;
+use pipeline::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
 
 /// What was selected on the command line.
 #[derive(Debug, Clone)]
@@ -548,7 +548,7 @@ fn cancel_all(shared: &Shared, conn: &ConnParams) {
 }
 
 /// Runs one COPY and streams it into `writer`. With compression, reading (the driver) and
-/// writing (the compressor) run on two threads ([`crate::pipeline`]), so one worker keeps two
+/// writing (the compressor) run on two threads ([`pipeline::buffers`]), so one worker keeps two
 /// cores busy, as `psql | gzip` does.
 fn copy_into(
     client: &mut CopySession,
@@ -584,7 +584,7 @@ fn copy_into(
                 consume(&buf[..n])?;
             }
         }
-        let (written, read) = crate::pipeline::pipelined(
+        let (written, read) = pipeline::pipelined(
             |buf| {
                 if shared.abort.load(Ordering::Relaxed) {
                     return Err(ExportError::Interrupted);
@@ -634,7 +634,7 @@ fn export_to_stdout(
     let mut encoder = compression
         .encoder(hashing)
         .map_err(|e| ExportError::Write(label.clone(), e))?;
-    let mut scanner = crate::rows::RowScanner::new(opts.format.row_syntax());
+    let mut scanner = pipeline::rows::RowScanner::new(opts.format.row_syntax());
     let mut ends = Vec::new();
     let mut rows = 0u64;
     let mut raw = 0u64;

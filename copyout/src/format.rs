@@ -115,9 +115,9 @@ impl CopyFormat {
     }
 
     /// The bytes that delimit rows in the output, for the row scanner.
-    pub fn row_syntax(&self) -> crate::rows::RowSyntax {
+    pub fn row_syntax(&self) -> pipeline::rows::RowSyntax {
         match self.format {
-            Format::Text => crate::rows::RowSyntax::Text,
+            Format::Text => pipeline::rows::RowSyntax::Text,
             Format::Csv => {
                 let quote = self
                     .quote
@@ -129,7 +129,7 @@ impl CopyFormat {
                     .as_deref()
                     .and_then(|q| q.bytes().next())
                     .unwrap_or(quote);
-                crate::rows::RowSyntax::Csv { quote, escape }
+                pipeline::rows::RowSyntax::Csv { quote, escape }
             }
         }
     }

@@ -8,15 +8,8 @@
 
 pub mod export;
 pub mod format;
-pub mod naming;
 pub mod onsegment;
-pub mod pipeline;
-pub mod plan;
-pub mod progress;
 pub mod report;
-pub mod rows;
-pub mod sink;
-pub mod size;
 
 use std::path::{Path, PathBuf};
 

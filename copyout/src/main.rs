@@ -13,8 +13,8 @@ use cluster::{ConnParams, ConnectionArgs};
 use copyout::compress::Compression;
 use copyout::format::{CopyFormat, ForceQuote, Format};
 use copyout::onsegment::{self, OnSegmentOptions};
-use copyout::sink::SplitLimits;
 use copyout::{ExportError, ExportOptions, What};
+use pipeline::sink::SplitLimits;
 
 /// Export tables, column subsets, filtered rows or a query with COPY TO into delimited files on
 /// this host: one consistent snapshot, parallel workers, compression, split parts, manifest.
@@ -140,7 +140,7 @@ fn error_chain(e: &anyhow::Error) -> String {
 }
 
 fn parse_size(s: &str) -> anyhow::Result<u64> {
-    copyout::size::parse(s).map_err(anyhow::Error::msg)
+    pipeline::size::parse(s).map_err(anyhow::Error::msg)
 }
 
 fn main() -> ExitCode {
@@ -284,7 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "tables"
             },
             report.files.len(),
-            copyout::progress::human(report.total_file_bytes),
+            pipeline::progress::human(report.total_file_bytes),
             report.elapsed_seconds
         );
     }

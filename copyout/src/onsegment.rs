@@ -21,7 +21,8 @@ use cluster::snapshot::{self, SnapshotLeader};
 use cluster::{flavor, ConnParams};
 
 use crate::format::CopyFormat;
-use crate::{naming, ExportError};
+use crate::ExportError;
+use pipeline::naming;
 
 #[derive(Debug, Clone)]
 pub struct OnSegmentOptions {

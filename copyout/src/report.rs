@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use crate::compress::Compression;
 use crate::format::CopyFormat;
-use crate::sink::PartFile;
 use crate::ExportError;
 use cluster::ServerInfo;
+use pipeline::sink::PartFile;
 
 #[derive(Debug, Serialize)]
 pub struct Report {

@@ -16,7 +16,7 @@ use cluster::catalog::{self, RelKind, Selection};
 use cluster::mpp::MppCatalog;
 use cluster::snapshot::SnapshotLeader;
 use cluster::{flavor, ConnParams};
-use copyout::plan::{chunks_for, ChunkPolicy};
+use pipeline::plan::{chunks_for, ChunkPolicy};
 
 use crate::blobs;
 use crate::data::{self, Counters, Encoding, TableTask};
@@ -364,7 +364,7 @@ fn build(
     };
     let counters = Counters::default();
     // Tables done, rows, bytes and throughput on stderr when it is a terminal.
-    let progress = copyout::progress::Progress::new(tasks.len(), false);
+    let progress = pipeline::progress::Progress::new(tasks.len(), false);
     let finished = AtomicBool::new(false);
     let written = std::thread::scope(|scope| {
         scope.spawn(|| {

@@ -21,9 +21,9 @@ use archive::Compression;
 use cluster::catalog::Relation;
 use cluster::copy_stream::{Canceller, CopyOut, CopySession};
 use cluster::{snapshot, ConnParams};
-use copyout::plan::Chunk;
-use copyout::rows::{RowScanner, RowSyntax};
-use copyout::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
+use pipeline::plan::Chunk;
+use pipeline::rows::{RowScanner, RowSyntax};
+use pipeline::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
 
 use crate::tables::CopyTarget;
 use crate::{zlibjoin, DumpError};
@@ -489,14 +489,14 @@ fn dump_unit(
 }
 
 /// Reads the COPY stream on a second thread while `consume` (compression) runs on this one
-/// ([`copyout::pipeline`]): one worker keeps two cores busy.
+/// ([`pipeline::buffers`]): one worker keeps two cores busy.
 fn pump(
     reader: &mut CopyOut<'_>,
     abort: &AtomicBool,
     stream_err: &(dyn Fn(std::io::Error) -> DumpError + Sync),
     mut consume: impl FnMut(&[u8]) -> Result<(), DumpError>,
 ) -> Result<(), DumpError> {
-    let (written, read) = copyout::pipeline::pipelined(
+    let (written, read) = pipeline::pipelined(
         |buf| {
             if abort.load(Ordering::Relaxed) {
                 return Err(DumpError::Interrupted);

@@ -241,7 +241,7 @@ fn all_databases(
         Format::Directory => "dir",
     };
     for db in dbs {
-        let output = dir.join(format!("{}.{ext}", copyout::naming::component(&db)));
+        let output = dir.join(format!("{}.{ext}", pipeline::naming::component(&db)));
         let opts = DumpOptions {
             conn: conn.with_dbname(&db),
             format: cli.format,

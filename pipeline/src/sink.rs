@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::compress::{Compression, Encoder};
 use crate::rows::{RowScanner, RowSyntax};
+use archive::codec::{Compression, Encoder};
 
 /// The largest unfinished row we hold back while deciding where a part ends.
 const CARRY_CAP: usize = 1 << 20;

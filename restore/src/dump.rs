@@ -24,7 +24,7 @@ use crate::load::{load_fresh_table, load_table, LoadError};
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::State;
 use crate::RestoreError;
-use copyout::rows::RowSyntax;
+use pipeline::rows::RowSyntax;
 
 /// `--distribute` / `--strip-distribution`: the TOC's statements rewritten before they run.
 #[derive(Debug, Clone)]
@@ -256,7 +256,7 @@ impl Runner {
 struct Ctx<'a> {
     o: &'a DumpRestoreOptions,
     manifest: &'a crate::verify::Manifest,
-    progress: Arc<copyout::progress::Progress>,
+    progress: Arc<pipeline::progress::Progress>,
     archive: &'a Archive,
     state: Arc<State>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -467,7 +467,7 @@ pub fn run(
     let mut ctx = Ctx {
         o,
         manifest: &manifest,
-        progress: Arc::new(copyout::progress::Progress::new(table_count, false)),
+        progress: Arc::new(pipeline::progress::Progress::new(table_count, false)),
         archive: &archive,
         state: Arc::clone(&state),
         errors: Arc::new(Mutex::new(Vec::new())),

@@ -28,7 +28,7 @@ use crate::load::{load_fresh_table, load_table, LoadError};
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::State;
 use crate::RestoreError;
-use copyout::rows::RowSyntax;
+use pipeline::rows::RowSyntax;
 use crossbeam_channel::RecvTimeoutError;
 use gpbackup::data::PieceSource;
 
@@ -196,7 +196,7 @@ pub fn run(
         abort: Arc::clone(&abort),
         verbose: opts.verbose,
         resume_grace: opts.resume,
-        progress: Arc::new(copyout::progress::Progress::new(
+        progress: Arc::new(pipeline::progress::Progress::new(
             set.tables_filtered(&opts.filter).count(),
             false,
         )),
@@ -287,7 +287,7 @@ struct LiveSink {
     /// "already exists" is accepted for it.
     resume_grace: bool,
     /// Tables loaded so far, on stderr when it is a terminal.
-    progress: Arc<copyout::progress::Progress>,
+    progress: Arc<pipeline::progress::Progress>,
     /// Tables whose CREATE ran in this restore (or the run being resumed): loaded after
     /// emptying them in the load's transaction, with FREEZE where the server takes it.
     created: Arc<Mutex<HashSet<String>>>,

@@ -194,7 +194,7 @@ fn stream(
     // Reading (decompression, merging segment files) runs on its own thread, sending to the
     // server on this one.
     let mut bytes = 0u64;
-    let (written, read) = copyout::pipeline::pipelined(
+    let (written, read) = pipeline::pipelined(
         |buf| loop {
             match source.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -180,7 +180,7 @@ struct Cli {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    copyout::size::parse(s)
+    pipeline::size::parse(s)
 }
 
 fn main() -> ExitCode {

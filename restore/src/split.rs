@@ -22,7 +22,7 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use copyout::rows::{RowScanner, RowSyntax};
+use pipeline::rows::{RowScanner, RowSyntax};
 use crossbeam_channel::{Receiver, Sender};
 use postgres::Client;
 
