@@ -11,6 +11,7 @@ pub mod blobs;
 pub mod build;
 pub mod data;
 pub mod pgdump;
+pub mod segment_set;
 pub mod session;
 pub mod tables;
 pub mod zlibjoin;
