@@ -1,0 +1,253 @@
+//! STEP 3: every selected table's rows, chunk by chunk, on N workers that share the snapshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use cluster::ConnParams;
+use serde::Serialize;
+
+use crate::copy::{copy_chunk, Copied, LoadMode, Worker};
+use crate::progress::Progress;
+use crate::state::{Event, Recorded, State};
+use crate::tables::Table;
+use crate::{session, CloneError};
+
+/// What one table's copy did, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// From its first chunk's start to its last chunk's commit.
+    pub seconds: f64,
+    pub chunks: usize,
+    pub format: &'static str,
+    /// Loaded by an earlier run (`--resume`): not copied again.
+    pub resumed: bool,
+}
+
+/// Where the workers connect and how they load.
+pub struct DataContext<'a> {
+    pub source: &'a ConnParams,
+    pub target: &'a ConnParams,
+    pub source_settings: String,
+    pub target_settings: String,
+    pub snapshot_id: String,
+    pub workers: usize,
+    /// The tables were created by this clone's pre-data step (not `--data-only`).
+    pub created_by_us: bool,
+    /// `COPY FREEZE` is used on the target (PostgreSQL; not on Cloudberry/Greenplum).
+    pub freeze_allowed: bool,
+}
+
+struct Accounting {
+    started: Option<Instant>,
+    remaining: usize,
+    copied: Copied,
+}
+
+/// Copies every table not already finished by an earlier run.
+pub fn copy_tables(
+    ctx: &DataContext,
+    tables: &[Table],
+    state: &State,
+    progress: &Progress,
+) -> Result<Vec<TableReport>, CloneError> {
+    let recorded = state.recorded();
+    let (todo, mut reports) = split_finished(tables, &recorded);
+    reset_unfinished(ctx, &todo, &recorded, state)?;
+    for t in &todo {
+        state.record(Event::Plan {
+            table: t.label(),
+            chunks: t.job.chunks.len(),
+        })?;
+    }
+    progress.skip_bytes(reports.iter().map(|r| r.bytes).sum());
+    let tasks: Vec<(usize, usize)> = todo
+        .iter()
+        .enumerate()
+        .flat_map(|(t, table)| (0..table.job.chunks.len()).map(move |c| (t, c)))
+        .collect();
+    let accounting: Mutex<HashMap<usize, Accounting>> = Mutex::new(
+        todo.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                (
+                    i,
+                    Accounting {
+                        started: None,
+                        remaining: t.job.chunks.len(),
+                        copied: Copied::default(),
+                    },
+                )
+            })
+            .collect(),
+    );
+    let finished: Mutex<Vec<TableReport>> = Mutex::new(Vec::new());
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for t in &tasks {
+        tx.send(*t).expect("the receiver is alive");
+    }
+    drop(tx);
+    let failed = AtomicBool::new(false);
+    let workers = ctx.workers.min(tasks.len()).max(1);
+    let bytes = progress.bytes_counter();
+    let results: Vec<Result<(), CloneError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let rx = rx.clone();
+                let (todo, accounting, finished, failed) = (&todo, &accounting, &finished, &failed);
+                scope.spawn(move || -> Result<(), CloneError> {
+                    let run = || -> Result<(), CloneError> {
+                        let mut worker = connect_worker(ctx)?;
+                        for (t, c) in rx.iter() {
+                            if failed.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            let table = &todo[t];
+                            accounting
+                                .lock()
+                                .expect("lock")
+                                .get_mut(&t)
+                                .expect("planned")
+                                .started
+                                .get_or_insert_with(Instant::now);
+                            let one = table.job.chunks.len() == 1;
+                            let mode = LoadMode {
+                                truncate: ctx.created_by_us && one,
+                                freeze: ctx.created_by_us && one && ctx.freeze_allowed,
+                            };
+                            let chunk = &table.job.chunks[c];
+                            let copied =
+                                copy_chunk(&mut worker, table, c, chunk, mode, state, bytes)?;
+                            if let Some(report) = account(accounting, t, table, copied) {
+                                progress.table_done(&report);
+                                finished.lock().expect("lock").push(report);
+                            }
+                        }
+                        Ok(())
+                    };
+                    let r = run();
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    r
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("workers do not panic"))
+            .collect()
+    });
+    first_error(results)?;
+    reports.extend(finished.into_inner().expect("lock"));
+    Ok(reports)
+}
+
+/// The first real error: an interruption is reported only when nothing else went wrong.
+fn first_error(results: Vec<Result<(), CloneError>>) -> Result<(), CloneError> {
+    let mut interrupted = None;
+    for r in results {
+        match r {
+            Err(CloneError::Interrupted(s)) => interrupted = Some(s),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+    }
+    match interrupted {
+        Some(s) => Err(CloneError::Interrupted(s)),
+        None => Ok(()),
+    }
+}
+
+fn connect_worker(ctx: &DataContext) -> Result<Worker, CloneError> {
+    Ok(Worker {
+        source: session::source_stream(ctx.source, &ctx.source_settings, &ctx.snapshot_id)?,
+        target: session::target_client(ctx.target, &ctx.target_settings)?,
+    })
+}
+
+/// Adds a chunk to its table; the table's report once its last chunk is in.
+fn account(
+    accounting: &Mutex<HashMap<usize, Accounting>>,
+    t: usize,
+    table: &Table,
+    copied: Copied,
+) -> Option<TableReport> {
+    let mut acc = accounting.lock().expect("lock");
+    let a = acc.get_mut(&t).expect("planned");
+    a.copied.rows += copied.rows;
+    a.copied.bytes += copied.bytes;
+    a.remaining -= 1;
+    (a.remaining == 0).then(|| TableReport {
+        table: table.label(),
+        rows: a.copied.rows,
+        bytes: a.copied.bytes,
+        seconds: a.started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
+        chunks: table.job.chunks.len(),
+        format: table.format(),
+        resumed: false,
+    })
+}
+
+/// Tables an earlier run finished (reported as resumed) and the rest.
+fn split_finished<'t>(tables: &'t [Table], recorded: &Recorded) -> (Vec<Table>, Vec<TableReport>) {
+    let mut todo = Vec::new();
+    let mut done = Vec::new();
+    for t in tables {
+        let rec = recorded.table(&t.label());
+        if rec.finished() {
+            done.push(TableReport {
+                table: t.label(),
+                rows: 0,
+                bytes: t.bytes,
+                seconds: 0.0,
+                chunks: rec.chunks.unwrap_or(0),
+                format: t.format(),
+                resumed: true,
+            });
+        } else {
+            todo.push(t.clone());
+        }
+    }
+    (todo, done)
+}
+
+/// A table an earlier run loaded in part is reloaded whole from this run's snapshot: its
+/// chunks were cut from another snapshot, and rows may have changed or moved in between, so
+/// only emptying it keeps every row exactly once. Only a table this clone created may be
+/// emptied; a partly loaded table of `--data-only` stops the clone with a message.
+fn reset_unfinished(
+    ctx: &DataContext,
+    todo: &[Table],
+    recorded: &Recorded,
+    state: &State,
+) -> Result<(), CloneError> {
+    let touched: Vec<&Table> = todo
+        .iter()
+        .filter(|t| recorded.table(&t.label()).touched())
+        .collect();
+    if touched.is_empty() {
+        return Ok(());
+    }
+    if !ctx.created_by_us {
+        return Err(CloneError::Table {
+            table: touched[0].label(),
+            message: "an earlier --data-only run loaded part of this table, which this clone did not create and so will not empty; empty it (TRUNCATE) and run again".into(),
+        });
+    }
+    let mut target = session::target_client(ctx.target, &ctx.target_settings)?;
+    for t in touched {
+        target
+            .batch_execute(&format!("TRUNCATE ONLY {}", t.relation().qualified()))
+            .map_err(CloneError::query(format!(
+                "emptying {} to reload it",
+                t.label()
+            )))?;
+        state.record(Event::Reset { table: t.label() })?;
+    }
+    Ok(())
+}

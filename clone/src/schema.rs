@@ -1,0 +1,229 @@
+//! STEP 2 and STEP 4: the schema, from the source's own pg_dump on the snapshot, rewritten for
+//! the target and applied by the target's pg_restore in two sections around the data.
+//!
+//! Why pg_restore rather than our own statement runner: pg_dump's archive already orders every
+//! object by its dependencies and tags each with its section, and pg_restore applies it with
+//! the exact semantics users know (pgcopydb clones schemas the same way). Pre-data runs as
+//! `--single-transaction`, so a kill leaves either the whole schema or none of it — which is
+//! what lets `--resume` tell the two apart by looking. Post-data runs `-j N`, pg_restore's own
+//! scheduler building indexes and constraints in parallel with its lock-conflict rules. The
+//! next step is the workspace's shared restore engine once it leaves the cbrestore crate,
+//! which would also start post-data items per table as tables finish.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use archive::custom::rewrite_toc;
+use archive::{CustomArchive, TocEntry};
+use cluster::{Client, ConnParams, ServerInfo};
+use distfix::policy::Decision;
+use tempfile::NamedTempFile;
+
+use crate::tools::{self, Program};
+use crate::CloneError;
+
+/// pg_dump's selection and ownership flags, passed through.
+#[derive(Debug, Clone, Default)]
+pub struct DumpFlags {
+    pub tables: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    pub schemas: Vec<String>,
+    pub exclude_schemas: Vec<String>,
+    pub no_owner: bool,
+    pub no_acl: bool,
+}
+
+/// The schema of the source at the snapshot, as a custom archive in a private temporary file
+/// (schema only: kilobytes to a few megabytes, removed when dropped).
+pub fn dump(
+    pg_dump: &Program,
+    source: &ConnParams,
+    snapshot_id: &str,
+    flags: &DumpFlags,
+) -> Result<NamedTempFile, CloneError> {
+    let file = temp_file()?;
+    let mut cmd = tools::command(pg_dump, source);
+    cmd.args(["--format=custom", "--schema-only"])
+        .arg(format!("--snapshot={snapshot_id}"))
+        .arg("--file")
+        .arg(file.path());
+    if pg_dump.major >= 12 {
+        cmd.arg("--no-sync");
+    }
+    for (flag, values) in [
+        ("--table", &flags.tables),
+        ("--exclude-table", &flags.exclude_tables),
+        ("--schema", &flags.schemas),
+        ("--exclude-schema", &flags.exclude_schemas),
+    ] {
+        for v in values {
+            cmd.arg(format!("{flag}={v}"));
+        }
+    }
+    if flags.no_owner {
+        cmd.arg("--no-owner");
+    }
+    if flags.no_acl {
+        cmd.arg("--no-acl");
+    }
+    tools::run(cmd, "pg_dump --schema-only on the source")?;
+    Ok(file)
+}
+
+fn temp_file() -> Result<NamedTempFile, CloneError> {
+    tempfile::Builder::new()
+        .prefix(".cbclone-schema-")
+        .suffix(".dump")
+        .tempfile()
+        .map_err(CloneError::io("creating the temporary schema file"))
+}
+
+/// What the rewrite did, for the report.
+#[derive(Debug, Default)]
+pub struct Rewritten {
+    /// Cloudberry target: the DISTRIBUTED clause decided for each table.
+    pub decisions: Vec<Decision>,
+    /// PostgreSQL target of an MPP source: statements stripped of their clauses.
+    pub stripped: u64,
+}
+
+/// The archive rewritten for the target's dialect, when it needs to be:
+/// - Cloudberry/Greenplum target: DISTRIBUTED clauses chosen by cbdistfix's rules (the same
+///   `--policy/--default/--on-conflict`) from the source's keys and, as `cbdistfix --stats`,
+///   its `pg_stats` (read by `stats_client`, inside the snapshot). Clauses an MPP source's
+///   dump already has are kept.
+/// - PostgreSQL target of an MPP source: the clauses are stripped.
+pub fn rewrite_for_target(
+    schema: NamedTempFile,
+    source: &ServerInfo,
+    target: &ServerInfo,
+    stats_client: &mut Client,
+    rules: &distfix::rules::RuleArgs,
+) -> Result<(NamedTempFile, Rewritten), CloneError> {
+    let bad = |e: &dyn std::fmt::Display| CloneError::Rewrite(e.to_string());
+    if !target.flavor.is_mpp() && !source.flavor.is_mpp() {
+        return Ok((schema, Rewritten::default()));
+    }
+    let archive = CustomArchive::open(schema.path()).map_err(|e| bad(&e))?;
+    let (entries, rewritten) = if target.flavor.is_mpp() {
+        let catalog = distfix::archive::collect(&archive.entries).map_err(|e| bad(&e))?;
+        // Statistics only guide the default choice; a source without pg_stats for a table
+        // (never analyzed) falls back to the keys alone.
+        let stats = distfix::stats::fetch(stats_client).unwrap_or_else(|_| HashMap::new());
+        let plan = rules.plan(&catalog, &stats, false).map_err(|e| bad(&e))?;
+        let (entries, _) = distfix::archive::apply(&archive.entries, &plan).map_err(|e| bad(&e))?;
+        (
+            entries,
+            Rewritten {
+                decisions: plan.decisions,
+                stripped: 0,
+            },
+        )
+    } else {
+        let (entries, n) = distfix::archive::strip(&archive.entries).map_err(|e| bad(&e))?;
+        (
+            entries,
+            Rewritten {
+                decisions: Vec::new(),
+                stripped: n,
+            },
+        )
+    };
+    let out = temp_file()?;
+    rewrite_toc(&archive, &entries, out.path()).map_err(|e| bad(&e))?;
+    Ok((out, rewritten))
+}
+
+/// Which section pg_restore applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    PreData,
+    PostData,
+}
+
+/// Runs the target's pg_restore for one section: pre-data in one transaction, post-data with
+/// `jobs` parallel connections, optionally restricted to a `-L` list.
+pub fn restore(
+    pg_restore: &Program,
+    target: &ConnParams,
+    archive: &Path,
+    section: Section,
+    jobs: usize,
+    list: Option<&Path>,
+) -> Result<(), CloneError> {
+    let mut cmd = tools::command(pg_restore, target);
+    cmd.arg("--exit-on-error");
+    match section {
+        Section::PreData => {
+            cmd.args(["--section=pre-data", "--single-transaction"]);
+        }
+        Section::PostData => {
+            cmd.arg("--section=post-data")
+                .arg(format!("--jobs={}", jobs.max(1)));
+        }
+    }
+    if let Some(list) = list {
+        cmd.arg("--use-list").arg(list);
+    }
+    cmd.arg(archive);
+    let what = match section {
+        Section::PreData => "pg_restore --section=pre-data on the target",
+        Section::PostData => "pg_restore --section=post-data on the target",
+    };
+    tools::run(cmd, what)
+}
+
+/// For a resumed post-data step: a `-L` list of the archive's entries without the post-data
+/// objects an interrupted pg_restore already created (indexes, constraints, triggers, rules,
+/// policies), which would otherwise fail with "already exists". What remains is safe to run
+/// again (grants, comments, index attachments, which are no-ops when done).
+pub fn post_data_remaining(
+    archive: &Path,
+    target: &mut Client,
+) -> Result<NamedTempFile, CloneError> {
+    let a = CustomArchive::open(archive).map_err(|e| CloneError::Rewrite(e.to_string()))?;
+    let mut list = temp_file()?;
+    let mut text = String::new();
+    for e in &a.entries {
+        if e.section == archive::toc::SECTION_POST_DATA as i64 && exists(target, e)? {
+            continue;
+        }
+        text.push_str(&format!("{};\n", e.dump_id));
+    }
+    list.write_all(text.as_bytes())
+        .and_then(|_| list.flush())
+        .map_err(CloneError::io("writing the post-data list"))?;
+    Ok(list)
+}
+
+/// Whether the object a post-data entry creates is already on the target.
+fn exists(target: &mut Client, e: &TocEntry) -> Result<bool, CloneError> {
+    let on_table = |catalog: &str, rel: &str, name: &str| {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM {catalog} x JOIN pg_class r ON r.oid = x.{rel} \
+               JOIN pg_namespace n ON n.oid = r.relnamespace \
+              WHERE n.nspname = $1 AND r.relname || ' ' || x.{name} = $2)"
+        )
+    };
+    let sql = match e.desc().as_ref() {
+        "INDEX" => {
+            "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2)"
+                .to_string()
+        }
+        "CONSTRAINT" | "FK CONSTRAINT" | "CHECK CONSTRAINT" => {
+            on_table("pg_constraint", "conrelid", "conname")
+        }
+        "TRIGGER" => on_table("pg_trigger", "tgrelid", "tgname"),
+        "RULE" => on_table("pg_rewrite", "ev_class", "rulename"),
+        "POLICY" => on_table("pg_policy", "polrelid", "polname"),
+        _ => return Ok(false),
+    };
+    let ns = e.namespace().into_owned();
+    let tag = e.tag().into_owned();
+    Ok(target
+        .query_one(&sql, &[&ns, &tag])
+        .map_err(CloneError::query(format!("looking for {} {tag}", e.desc())))?
+        .get(0))
+}
