@@ -17,8 +17,9 @@ void cbtools_isal_free(struct inflate_state *s)
 	free(s);
 }
 
-/* Starts a new stream; `wrapper` is ISAL_GZIP (1) or ISAL_ZLIB (3): header parsed, checksum
- * verified. */
+/* Starts a new stream; `wrapper` is ISAL_ZLIB (3: header parsed, checksum verified) or
+ * ISAL_GZIP_NO_HDR_VER (6: a gzip member's body after its header, which the caller parsed for
+ * its FEXTRA marks; CRC-32 and length verified). */
 void cbtools_isal_reset(struct inflate_state *s, uint32_t wrapper)
 {
 	isal_inflate_reset(s);

@@ -6,10 +6,10 @@
 //! and simply concatenate them.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use crate::gzip_members::GzipMembers;
+use crate::gzip_members::{GzipMembers, Join};
 
 /// A codec and its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +169,38 @@ impl Compression {
             Compression::Gzip(level) => Encoder::Gzip(GzipMembers::new(inner, level)),
             Compression::Zstd(level) => Encoder::Zstd(zstd::Encoder::new(inner, level)?),
         })
+    }
+
+    /// Copies `piece`, a finished file of this codec, to `out` as the next part of a file
+    /// joined from pieces (parallel chunks of one table). A gzip piece's end member is left
+    /// out and counted in `join`; end the joined file with [`encoder_after`](Self::encoder_after)
+    /// or [`finish_join`](Self::finish_join). zstd frames and plain text are copied as they are.
+    pub fn append_piece<P: Read + Seek, W: Write + ?Sized>(
+        self,
+        piece: &mut P,
+        out: &mut W,
+        join: &mut Join,
+    ) -> io::Result<u64> {
+        match self {
+            Compression::Gzip(_) => join.append(piece, out),
+            _ => io::copy(piece, out),
+        }
+    }
+
+    /// The encoder of a joined file's last part: gzip's end member counts every piece too.
+    pub fn encoder_after<W: Write>(self, inner: W, join: Join) -> io::Result<Encoder<W>> {
+        Ok(match self {
+            Compression::Gzip(level) => Encoder::Gzip(GzipMembers::after(inner, level, join)),
+            other => other.encoder(inner)?,
+        })
+    }
+
+    /// Ends a joined file when no part follows the pieces: gzip's end member.
+    pub fn finish_join<W: Write + ?Sized>(self, out: &mut W, join: &Join) -> io::Result<()> {
+        match self {
+            Compression::Gzip(_) => out.write_all(&join.end_member()),
+            _ => Ok(()),
+        }
     }
 
     /// A reader of the decompressed content of `inner` (all gzip members / zstd frames).

@@ -22,18 +22,21 @@ fn isal_enabled() -> bool {
     cfg!(isal) && std::env::var("CBTOOLS_INFLATE").map_or(true, |v| v != "zlib-rs")
 }
 
-/// A reader of the decompressed content of every gzip member in `inner`, back to back.
+/// A reader of the decompressed content of every gzip member in `inner`, back to back. Files
+/// we wrote must reach their end member ([`crate::gzip_members`]): one cut short is an error
+/// starting with "truncated:".
 pub fn gzip<'a, R: BufRead + Send + 'a>(inner: R) -> Box<dyn Read + Send + 'a> {
     gzip_via(inner, isal_enabled())
 }
 
 fn gzip_via<'a, R: BufRead + Send + 'a>(inner: R, use_isal: bool) -> Box<dyn Read + Send + 'a> {
+    use crate::gzip_reader::{Flate2Body, GzipReader};
     #[cfg(isal)]
     if use_isal {
-        return Box::new(isal::Inflater::new(inner, isal::Wrapper::Gzip));
+        return Box::new(GzipReader::new(inner, isal::GzipBody::default()));
     }
     let _ = use_isal;
-    Box::new(flate2::bufread::MultiGzDecoder::new(inner))
+    Box::new(GzipReader::new(inner, Flate2Body::new()))
 }
 
 /// A reader of the decompressed content of the one zlib stream at the start of `inner` (what
@@ -66,6 +69,8 @@ mod isal {
     use std::os::raw::c_int;
     use std::ptr::NonNull;
 
+    use crate::gzip_reader::{MemberBody, Step};
+
     #[repr(C)]
     struct State {
         _opaque: [u8; 0],
@@ -87,17 +92,18 @@ mod isal {
         ) -> c_int;
     }
 
-    /// ISA-L's `crc_flag` values that parse the header and verify the trailer.
+    /// ISA-L's `crc_flag` values that verify the trailer: a zlib stream with its header, or a
+    /// gzip member's body after its header (which [`crate::gzip_reader`] parses, for our marks).
     #[derive(Clone, Copy, PartialEq, Eq)]
     pub enum Wrapper {
-        Gzip = 1,
+        GzipBody = 6,
         Zlib = 3,
     }
 
     /// Owns one `struct inflate_state` (about 50 KB, so it lives on the C heap).
     struct Handle(NonNull<State>);
 
-    // The state is only ever used through `&mut Inflater`.
+    // The state is only ever used through `&mut` of its one owner.
     unsafe impl Send for Handle {}
 
     impl Drop for Handle {
@@ -107,47 +113,55 @@ mod isal {
         }
     }
 
-    pub struct Inflater<R> {
-        inner: R,
-        state: Option<Handle>,
-        wrapper: Wrapper,
-        /// Inside a stream: input ending now means the stream was cut short.
-        in_stream: bool,
-        /// Nothing more to return: the zlib stream ended, or the input did between gzip members.
-        ended: bool,
-        /// A stream was started. Input that ends before any is an error for gzip (a gzip file
-        /// holds at least one member) but no data for zlib (pg_dump writes nothing at all for
-        /// an empty table), as zlib-rs sees it too.
-        started: bool,
-    }
-
-    impl<R: BufRead> Inflater<R> {
-        pub fn new(inner: R, wrapper: Wrapper) -> Self {
-            Inflater {
-                inner,
-                state: None,
-                wrapper,
-                in_stream: false,
-                ended: false,
-                started: false,
-            }
+    impl Handle {
+        fn new() -> io::Result<Handle> {
+            // SAFETY: returns a freshly initialised state or null.
+            NonNull::new(unsafe { cbtools_isal_new() })
+                .map(Handle)
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::OutOfMemory, "no memory for the inflater")
+                })
         }
 
-        fn state(&mut self) -> io::Result<*mut State> {
-            if let Some(h) = &self.state {
-                return Ok(h.0.as_ptr());
+        fn reset(&mut self, wrapper: Wrapper) {
+            // SAFETY: a live state owned by self.
+            unsafe { cbtools_isal_reset(self.0.as_ptr(), wrapper as u32) };
+        }
+
+        /// One step: (consumed, produced, the stream and its trailer are complete).
+        fn inflate(
+            &mut self,
+            input: &[u8],
+            out: &mut [u8],
+            wrapper: Wrapper,
+        ) -> io::Result<(usize, usize, bool)> {
+            let in_len = input.len().min(u32::MAX as usize) as u32;
+            let out_len = out.len().min(u32::MAX as usize) as u32;
+            let (mut consumed, mut produced, mut done) = (0u32, 0u32, 0 as c_int);
+            // SAFETY: the pointers and lengths describe live buffers that outlive the call;
+            // the shim writes only the three out-parameters and `out[..out_len]`.
+            let rc = unsafe {
+                cbtools_isal_inflate(
+                    self.0.as_ptr(),
+                    input.as_ptr(),
+                    in_len,
+                    &mut consumed,
+                    out.as_mut_ptr(),
+                    out_len,
+                    &mut produced,
+                    &mut done,
+                )
+            };
+            if rc < 0 || rc == 6 {
+                return Err(corrupt(rc, wrapper));
             }
-            // SAFETY: returns a freshly initialised state or null.
-            let p = NonNull::new(unsafe { cbtools_isal_new() }).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::OutOfMemory, "no memory for the inflater")
-            })?;
-            Ok(self.state.insert(Handle(p)).0.as_ptr())
+            Ok((consumed as usize, produced as usize, done != 0))
         }
     }
 
     fn corrupt(rc: c_int, wrapper: Wrapper) -> io::Error {
         let what = match wrapper {
-            Wrapper::Gzip => "gzip",
+            Wrapper::GzipBody => "gzip",
             Wrapper::Zlib => "zlib",
         };
         let msg = match rc {
@@ -166,63 +180,88 @@ mod isal {
         )
     }
 
+    /// Gzip member bodies (raw deflate and trailer, verified by ISA-L).
+    #[derive(Default)]
+    pub struct GzipBody {
+        state: Option<Handle>,
+    }
+
+    impl MemberBody for GzipBody {
+        fn start(&mut self) -> io::Result<()> {
+            let h = match &mut self.state {
+                Some(h) => h,
+                None => self.state.insert(Handle::new()?),
+            };
+            h.reset(Wrapper::GzipBody);
+            Ok(())
+        }
+
+        fn step(&mut self, input: &[u8], out: &mut [u8]) -> io::Result<Step> {
+            let h = self.state.as_mut().expect("start runs first");
+            let (consumed, produced, done) = h.inflate(input, out, Wrapper::GzipBody)?;
+            Ok(Step {
+                consumed,
+                produced,
+                done,
+            })
+        }
+    }
+
+    /// One zlib stream (pg_dump's custom-format data blocks).
+    pub struct Inflater<R> {
+        inner: R,
+        state: Option<Handle>,
+        wrapper: Wrapper,
+        /// Inside the stream: input ending now means the stream was cut short.
+        in_stream: bool,
+        /// Nothing more to return: the stream ended. Input that ends before it starts is no
+        /// data (pg_dump writes nothing at all for an empty table), as zlib-rs sees it too.
+        ended: bool,
+    }
+
+    impl<R: BufRead> Inflater<R> {
+        pub fn new(inner: R, wrapper: Wrapper) -> Self {
+            Inflater {
+                inner,
+                state: None,
+                wrapper,
+                in_stream: false,
+                ended: false,
+            }
+        }
+    }
+
     impl<R: BufRead> Read for Inflater<R> {
         fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
             if out.is_empty() || self.ended {
                 return Ok(0);
             }
-            let out_len = out.len().min(u32::MAX as usize) as u32;
             loop {
-                let state = self.state()?;
+                let h = match &mut self.state {
+                    Some(h) => h,
+                    None => self.state.insert(Handle::new()?),
+                };
                 let input = self.inner.fill_buf()?;
                 let at_eof = input.is_empty();
                 if at_eof && !self.in_stream {
                     self.ended = true;
-                    if !self.started && self.wrapper == Wrapper::Gzip {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "empty input: a gzip file holds at least one member",
-                        ));
-                    }
                     return Ok(0);
                 }
                 if !self.in_stream {
-                    // SAFETY: `state` is a live state owned by self.
-                    unsafe { cbtools_isal_reset(state, self.wrapper as u32) };
+                    h.reset(self.wrapper);
                     self.in_stream = true;
-                    self.started = true;
                 }
-                let in_len = input.len().min(u32::MAX as usize) as u32;
-                let (mut consumed, mut produced, mut done) = (0u32, 0u32, 0 as c_int);
-                // SAFETY: the pointers and lengths describe live buffers that outlive the call;
-                // the shim writes only the three out-parameters and `out[..out_len]`.
-                let rc = unsafe {
-                    cbtools_isal_inflate(
-                        state,
-                        input.as_ptr(),
-                        in_len,
-                        &mut consumed,
-                        out.as_mut_ptr(),
-                        out_len,
-                        &mut produced,
-                        &mut done,
-                    )
-                };
-                self.inner.consume(consumed as usize);
-                if rc < 0 || rc == 6 {
-                    self.ended = true;
-                    return Err(corrupt(rc, self.wrapper));
-                }
-                if done != 0 {
+                let r = h.inflate(input, out, self.wrapper);
+                let (consumed, produced, done) = r.inspect_err(|_| self.ended = true)?;
+                self.inner.consume(consumed);
+                if done {
                     self.in_stream = false;
-                    if self.wrapper == Wrapper::Zlib {
-                        self.ended = true;
-                    }
+                    self.ended = true;
                 }
                 if produced > 0 {
-                    return Ok(produced as usize);
+                    return Ok(produced);
                 }
-                if done == 0 && at_eof {
+                if !done && at_eof {
                     // ISA-L had been handed all the input and has no more output from it.
                     self.ended = true;
                     return Err(io::Error::new(
@@ -230,7 +269,7 @@ mod isal {
                         "compressed stream ends before its end marker (file truncated?)",
                     ));
                 }
-                if done == 0 && consumed == 0 {
+                if !done && consumed == 0 {
                     // ISA-L takes all the input it is given (buffering partial headers itself),
                     // so this cannot happen with a sound library; looping would never end.
                     self.ended = true;
@@ -385,6 +424,102 @@ mod tests {
             let z = zl(&a);
             let err = read_all(zlib_via(&z[..z.len() - 3], isal)).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        }
+    }
+
+    /// Offsets where each member of `file` starts, and the file's length.
+    fn member_starts(file: &[u8]) -> Vec<usize> {
+        let mut starts = vec![0];
+        let mut rest = file;
+        while !rest.is_empty() {
+            let mut d = flate2::bufread::GzDecoder::new(rest);
+            io::copy(&mut d, &mut io::sink()).unwrap();
+            rest = d.into_inner();
+            starts.push(file.len() - rest.len());
+        }
+        starts
+    }
+
+    fn ours(data: &[u8]) -> Vec<u8> {
+        let mut enc = crate::Compression::Gzip(1).encoder(Vec::new()).unwrap();
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn our_files_cut_at_any_member_boundary_are_truncated() {
+        let data = sample(150_000);
+        let file = ours(&data);
+        let starts = member_starts(&file);
+        assert!(starts.len() >= 5, "{starts:?}");
+        for isal in backends() {
+            assert_eq!(read_all(gzip_via(&file[..], isal)).unwrap(), data);
+            for &cut in &starts[1..starts.len() - 1] {
+                let err = read_all(gzip_via(&file[..cut], isal)).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "cut {cut}: {err}");
+                assert!(err.to_string().starts_with("truncated: "), "{err}");
+            }
+            // A member left out in the middle: the end member's counts disagree.
+            let mut holed = file[..starts[1]].to_vec();
+            holed.extend(&file[starts[2]..]);
+            let err = read_all(gzip_via(&holed[..], isal)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            // Someone else's member spliced in after ours.
+            let mut spliced = file[..starts[1]].to_vec();
+            spliced.extend(gz(b"foreign", 6));
+            spliced.extend(&file[starts[1]..]);
+            let err = read_all(gzip_via(&spliced[..], isal)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        }
+    }
+
+    #[test]
+    fn whole_files_concatenated_and_foreign_files_read_as_before() {
+        let (a, b) = (sample(1000), sample(77));
+        let mut two = ours(&a);
+        two.extend(ours(&b));
+        let mut mixed = gz(&b, 6);
+        mixed.extend(ours(&a));
+        for isal in backends() {
+            assert_eq!(
+                read_all(gzip_via(&two[..], isal)).unwrap(),
+                [&a[..], &b].concat()
+            );
+            assert_eq!(
+                read_all(gzip_via(&mixed[..], isal)).unwrap(),
+                [&b[..], &a].concat()
+            );
+            // An empty file of ours is its end member alone.
+            assert!(read_all(gzip_via(&ours(b"")[..], isal)).unwrap().is_empty());
+            let r = BufReader::with_capacity(1, Trickle::new(&two, 1));
+            assert_eq!(read_all(gzip_via(r, isal)).unwrap(), [&a[..], &b].concat());
+        }
+    }
+
+    #[test]
+    fn joined_files_cut_at_a_piece_boundary_are_truncated() {
+        let pieces = [sample(40_000), sample(30_000), sample(5)];
+        let mut join = crate::gzip_members::Join::default();
+        let (mut file, mut boundaries) = (Vec::new(), Vec::new());
+        for p in &pieces {
+            let c = crate::Compression::Gzip(1);
+            c.append_piece(&mut io::Cursor::new(ours(p)), &mut file, &mut join)
+                .unwrap();
+            boundaries.push(file.len());
+        }
+        let mut enc = crate::Compression::Gzip(1)
+            .encoder_after(file, join)
+            .unwrap();
+        enc.write_all(b"\\.\n").unwrap();
+        let file = enc.finish().unwrap();
+        let mut want = pieces.concat();
+        want.extend(b"\\.\n");
+        for isal in backends() {
+            assert_eq!(read_all(gzip_via(&file[..], isal)).unwrap(), want);
+            for &cut in &boundaries {
+                let err = read_all(gzip_via(&file[..cut], isal)).unwrap_err();
+                assert!(err.to_string().starts_with("truncated: "), "{err}");
+            }
         }
     }
 

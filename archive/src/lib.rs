@@ -11,7 +11,8 @@
 //! * [`directory`]: `-Fd` directories: `toc.dat`, data files, [`directory::DirectoryWriter`].
 //! * [`blobs`]: large objects of either format.
 //! * [`codec`]: compression specs, detection and streaming encoders/decoders; gzip written as
-//!   libdeflate members ([`gzip_members`]), read back by ISA-L or zlib-rs ([`inflate`]).
+//!   libdeflate members ([`gzip_members`], marked so a file cut at a member boundary is caught),
+//!   read back by ISA-L or zlib-rs ([`inflate`]).
 //! * [`primitives`], [`atomic`], [`error`]: the encodings, temp-and-rename, typed errors.
 
 pub mod atomic;
@@ -21,6 +22,7 @@ pub mod custom;
 pub mod directory;
 pub mod error;
 pub mod gzip_members;
+mod gzip_reader;
 pub mod inflate;
 pub mod primitives;
 pub mod toc;
