@@ -16,6 +16,7 @@ use cluster::copy_stream::{Canceller, CopySession};
 use cluster::mpp::MppCatalog;
 use cluster::snapshot::{self, SnapshotLeader};
 use cluster::{flavor, ClusterError, ConnParams, ServerInfo};
+use interrupt::{Interrupt, TempPath};
 
 use crate::compress::Compression;
 use crate::format::CopyFormat;
@@ -86,19 +87,40 @@ struct TaskDone {
 
 /// Shared state between the leader and the workers.
 struct Shared {
+    /// Raised by a signal, a closed stdout, or the first failed task.
     abort: Arc<AtomicBool>,
+    interrupt: Interrupt,
     bytes: AtomicU64,
     rows: AtomicU64,
+    /// Every session's cancel handle: the leader's (it may wait on a lock or read the catalog)
+    /// and each worker's.
     cancel: Mutex<Vec<Canceller>>,
-    temps: Mutex<Vec<PathBuf>>,
+    leader_cancel: Mutex<Option<postgres::CancelToken>>,
+    conn: ConnParams,
 }
 
-/// Runs the export. `abort` is raised by the Ctrl-C handler; the run then stops its workers,
-/// removes its temporary files and returns [`ExportError::Interrupted`].
-pub fn run(opts: &ExportOptions, abort: Arc<AtomicBool>) -> Result<Report, ExportError> {
+/// Runs the export. A signal (see the `interrupt` crate) cancels the server-side statements,
+/// stops the workers, removes every temporary file and returns [`ExportError::Interrupted`];
+/// every temporary file lives in one private staging directory beside the output, removed
+/// on any failure.
+pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, ExportError> {
     let started = Instant::now();
     let mpp = MppCatalog::from_env();
+    let shared = Arc::new(Shared {
+        abort: interrupt.flag(),
+        interrupt: interrupt.clone(),
+        bytes: AtomicU64::new(0),
+        rows: AtomicU64::new(0),
+        cancel: Mutex::new(Vec::new()),
+        leader_cancel: Mutex::new(None),
+        conn: opts.conn.clone(),
+    });
+    let _cancel_on_signal = {
+        let shared = Arc::clone(&shared);
+        interrupt.on_signal(move || cancel_all(&shared))
+    };
     let mut leader_client = cluster::connect(&opts.conn)?;
+    *shared.leader_cancel.lock().expect("cancel lock") = Some(leader_client.cancel_token());
     let server = flavor::detect(&mut leader_client, &mpp)?;
     opts.format.validate(server.version_num)?;
     let mut leader = SnapshotLeader::begin(leader_client, &[], opts.lock_wait_timeout_ms)?;
@@ -120,57 +142,34 @@ pub fn run(opts: &ExportOptions, abort: Arc<AtomicBool>) -> Result<Report, Expor
 
     let dest = destination(opts, jobs.len())?;
     let finals = final_names(opts, &jobs, &dest, compression);
-    check_targets(opts, &dest, &finals)?;
-
-    let shared = Arc::new(Shared {
-        abort,
-        bytes: AtomicU64::new(0),
-        rows: AtomicU64::new(0),
-        cancel: Mutex::new(Vec::new()),
-        temps: Mutex::new(Vec::new()),
-    });
+    let staging = check_targets(opts, &dest, &finals, interrupt)?;
     let progress = Progress::new(jobs.len(), opts.verbose);
 
-    let outcome = match &dest {
-        Destination::Stdout => {
-            export_to_stdout(opts, &jobs[0], compression, leader.id(), &shared, &progress)
-        }
-        Destination::File(_) | Destination::Dir(_) => {
-            let dir = match &dest {
-                Destination::File(p) => parent_dir(p),
-                Destination::Dir(d) => d.clone(),
-                Destination::Stdout => unreachable!("handled above"),
-            };
-            export_to_files(
-                opts,
-                &jobs,
-                &dir,
-                compression,
-                leader.id(),
-                &shared,
-                &progress,
-            )
-        }
+    let outcome = match &staging {
+        None => export_to_stdout(opts, &jobs[0], compression, leader.id(), &shared, &progress),
+        Some(dir) => export_to_files(
+            opts,
+            &jobs,
+            dir.path(),
+            compression,
+            leader.id(),
+            &shared,
+            &progress,
+        ),
     };
-    let snapshot_id = leader.id().to_string();
-    let results = match outcome {
-        Ok(r) => r,
-        Err(e) => {
-            progress.finish();
-            remove_all(&shared.temps.lock().expect("temps lock"));
-            return Err(e);
-        }
-    };
-    leader.finish()?;
-    let commit = commit(opts, &jobs, &finals, &dest, results, compression);
     progress.finish();
-    let (tables, files) = match commit {
-        Ok(x) => x,
-        Err(e) => {
-            remove_all(&shared.temps.lock().expect("temps lock"));
-            return Err(e);
-        }
-    };
+    let snapshot_id = leader.id().to_string();
+    let results = outcome?;
+    // The leader held the snapshot (and the locks) for the whole run: if its session died,
+    // say so and publish nothing rather than files no one can vouch for.
+    leader
+        .finish()
+        .map_err(|e| ExportError::SnapshotLost(e.to_string()))?;
+    if shared.abort.load(Ordering::SeqCst) {
+        return Err(ExportError::Interrupted);
+    }
+    let (tables, files) = commit(opts, &jobs, &finals, &dest, results, compression)?;
+    drop(staging);
     let report = Report::new(
         &server,
         Some(snapshot_id),
@@ -340,26 +339,36 @@ pub fn part_name(base: &Path, n: usize) -> PathBuf {
     base.with_file_name(format!("{stem}.part-{n:05}{exts}"))
 }
 
+/// Refuses to overwrite without `--force`, and makes the private staging directory where every
+/// temporary file goes (beside the outputs, so renames are atomic): its creation proves the
+/// directory takes files before any COPY runs. `None` for stdout.
 fn check_targets(
     opts: &ExportOptions,
     dest: &Destination,
     finals: &[PathBuf],
-) -> Result<(), ExportError> {
+    interrupt: &Interrupt,
+) -> Result<Option<TempPath>, ExportError> {
     let dir = match dest {
-        Destination::Stdout => return Ok(()),
+        Destination::Stdout => return Ok(None),
         Destination::File(p) => parent_dir(p),
         Destination::Dir(d) => d.clone(),
     };
-    // Fail before any COPY runs when the directory cannot take files.
-    let probe = dir.join(format!(".cbcopyout-probe-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| ExportError::Unwritable {
-        dir: dir.clone(),
-        source: e,
-    })?;
-    let _ = std::fs::remove_file(&probe);
-    if opts.force {
-        return Ok(());
+    if !opts.force {
+        refuse_existing(opts, finals)?;
     }
+    let staging = interrupt
+        .staging_dir(&dir, ".cbcopyout-")
+        .map_err(|e| match e {
+            interrupt::InterruptError::Temp { source, .. } => ExportError::Unwritable {
+                dir: dir.clone(),
+                source,
+            },
+            other => ExportError::Staging(other.to_string()),
+        })?;
+    Ok(Some(staging))
+}
+
+fn refuse_existing(opts: &ExportOptions, finals: &[PathBuf]) -> Result<(), ExportError> {
     for f in finals {
         let taken = if opts.limits.active() {
             part_name(f, 1).exists()
@@ -410,7 +419,7 @@ fn export_to_files(
                 chunk: c,
                 sql: job.copy_sql(chunk, &options),
                 header,
-                temp_base: format!(".cbcopyout-{}-{j}-{c}.tmp", std::process::id()),
+                temp_base: format!("{j}-{c}.tmp"),
             });
         }
     }
@@ -481,6 +490,7 @@ fn export_to_files(
                         break;
                     }
                 }
+                end_transaction(&mut client, !shared.abort.load(Ordering::SeqCst));
             });
         }
         drop(done_tx);
@@ -490,7 +500,7 @@ fn export_to_files(
         while received < total_tasks {
             if shared.abort.load(Ordering::SeqCst) && first_error.is_none() {
                 first_error = Some(ExportError::Interrupted);
-                cancel_all(shared, &opts.conn);
+                cancel_all(shared);
             }
             match done_rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Ok(done)) => {
@@ -506,7 +516,7 @@ fn export_to_files(
                     if first_error.is_none() {
                         first_error = Some(e);
                         shared.abort.store(true, Ordering::SeqCst);
-                        cancel_all(shared, &opts.conn);
+                        cancel_all(shared);
                     }
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -541,10 +551,21 @@ fn connect_worker(
     Ok(client)
 }
 
-fn cancel_all(shared: &Shared, conn: &ConnParams) {
-    for token in shared.cancel.lock().expect("cancel lock").iter() {
-        token.cancel(conn);
+/// Asks the server to cancel what every session runs (a signal, or a failed task).
+fn cancel_all(shared: &Shared) {
+    if let Some(token) = shared.leader_cancel.lock().expect("cancel lock").as_ref() {
+        cluster::connect::cancel(token, &shared.conn);
     }
+    for token in shared.cancel.lock().expect("cancel lock").iter() {
+        token.cancel(&shared.conn);
+    }
+}
+
+/// Ends a worker's read-only transaction before it disconnects: COMMIT after a clean run,
+/// ROLLBACK otherwise. Without it every worker's exit left "unexpected EOF on client
+/// connection with an open transaction" in the server log. A dead connection just fails.
+fn end_transaction(client: &mut CopySession, clean: bool) {
+    let _ = client.batch_execute(if clean { "COMMIT" } else { "ROLLBACK" });
 }
 
 /// Runs one COPY and streams it into `writer`. With compression, reading (the driver) and
@@ -600,12 +621,8 @@ fn copy_into(
             let parts = writer
                 .finish()
                 .map_err(|e| ExportError::Write(label.to_string(), e))?;
-            let mut temps = shared.temps.lock().expect("temps lock");
             for p in &parts {
                 shared.rows.fetch_add(p.rows, Ordering::Relaxed);
-                if !temps.contains(&p.temp) {
-                    temps.push(p.temp.clone());
-                }
             }
             Ok(parts)
         }
@@ -627,9 +644,24 @@ fn export_to_stdout(
     progress: &Progress,
 ) -> Result<Vec<Vec<Vec<PartFile>>>, ExportError> {
     let mut client = connect_worker(&opts.conn, snapshot_id, shared)?;
+    let result = stream_to_stdout(&mut client, opts, job, compression, shared, progress);
+    end_transaction(&mut client, result.is_ok());
+    result
+}
+
+/// [`export_to_stdout`]'s COPY. A closed pipe is noted by [`Interrupt::stdout`], which ends
+/// the tool quietly as `pg_dump | head` does.
+fn stream_to_stdout(
+    client: &mut CopySession,
+    opts: &ExportOptions,
+    job: &Job,
+    compression: Compression,
+    shared: &Arc<Shared>,
+    progress: &Progress,
+) -> Result<Vec<Vec<Vec<PartFile>>>, ExportError> {
     let label = job.label();
     let sql = job.copy_sql(&Chunk::Whole, &opts.format.sql_options());
-    let stdout = std::io::stdout().lock();
+    let stdout = shared.interrupt.stdout();
     let hashing = HashingWriter::new(std::io::BufWriter::with_capacity(256 * 1024, stdout));
     let mut encoder = compression
         .encoder(hashing)
@@ -807,12 +839,6 @@ impl Write for Tee {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()
-    }
-}
-
-fn remove_all(paths: &[PathBuf]) {
-    for p in paths {
-        let _ = std::fs::remove_file(p);
     }
 }
 

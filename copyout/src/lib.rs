@@ -71,6 +71,12 @@ pub enum ExportError {
 
     #[error("interrupted; temporary files removed")]
     Interrupted,
+
+    #[error("the session holding the snapshot ended before the export did ({0}); nothing was written under a final name")]
+    SnapshotLost(String),
+
+    #[error("{0}")]
+    Staging(String),
 }
 
 impl ExportError {

@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{ArgAction, Parser};
 
 use cluster::catalog::Selection;
@@ -13,7 +11,8 @@ use cluster::{ConnParams, ConnectionArgs};
 use copyout::compress::Compression;
 use copyout::format::{CopyFormat, ForceQuote, Format};
 use copyout::onsegment::{self, OnSegmentOptions};
-use copyout::{ExportError, ExportOptions, What};
+use copyout::{ExportOptions, What};
+use interrupt::{Interrupt, Mode};
 use pipeline::sink::SplitLimits;
 
 /// Export tables, column subsets, filtered rows or a query with COPY TO into delimited files on
@@ -23,7 +22,9 @@ use pipeline::sink::SplitLimits;
     name = "cbcopyout",
     version,
     disable_help_flag = true,
-    after_help = "Exit status: 0 success, 1 failure (nothing left under a final name), 2 usage error, 130 interrupted.\n\
+    after_help = "Exit status: 0 success, 1 failure (nothing left under a final name), 2 usage error, \
+                  130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (temporary files removed); killed by SIGPIPE, \
+                  without a message, when the reader of -o - goes away (as pg_dump).\n\
                   Examples:\n  cbcopyout -d shop -t 'sales.*' --format csv --header --compress zstd -j 4 -o exports/\n  \
                   cbcopyout -d shop -t public.orders --where \"status = 'open'\" -o open_orders.csv.gz --format csv\n  \
                   cbcopyout -d shop --query 'SELECT id, total FROM orders' -o -"
@@ -145,20 +146,18 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let interrupt = match interrupt::install("cbcopyout", Mode::Poll) {
+        Ok(i) => i,
         Err(e) => {
-            let interrupted = matches!(
-                e.downcast_ref::<ExportError>(),
-                Some(ExportError::Interrupted)
-            );
-            eprintln!("cbcopyout: error: {}", error_chain(&e));
-            ExitCode::from(if interrupted { 130 } else { 1 })
+            eprintln!("cbcopyout: error: {e}");
+            return ExitCode::from(1);
         }
-    }
+    };
+    let outcome = run(cli, &interrupt).map_err(|e| error_chain(&e));
+    interrupt.conclude(outcome)
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
     let conn = ConnParams::resolve(&cli.conn, "cbcopyout")?;
     let format = CopyFormat {
         format: cli.format,
@@ -176,12 +175,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         encoding: cli.encoding,
     };
-    let abort = Arc::new(AtomicBool::new(false));
-    {
-        let abort = Arc::clone(&abort);
-        ctrlc::set_handler(move || abort.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
     if cli.jobs == 0 {
         bail!("-j/--jobs must be at least 1");
     }
@@ -209,7 +202,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 jobs: cli.jobs,
                 verbose: cli.verbose,
             },
-            abort,
+            interrupt.flag(),
         )?;
         if cli.json {
             println!(
@@ -270,7 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if opts.limits.rows == Some(0) {
         bail!("--split-rows must be at least 1");
     }
-    let report = copyout::run(&opts, abort)?;
+    let report = copyout::run(&opts, interrupt)?;
     if cli.json {
         println!("{}", report.to_json());
     } else if cli.verbose || opts.output != "-" {

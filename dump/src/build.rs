@@ -1,4 +1,10 @@
 //! The dump run: snapshot, pg_dump for everything but table data, our data, one archive.
+//!
+//! [`run`] reads as its steps; each is a function below. Everything is built in a private
+//! staging directory beside the output and appears under the output name only in the last
+//! step, after the leader has shown it held the snapshot to the end: a failure, a lost leader
+//! or a signal (SIGINT, SIGTERM, SIGHUP: the `interrupt` crate) leaves nothing under the
+//! output name and no temporary file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,19 +13,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use archive::custom::{pending_offset, CustomWriter, BLK_DATA};
 use archive::toc::{Extra, HeaderCompression, SECTION_DATA, SECTION_POST_DATA};
-use archive::{Compression, DirectoryArchive, Header, TocEntry};
+use archive::{Compression, DirectoryArchive, TocEntry};
 use serde::Serialize;
 
-use cluster::catalog::{self, RelKind, Selection};
+use cluster::catalog::{self, RelKind, Relation, Selection};
 use cluster::mpp::MppCatalog;
 use cluster::snapshot::SnapshotLeader;
-use cluster::{flavor, ConnParams};
+use cluster::{flavor, ConnParams, ServerInfo};
+use interrupt::{HookGuard, Interrupt};
 use pipeline::plan::{chunks_for, ChunkPolicy};
 
-use crate::blobs;
-use crate::data::{self, Counters, Encoding, TableTask};
+use crate::data::{self, Counters, Encoding, TableData, TableTask};
+use crate::output;
 use crate::pgdump::{self, PgDump};
 use crate::session::Session;
 use crate::tables;
@@ -101,20 +107,36 @@ pub struct TableReport {
     pub chunks: usize,
 }
 
-/// Runs the dump. `abort` is raised by Ctrl-C.
-pub fn run(o: &DumpOptions, abort: Arc<AtomicBool>) -> Result<DumpReport, DumpError> {
+/// What every step after the snapshot needs.
+pub(crate) struct Run<'a> {
+    pub o: &'a DumpOptions,
+    pub pg_dump: &'a PgDump,
+    pub server: &'a ServerInfo,
+    /// The private staging directory.
+    pub work: &'a Path,
+    pub interrupt: &'a Interrupt,
+    /// How the archive's data is compressed: gzip level 6 by default as pg_dump; a plain
+    /// script is assembled uncompressed and compressed as a whole.
+    pub compression: Compression,
+}
+
+impl Run<'_> {
+    /// pg_dump's `-Fd` output, which becomes a directory archive as it is.
+    pub fn schema_dir(&self) -> PathBuf {
+        self.work.join("schema")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.work.join("data")
+    }
+}
+
+/// Runs the dump (see the module documentation).
+pub fn run(o: &DumpOptions, interrupt: &Interrupt) -> Result<DumpReport, DumpError> {
     let started = Instant::now();
-    if o.format == Format::Directory && o.output == Path::new("-") {
-        return Err(DumpError::Usage(
-            "a directory archive needs -f DIRECTORY".into(),
-        ));
-    }
-    if o.output.exists() && o.output != Path::new("-") {
-        return Err(DumpError::Usage(format!(
-            "{} already exists",
-            o.output.display()
-        )));
-    }
+    // STEP 1: an output that exists is refused before anything runs.
+    check_output(o)?;
+    // STEP 2: the server, the pg_dump that matches it, and the snapshot everything reads.
     let mut client = cluster::connect(&o.conn)?;
     let mpp = MppCatalog::from_env();
     let server = flavor::detect(&mut client, &mpp)?;
@@ -124,12 +146,74 @@ pub fn run(o: &DumpOptions, abort: Arc<AtomicBool>) -> Result<DumpReport, DumpEr
         }));
     }
     let pg_dump = PgDump::find(o.pg_dump.as_deref(), &server)?;
+    let _cancel_leader = cancel_on_signal(interrupt, client.cancel_token(), &o.conn);
     let mut leader = SnapshotLeader::begin(client, &[], o.lock_wait_timeout_ms)?;
     if let Some(root) = &o.on_segment {
         return crate::segment_set::write(o, root, &pg_dump, &mpp, &server, leader, started);
     }
+    // STEP 3: the tables whose rows we dump ourselves, locked in the snapshot.
+    let relations = select_tables(o, &mut leader)?;
+    // STEP 4: the private staging directory beside the output.
+    let work = staging(o, interrupt)?;
+    let run = Run {
+        o,
+        pg_dump: &pg_dump,
+        server: &server,
+        work: work.path(),
+        interrupt,
+        compression: match o.format {
+            Format::Plain => Compression::None,
+            _ => o.compress.unwrap_or(Compression::Gzip(6)),
+        },
+    };
+    // STEP 5: the schema (pg_dump) and the data (our workers) at once, on the one snapshot.
+    let dumped = dump_schema_and_data(&run, &mut leader, relations)?;
+    // STEP 6: our TABLE DATA entries in pg_dump's TOC, --distribute's rewrite, the report.
+    let assembled = assemble(&run, &mut leader, dumped)?;
+    // STEP 7: the snapshot ends; a leader lost on the way means nothing is published.
+    leader
+        .finish()
+        .map_err(|e| DumpError::SnapshotLost(e.to_string()))?;
+    if interrupt.requested() {
+        return Err(DumpError::Interrupted);
+    }
+    // STEP 8: the archive written and renamed into place (with the globals beside it).
+    output::publish(&run, &assembled)?;
+    Ok(DumpReport {
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+        ..assembled.report
+    })
+}
 
-    // What pg_dump would dump data for: ordinary tables and partitions.
+fn check_output(o: &DumpOptions) -> Result<(), DumpError> {
+    if o.format == Format::Directory && o.output == Path::new("-") {
+        return Err(DumpError::Usage(
+            "a directory archive needs -f DIRECTORY".into(),
+        ));
+    }
+    // --on-segment writes into an existing backup directory, as gpbackup's --backup-dir does.
+    if o.on_segment.is_none() && o.output.exists() && o.output != Path::new("-") {
+        return Err(DumpError::Usage(format!(
+            "{} already exists",
+            o.output.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Sends the server a cancel request for `token`'s session when a signal arrives.
+pub(crate) fn cancel_on_signal(
+    interrupt: &Interrupt,
+    token: postgres::CancelToken,
+    conn: &ConnParams,
+) -> HookGuard {
+    let conn = conn.clone();
+    interrupt.on_signal(move || cluster::connect::cancel(&token, &conn))
+}
+
+/// What pg_dump would dump data for: ordinary tables and partitions, without extensions'
+/// tables (pg_dump dumps their configuration tables' data itself). They are locked at once.
+fn select_tables(o: &DumpOptions, leader: &mut SnapshotLeader) -> Result<Vec<Relation>, DumpError> {
     let all = catalog::list_relations(leader.client())?;
     let selection =
         Selection::from_patterns(&o.tables, &o.exclude_tables, &o.schemas, &o.exclude_schemas)?;
@@ -147,12 +231,15 @@ pub fn run(o: &DumpOptions, abort: Arc<AtomicBool>) -> Result<DumpReport, DumpEr
         let excluded = no_data?.select(&all).unwrap_or_default();
         relations.retain(|r| !excluded.iter().any(|x| x.oid == r.oid));
     }
-    // Extensions' tables stay with pg_dump, which dumps their configuration tables' data.
     let members = tables::extension_members(leader.client())?;
     relations.retain(|r| !members.contains(&r.oid));
     leader.lock(&relations.iter().map(|r| r.qualified()).collect::<Vec<_>>())?;
+    Ok(relations)
+}
 
-    // Where everything is built: beside the output, renamed (or rendered) at the end.
+/// `.NAME.cbdump-XXXXXX/` beside the output: private (0700), a random name made with
+/// exclusive creation, removed on any failure or signal.
+fn staging(o: &DumpOptions, interrupt: &Interrupt) -> Result<interrupt::TempPath, DumpError> {
     let out_dir = match o.output.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -162,60 +249,74 @@ pub fn run(o: &DumpOptions, abort: Arc<AtomicBool>) -> Result<DumpReport, DumpEr
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "dump".into());
-    let work = out_dir.join(format!(".{name}.cbdump-{}", std::process::id()));
-    std::fs::create_dir(&work).map_err(|e| {
-        DumpError::Usage(format!(
-            "cannot write the dump into {}: {e}",
-            out_dir.display()
-        ))
-    })?;
-    let result = build(
-        o,
-        &pg_dump,
-        &mut leader,
-        relations,
-        &work,
-        &server,
-        &abort,
-        started,
-    )
-    .and_then(|report| match &o.globals {
-        Some(path) => dump_globals(&pg_dump, &o.conn, path).map(|_| report),
-        None => Ok(report),
-    });
-    match result {
-        Ok(report) => {
-            leader.finish()?;
-            let _ = std::fs::remove_dir_all(&work);
-            Ok(report)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&work);
-            Err(e)
-        }
-    }
+    interrupt
+        .staging_dir(&out_dir, &format!(".{name}.cbdump-"))
+        .map_err(|e| {
+            DumpError::Usage(format!(
+                "cannot write the dump into {}: {e}",
+                out_dir.display()
+            ))
+        })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build(
-    o: &DumpOptions,
-    pg_dump: &PgDump,
+/// What the schema and data step leaves: pg_dump's archive, our data files, and what the TOC
+/// step needs to know about them.
+struct Dumped {
+    schema: DirectoryArchive,
+    tasks: Vec<TableTask>,
+    written: Vec<TableData>,
+    owners: HashMap<u32, String>,
+    fks: Vec<(u32, u32)>,
+}
+
+/// STEP 5: pg_dump writes the schema while our workers write the data, both on the snapshot.
+fn dump_schema_and_data(
+    run: &Run,
     leader: &mut SnapshotLeader,
-    relations: Vec<cluster::catalog::Relation>,
-    work: &Path,
-    server: &cluster::ServerInfo,
-    abort: &Arc<AtomicBool>,
-    started: Instant,
-) -> Result<DumpReport, DumpError> {
-    // Archives compress their data (gzip level 6 by default, as pg_dump); a plain script is
-    // assembled uncompressed and compressed as a whole.
-    let compression = match o.format {
-        Format::Plain => Compression::None,
-        _ => o.compress.unwrap_or(Compression::Gzip(6)),
+    relations: Vec<Relation>,
+) -> Result<Dumped, DumpError> {
+    let o = run.o;
+    let cmd = schema_command(run, leader.id(), &relations)?;
+    // With --data-only pg_dump writes no TABLE entries: what they would give comes from the
+    // catalog, and referenced tables' data loads first, as pg_dump orders it.
+    let (owners, fks) = if o.data_only {
+        (
+            tables::owners(leader.client())?,
+            tables::foreign_keys(leader.client())?,
+        )
+    } else {
+        (HashMap::new(), Vec::new())
     };
-    // The schema: pg_dump on our snapshot, every table's data excluded.
-    let schema_dir = work.join("schema");
-    let level = match compression {
+    let relations = if o.data_only {
+        referenced_first(relations, &fks)
+    } else {
+        relations
+    };
+    let tasks = table_tasks(run, leader, relations)?;
+    let session_sql = Session::of(leader.client(), run.server.version_num)?.statements();
+    let data_dir = run.data_dir();
+    std::fs::create_dir(&data_dir).map_err(|e| DumpError::io(&data_dir, e))?;
+    let written = run_concurrently(run, cmd, leader.id(), &session_sql, &tasks)?;
+    let schema = DirectoryArchive::open(&run.schema_dir())?;
+    Ok(Dumped {
+        schema,
+        tasks,
+        written,
+        owners,
+        fks,
+    })
+}
+
+/// pg_dump on our snapshot into `-Fd` form, every table whose rows we dump excluded.
+fn schema_command(run: &Run, snapshot: &str, relations: &[Relation]) -> Result<Command, DumpError> {
+    let (o, pg_dump) = (run.o, run.pg_dump);
+    if matches!(run.compression, Compression::Zstd(_)) && pg_dump.major < 16 {
+        return Err(DumpError::Usage(format!(
+            "zstd needs archive format 1.15 (pg_dump 16 or newer); {} writes an older one: use -Z gzip",
+            pg_dump.version
+        )));
+    }
+    let level = match run.compression {
         Compression::Gzip(l) => l.to_string(),
         Compression::Zstd(l) => format!("zstd:{l}"),
         Compression::None => "0".into(),
@@ -225,96 +326,72 @@ fn build(
     cmd.arg("-d")
         .arg(&conninfo)
         .args(["-Fd", "-f"])
-        .arg(&schema_dir)
-        .arg(format!("--snapshot={}", leader.id()))
+        .arg(run.schema_dir())
+        .arg(format!("--snapshot={snapshot}"))
         .arg(format!("-Z{level}"));
     // Exactly the tables whose rows we dump ourselves: a wildcard would also drop sequence
     // values and materialized-view data, which pg_dump counts as table data.
-    for r in &relations {
+    for r in relations {
         cmd.arg(format!(
             "--exclude-table-data={}.{}",
             pattern_literal(&r.schema),
             pattern_literal(&r.name)
         ));
     }
-    for t in &o.exclude_table_data {
-        cmd.arg(format!("--exclude-table-data={t}"));
-    }
     if let Some(pw) = password {
         cmd.env("PGPASSWORD", pw);
     }
-    for t in &o.tables {
-        cmd.arg(format!("--table={t}"));
+    let repeated = [
+        ("--exclude-table-data", &o.exclude_table_data),
+        ("--table", &o.tables),
+        ("--exclude-table", &o.exclude_tables),
+        ("--schema", &o.schemas),
+        ("--exclude-schema", &o.exclude_schemas),
+    ];
+    for (flag, values) in repeated {
+        for v in values {
+            cmd.arg(format!("{flag}={v}"));
+        }
     }
-    for t in &o.exclude_tables {
-        cmd.arg(format!("--exclude-table={t}"));
-    }
-    for s in &o.schemas {
-        cmd.arg(format!("--schema={s}"));
-    }
-    for s in &o.exclude_schemas {
-        cmd.arg(format!("--exclude-schema={s}"));
-    }
-    if o.schema_only {
-        cmd.arg("--schema-only");
-    }
-    if o.data_only {
-        cmd.arg("--data-only");
-    }
-    if o.no_owner {
-        cmd.arg("--no-owner");
-    }
-    if o.no_acl {
-        cmd.arg("--no-acl");
-    }
+    let switches = [
+        ("--schema-only", o.schema_only),
+        ("--data-only", o.data_only),
+        ("--no-owner", o.no_owner),
+        ("--no-acl", o.no_acl),
+    ];
+    cmd.args(switches.iter().filter(|(_, on)| *on).map(|(flag, _)| flag));
     if o.verbose {
+        eprintln!("cbdump: running {} on snapshot {snapshot}", pg_dump.version);
+    }
+    Ok(cmd)
+}
+
+/// `--data-only`: referenced tables first, with a warning for cycles.
+fn referenced_first(relations: Vec<Relation>, fks: &[(u32, u32)]) -> Vec<Relation> {
+    let (ordered, cyclic) = tables::referenced_first(relations, |r| r.oid, fks);
+    if !cyclic.is_empty() {
         eprintln!(
-            "cbdump: running {} on snapshot {}",
-            pg_dump.version,
-            leader.id()
+            "cbdump: warning: circular foreign-key constraints among {} tables; restoring the data may need --disable-triggers",
+            cyclic.len()
         );
     }
-    if matches!(compression, Compression::Zstd(_)) && pg_dump.major < 16 {
-        return Err(DumpError::Usage(format!(
-            "zstd needs archive format 1.15 (pg_dump 16 or newer); {} writes an older one: use -Z gzip",
-            pg_dump.version
-        )));
-    }
+    ordered
+}
 
-    let jobs = o.jobs.max(1);
+/// What each table's COPY reads, from the catalog: known before pg_dump has written anything,
+/// so the data is dumped while pg_dump dumps the schema. Files get their dump ids once pg_dump's
+/// TOC is there.
+fn table_tasks(
+    run: &Run,
+    leader: &mut SnapshotLeader,
+    relations: Vec<Relation>,
+) -> Result<Vec<TableTask>, DumpError> {
     let policy = ChunkPolicy {
-        workers: jobs,
+        workers: run.o.jobs.max(1),
         chunk_pages: None,
-        tid_range_scan: server.has_tid_range_scan(),
-        segments: server.segments.len(),
+        tid_range_scan: run.server.has_tid_range_scan(),
+        segments: run.server.segments.len(),
     };
-    // With --data-only pg_dump writes no TABLE entries: what they would give comes from the
-    // catalog, and referenced tables' data loads first, as pg_dump orders it.
-    let owners = if o.data_only {
-        tables::owners(leader.client())?
-    } else {
-        HashMap::new()
-    };
-    let fks = if o.data_only {
-        tables::foreign_keys(leader.client())?
-    } else {
-        Vec::new()
-    };
-    let relations = if o.data_only {
-        let (ordered, cyclic) = tables::referenced_first(relations, |r| r.oid, &fks);
-        if !cyclic.is_empty() {
-            eprintln!(
-                "cbdump: warning: circular foreign-key constraints among {} tables; restoring the data may need --disable-triggers",
-                cyclic.len()
-            );
-        }
-        ordered
-    } else {
-        relations
-    };
-    // What each table's COPY reads, from the catalog: known before pg_dump has written
-    // anything, so the data is dumped while pg_dump dumps the schema, both on the one
-    // snapshot. Files get their dump ids once pg_dump's TOC is there.
     let mut tasks = Vec::new();
     for (i, rel) in relations.into_iter().enumerate() {
         let columns: Vec<String> = catalog::columns(leader.client(), rel.oid)?
@@ -327,22 +404,32 @@ fn build(
             chunks: chunks_for(&rel, &policy),
             relation: rel,
             target,
-            file_name: format!("t{i}.dat{}", compression.extension()),
+            file_name: format!("t{i}.dat{}", run.compression.extension()),
         });
     }
-    let session_sql = Session::of(leader.client(), server.version_num)?.statements();
-    let data_dir = work.join("data");
-    std::fs::create_dir(&data_dir).map_err(|e| DumpError::io(&data_dir, e))?;
+    Ok(tasks)
+}
 
+/// pg_dump in a child process and the data workers here, at the same time. The workers stop
+/// when pg_dump fails (no use dumping rows for a schema we cannot have) and on a signal;
+/// pg_dump is stopped when the data fails or on a signal.
+fn run_concurrently(
+    run: &Run,
+    mut cmd: Command,
+    snapshot: &str,
+    session_sql: &str,
+    tasks: &[TableTask],
+) -> Result<Vec<TableData>, DumpError> {
+    let pg_dump_path = run.pg_dump.path.display().to_string();
     let child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dump.path.display())))?;
-    // The data workers stop when pg_dump fails (no use dumping rows for a schema we cannot
-    // have) as well as on Ctrl-C; `stop` is theirs, `abort` is the user's.
+        .map_err(|e| DumpError::PgDump(format!("running {pg_dump_path}: {e}")))?;
     let pg_dump_pid = child.id();
+    let stop_pg_dump = run.interrupt.on_signal(move || terminate(pg_dump_pid));
+    // `stop` is the workers': raised by pg_dump's failure as well as by a signal.
     let stop = Arc::new(AtomicBool::new(false));
     let pg_dump_run = {
         let stop = Arc::clone(&stop);
@@ -354,23 +441,63 @@ fn build(
             out
         })
     };
+    let written = data_with_progress(run, snapshot, session_sql, tasks, &stop);
+    if written.is_err() && !pg_dump_run.is_finished() {
+        terminate(pg_dump_pid);
+    }
+    let pg_dump_out = pg_dump_run.join().expect("pg_dump waiter");
+    drop(stop_pg_dump);
+    if run.interrupt.requested() {
+        return Err(DumpError::Interrupted);
+    }
+    let pg_dump_failed = match &pg_dump_out {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(format!(
+            "{pg_dump_path} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Some(format!("running {pg_dump_path}: {e}")),
+    };
+    match (written, pg_dump_failed) {
+        (Ok(w), None) => Ok(w),
+        // The data stopped because pg_dump failed: pg_dump's error is the one to tell.
+        (Err(DumpError::Interrupted), Some(msg)) | (Ok(_), Some(msg)) => {
+            Err(DumpError::PgDump(msg))
+        }
+        (Err(e), _) => Err(e),
+    }
+}
 
-    // The data itself.
-    let encoding = match (o.format, compression) {
+/// SIGTERM to a child of ours. Its waiter still runs when this is called, so it has not been
+/// reaped (short of losing a race with its exit by microseconds).
+pub(crate) fn terminate(pid: u32) {
+    // SAFETY: a plain signal to a process id; no memory is involved.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+}
+
+/// The data workers, with tables done, rows, bytes and throughput on stderr when it is a
+/// terminal.
+fn data_with_progress(
+    run: &Run,
+    snapshot: &str,
+    session_sql: &str,
+    tasks: &[TableTask],
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<TableData>, DumpError> {
+    let encoding = match (run.o.format, run.compression) {
         (Format::Directory, c) => Encoding::Members(c),
         (_, Compression::Gzip(l)) => Encoding::Zlib(l),
         (_, Compression::Zstd(l)) => Encoding::ZstdFrame(l),
         (_, c) => Encoding::Members(c),
     };
     let counters = Counters::default();
-    // Tables done, rows, bytes and throughput on stderr when it is a terminal.
-    let progress = pipeline::progress::Progress::new(tasks.len(), false);
+    let progress = pipeline::progress::Progress::new(tasks.len(), false).named("cbdump");
     let finished = AtomicBool::new(false);
     let written = std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut shown = 0;
             while !finished.load(Ordering::Relaxed) {
-                if abort.load(Ordering::Relaxed) {
+                if run.interrupt.requested() {
                     stop.store(true, Ordering::SeqCst);
                 }
                 let done = counters.tables_done.load(Ordering::Relaxed);
@@ -386,56 +513,88 @@ fn build(
             }
         });
         let r = data::export(
-            &o.conn,
-            leader.id(),
-            &session_sql,
-            &tasks,
-            &data_dir,
+            &data::Workers {
+                conn: &run.o.conn,
+                snapshot_id: snapshot,
+                session_sql,
+                jobs: run.o.jobs.max(1),
+                interrupt: run.interrupt,
+            },
+            tasks,
+            &run.data_dir(),
             encoding,
-            jobs,
-            &stop,
+            stop,
             &counters,
         );
         finished.store(true, Ordering::Relaxed);
         r
     });
     progress.finish();
-    if written.is_err() && !pg_dump_run.is_finished() {
-        // SAFETY: a plain signal to our own child; its waiter is still running, so it has not
-        // been reaped (short of losing a race with its exit by microseconds).
-        unsafe { libc::kill(pg_dump_pid as libc::pid_t, libc::SIGTERM) };
-    }
-    let pg_dump_out = pg_dump_run.join().expect("pg_dump waiter");
-    if abort.load(Ordering::SeqCst) {
-        return Err(DumpError::Interrupted);
-    }
-    let pg_dump_failed = match &pg_dump_out {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(format!(
-            "{} failed: {}",
-            pg_dump.path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Some(format!("running {}: {e}", pg_dump.path.display())),
-    };
-    let written = match (written, pg_dump_failed) {
-        (Ok(w), None) => w,
-        // The data stopped because pg_dump failed: pg_dump's error is the one to tell.
-        (Err(DumpError::Interrupted), Some(msg)) | (Ok(_), Some(msg)) => {
-            return Err(DumpError::PgDump(msg))
-        }
-        (Err(e), _) => return Err(e),
-    };
-    let schema = DirectoryArchive::open(&schema_dir)?;
+    written
+}
 
-    // Our TABLE DATA entries, numbered after pg_dump's; each data file renamed to its id.
+/// What goes into the archive once the schema and data are there.
+pub(crate) struct Assembled {
+    pub toc: Vec<TocEntry>,
+    pub schema: DirectoryArchive,
+    pub written: Vec<TableData>,
+    pub new_entries: Vec<TocEntry>,
+    pub report: DumpReport,
+}
+
+/// STEP 6: our entries numbered into pg_dump's TOC, `--distribute` applied, the report made.
+fn assemble(
+    run: &Run,
+    leader: &mut SnapshotLeader,
+    dumped: Dumped,
+) -> Result<Assembled, DumpError> {
+    let Dumped {
+        schema,
+        tasks,
+        written,
+        owners,
+        fks,
+    } = dumped;
+    let mut numbered = number_data_entries(run, &schema, tasks, written, &owners)?;
+    if run.o.data_only {
+        add_foreign_key_deps(&mut numbered, &fks);
+    }
+    let (entries, changed) = distribute(run.o, schema.entries.clone(), leader)?;
+    let toc = place_data_entries(&entries, &numbered.entries, run.o.data_only);
+    let report = report(run, leader.id(), &numbered, changed);
+    Ok(Assembled {
+        toc,
+        schema,
+        written: numbered.written,
+        new_entries: numbered.entries,
+        report,
+    })
+}
+
+/// Our TABLE DATA entries, numbered after pg_dump's, each data file renamed to its id.
+struct Numbered {
+    tasks: Vec<TableTask>,
+    written: Vec<TableData>,
+    entries: Vec<TocEntry>,
+    data_id_of: HashMap<u32, i32>,
+}
+
+fn number_data_entries(
+    run: &Run,
+    schema: &DirectoryArchive,
+    tasks: Vec<TableTask>,
+    written: Vec<TableData>,
+    owners: &HashMap<u32, String>,
+) -> Result<Numbered, DumpError> {
     let mut next_id = schema.entries.iter().map(|e| e.dump_id).max().unwrap_or(0) + 1;
-    let mut by_index: HashMap<usize, data::TableData> =
+    let mut by_index: HashMap<usize, TableData> =
         written.into_iter().map(|d| (d.index, d)).collect();
-    let mut kept = Vec::new();
-    let mut new_entries = Vec::new();
-    let mut written = Vec::new();
-    let mut data_id_of: HashMap<u32, i32> = HashMap::new();
+    let mut out = Numbered {
+        tasks: Vec::new(),
+        written: Vec::new(),
+        entries: Vec::new(),
+        data_id_of: HashMap::new(),
+    };
     for (i, task) in tasks.into_iter().enumerate() {
         let Some(mut d) = by_index.remove(&i) else {
             continue;
@@ -445,338 +604,170 @@ fn build(
             .entries
             .iter()
             .find(|e| e.desc() == "TABLE" && e.namespace() == rel.schema && e.tag() == rel.name);
-        if table.is_none() && !o.data_only {
+        if table.is_none() && !run.o.data_only {
             // pg_dump's own filters left it out.
             let _ = std::fs::remove_file(&d.path);
             continue;
         }
         let id = next_id;
         next_id += 1;
-        data_id_of.insert(rel.oid, id);
-        let file_name = format!("{id}.dat{}", compression.extension());
-        let dest = match o.format {
-            Format::Directory => schema_dir.join(&file_name),
-            _ => data_dir.join(&file_name),
+        out.data_id_of.insert(rel.oid, id);
+        let file_name = format!("{id}.dat{}", run.compression.extension());
+        let dest = match run.o.format {
+            Format::Directory => run.schema_dir().join(&file_name),
+            _ => run.data_dir().join(&file_name),
         };
         std::fs::rename(&d.path, &dest).map_err(|e| DumpError::io(&dest, e))?;
         d.path = dest;
-        d.index = kept.len();
-        let (tag, namespace, owner, relkind, deps) = match table {
-            Some(t) => (
-                t.tag.clone(),
-                t.namespace.clone(),
-                t.owner.clone(),
-                t.relkind,
-                vec![t.dump_id.to_string().into_bytes()],
-            ),
-            None => (
-                Some(rel.name.clone().into_bytes()),
-                Some(rel.schema.clone().into_bytes()),
-                owners.get(&rel.oid).map(|o| o.clone().into_bytes()),
-                if schema.header.minor >= 16 {
-                    b'r' as i64
-                } else {
-                    0
-                },
-                Vec::new(),
-            ),
-        };
-        new_entries.push(TocEntry {
-            dump_id: id,
-            had_dumper: 1,
-            table_oid: Some(b"0".to_vec()),
-            oid: Some(rel.oid.to_string().into_bytes()),
-            tag,
-            desc: Some(b"TABLE DATA".to_vec()),
-            section: SECTION_DATA as i64,
-            defn: Some(Vec::new()),
-            drop_stmt: Some(Vec::new()),
-            copy_stmt: Some(task.target.copy_from_stdin().into_bytes()),
-            namespace,
-            tablespace: None,
-            tableam: None,
-            relkind,
-            owner,
-            with_oids: Some(b"false".to_vec()),
-            deps,
-            extra: Extra::File(Some(format!("{id}.dat").into_bytes())),
-        });
-        written.push(d);
-        kept.push(TableTask { file_name, ..task });
+        d.index = out.tasks.len();
+        let minor = schema.header.minor;
+        out.entries
+            .push(data_entry(id, &task, table, owners.get(&rel.oid), minor));
+        out.written.push(d);
+        out.tasks.push(TableTask { file_name, ..task });
     }
-    let tasks = kept;
-    if o.data_only {
-        for (entry, task) in new_entries.iter_mut().zip(&tasks) {
-            for (from, to) in &fks {
-                if *from == task.relation.oid {
-                    if let Some(id) = data_id_of.get(to) {
-                        entry.deps.push(id.to_string().into_bytes());
-                    }
+    Ok(out)
+}
+
+/// One TABLE DATA entry as pg_dump writes it, depending on its TABLE entry (or, for
+/// `--data-only`, described from the catalog).
+fn data_entry(
+    id: i32,
+    task: &TableTask,
+    table: Option<&TocEntry>,
+    owner: Option<&String>,
+    minor: u8,
+) -> TocEntry {
+    let rel = &task.relation;
+    let (tag, namespace, owner, relkind, deps) = match table {
+        Some(t) => (
+            t.tag.clone(),
+            t.namespace.clone(),
+            t.owner.clone(),
+            t.relkind,
+            vec![t.dump_id.to_string().into_bytes()],
+        ),
+        None => (
+            Some(rel.name.clone().into_bytes()),
+            Some(rel.schema.clone().into_bytes()),
+            owner.map(|o| o.clone().into_bytes()),
+            if minor >= 16 { b'r' as i64 } else { 0 },
+            Vec::new(),
+        ),
+    };
+    TocEntry {
+        dump_id: id,
+        had_dumper: 1,
+        table_oid: Some(b"0".to_vec()),
+        oid: Some(rel.oid.to_string().into_bytes()),
+        tag,
+        desc: Some(b"TABLE DATA".to_vec()),
+        section: SECTION_DATA as i64,
+        defn: Some(Vec::new()),
+        drop_stmt: Some(Vec::new()),
+        copy_stmt: Some(task.target.copy_from_stdin().into_bytes()),
+        namespace,
+        tablespace: None,
+        tableam: None,
+        relkind,
+        owner,
+        with_oids: Some(b"false".to_vec()),
+        deps,
+        extra: Extra::File(Some(format!("{id}.dat").into_bytes())),
+    }
+}
+
+/// `--data-only`: a table's data depends on the data of the tables it references.
+fn add_foreign_key_deps(numbered: &mut Numbered, fks: &[(u32, u32)]) {
+    for (entry, task) in numbered.entries.iter_mut().zip(&numbered.tasks) {
+        for (from, to) in fks {
+            if *from == task.relation.oid {
+                if let Some(id) = numbered.data_id_of.get(to) {
+                    entry.deps.push(id.to_string().into_bytes());
                 }
             }
         }
     }
+}
 
-    // --distribute: the schema's statements rewritten for Cloudberry while dumping.
-    let mut entries = schema.entries.clone();
-    let mut changed = 0;
-    if let Some(d) = &o.distribute {
-        let catalog =
-            distfix::archive::collect(&entries).map_err(|e| DumpError::Usage(e.to_string()))?;
-        let file = match &d.policy {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| DumpError::io(p, e))?;
-                distfix::policy::PolicyFile::parse(&text)
-                    .map_err(|e| DumpError::Usage(format!("{}: {e}", p.display())))?
-            }
-            None => distfix::policy::PolicyFile::default(),
-        };
-        let stats = if d.stats {
-            distfix::stats::fetch(leader.client()).map_err(|e| DumpError::Usage(e.to_string()))?
-        } else {
-            HashMap::new()
-        };
-        let plan = distfix::policy::decide(
-            &catalog,
-            &file,
-            &distfix::policy::Options {
-                default: d.default,
-                on_conflict: d.on_conflict,
-                force: false,
-            },
-            &stats,
-        )
-        .map_err(|e| DumpError::Usage(e.to_string()))?;
-        let (e, n) = distfix::archive::apply(&entries, &plan)
-            .map_err(|e| DumpError::Usage(e.to_string()))?;
-        entries = e;
-        changed = n;
-    }
-    let toc = place_data_entries(&entries, &new_entries, o.data_only);
-    let tables: Vec<TableReport> = written
+/// `--distribute`: the schema's statements rewritten for Cloudberry while dumping; returns the
+/// entries and how many statements changed.
+fn distribute(
+    o: &DumpOptions,
+    entries: Vec<TocEntry>,
+    leader: &mut SnapshotLeader,
+) -> Result<(Vec<TocEntry>, u64), DumpError> {
+    let Some(d) = &o.distribute else {
+        return Ok((entries, 0));
+    };
+    let usage = |e: &dyn std::fmt::Display| DumpError::Usage(e.to_string());
+    let catalog = distfix::archive::collect(&entries).map_err(|e| usage(&e))?;
+    let file = match &d.policy {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| DumpError::io(p, e))?;
+            distfix::policy::PolicyFile::parse(&text)
+                .map_err(|e| DumpError::Usage(format!("{}: {e}", p.display())))?
+        }
+        None => distfix::policy::PolicyFile::default(),
+    };
+    let stats = if d.stats {
+        distfix::stats::fetch(leader.client()).map_err(|e| usage(&e))?
+    } else {
+        HashMap::new()
+    };
+    let options = distfix::policy::Options {
+        default: d.default,
+        on_conflict: d.on_conflict,
+        force: false,
+    };
+    let plan = distfix::policy::decide(&catalog, &file, &options, &stats).map_err(|e| usage(&e))?;
+    distfix::archive::apply(&entries, &plan).map_err(|e| usage(&e))
+}
+
+fn report(run: &Run, snapshot: &str, numbered: &Numbered, changed: u64) -> DumpReport {
+    let tables: Vec<TableReport> = numbered
+        .written
         .iter()
         .map(|d| TableReport {
-            table: tasks[d.index].relation.display(),
-            dump_id: new_entries[d.index].dump_id,
+            table: numbered.tasks[d.index].relation.display(),
+            dump_id: numbered.entries[d.index].dump_id,
             rows: d.rows,
             raw_bytes: d.raw_bytes,
             bytes: d.file_bytes,
             sha256: hex::encode(d.sha256),
-            chunks: tasks[d.index].chunks.len(),
+            chunks: numbered.tasks[d.index].chunks.len(),
         })
         .collect();
-
-    let mut header = schema.header.clone();
-    header.compression =
-        HeaderCompression::for_version(header.minor, compression).map_err(DumpError::Usage)?;
-    let report = DumpReport {
+    DumpReport {
         tool: "cbdump",
         version: env!("CARGO_PKG_VERSION"),
-        output: o.output.display().to_string(),
-        format: match o.format {
+        output: run.o.output.display().to_string(),
+        format: match run.o.format {
             Format::Plain => "plain",
             Format::Custom => "custom",
             Format::Directory => "directory",
         },
-        server: server.describe(),
-        pg_dump: pg_dump.version.clone(),
-        snapshot: leader.id().to_string(),
-        compression: compression.name(),
+        server: run.server.describe(),
+        pg_dump: run.pg_dump.version.clone(),
+        snapshot: snapshot.to_string(),
+        compression: run.compression.name(),
         elapsed_seconds: 0.0,
         total_rows: tables.iter().map(|t| t.rows).sum(),
         total_raw_bytes: tables.iter().map(|t| t.raw_bytes).sum(),
         tables,
         distribution_statements_changed: changed,
-    };
-
-    match o.format {
-        Format::Directory => {
-            DirectoryArchive::write_toc(&schema_dir, &header, &toc)?;
-            let manifest = serde_json::to_vec_pretty(&report).expect("report serializes");
-            let m = schema_dir.join("manifest.json");
-            std::fs::write(&m, manifest).map_err(|e| DumpError::io(&m, e))?;
-            sync_dir_files(&schema_dir)?;
-            std::fs::rename(&schema_dir, &o.output).map_err(|e| DumpError::io(&o.output, e))?;
-        }
-        Format::Custom => write_custom(
-            &o.output,
-            header,
-            &toc,
-            &schema,
-            &written,
-            &new_entries,
-            compression,
-        )?,
-        Format::Plain => {
-            let archive = work.join("plain.dump");
-            let mut h = header.clone();
-            h.compression = HeaderCompression::for_version(h.minor, Compression::None)
-                .map_err(DumpError::Usage)?;
-            // Rendered from an uncompressed custom archive by the real pg_restore.
-            write_custom(
-                &archive,
-                h,
-                &toc,
-                &schema,
-                &written,
-                &new_entries,
-                Compression::None,
-            )?;
-            render_plain(&pg_dump.path, &archive, &o.output, o.output_compression())?;
-        }
-    }
-    Ok(DumpReport {
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-        ..report
-    })
-}
-
-impl DumpOptions {
-    /// Plain output is compressed as asked or as its name says; the data inside is not.
-    fn output_compression(&self) -> Compression {
-        self.compress
-            .or_else(|| Compression::from_file_name(&self.output.to_string_lossy()))
-            .unwrap_or(Compression::None)
     }
 }
 
-fn write_custom(
-    out: &Path,
-    mut header: Header,
-    toc: &[TocEntry],
+/// The header of the archive we write: pg_dump's, with our compression.
+pub(crate) fn archive_header(
     schema: &DirectoryArchive,
-    written: &[data::TableData],
-    new_entries: &[TocEntry],
     compression: Compression,
-) -> Result<(), DumpError> {
-    header.format = 1;
-    let entries: Vec<TocEntry> = toc
-        .iter()
-        .map(|e| {
-            let mut e = e.clone();
-            let has_data = has_data_file(&e);
-            e.extra = if has_data {
-                pending_offset()
-            } else {
-                Extra::Offset { flag: 3, pos: 0 }
-            };
-            e
-        })
-        .collect();
-    let mut w = CustomWriter::create(out, header, entries.clone())?;
-    let by_id: HashMap<i32, &data::TableData> = written
-        .iter()
-        .map(|d| (new_entries[d.index].dump_id, d))
-        .collect();
-    let result = (|| -> Result<(), DumpError> {
-        for e in toc {
-            if let Some(d) = by_id.get(&e.dump_id) {
-                let mut f = std::fs::File::open(&d.path).map_err(|x| DumpError::io(&d.path, x))?;
-                w.write_block(e.dump_id, BLK_DATA, &mut f)?;
-            } else if e.desc() == "BLOBS" {
-                // Each object is its own stream in the archive's codec, encoded as it is
-                // copied.
-                let mut encoded = Vec::new();
-                for (oid, path) in blobs::list(&schema.dir, e)? {
-                    let r: Box<dyn std::io::Read + Send> = Box::new(blobs::LazyBlob::new(path));
-                    let r = encoding_reader(r, compression).map_err(|x| {
-                        DumpError::Data(format!("large object {oid}"), x.to_string())
-                    })?;
-                    encoded.push((oid, r));
-                }
-                w.write_blobs_block(e.dump_id, encoded)?;
-            } else if has_data_file(e) {
-                // Data pg_dump wrote itself (extension configuration tables): re-encoded
-                // from its file into one stream.
-                let r = schema.table_data(e)?;
-                let mut r = encoding_reader(r, compression)
-                    .map_err(|x| DumpError::Data(e.tag().into_owned(), x.to_string()))?;
-                w.write_block(e.dump_id, BLK_DATA, &mut r)?;
-            }
-        }
-        Ok(())
-    })();
-    match result {
-        Ok(()) => Ok(w.finish()?),
-        Err(e) => {
-            w.abandon();
-            Err(e)
-        }
-    }
-}
-
-/// A directory archive's entry that has a data file (the others carry an empty name).
-fn has_data_file(e: &TocEntry) -> bool {
-    matches!(&e.extra, Extra::File(Some(name)) if !name.is_empty())
-}
-
-/// `r`'s bytes as one stream of a custom archive's codec: zlib for gzip, a zstd frame, or as is.
-fn encoding_reader(
-    r: Box<dyn std::io::Read + Send>,
-    compression: Compression,
-) -> std::io::Result<Box<dyn std::io::Read + Send>> {
-    Ok(match compression {
-        Compression::None => r,
-        Compression::Gzip(level) => Box::new(flate2::read::ZlibEncoder::new(
-            r,
-            flate2::Compression::new(level),
-        )),
-        Compression::Zstd(level) => Box::new(zstd::stream::read::Encoder::new(r, level)?),
-    })
-}
-
-/// The plain script: pg_restore renders our archive (schema, COPY blocks, post-data).
-fn render_plain(
-    pg_dump: &Path,
-    archive: &Path,
-    out: &Path,
-    compression: Compression,
-) -> Result<(), DumpError> {
-    let pg_restore = pg_dump.with_file_name("pg_restore");
-    let mut child = Command::new(&pg_restore)
-        .arg("-f")
-        .arg("-")
-        .arg(archive)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_restore.display())))?;
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let to_stdout = out == Path::new("-");
-    let temp = archive::atomic::temp_name(out);
-    let mut copy = || -> std::io::Result<()> {
-        if to_stdout {
-            let mut o = std::io::stdout().lock();
-            let mut enc = compression.encoder(&mut o)?;
-            std::io::copy(&mut stdout, &mut enc)?;
-            enc.finish()?;
-            return Ok(());
-        }
-        let f = std::fs::File::create(&temp)?;
-        let mut enc = compression.encoder(std::io::BufWriter::new(f))?;
-        std::io::copy(&mut stdout, &mut enc)?;
-        let f = enc.finish()?.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()
-    };
-    let copied = copy();
-    let status = child
-        .wait_with_output()
-        .map_err(|e| DumpError::PgDump(e.to_string()))?;
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(&temp);
-        return Err(DumpError::io(out, e));
-    }
-    if !status.status.success() {
-        let _ = std::fs::remove_file(&temp);
-        return Err(DumpError::PgDump(format!(
-            "pg_restore could not render the script: {}",
-            String::from_utf8_lossy(&status.stderr)
-        )));
-    }
-    if !to_stdout {
-        std::fs::rename(&temp, out).map_err(|e| DumpError::io(out, e))?;
-    }
-    Ok(())
+) -> Result<archive::Header, DumpError> {
+    let mut header = schema.header.clone();
+    header.compression =
+        HeaderCompression::for_version(header.minor, compression).map_err(DumpError::Usage)?;
+    Ok(header)
 }
 
 /// Our TABLE DATA entries where pg_dump puts TABLE DATA: in the data section, before sequence
@@ -814,46 +805,6 @@ fn place_data_entries(entries: &[TocEntry], ours: &[TocEntry], fk_order: bool) -
 /// A name as a psql pattern that matches only itself: double-quoted, quotes doubled.
 fn pattern_literal(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn sync_dir_files(dir: &Path) -> Result<(), DumpError> {
-    for e in std::fs::read_dir(dir).map_err(|x| DumpError::io(dir, x))? {
-        let p = e.map_err(|x| DumpError::io(dir, x))?.path();
-        if p.is_file() {
-            std::fs::File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(|x| DumpError::io(&p, x))?;
-        }
-    }
-    Ok(())
-}
-
-/// Roles and tablespaces — what `pg_dumpall --globals-only` writes — into `out` (temporary name,
-/// renamed when complete).
-pub fn dump_globals(pg_dump: &PgDump, conn: &ConnParams, out: &Path) -> Result<(), DumpError> {
-    let pg_dumpall = pg_dump.path.with_file_name("pg_dumpall");
-    let (conninfo, password) = pgdump::conninfo(conn);
-    let temp = archive::atomic::temp_name(out);
-    let mut cmd = Command::new(&pg_dumpall);
-    cmd.arg(format!("--dbname={conninfo}"))
-        .arg("--globals-only")
-        .arg("-f")
-        .arg(&temp);
-    if let Some(pw) = password {
-        cmd.env("PGPASSWORD", pw);
-    }
-    let res = cmd
-        .output()
-        .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dumpall.display())))?;
-    if !res.status.success() {
-        let _ = std::fs::remove_file(&temp);
-        return Err(DumpError::PgDump(format!(
-            "{} --globals-only failed: {}",
-            pg_dumpall.display(),
-            String::from_utf8_lossy(&res.stderr).trim()
-        )));
-    }
-    std::fs::rename(&temp, out).map_err(|e| DumpError::io(out, e))
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ use pipeline::plan::Chunk;
 use pipeline::rows::{RowScanner, RowSyntax};
 use pipeline::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
 
+use interrupt::Interrupt;
+
 use crate::tables::CopyTarget;
 use crate::{zlibjoin, DumpError};
 
@@ -103,19 +105,34 @@ pub struct Counters {
     pub tables_done: AtomicU64,
 }
 
+/// The worker sessions: where they connect, what they set up, how many.
+pub struct Workers<'a> {
+    pub conn: &'a ConnParams,
+    pub snapshot_id: &'a str,
+    /// pg_dump's session settings ([`crate::session`]).
+    pub session_sql: &'a str,
+    pub jobs: usize,
+    /// A signal cancels every worker's running COPY on the server at once.
+    pub interrupt: &'a Interrupt,
+}
+
 /// Dumps every task's data into `dir` on `jobs` connections that import `snapshot_id`.
-#[allow(clippy::too_many_arguments)]
+/// `abort` stops the workers (a signal, or pg_dump's failure); a worker's failure raises it.
 pub fn export(
-    conn: &ConnParams,
-    snapshot_id: &str,
-    session_sql: &str,
+    workers: &Workers,
     tasks: &[TableTask],
     dir: &Path,
     encoding: Encoding,
-    jobs: usize,
     abort: &Arc<AtomicBool>,
     counters: &Counters,
 ) -> Result<Vec<TableData>, DumpError> {
+    let Workers {
+        conn,
+        snapshot_id,
+        session_sql,
+        jobs,
+        ..
+    } = *workers;
     // (task, chunk) units; chunked only where the format allows.
     let mut units: Vec<(usize, usize)> = Vec::new();
     for (t, task) in tasks.iter().enumerate() {
@@ -139,7 +156,15 @@ pub fn export(
         .collect();
     let finished: Mutex<Vec<TableData>> = Mutex::new(Vec::new());
     let first_error: Mutex<Option<DumpError>> = Mutex::new(None);
-    let cancel: Mutex<Vec<Canceller>> = Mutex::new(Vec::new());
+    let cancel: Arc<Mutex<Vec<Canceller>>> = Arc::new(Mutex::new(Vec::new()));
+    let _cancel_on_signal = {
+        let (cancel, conn) = (Arc::clone(&cancel), conn.clone());
+        workers.interrupt.on_signal(move || {
+            for tok in cancel.lock().expect("lock").iter() {
+                tok.cancel(&conn);
+            }
+        })
+    };
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
@@ -158,10 +183,10 @@ pub fn export(
                 cancel.lock().expect("lock").push(client.cancel_token());
                 loop {
                     if abort.load(Ordering::SeqCst) {
-                        return;
+                        break;
                     }
                     let Some((t, c)) = queue.lock().expect("lock").pop() else {
-                        return;
+                        break;
                     };
                     let task = &tasks[t];
                     let chunk = match encoding {
@@ -187,10 +212,15 @@ pub fn export(
                             for tok in cancel.lock().expect("lock").iter() {
                                 tok.cancel(conn);
                             }
-                            return;
+                            break;
                         }
                     }
                 }
+                // The read-only transaction ends before the session does: a bare disconnect
+                // leaves "unexpected EOF on client connection with an open transaction" in the
+                // server log. A dead connection just fails here.
+                let clean = !abort.load(Ordering::SeqCst);
+                let _ = client.batch_execute(if clean { "COMMIT" } else { "ROLLBACK" });
             });
         }
     });
@@ -226,6 +256,8 @@ struct Join {
     rows: u64,
     raw_bytes: u64,
     adler: u32,
+    /// Gzip pieces' end members, left out and counted in the file's one end member.
+    pieces: archive::gzip_members::Join,
 }
 
 impl Join {
@@ -266,7 +298,7 @@ impl Join {
         let io = |e: std::io::Error| DumpError::io(&temp, e);
         match encoding {
             Encoding::Members(c) => {
-                let mut enc = c.encoder(&mut w).map_err(io)?;
+                let mut enc = c.encoder_after(&mut w, self.pieces).map_err(io)?;
                 enc.write_all(TERMINATOR).map_err(io)?;
                 enc.finish().map_err(io)?;
             }
@@ -314,7 +346,11 @@ impl Join {
         let (temp, w) = self.out.as_mut().expect("opened above");
         let mut f =
             std::fs::File::open(&p.file.temp).map_err(|e| DumpError::io(&p.file.temp, e))?;
-        std::io::copy(&mut f, w).map_err(|e| DumpError::io(temp, e))?;
+        match encoding {
+            Encoding::Members(c) => c.append_piece(&mut f, w, &mut self.pieces),
+            _ => std::io::copy(&mut f, w),
+        }
+        .map_err(|e| DumpError::io(temp, e))?;
         let _ = std::fs::remove_file(&p.file.temp);
         if let Encoding::Zlib(_) = encoding {
             self.adler = zlibjoin::adler32_combine(self.adler, p.adler, p.file.raw_bytes);

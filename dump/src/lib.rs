@@ -10,6 +10,7 @@
 pub mod blobs;
 pub mod build;
 pub mod data;
+pub mod output;
 pub mod pgdump;
 pub mod segment_set;
 pub mod session;
@@ -38,6 +39,8 @@ pub enum DumpError {
     Usage(String),
     #[error("interrupted; nothing was left under the output name")]
     Interrupted,
+    #[error("the session holding the snapshot ended before the dump did ({0}); nothing was written under the output name")]
+    SnapshotLost(String),
 }
 
 impl DumpError {

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{ArgAction, Parser};
@@ -11,7 +9,8 @@ use clap::{ArgAction, Parser};
 use archive::Compression;
 use cluster::{ConnParams, ConnectionArgs};
 use dump::build::Distribute;
-use dump::{DumpError, DumpOptions, Format};
+use dump::{DumpOptions, Format};
+use interrupt::{Interrupt, Mode};
 
 /// Dump a database through the coordinator into one archive: pg_dump's schema and our parallel,
 /// snapshot-consistent table data, readable by stock pg_restore.
@@ -20,7 +19,9 @@ use dump::{DumpError, DumpOptions, Format};
     name = "cbdump",
     version,
     disable_help_flag = true,
-    after_help = "Exit status: 0 success; 1 failure (nothing left under the output name); 2 usage error; 130 interrupted.\n\
+    after_help = "Exit status: 0 success; 1 failure (nothing left under the output name); 2 usage error; \
+                  130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (nothing left under the output name, temporary files removed); \
+                  killed by SIGPIPE, without a message, when the reader of the script goes away (as pg_dump).\n\
                   Examples:\n  cbdump -d shop -F d -j 4 -f shop.dir\n  cbdump -d shop -F c -Z 1 -f shop.dump\n  \
                   cbdump -d shop -F p -f shop.sql.zst --distribute --on-conflict replicated"
 )]
@@ -106,17 +107,18 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let interrupt = match interrupt::install("cbdump", Mode::Poll) {
+        Ok(i) => i,
         Err(e) => {
-            let interrupted = matches!(e.downcast_ref::<DumpError>(), Some(DumpError::Interrupted));
-            eprintln!("cbdump: error: {e:#}");
-            ExitCode::from(if interrupted { 130 } else { 1 })
+            eprintln!("cbdump: error: {e}");
+            return ExitCode::from(1);
         }
-    }
+    };
+    let outcome = run(cli, &interrupt).map_err(|e| format!("{e:#}"));
+    interrupt.conclude(outcome)
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
     if cli.jobs == 0 {
         bail!("-j/--jobs must be at least 1");
     }
@@ -140,14 +142,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .map(Compression::parse)
         .transpose()?;
     let conn = ConnParams::resolve(&cli.conn, "cbdump")?;
-    let abort = Arc::new(AtomicBool::new(false));
-    {
-        let abort = Arc::clone(&abort);
-        ctrlc::set_handler(move || abort.store(true, Ordering::SeqCst))
-            .context("installing the Ctrl-C handler")?;
-    }
     if cli.all_databases {
-        return all_databases(&cli, conn, compress, abort);
+        return all_databases(&cli, conn, compress, interrupt);
     }
     let globals = cli.globals.then(|| {
         if cli.format == Format::Directory {
@@ -188,7 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         lock_wait_timeout_ms: cli.lock_wait_timeout,
         verbose: cli.verbose,
     };
-    let report = dump::run(&opts, abort)?;
+    let report = dump::run(&opts, interrupt)?;
     if cli.json {
         println!(
             "{}",
@@ -209,12 +205,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--all-databases`: one directory holding globals.sql and one archive per database.
+/// `--all-databases`: one directory holding globals.sql and one archive per database, built
+/// in a private staging directory beside it and renamed when every database is in.
 fn all_databases(
     cli: &Cli,
     conn: ConnParams,
     compress: Option<Compression>,
-    abort: Arc<AtomicBool>,
+    interrupt: &Interrupt,
 ) -> anyhow::Result<()> {
     let Some(dir) = &cli.file else {
         bail!("--all-databases needs -f DIRECTORY");
@@ -222,6 +219,11 @@ fn all_databases(
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let staging = interrupt.staging_dir(&parent, ".all-databases.cbdump-")?;
     let mut client = cluster::connect(&conn)?;
     let server = cluster::flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
     let pg_dump = dump::pgdump::PgDump::find(cli.pg_dump.as_deref(), &server)?;
@@ -233,15 +235,15 @@ fn all_databases(
         .iter()
         .map(|r| r.get(0))
         .collect();
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    dump::build::dump_globals(&pg_dump, &conn, &dir.join("globals.sql"))?;
+    let building = staging.path().to_path_buf();
+    dump::output::dump_globals(&pg_dump, &conn, &building.join("globals.sql"), interrupt)?;
     let ext = match cli.format {
         Format::Plain => "sql",
         Format::Custom => "dump",
         Format::Directory => "dir",
     };
     for db in dbs {
-        let output = dir.join(format!("{}.{ext}", pipeline::naming::component(&db)));
+        let output = building.join(format!("{}.{ext}", pipeline::naming::component(&db)));
         let opts = DumpOptions {
             conn: conn.with_dbname(&db),
             format: cli.format,
@@ -264,16 +266,25 @@ fn all_databases(
             globals: None,
             on_segment: None,
         };
-        let report =
-            dump::run(&opts, Arc::clone(&abort)).with_context(|| format!("database {db}"))?;
+        let report = dump::run(&opts, interrupt).with_context(|| format!("database {db}"))?;
         eprintln!(
             "cbdump: {db}: {} tables, {} rows -> {}",
             report.tables.len(),
             report.total_rows,
-            report.output
+            dir.join(output_name(&report.output)).display()
         );
     }
-    Ok(())
+    staging
+        .persist(dir)
+        .with_context(|| format!("renaming the dumps to {}", dir.display()))
+}
+
+/// The last component of a path printed in a report.
+fn output_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub struct Progress {
     bar: ProgressBar,
     verbose: bool,
     tables: u64,
+    tool: &'static str,
 }
 
 impl Progress {
@@ -25,7 +26,14 @@ impl Progress {
             bar,
             verbose,
             tables: tables as u64,
+            tool: "cbcopyout",
         }
+    }
+
+    /// The program name that starts `-v` lines.
+    pub fn named(mut self, tool: &'static str) -> Progress {
+        self.tool = tool;
+        self
     }
 
     pub fn update(&self, bytes: u64, rows: u64) {
@@ -37,16 +45,17 @@ impl Progress {
         ));
     }
 
+    /// Counts a finished table; with `-v`, says so on a line of its own.
+    ///
+    /// The position is read before [`ProgressBar::suspend`]: `suspend` holds the bar's state
+    /// lock while its closure runs, and `position()` inside it waited on that lock forever
+    /// (issue 14: `cbcopyout -v` hung on its first finished table).
     pub fn table_done(&self, label: &str) {
         self.bar.inc(1);
         if self.verbose {
-            self.bar.suspend(|| {
-                eprintln!(
-                    "cbcopyout: exported {label} ({}/{})",
-                    self.bar.position(),
-                    self.tables
-                )
-            });
+            let done = self.bar.position();
+            let line = format!("{}: exported {label} ({done}/{})", self.tool, self.tables);
+            self.bar.suspend(|| eprintln!("{line}"));
         }
     }
 
