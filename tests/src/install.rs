@@ -166,10 +166,10 @@ fn fetch_wheel(requirement: &str, folder: &str) -> Result<PathBuf, String> {
 }
 
 /// An exclusive advisory lock held for the life of the value.
-struct FileLock(std::fs::File);
+pub(crate) struct FileLock(std::fs::File);
 
 impl FileLock {
-    fn acquire(path: &Path) -> Result<FileLock, String> {
+    pub(crate) fn acquire(path: &Path) -> Result<FileLock, String> {
         use std::os::unix::io::AsRawFd;
         let file = std::fs::OpenOptions::new()
             .create(true)
