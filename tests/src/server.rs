@@ -230,6 +230,8 @@ impl TestServer {
         let mut cmd = Command::new(exe);
         self.apply_env(&mut cmd);
         cmd.current_dir(&self.scratch);
+        // State directories (cbrestore --resume) inside the scratch directory, not the home.
+        cmd.env("XDG_STATE_HOME", self.scratch.join("xdg-state"));
         cmd
     }
 
