@@ -183,7 +183,7 @@ fn ensure_prerequisites(pg_config: &Path) -> Result<(), Unavailable> {
         "installing the regression database's prerequisites: {}",
         script.display()
     );
-    run(&mut Command::new("bash").arg(&script), "regress-prereqs.sh")?;
+    run(Command::new("bash").arg(&script), "regress-prereqs.sh")?;
     if prerequisites_present(pg_config) {
         Ok(())
     } else {
