@@ -38,6 +38,8 @@ pub struct DataContext<'a> {
     pub workers: usize,
     /// The tables were created by this clone's pre-data step (not `--data-only`).
     pub created_by_us: bool,
+    /// A `--resume` run: tables not finished may hold rows of an earlier run.
+    pub resuming: bool,
     /// `COPY FREEZE` is used on the target (PostgreSQL; not on Cloudberry/Greenplum).
     pub freeze_allowed: bool,
 }
@@ -194,7 +196,7 @@ fn account(
 }
 
 /// Tables an earlier run finished (reported as resumed) and the rest.
-fn split_finished<'t>(tables: &'t [Table], recorded: &Recorded) -> (Vec<Table>, Vec<TableReport>) {
+fn split_finished(tables: &[Table], recorded: &Recorded) -> (Vec<Table>, Vec<TableReport>) {
     let mut todo = Vec::new();
     let mut done = Vec::new();
     for t in tables {
@@ -218,7 +220,9 @@ fn split_finished<'t>(tables: &'t [Table], recorded: &Recorded) -> (Vec<Table>, 
 
 /// A table an earlier run loaded in part is reloaded whole from this run's snapshot: its
 /// chunks were cut from another snapshot, and rows may have changed or moved in between, so
-/// only emptying it keeps every row exactly once. Only a table this clone created may be
+/// only emptying it keeps every row exactly once. On `--resume` every unfinished table this
+/// clone created is emptied, recorded as touched or not (the state may be lost, or a kill may
+/// have come between a commit and its record). Only a table this clone created may be
 /// emptied; a partly loaded table of `--data-only` stops the clone with a message.
 fn reset_unfinished(
     ctx: &DataContext,
@@ -230,17 +234,25 @@ fn reset_unfinished(
         .iter()
         .filter(|t| recorded.table(&t.label()).touched())
         .collect();
-    if touched.is_empty() {
-        return Ok(());
-    }
     if !ctx.created_by_us {
+        let Some(t) = touched.first() else {
+            return Ok(());
+        };
         return Err(CloneError::Table {
-            table: touched[0].label(),
+            table: t.label(),
             message: "an earlier --data-only run loaded part of this table, which this clone did not create and so will not empty; empty it (TRUNCATE) and run again".into(),
         });
     }
+    let reset: Vec<&Table> = if ctx.resuming {
+        todo.iter().collect()
+    } else {
+        touched
+    };
+    if reset.is_empty() {
+        return Ok(());
+    }
     let mut target = session::target_client(ctx.target, &ctx.target_settings)?;
-    for t in touched {
+    for t in reset {
         target
             .batch_execute(&format!("TRUNCATE ONLY {}", t.relation().qualified()))
             .map_err(CloneError::query(format!(

@@ -151,7 +151,9 @@ pub fn clone(opts: &CloneOptions) -> Result<Report, CloneError> {
         ..
     } = run;
     leader.finish()?;
-    state.remove();
+    // The state stays, marked done: `--resume` of a finished clone then finds nothing to do,
+    // instead of loading into tables that already hold every row.
+    state.record(Event::Done)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -395,6 +397,7 @@ fn copy_data(run: &mut Run, selected: &Selected) -> Result<Vec<TableReport>, Clo
         snapshot_id: run.leader.id().to_string(),
         workers: opts.jobs,
         created_by_us: !opts.data_only,
+        resuming: opts.resume,
         freeze_allowed: !run.target.flavor.is_mpp(),
     };
     let reports = data::copy_tables(&ctx, &selected.tables, &run.state, &progress);

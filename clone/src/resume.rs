@@ -88,13 +88,15 @@ fn committed(target: &mut Client, info: &ServerInfo, xid: &str) -> Result<bool, 
             Some("in progress") if started.elapsed() < SETTLE => {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Some("in progress") => return Err(CloneError::Query {
-                what: format!("transaction {xid} of the earlier run"),
-                message: format!(
+            Some("in progress") => {
+                return Err(CloneError::Query {
+                    what: format!("transaction {xid} of the earlier run"),
+                    message: format!(
                     "still in progress after {} s; end that session on the target and resume again",
                     SETTLE.as_secs()
                 ),
-            }),
+                })
+            }
             // Aborted, or too old to know (NULL): not counted; the table is reloaded whole.
             _ => return Ok(false),
         }

@@ -62,6 +62,8 @@ pub enum Event {
     Sequences,
     PostData,
     Matviews,
+    /// Every step finished: a `--resume` has nothing left to do.
+    Done,
 }
 
 /// One table's recorded progress.
@@ -97,6 +99,7 @@ pub struct Recorded {
     pub sequences: bool,
     pub post_data: bool,
     pub matviews: bool,
+    pub done: bool,
 }
 
 impl Recorded {
@@ -130,6 +133,7 @@ impl Recorded {
             Event::Sequences => self.sequences = true,
             Event::PostData => self.post_data = true,
             Event::Matviews => self.matviews = true,
+            Event::Done => self.done = true,
         }
     }
 
@@ -213,15 +217,6 @@ impl State {
         }
         self.recorded.lock().expect("state lock").apply(event);
         Ok(())
-    }
-
-    /// A finished clone needs no state: the directory is removed.
-    pub fn remove(self) {
-        let dir = self.path.parent().map(Path::to_path_buf);
-        drop(self);
-        if let Some(dir) = dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 

@@ -37,13 +37,18 @@ fn generated_database_clones_equal_and_verifies() {
     let checked = report["verify"].as_array().unwrap();
     assert_eq!(checked.len(), 6);
     assert!(checked.iter().all(|c| c["equal"] == true));
-    // A finished clone leaves no state behind.
-    let state = server.scratch().join("cbtools");
-    assert!(
-        std::fs::read_dir(&state).map(|d| d.count()).unwrap_or(0) == 0,
-        "state left in {}",
-        state.display()
-    );
+    // Resuming a finished clone finds nothing to do and leaves the target as it was.
+    let out = clone_cmd(&server, "src", "dst", &["-j", "3", "--resume", "--json"])
+        .env("XDG_STATE_HOME", server.scratch())
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_str(&ok(&out, "cbclone --resume")).unwrap();
+    assert!(again["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["resumed"] == true));
+    assert_same(&server, "src", "dst");
 }
 
 #[test]
