@@ -17,6 +17,7 @@ use distfix::catalog::Catalog;
 use distfix::policy::Plan;
 use distfix::report::Report;
 use distfix::rewrite;
+use interrupt::{Interrupt, Mode, TempPath};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -60,13 +61,25 @@ struct Cli {
     compress: Option<Compression>,
 }
 
+/// Signals (SIGINT, SIGTERM, SIGHUP) go through the `interrupt` crate in its immediate mode:
+/// the rewrite is one thread streaming into temporary files, with nothing to cancel or unwind,
+/// so the first signal removes the temporary files and exits 128 + the signal number at once.
+/// A closed stdout (`cbdistfix dump.sql -o - | head`) ends it quietly by SIGPIPE, as pg_dump.
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(code) => code,
+    let cli = Cli::parse();
+    let interrupt = match interrupt::install("cbdistfix", Mode::Immediate) {
+        Ok(i) => i,
         Err(e) => {
-            eprintln!("cbdistfix: {e:#}");
-            ExitCode::from(1)
+            eprintln!("cbdistfix: {e}");
+            return ExitCode::from(1);
         }
+    };
+    match run(cli, &interrupt) {
+        Ok(code) => {
+            let _ = interrupt.conclude(Ok(()));
+            code
+        }
+        Err(e) => interrupt.conclude(Err(format!("{e:#}"))),
     }
 }
 
@@ -74,24 +87,27 @@ fn parse_compression(s: &str) -> Result<Compression, String> {
     Compression::parse(s).map_err(|e| e.to_string())
 }
 
-/// The input as a file we can read twice: stdin is spooled to a temporary file.
-fn materialize(input: &Path) -> Result<(PathBuf, Option<tempfile::NamedTempFile>)> {
+/// The input as a file we can read twice: stdin is spooled to a temporary file (exclusive
+/// creation, a random name, removed at the end or on a signal).
+fn materialize(input: &Path, interrupt: &Interrupt) -> Result<(PathBuf, Option<TempPath>)> {
     if input != Path::new("-") {
         return Ok((input.to_path_buf(), None));
     }
-    let mut spool = tempfile::NamedTempFile::new().context("creating a spool file for stdin")?;
-    io::copy(&mut io::stdin().lock(), spool.as_file_mut()).context("spooling stdin")?;
+    let (mut file, spool) = interrupt
+        .temp_file(&std::env::temp_dir(), ".cbdistfix-stdin-")
+        .context("creating a spool file for stdin")?;
+    io::copy(&mut io::stdin().lock(), &mut file).context("spooling stdin")?;
     Ok((spool.path().to_path_buf(), Some(spool)))
 }
 
-fn run(cli: Cli) -> Result<ExitCode> {
+fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode> {
     if cli.output.is_none() && !cli.dry_run && !cli.check && !cli.in_place {
         bail!("no output given: use -o FILE, -o - for stdout, --in-place, --dry-run or --check");
     }
-    let (path, _spool) = materialize(&cli.input)?;
+    let (path, _spool) = materialize(&cli.input, interrupt)?;
     let shown = cli.input.display().to_string();
     if let Some(archive) = Archive::open(&path).with_context(|| shown.clone())? {
-        return run_archive(&cli, archive, &shown);
+        return run_archive(&cli, archive, &shown, interrupt);
     }
     if path.is_dir() {
         bail!("{shown}: a directory without toc.dat is not a pg_dump archive");
@@ -121,7 +137,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let mut changed = 0;
     if let (Some(out), false) = (&cli.output, cli.dry_run) {
         let comp = cli.compress.unwrap_or(compression);
-        changed = write_output(out, comp, |w| match &plan {
+        changed = write_output(out, comp, interrupt, |w| match &plan {
             // Uncompressed in and out: the unchanged tail after the last edit is copied from
             // the input file by the kernel (copy_file_range/sendfile), not through here.
             Some(plan) if compression == Compression::None && w.raw_file().is_some() => {
@@ -143,7 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         })?;
     }
 
-    finish(&cli, shown, report.unwrap_or_default(), changed)
+    finish(&cli, shown, report.unwrap_or_default(), changed, interrupt)
 }
 
 /// Statistics (with --stats) and the command line's rules into a plan for this catalog.
@@ -167,7 +183,12 @@ fn make_plan(cli: &Cli, catalog: &Catalog, shown: &str) -> Result<Plan> {
 
 /// Custom and directory archives: the TOC's statements are rewritten; data is copied (custom)
 /// or linked (directory), never decoded.
-fn run_archive(cli: &Cli, archive: Archive, shown: &str) -> Result<ExitCode> {
+fn run_archive(
+    cli: &Cli,
+    archive: Archive,
+    shown: &str,
+    interrupt: &Interrupt,
+) -> Result<ExitCode> {
     let entries = archive.entries();
     let (new_entries, decisions, changed): (Vec<TocEntry>, _, u64) = if cli.strip {
         let (e, n) = distfix::archive::strip(entries).with_context(|| shown.to_string())?;
@@ -190,36 +211,70 @@ fn run_archive(cli: &Cli, archive: Archive, shown: &str) -> Result<ExitCode> {
                 if cli.in_place {
                     bail!("--in-place is for directory archives; give -o for a custom archive");
                 }
-                rewrite_toc(a, &new_entries, out)?;
+                write_custom_copy(a, &new_entries, out, interrupt)?;
             }
             Archive::Directory(d) => {
                 if cli.in_place {
-                    DirectoryArchive::write_toc(&d.dir, &d.header, &new_entries)?;
+                    replace_toc(d, &new_entries, interrupt)?;
                 } else if let Some(out) = &cli.output {
                     if out == Path::new("-") {
                         bail!("a directory archive is written to a directory: give -o NEW_DIR or --in-place");
                     }
-                    write_directory_copy(d, &new_entries, out)?;
+                    write_directory_copy(d, &new_entries, out, interrupt)?;
                 } else if !cli.check {
                     bail!("give -o NEW_DIR or --in-place for a directory archive");
                 }
             }
         }
     }
-    finish(cli, shown.to_string(), decisions, changed)
+    finish(cli, shown.to_string(), decisions, changed, interrupt)
+}
+
+/// The directory that holds `out`, where its temporary files go (same file system: the final
+/// rename is atomic).
+fn parent_of(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A new custom archive: written in a private staging directory beside `out`, then renamed.
+fn write_custom_copy(
+    src: &archive::CustomArchive,
+    entries: &[TocEntry],
+    out: &Path,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let staging = interrupt.staging_dir(&parent_of(out), ".cbdistfix-")?;
+    let built = staging.path().join("archive.dump");
+    rewrite_toc(src, entries, &built)?;
+    std::fs::rename(&built, out).with_context(|| format!("renaming to {}", out.display()))
+}
+
+/// `--in-place`: the new toc.dat is written in a private staging directory inside the
+/// archive and renamed over the old one.
+fn replace_toc(d: &DirectoryArchive, entries: &[TocEntry], interrupt: &Interrupt) -> Result<()> {
+    let staging = interrupt.staging_dir(&d.dir, ".toc.cbdistfix-")?;
+    DirectoryArchive::write_toc(staging.path(), &d.header, entries)?;
+    let toc = DirectoryArchive::toc_path(&d.dir);
+    std::fs::rename(DirectoryArchive::toc_path(staging.path()), &toc)
+        .with_context(|| format!("renaming to {}", toc.display()))
 }
 
 /// A new directory archive: data files hard-linked (copied across file systems), a new toc.dat.
-/// Built under a temporary name beside `out` and renamed when complete.
-fn write_directory_copy(src: &DirectoryArchive, entries: &[TocEntry], out: &Path) -> Result<()> {
+/// Built in a private staging directory beside `out` and renamed when complete.
+fn write_directory_copy(
+    src: &DirectoryArchive,
+    entries: &[TocEntry],
+    out: &Path,
+    interrupt: &Interrupt,
+) -> Result<()> {
     if out.exists() {
         bail!("{} already exists", out.display());
     }
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "archive".into());
-    let temp = out.with_file_name(format!(".{name}.cbdistfix-{}.tmp", std::process::id()));
+    let staging = interrupt.staging_dir(&parent_of(out), ".cbdistfix-")?;
+    let temp = staging.path().join("archive");
     let build = || -> Result<()> {
         std::fs::create_dir(&temp).with_context(|| format!("creating {}", temp.display()))?;
         for f in
@@ -239,9 +294,7 @@ fn write_directory_copy(src: &DirectoryArchive, entries: &[TocEntry], out: &Path
         std::fs::rename(&temp, out).with_context(|| format!("renaming to {}", out.display()))?;
         Ok(())
     };
-    build().inspect_err(|_| {
-        let _ = std::fs::remove_dir_all(&temp);
-    })
+    build()
 }
 
 /// Report on stderr and in `--report`, and the exit status.
@@ -250,6 +303,7 @@ fn finish(
     shown: String,
     decisions: Vec<distfix::policy::Decision>,
     changed: u64,
+    interrupt: &Interrupt,
 ) -> Result<ExitCode> {
     let report = Report::new(
         shown,
@@ -264,7 +318,7 @@ fn finish(
     }
     if let Some(path) = &cli.report {
         let json = serde_json::to_vec_pretty(&report)?;
-        write_output(path, Compression::None, |w| {
+        write_output(path, Compression::None, interrupt, |w| {
             w.write_all(&json)?;
             Ok(0)
         })?;
@@ -298,7 +352,7 @@ impl Sink for archive::codec::Encoder<BufWriter<File>> {
     }
 }
 
-impl Sink for archive::codec::Encoder<BufWriter<io::StdoutLock<'_>>> {
+impl Sink for archive::codec::Encoder<BufWriter<interrupt::Stdout>> {
     fn raw_file(&mut self) -> Option<&mut File> {
         None
     }
@@ -307,10 +361,11 @@ impl Sink for archive::codec::Encoder<BufWriter<io::StdoutLock<'_>>> {
 fn write_output(
     out: &Path,
     comp: Compression,
+    interrupt: &Interrupt,
     body: impl FnOnce(&mut dyn Sink) -> Result<u64>,
 ) -> Result<u64> {
     if out == Path::new("-") {
-        let stdout = io::stdout().lock();
+        let stdout = interrupt.stdout();
         let mut enc = comp.encoder(BufWriter::with_capacity(256 * 1024, stdout))?;
         let n = body(&mut enc)?;
         enc.finish()?.flush()?;
@@ -328,15 +383,7 @@ fn write_output(
         enc.finish()?.flush()?;
         return Ok(n);
     }
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".cbdistfix-")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let file: File = tmp.reopen()?;
+    let (file, tmp) = interrupt.temp_file(&parent_of(out), ".cbdistfix-")?;
     let mut enc = comp.encoder(BufWriter::with_capacity(256 * 1024, file))?;
     let n = body(&mut enc)?;
     let w = enc.finish()?;
