@@ -4,8 +4,8 @@
 //! cbdistfix, and cbrestore of a gpbackup set — checks what they produced, prints a summary and
 //! removes everything again.
 //!
-//! Run with `cargo build --release --bins && target/release/cbtools-demo` (the README's demo
-//! command): the tools are the real binaries built next to this one.
+//! Run with `cargo build --release --bins && cargo run --release --bin cbtools-demo` (the
+//! README's demo command): the tools are the real binaries built next to this one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,7 +16,19 @@ use testkit::TestServer;
 
 const DB: &str = "shop";
 
+/// Starts a throwaway PostgreSQL, builds a sample database, runs cbdump, cbrestore, cbcopyout
+/// and cbdistfix against it, checks what they produced and removes everything again.
+#[derive(clap::Parser)]
+#[command(
+    name = "cbtools-demo",
+    version,
+    after_help = "Needs PostgreSQL's server binaries (Debian: postgresql-15) and the cb* tools built beside\n\
+                  this binary: cargo build --release --bins && cargo run --release --bin cbtools-demo"
+)]
+struct Cli {}
+
 fn main() {
+    let Cli {} = clap::Parser::parse();
     if let Err(e) = run() {
         eprintln!("cbtools-demo: error: {e:#}");
         std::process::exit(1);
@@ -28,7 +40,7 @@ fn tool(name: &str) -> Result<PathBuf> {
     let path = exe.with_file_name(name);
     if !path.exists() {
         bail!(
-            "{} not found: build the tools first with `cargo build --release --bins`",
+            "{} not found: build the tools first with `cargo build --release --bins` (or `cargo build --bins` for a debug demo)",
             path.display()
         );
     }
@@ -307,7 +319,7 @@ fn gprestore_step(server: &TestServer, client: &mut postgres::Client) -> Result<
         c.args(["-d", DB]);
         c
     };
-    let written = gpbackup::writer::write_backup_set(
+    let written = testkit::gpset::write_backup_set(
         client,
         &pg_dump,
         &root,
