@@ -341,7 +341,7 @@ fn gprestore(rows: u64) -> Result<()> {
             c.args(["-d", "bench"]);
             c
         };
-        gpbackup::writer::write_backup_set(
+        testkit::gpset::write_backup_set(
             &mut client,
             &pg_dump,
             &root,

@@ -24,6 +24,7 @@ pub mod pattern;
 pub mod pgpass;
 pub mod quote;
 pub mod service;
+pub mod segment_io;
 pub mod snapshot;
 pub mod tls;
 

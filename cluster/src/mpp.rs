@@ -9,10 +9,8 @@
 //!   coordinator, `role = 'p'` the acting primary.
 //! - `gp_distribution_policy(localoid, policytype, numsegments, distkey, distclass)`:
 //!   `policytype 'r'` is REPLICATED, `'p'` hash-partitioned; an empty `distkey` means RANDOMLY.
-//! - `COPY rel [(cols)] TO 'path' WITH (...) ON SEGMENT`: every segment writes its own rows to a
-//!   file on its own host, `<SEGID>` in the path replaced by the content id and
-//!   `<SEG_DATA_DIR>` by the segment's data directory. Writing server files needs superuser or
-//!   (Greenplum 7 / Cloudberry) membership in `pg_write_server_files`.
+//! - Statements in which the segments read or write their own files (`COPY ... ON SEGMENT`,
+//!   external web tables) are built and run by [`crate::segment_io`].
 
 use postgres::Client;
 
@@ -156,53 +154,12 @@ impl MppCatalog {
     }
 }
 
-/// `COPY <rel> [(<cols>)] TO '<path>' WITH (<options>) ON SEGMENT`.
-///
-/// `path_template` must contain `<SEGID>` so that segments sharing a host do not write the same
-/// file; `options` is the already-built option list (FORMAT, DELIMITER, ...).
-pub fn copy_to_on_segment_sql(
-    relation: &str,
-    columns: Option<&[String]>,
-    path_template: &str,
-    options: &str,
-) -> String {
-    let cols = columns
-        .map(|c| {
-            format!(
-                " ({})",
-                c.iter()
-                    .map(|x| quote::ident(x))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })
-        .unwrap_or_default();
-    let with = if options.is_empty() {
-        String::new()
-    } else {
-        format!(" WITH ({options})")
-    };
-    format!(
-        "COPY {relation}{cols} TO {}{with} ON SEGMENT",
-        quote::literal(path_template)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn on_segment_sql() {
-        assert_eq!(
-            copy_to_on_segment_sql(
-                "\"s\".\"t\"",
-                Some(&["a".to_string(), "B c".to_string()]),
-                "/data/out_<SEGID>.csv",
-                "FORMAT csv"
-            ),
-            "COPY \"s\".\"t\" (\"a\", \"B c\") TO '/data/out_<SEGID>.csv' WITH (FORMAT csv) ON SEGMENT"
-        );
+    fn distribution_clause() {
         assert_eq!(
             Distribution::Hash(vec!["id".into(), "Ts".into()]).clause(),
             "DISTRIBUTED BY (\"id\", \"Ts\")"

@@ -1,5 +1,6 @@
 //! `--on-segment`: every Cloudberry/Greenplum segment writes its own rows to a file on its own
-//! host, all at once, with `COPY ... TO '<path>' ON SEGMENT`.
+//! host, all at once, with `COPY ... TO '<path>' WITH (..., on_segment true)`
+//! ([`cluster::segment_io`]).
 //!
 //! The files are the server's: they are written by the segment postmasters as the database OS
 //! user, so the role needs superuser or (Greenplum 7, Cloudberry) `pg_write_server_files`, and
@@ -16,7 +17,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use cluster::catalog::{self, Selection};
-use cluster::mpp::{self, MppCatalog};
+use cluster::mpp::MppCatalog;
+use cluster::segment_io::{self, SegmentEnd};
 use cluster::snapshot::{self, SnapshotLeader};
 use cluster::{flavor, ConnParams};
 
@@ -115,10 +117,10 @@ pub fn run(
             let path = opts
                 .path_template
                 .replace("<TABLE>", &naming::table_stem(&r.schema, &r.name));
-            let sql = mpp::copy_to_on_segment_sql(
+            let sql = segment_io::copy_to_sql(
                 &r.qualified(),
                 opts.columns.as_deref(),
-                &path,
+                SegmentEnd::File(&path),
                 &options,
             );
             (r.display(), path, sql)
@@ -158,10 +160,10 @@ pub fn run(
                         if opts.verbose {
                             eprintln!("cbcopyout: {sql}");
                         }
-                        match client.execute(sql.as_str(), &[]) {
+                        match segment_io::run(&mut client, sql, label) {
                             Ok(rows) => out.push(Ok((i, rows))),
                             Err(e) => {
-                                out.push(Err(ExportError::copy(label, &e)));
+                                out.push(Err(ExportError::Cluster(e)));
                                 break;
                             }
                         }

@@ -6,9 +6,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use archive::Compression;
-use cluster::catalog::{self, RelKind};
-use cluster::mpp::MppCatalog;
+use cluster::catalog::{self, RelKind, Relation, Selection};
+use cluster::mpp::{Distribution, MppCatalog};
+use cluster::segment_io::{self, SegmentEnd};
 use cluster::snapshot::SnapshotLeader;
+use gpbackup::writer::{
+    write_backup_set, SegmentFiles, SequenceValue, SetFilters, SetSource, SourceTable,
+    WriterLayout, WriterOptions,
+};
 
 use crate::build::{DumpOptions, DumpReport, TableReport};
 use crate::pgdump::{self, PgDump};
@@ -18,7 +23,11 @@ use crate::DumpError;
 /// host under `DIR/<prefix>-1/backups/<date>/<ts>`), with every segment writing its own data files
 /// under `DIR/<prefix><content>/...` on its own host at the same time — what gpbackup does, so
 /// cbrestore's gpbackup reader and stock gprestore can restore it. The schema comes from pg_dump
-/// on the same snapshot; the statements sent are gpbackup's own.
+/// on the same snapshot, with the same `-t/-n/-T/-N`.
+///
+/// DIR must already exist on every host (as gpbackup's `--backup-dir` does): the segments create
+/// their own subdirectories as the server's OS user, and a DIR this process created would belong
+/// to the invoking user, where the segments could not write.
 pub(crate) fn write(
     o: &DumpOptions,
     root: &Path,
@@ -28,83 +37,56 @@ pub(crate) fn write(
     mut leader: SnapshotLeader,
     started: Instant,
 ) -> Result<DumpReport, DumpError> {
-    if root.exists()
-        && std::fs::read_dir(root)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(DumpError::Usage(format!(
-            "{} exists and is not empty",
-            root.display()
-        )));
-    }
-    // The segment directory prefix: the coordinator data directory's name without "-1".
-    let coordinator = mpp
-        .primaries(leader.client())?
+    check_root(root)?;
+    let prefix = segment_prefix(mpp, &mut leader)?;
+    let selection =
+        Selection::from_patterns(&o.tables, &o.exclude_tables, &o.schemas, &o.exclude_schemas)?;
+    let relations: Vec<Relation> = selection
+        .select(&catalog::list_relations(leader.client())?)?
         .into_iter()
-        .find(|s| s.content == -1);
-    let prefix = coordinator
-        .as_ref()
-        .and_then(|c| {
-            Path::new(&c.datadir)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .and_then(|n| n.strip_suffix("-1").map(str::to_string))
-        .unwrap_or_else(|| "gpseg".into());
-    let relations = catalog::list_relations(leader.client())?;
-    let mut replicated = Vec::new();
-    for r in relations.iter().filter(|r| r.kind == RelKind::Table) {
-        if mpp.distribution(leader.client(), r.oid)? == Some(cluster::mpp::Distribution::Replicated)
-        {
-            let q: String = leader
-                .client()
-                .query_one(
-                    "SELECT quote_ident($1::text) || '.' || quote_ident($2::text)",
-                    &[&r.schema, &r.name],
-                )
-                .map_err(cluster::ClusterError::query("quoting a table name"))?
-                .get(0);
-            replicated.push(q);
-        }
-    }
+        .filter(|r| matches!(r.kind, RelKind::Table | RelKind::PartitionedTable) && !r.is_partition)
+        .collect();
+    leader.lock(&relations.iter().map(|r| r.qualified()).collect::<Vec<_>>())?;
     let compression = match o.compress.unwrap_or(Compression::Gzip(1)) {
         Compression::None => gpbackup::Compression::None,
         Compression::Gzip(_) => gpbackup::Compression::Gzip,
         Compression::Zstd(_) => gpbackup::Compression::Zstd,
     };
     let ts = local_timestamp();
-    let (conninfo, password) = pgdump::conninfo(&o.conn);
     let snapshot = leader.id().to_string();
-    let pg_dump_cmd = || {
-        let mut c = Command::new(&pg_dump.path);
-        c.arg("-d")
-            .arg(&conninfo)
-            .arg(format!("--snapshot={snapshot}"));
-        if let Some(pw) = &password {
-            c.env("PGPASSWORD", pw);
-        }
-        c
-    };
-    let written = gpbackup::writer::write_backup_set(
-        leader.client(),
-        &pg_dump_cmd,
-        root,
-        &gpbackup::writer::WriterOptions {
-            timestamp: ts.clone(),
-            segments: server.segments.len() as u32,
-            compression,
-            single_data_file: false,
-            layout: gpbackup::writer::WriterLayout::PerContent {
-                prefix: prefix.clone(),
-            },
-            backup_version: format!("cbdump {}", env!("CARGO_PKG_VERSION")),
-            replicated,
-            base: None,
-            on_segment: Some(gpbackup::writer::OnSegment { prefix }),
+    let opts = WriterOptions {
+        timestamp: ts.clone(),
+        segments: server.segments.len() as u32,
+        compression,
+        single_data_file: false,
+        layout: WriterLayout::PerContent {
+            prefix: prefix.clone(),
         },
-    )
-    .map_err(|e| DumpError::Data("--on-segment".into(), e.to_string()))?;
+        written_by: format!("cbdump {}", env!("CARGO_PKG_VERSION")),
+        filters: SetFilters {
+            include_relations: o.tables.clone(),
+            exclude_relations: o.exclude_tables.clone(),
+            include_schemas: o.schemas.clone(),
+            exclude_schemas: o.exclude_schemas.clone(),
+        },
+        ..Default::default()
+    };
+    let mut source = SegmentSource {
+        options: o,
+        pg_dump,
+        mpp,
+        snapshot: snapshot.clone(),
+        relations,
+        leader: &mut leader,
+        verbose: o.verbose,
+    };
+    let written = match write_backup_set(&mut source, root, &opts) {
+        Ok(w) => w,
+        Err(e) => {
+            remove_coordinator_dir(root, &opts.layout, &ts);
+            return Err(DumpError::Data("--on-segment".into(), e.to_string()));
+        }
+    };
     leader.finish()?;
     Ok(DumpReport {
         tool: "cbdump",
@@ -133,6 +115,203 @@ pub(crate) fn write(
             .collect(),
         distribution_statements_changed: 0,
     })
+}
+
+/// DIR must exist (on this host; the segments' hosts are checked by the segments themselves).
+fn check_root(root: &Path) -> Result<(), DumpError> {
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(DumpError::Usage(format!(
+            "--on-segment {}: not a directory",
+            root.display()
+        ))),
+        Err(e) => Err(DumpError::Usage(format!(
+            "--on-segment {}: {e}. The directory must exist on every host and be writable by the \
+             database server's OS user (the segments create their subdirectories in it) and by \
+             you (the coordinator's files are written here): e.g. `mkdir -p {0} && chown gpadmin {0} \
+             && chmod 1777 {0}` on each host",
+            root.display()
+        ))),
+    }
+}
+
+/// The segment directory prefix: the coordinator data directory's name without "-1".
+fn segment_prefix(mpp: &MppCatalog, leader: &mut SnapshotLeader) -> Result<String, DumpError> {
+    let coordinator = mpp
+        .primaries(leader.client())?
+        .into_iter()
+        .find(|s| s.content == -1);
+    Ok(coordinator
+        .as_ref()
+        .and_then(|c| {
+            Path::new(&c.datadir)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .and_then(|n| n.strip_suffix("-1").map(str::to_string))
+        .unwrap_or_else(|| "gpseg".into()))
+}
+
+/// A failed set leaves nothing on this host: the coordinator's timestamp directory goes, and
+/// its parents if they are empty. Files the segments wrote are theirs (on their hosts, owned by
+/// the server's OS user).
+fn remove_coordinator_dir(root: &Path, layout: &WriterLayout, ts: &str) {
+    let dir = gpbackup::writer::dir_for(root, layout, -1, ts);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut parent = dir.parent();
+    while let Some(p) = parent {
+        if p == root || std::fs::remove_dir(p).is_err() {
+            break;
+        }
+        parent = p.parent();
+    }
+}
+
+/// The MPP server as the source of a set the segments write themselves.
+struct SegmentSource<'a> {
+    options: &'a DumpOptions,
+    pg_dump: &'a PgDump,
+    mpp: &'a MppCatalog,
+    snapshot: String,
+    relations: Vec<Relation>,
+    leader: &'a mut SnapshotLeader,
+    verbose: bool,
+}
+
+fn source_err(e: impl std::fmt::Display) -> gpbackup::Error {
+    gpbackup::Error::Writer(e.to_string())
+}
+
+impl SetSource for SegmentSource<'_> {
+    fn database(&mut self) -> gpbackup::Result<(String, String)> {
+        let row = self
+            .leader
+            .client()
+            .query_one("SELECT quote_ident(current_database()), version()", &[])?;
+        Ok((row.get(0), row.get(1)))
+    }
+
+    fn tables(&mut self) -> gpbackup::Result<Vec<SourceTable>> {
+        // gpbackup's session: how dates, intervals and floats are rendered in the files.
+        self.leader.client().batch_execute(
+            "SET datestyle = ISO; SET intervalstyle = postgres; SET extra_float_digits = 3; \
+             SET client_encoding = 'UTF8'",
+        )?;
+        let mut out = Vec::with_capacity(self.relations.len());
+        for r in &self.relations {
+            let client = self.leader.client();
+            let columns = catalog::columns(client, r.oid).map_err(source_err)?;
+            let quoted: Vec<String> = columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| quote_ident(client, &c.name))
+                .collect::<gpbackup::Result<_>>()?;
+            let replicated = self.mpp.distribution(client, r.oid).map_err(source_err)?
+                == Some(Distribution::Replicated);
+            out.push(SourceTable {
+                oid: r.oid,
+                schema: quote_ident(client, &r.schema)?,
+                name: quote_ident(client, &r.name)?,
+                attributestring: format!("({})", quoted.join(",")),
+                replicated,
+            });
+        }
+        Ok(out)
+    }
+
+    fn sequences(&mut self) -> gpbackup::Result<Vec<SequenceValue>> {
+        // The sequences pg_dump writes for this selection: those in dumped schemas when no table
+        // is named, else those owned by a dumped table.
+        let owners: Vec<u32> = self.relations.iter().map(|r| r.oid).collect();
+        let schemas: Vec<String> = self.relations.iter().map(|r| r.schema.clone()).collect();
+        let by_table = !self.options.tables.is_empty();
+        let rows = self.leader.client().query(
+            "SELECT quote_ident(n.nspname), quote_ident(c.relname), \
+                    format('%I.%I', n.nspname, c.relname) \
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relkind = 'S' AND CASE WHEN $3 \
+                    THEN EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass \
+                                   AND d.objid = c.oid AND d.deptype IN ('a', 'i') \
+                                   AND d.refobjid = ANY($1)) \
+                    ELSE n.nspname = ANY($2) END \
+              ORDER BY 1, 2",
+            &[&owners, &schemas, &by_table],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let fqn: String = r.get(2);
+            let v = self
+                .leader
+                .client()
+                .query_one(&format!("SELECT last_value, is_called FROM {fqn}"), &[])?;
+            out.push(SequenceValue {
+                schema: r.get(0),
+                name: r.get(1),
+                last_value: v.get(0),
+                is_called: v.get(1),
+            });
+        }
+        Ok(out)
+    }
+
+    fn quote_ident(&mut self, name: &str) -> gpbackup::Result<String> {
+        quote_ident(self.leader.client(), name)
+    }
+
+    fn pg_dump(&mut self) -> gpbackup::Result<Command> {
+        let o = self.options;
+        let (conninfo, password) = pgdump::conninfo(&o.conn);
+        let mut c = Command::new(&self.pg_dump.path);
+        c.arg("-d")
+            .arg(&conninfo)
+            .arg(format!("--snapshot={}", self.snapshot));
+        for (flag, patterns) in [
+            ("-t", &o.tables),
+            ("-T", &o.exclude_tables),
+            ("-n", &o.schemas),
+            ("-N", &o.exclude_schemas),
+        ] {
+            for p in patterns {
+                c.arg(flag).arg(p);
+            }
+        }
+        if o.no_owner {
+            c.arg("--no-owner");
+        }
+        if o.no_acl {
+            c.arg("--no-acl");
+        }
+        if let Some(pw) = &password {
+            c.env("PGPASSWORD", pw);
+        }
+        Ok(c)
+    }
+
+    fn segments_write_files(&self) -> bool {
+        true
+    }
+
+    fn segments_write(&mut self, t: &SourceTable, files: &SegmentFiles) -> gpbackup::Result<u64> {
+        // gpbackup's data file format: CSV with ',' and the set's compression, each segment
+        // creating its own directory.
+        let sql = segment_io::copy_to_sql(
+            &format!("{}{}", t.fqn(), t.attributestring),
+            None,
+            SegmentEnd::Program(&files.write_program()),
+            "FORMAT csv, DELIMITER ','",
+        );
+        if self.verbose {
+            eprintln!("cbdump: {sql}");
+        }
+        segment_io::run(self.leader.client(), &sql, &t.fqn()).map_err(|e| gpbackup::Error::Target {
+            what: format!("the segments writing {}", t.fqn()),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn quote_ident(client: &mut cluster::Client, name: &str) -> gpbackup::Result<String> {
+    Ok(client.query_one("SELECT quote_ident($1)", &[&name])?.get(0))
 }
 
 /// gpbackup's timestamp key: the local time as YYYYMMDDHHMMSS.

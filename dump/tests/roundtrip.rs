@@ -541,34 +541,46 @@ fn on_segment_needs_cloudberry_and_sends_gpbackups_statements() {
          INSERT INTO fakegp.gp_distribution_policy VALUES ('public.gen'::regclass, 'r', 2, '', '');",
     );
     server.set_conf("log_statement", "all");
-    let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbdump"));
-    let out = cmd
-        .env("CBTOOLS_MPP_CATALOG_SCHEMA", "fakegp")
-        .args(["-d", "src", "--pg-dump"])
-        .arg(server.install().bin("pg_dump"))
-        .arg("--on-segment")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let run = |dir: &Path| {
+        let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbdump"));
+        cmd.env("CBTOOLS_MPP_CATALOG_SCHEMA", "fakegp")
+            .args(["-d", "src", "--pg-dump"])
+            .arg(server.install().bin("pg_dump"))
+            .arg("--on-segment")
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    // DIR is never created by cbdump: the segments could not write into it.
+    let out = run(&dir);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("ON SEGMENT") && err.contains("syntax error"),
+        err.contains("must exist on every host") && err.contains("OS user"),
         "{err}"
     );
+    assert!(!dir.exists());
+    std::fs::create_dir(&dir).unwrap();
+    let out = run(&dir);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // PostgreSQL does not know the option; a Cloudberry coordinator does.
+    assert!(err.contains("on_segment"), "{err}");
     let log = std::fs::read_to_string(server.log_path()).unwrap();
     let stmt = log
         .lines()
-        .find(|l| l.contains("TO PROGRAM") && l.contains("ON SEGMENT"))
+        .find(|l| l.contains("TO PROGRAM") && l.contains("on_segment true"))
         .expect("an ON SEGMENT statement reached the server");
     let root = dir.display().to_string();
     assert!(
         stmt.contains(&format!("mkdir -p ''{root}/gpseg<SEGID>/backups/"))
             && stmt.contains("gzip -c -1 >")
             && stmt.contains("/gpbackup_<SEGID>_")
-            && stmt.contains("WITH CSV DELIMITER ',' ON SEGMENT IGNORE EXTERNAL PARTITIONS"),
+            && stmt.contains("WITH (FORMAT csv, DELIMITER ',', on_segment true)"),
         "{stmt}"
     );
+    // Nothing of the failed set is left on this host.
+    assert!(walk(&dir).is_empty(), "{:?}", walk(&dir));
     // The coordinator's metadata was never renamed into place without its data.
     let toc_written = walk(&dir)
         .iter()

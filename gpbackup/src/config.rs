@@ -83,6 +83,14 @@ pub struct BackupConfig {
     /// `Success`, `Failure`, `In Progress`; empty in sets older than the key.
     #[serde(deserialize_with = "null_default")]
     pub status: String,
+    /// Which tool wrote the set, when it was not gpbackup (`cbdump 0.1.0`). gprestore reads
+    /// config.yaml leniently (unknown keys are ignored), so `backupversion` can stay a gpbackup
+    /// version it accepts while the set still says who made it.
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub writtenby: String,
     /// Retired flag of gpbackup ≤ 1.12 (replaced by `datedeleted`).
     #[serde(deserialize_with = "null_default", skip_serializing_if = "is_false")]
     pub deleted: bool,
@@ -128,6 +136,24 @@ impl Compression {
             ".gz" => Some(Compression::Gzip),
             ".zst" => Some(Compression::Zstd),
             _ => None,
+        }
+    }
+
+    /// The program gpbackup pipes each segment's COPY through (level 1, its default).
+    pub fn compress_command(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip -c -1",
+            Compression::Zstd => "zstd --compress -1 -c",
+            Compression::None => "cat -",
+        }
+    }
+
+    /// The program that gives a data file's CSV back (`cat` for an uncompressed one).
+    pub fn decompress_command(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip -d -c",
+            Compression::Zstd => "zstd --decompress -c",
+            Compression::None => "cat",
         }
     }
 

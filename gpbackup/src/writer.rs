@@ -1,16 +1,19 @@
-//! Creates realistic gpbackup sets from a live PostgreSQL database, for tests and benchmarks.
+//! Writes gpbackup backup sets: the coordinator's metadata.sql, toc.yaml, config.yaml and report,
+//! and the data files, from whatever [`SetSource`] supplies the database.
 //!
-//! The set looks like one gpbackup would write on an N-segment cluster: each table's rows are
-//! spread over contents 0..N-1 by a hash of the row (`COPY (SELECT ... WHERE mod(hash, N) = c) TO
-//! STDOUT (FORMAT csv)`, the same CSV dialect gpbackup uses), compressed with gzip, zstd or
-//! nothing, as one file per table and content or one stream per content with a segment toc;
-//! metadata.sql is `pg_dump --schema-only` split at its object headers into toc entries with
-//! exact byte offsets, preceded by the SESSION GUCS entry; config.yaml and toc.yaml use gpbackup's
-//! keys. Replicated tables get a full copy in every content, and an incremental set can take
-//! chosen tables from an earlier set through its `restoreplan`.
+//! The writer knows the set's formats only; it never talks to a server. A source either hands
+//! it each content's rows (the writer then compresses them into one file per table and content,
+//! or one stream per content with a segment toc), or makes the segments write their own files
+//! ([`SetSource::segments_write`], given the [`SegmentFiles`] names). metadata.sql is the source's
+//! `pg_dump --schema-only` output split at its object headers into toc entries with exact byte
+//! offsets, preceded by the SESSION GUCS entry; every table, materialized view and index chunk
+//! carries the `SET default_table_access_method` / `SET default_tablespace` that pg_dump wrote
+//! before it, because gprestore runs chunks on several connections in any order and an
+//! append-optimized column table created without its access method fails
+//! (`unrecognized parameter "compresstype"`).
 //!
 //! Every file is written under a temporary name and renamed when complete; data streams through
-//! (one COPY buffer at a time); pg_dump's output is consumed line by line.
+//! (one buffer at a time); pg_dump's output is consumed line by line.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,10 +21,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use postgres::Client;
-
 use crate::config::{BackupConfig, Compression, RestorePlanEntry};
-use crate::data::RowCounter;
 use crate::error::{Error, Result};
 use crate::fsutil::AtomicFile;
 use crate::layout::is_timestamp;
@@ -55,22 +55,22 @@ pub struct WriterOptions {
     pub compression: Compression,
     pub single_data_file: bool,
     pub layout: WriterLayout,
-    /// Recorded as `backupversion`.
+    /// Recorded as `backupversion`: a gpbackup version that gprestore accepts.
     pub backup_version: String,
-    /// Tables (quoted `schema.table`) written as DISTRIBUTED REPLICATED: a full copy per content.
-    pub replicated: Vec<String>,
+    /// Recorded as `writtenby` when not empty (our own name; gprestore ignores the key).
+    pub written_by: String,
     pub base: Option<IncrementalBase>,
-    /// Cloudberry/Greenplum: the segments write their own files with `COPY ... ON SEGMENT`
-    /// (server-side, on each segment host) instead of this process writing them.
-    pub on_segment: Option<OnSegment>,
+    /// `-t`/`-n`/`-T`/`-N` as given, recorded in config.yaml's filter keys.
+    pub filters: SetFilters,
 }
 
-/// How the segments name their backup directories (`<root>/<prefix><content>/backups/...`,
-/// gpbackup's `--backup-dir` layout; the prefix is the coordinator data directory's name
-/// without its `-1`).
-#[derive(Debug, Clone)]
-pub struct OnSegment {
-    pub prefix: String,
+/// The selection a set was taken with (config.yaml's include/exclude keys).
+#[derive(Debug, Clone, Default)]
+pub struct SetFilters {
+    pub include_relations: Vec<String>,
+    pub exclude_relations: Vec<String>,
+    pub include_schemas: Vec<String>,
+    pub exclude_schemas: Vec<String>,
 }
 
 impl Default for WriterOptions {
@@ -84,10 +84,94 @@ impl Default for WriterOptions {
                 prefix: "gpseg".into(),
             },
             backup_version: "1.30.5".into(),
-            replicated: Vec::new(),
+            written_by: String::new(),
             base: None,
-            on_segment: None,
+            filters: SetFilters::default(),
         }
+    }
+}
+
+/// One table of the source, names quoted as in the toc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceTable {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// `(a,b,...)`: the columns in attnum order, generated ones left out.
+    pub attributestring: String,
+    pub replicated: bool,
+}
+
+impl SourceTable {
+    pub fn fqn(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// A sequence's position (`SELECT pg_catalog.setval(...)` in metadata.sql).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceValue {
+    pub schema: String,
+    pub name: String,
+    pub last_value: i64,
+    pub is_called: bool,
+}
+
+/// The names under which the segments write one table's files themselves (`<SEGID>` is the
+/// content id, replaced by the server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFiles {
+    pub dir: String,
+    pub file: String,
+    pub compression: Compression,
+}
+
+impl SegmentFiles {
+    /// The shell program each segment runs with its COPY output on stdin: create its own
+    /// directory (as the server's OS user, on its own host) and compress into its file.
+    pub fn write_program(&self) -> String {
+        format!(
+            "mkdir -p {} && {} > {}",
+            shell_quote(&self.dir),
+            self.compression.compress_command(),
+            shell_quote(&self.file)
+        )
+    }
+}
+
+/// What a set is made from. The writer asks; the source talks to the database.
+pub trait SetSource {
+    /// `quote_ident(current_database())` and `version()`.
+    fn database(&mut self) -> Result<(String, String)>;
+    /// The tables whose data goes into the set, in the order it is written.
+    fn tables(&mut self) -> Result<Vec<SourceTable>>;
+    /// Sequences of the set and their positions.
+    fn sequences(&mut self) -> Result<Vec<SequenceValue>>;
+    /// An identifier quoted as the server's `quote_ident` does (toc names are written so).
+    fn quote_ident(&mut self, name: &str) -> Result<String>;
+    /// A `pg_dump` command for the set's schema; the writer adds `--schema-only
+    /// --format=plain --section=...` and reads its standard output.
+    fn pg_dump(&mut self) -> Result<Command>;
+    /// Whether the segments write the data files themselves ([`SetSource::segments_write`])
+    /// instead of handing rows to the writer ([`SetSource::content_rows`]).
+    fn segments_write_files(&self) -> bool {
+        false
+    }
+    /// Content `c`'s rows of `t` (of `n` contents) as gpbackup's CSV into `out`; returns them.
+    fn content_rows(
+        &mut self,
+        t: &SourceTable,
+        c: usize,
+        n: usize,
+        out: &mut dyn Write,
+    ) -> Result<u64> {
+        let _ = (t, c, n, out);
+        Err(werr("this source lets the segments write their own files"))
+    }
+    /// Every segment writes its own rows of `t` into `files`; returns the rows of all segments.
+    fn segments_write(&mut self, t: &SourceTable, files: &SegmentFiles) -> Result<u64> {
+        let _ = (t, files);
+        Err(werr("this source hands its rows to the writer"))
     }
 }
 
@@ -115,7 +199,8 @@ fn werr(msg: impl Into<String>) -> Error {
     Error::Writer(msg.into())
 }
 
-fn dir_for(root: &Path, layout: &WriterLayout, content: i32, ts: &str) -> PathBuf {
+/// The directory of `content` (-1: the coordinator) under `root`.
+pub fn dir_for(root: &Path, layout: &WriterLayout, content: i32, ts: &str) -> PathBuf {
     let tail = PathBuf::from("backups").join(&ts[..8]).join(ts);
     match layout {
         WriterLayout::PerContent { prefix } => root.join(format!("{prefix}{content}")).join(tail),
@@ -124,26 +209,9 @@ fn dir_for(root: &Path, layout: &WriterLayout, content: i32, ts: &str) -> PathBu
     }
 }
 
-struct Table {
-    oid: u32,
-    schema: String,
-    name: String,
-    attributestring: String,
-    replicated: bool,
-}
-
-impl Table {
-    fn fqn(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
-    }
-}
-
-/// Writes a backup set of the database `client` is connected to. `pg_dump` makes a pg_dump
-/// command already pointed at that database (connection options or PG* environment); the writer
-/// adds `--schema-only --section=...`.
+/// Writes a backup set of what `source` supplies under `root`.
 pub fn write_backup_set(
-    client: &mut Client,
-    pg_dump: &dyn Fn() -> Command,
+    source: &mut dyn SetSource,
     root: &Path,
     opts: &WriterOptions,
 ) -> Result<WrittenSet> {
@@ -155,8 +223,12 @@ pub fn write_backup_set(
     }
     let ts = opts.timestamp.as_str();
     let coord_dir = dir_for(root, &opts.layout, -1, ts);
-    // Segment directories are the segments' own business in ON SEGMENT mode.
-    let local_contents = if opts.on_segment.is_some() {
+    let on_segments = source.segments_write_files();
+    if on_segments && opts.single_data_file {
+        return Err(werr("sets the segments write have one file per table and segment; single-data-file needs gpbackup's helper"));
+    }
+    // Segment directories are the segments' own business when they write the files.
+    let local_contents = if on_segments {
         -1..0
     } else {
         -1..opts.segments as i32
@@ -165,18 +237,12 @@ pub fn write_backup_set(
         let d = dir_for(root, &opts.layout, c, ts);
         fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
-    // No parallel scans: a segment's COPY reads its heap front to back, so each content's rows
-    // keep the table's physical order (a Gather would interleave blocks at random).
-    client.batch_execute(
-        "SET datestyle = ISO; SET intervalstyle = postgres; SET extra_float_digits = 3; SET client_encoding = 'UTF8'; \
-         SET max_parallel_workers_per_gather = 0",
-    )?;
     let mut files = Vec::new();
 
     // Metadata first: it is what gpbackup writes first too.
     let mut toc = Toc::default();
     let metadata_path = coord_dir.join(format!("gpbackup_{ts}_metadata.sql"));
-    write_metadata(client, pg_dump, &metadata_path, &mut toc)?;
+    write_metadata(source, &metadata_path, &mut toc)?;
     files.push(metadata_path);
 
     let base_tables: Vec<String> = opts
@@ -184,65 +250,19 @@ pub fn write_backup_set(
         .as_ref()
         .map(|b| b.tables.clone())
         .unwrap_or_default();
-    let tables: Vec<Table> = list_tables(client, &opts.replicated)?
+    let tables: Vec<SourceTable> = source
+        .tables()?
         .into_iter()
         .filter(|t| !base_tables.contains(&t.fqn()))
         .collect();
-    let mut written = BTreeMap::new();
-    let n = opts.segments as usize;
-    let mut per_content_rows: Vec<Vec<u64>> = vec![vec![0; n]; tables.len()];
-    if let Some(seg) = &opts.on_segment {
-        if opts.single_data_file {
-            return Err(werr("ON SEGMENT backups write one file per table and segment; single-data-file needs gpbackup's helper"));
-        }
-        for (t, rows) in tables.iter().zip(per_content_rows.iter_mut()) {
-            let total = copy_on_segment(client, t, root, &seg.prefix, ts, opts.compression)?;
-            // The server reports one total; a replicated table holds it once per content.
-            if t.replicated {
-                rows.iter_mut().for_each(|r| *r = total / n as u64);
-            } else {
-                rows[0] = total;
-            }
-        }
+    let per_content_rows = if on_segments {
+        write_on_segments(source, root, opts, &tables)?
     } else if opts.single_data_file {
-        for c in 0..n {
-            let dir = dir_for(root, &opts.layout, c as i32, ts);
-            let path = dir.join(format!("gpbackup_{c}_{ts}{}", opts.compression.extension()));
-            let mut out = Encoder::new(AtomicFile::create(&path)?, opts.compression, &path)?;
-            let mut seg_toc = SegmentToc::default();
-            for (t, rows) in tables.iter().zip(per_content_rows.iter_mut()) {
-                let start = out.written;
-                rows[c] = copy_piece(client, t, c, n, &mut out)?;
-                seg_toc.dataentries.insert(
-                    t.oid,
-                    SegmentDataEntry {
-                        startbyte: start,
-                        endbyte: out.written,
-                    },
-                );
-            }
-            out.finish()?.commit()?;
-            let toc_path = dir.join(format!("gpbackup_{c}_{ts}_toc.yaml"));
-            crate::yaml::write_file(&toc_path, &seg_toc)?;
-            files.push(path);
-            files.push(toc_path);
-        }
+        write_single_files(source, root, opts, &tables, &mut files)?
     } else {
-        for (t, rows) in tables.iter().zip(per_content_rows.iter_mut()) {
-            for (c, slot) in rows.iter_mut().enumerate() {
-                let dir = dir_for(root, &opts.layout, c as i32, ts);
-                let path = dir.join(format!(
-                    "gpbackup_{c}_{ts}_{}{}",
-                    t.oid,
-                    opts.compression.extension()
-                ));
-                let mut out = Encoder::new(AtomicFile::create(&path)?, opts.compression, &path)?;
-                *slot = copy_piece(client, t, c, n, &mut out)?;
-                out.finish()?.commit()?;
-                files.push(path);
-            }
-        }
-    }
+        write_table_files(source, root, opts, &tables, &mut files)?
+    };
+    let mut written = BTreeMap::new();
     for (t, rows) in tables.iter().zip(per_content_rows) {
         let sum: u64 = rows.iter().sum();
         toc.dataentries.push(DataEntry {
@@ -265,11 +285,138 @@ pub fn write_backup_set(
             },
         );
     }
-
     let toc_path = coord_dir.join(format!("gpbackup_{ts}_toc.yaml"));
     crate::yaml::write_file(&toc_path, &toc)?;
     files.push(toc_path);
+    let (dbname, version) = source.database()?;
+    files.extend(write_config_and_report(
+        root, &coord_dir, opts, &tables, dbname, version,
+    )?);
+    Ok(WrittenSet {
+        timestamp: ts.to_string(),
+        coordinator_dir: coord_dir,
+        tables: written,
+        files,
+    })
+}
 
+/// The segments write every table's files; the server reports one total per table.
+fn write_on_segments(
+    source: &mut dyn SetSource,
+    root: &Path,
+    opts: &WriterOptions,
+    tables: &[SourceTable],
+) -> Result<Vec<Vec<u64>>> {
+    let ts = opts.timestamp.as_str();
+    let n = opts.segments as usize;
+    let dir = dir_for(root, &opts.layout, 0, ts);
+    // The content id inside the layout's directory and file names is the server's <SEGID>.
+    let dir_template = match &opts.layout {
+        WriterLayout::PerContent { prefix } => {
+            let own = root.join(format!("{prefix}0"));
+            let rest = dir.strip_prefix(&own).unwrap_or(&dir);
+            root.join(format!("{prefix}<SEGID>")).join(rest)
+        }
+        _ => dir,
+    };
+    let dir_template = dir_template.display().to_string();
+    let mut out = Vec::with_capacity(tables.len());
+    for t in tables {
+        let files = SegmentFiles {
+            file: format!(
+                "{dir_template}/gpbackup_<SEGID>_{ts}_{}{}",
+                t.oid,
+                opts.compression.extension()
+            ),
+            dir: dir_template.clone(),
+            compression: opts.compression,
+        };
+        let total = source.segments_write(t, &files)?;
+        let mut rows = vec![0u64; n];
+        // A replicated table is held once per content.
+        if t.replicated {
+            rows.iter_mut().for_each(|r| *r = total / n as u64);
+        } else {
+            rows[0] = total;
+        }
+        out.push(rows);
+    }
+    Ok(out)
+}
+
+/// One compressed stream per content holding every table, with a segment toc of offsets.
+fn write_single_files(
+    source: &mut dyn SetSource,
+    root: &Path,
+    opts: &WriterOptions,
+    tables: &[SourceTable],
+    files: &mut Vec<PathBuf>,
+) -> Result<Vec<Vec<u64>>> {
+    let ts = opts.timestamp.as_str();
+    let n = opts.segments as usize;
+    let mut per_content_rows: Vec<Vec<u64>> = vec![vec![0; n]; tables.len()];
+    for c in 0..n {
+        let dir = dir_for(root, &opts.layout, c as i32, ts);
+        let path = dir.join(format!("gpbackup_{c}_{ts}{}", opts.compression.extension()));
+        let mut out = Encoder::new(AtomicFile::create(&path)?, opts.compression, &path)?;
+        let mut seg_toc = SegmentToc::default();
+        for (t, rows) in tables.iter().zip(per_content_rows.iter_mut()) {
+            let start = out.written;
+            rows[c] = source.content_rows(t, c, n, &mut out)?;
+            seg_toc.dataentries.insert(
+                t.oid,
+                SegmentDataEntry {
+                    startbyte: start,
+                    endbyte: out.written,
+                },
+            );
+        }
+        out.finish()?.commit()?;
+        let toc_path = dir.join(format!("gpbackup_{c}_{ts}_toc.yaml"));
+        crate::yaml::write_file(&toc_path, &seg_toc)?;
+        files.push(path);
+        files.push(toc_path);
+    }
+    Ok(per_content_rows)
+}
+
+/// One compressed file per table and content.
+fn write_table_files(
+    source: &mut dyn SetSource,
+    root: &Path,
+    opts: &WriterOptions,
+    tables: &[SourceTable],
+    files: &mut Vec<PathBuf>,
+) -> Result<Vec<Vec<u64>>> {
+    let ts = opts.timestamp.as_str();
+    let n = opts.segments as usize;
+    let mut per_content_rows: Vec<Vec<u64>> = vec![vec![0; n]; tables.len()];
+    for (t, rows) in tables.iter().zip(per_content_rows.iter_mut()) {
+        for (c, slot) in rows.iter_mut().enumerate() {
+            let dir = dir_for(root, &opts.layout, c as i32, ts);
+            let path = dir.join(format!(
+                "gpbackup_{c}_{ts}_{}{}",
+                t.oid,
+                opts.compression.extension()
+            ));
+            let mut out = Encoder::new(AtomicFile::create(&path)?, opts.compression, &path)?;
+            *slot = source.content_rows(t, c, n, &mut out)?;
+            out.finish()?.commit()?;
+            files.push(path);
+        }
+    }
+    Ok(per_content_rows)
+}
+
+fn write_config_and_report(
+    root: &Path,
+    coord_dir: &Path,
+    opts: &WriterOptions,
+    tables: &[SourceTable],
+    databasename: String,
+    databaseversion: String,
+) -> Result<Vec<PathBuf>> {
+    let ts = opts.timestamp.as_str();
     let mut plan = Vec::new();
     if let Some(base) = &opts.base {
         plan.push(RestorePlanEntry {
@@ -279,9 +426,9 @@ pub fn write_backup_set(
     }
     plan.push(RestorePlanEntry {
         timestamp: ts.to_string(),
-        tablefqns: tables.iter().map(Table::fqn).collect(),
+        tablefqns: tables.iter().map(SourceTable::fqn).collect(),
     });
-    let row = client.query_one("SELECT quote_ident(current_database()), version()", &[])?;
+    let f = &opts.filters;
     let config = BackupConfig {
         backupdir: match opts.layout {
             WriterLayout::Flat => String::new(),
@@ -293,9 +440,17 @@ pub fn write_backup_set(
             Compression::Zstd => "zstd".into(),
             _ => "gzip".into(),
         },
-        databasename: row.get(0),
-        databaseversion: row.get(1),
+        databasename,
+        databaseversion,
         segmentcount: i64::from(opts.segments),
+        includerelations: f.include_relations.clone(),
+        includetablefiltered: !f.include_relations.is_empty(),
+        excluderelations: f.exclude_relations.clone(),
+        excludetablefiltered: !f.exclude_relations.is_empty(),
+        includeschemas: f.include_schemas.clone(),
+        includeschemafiltered: !f.include_schemas.is_empty(),
+        excludeschemas: f.exclude_schemas.clone(),
+        excludeschemafiltered: !f.exclude_schemas.is_empty(),
         incremental: opts.base.is_some(),
         leafpartitiondata: opts.base.is_some(),
         restoreplan: Some(plan),
@@ -303,166 +458,54 @@ pub fn write_backup_set(
         timestamp: ts.to_string(),
         endtime: ts.to_string(),
         status: "Success".into(),
+        writtenby: opts.written_by.clone(),
         ..Default::default()
     };
     let config_path = coord_dir.join(format!("gpbackup_{ts}_config.yaml"));
     crate::yaml::write_file(&config_path, &config)?;
-    files.push(config_path);
     let report_path = coord_dir.join(format!("gpbackup_{ts}_report"));
+    let writer = if opts.written_by.is_empty() {
+        "the cbtools set writer"
+    } else {
+        opts.written_by.as_str()
+    };
     let report = format!(
-        "Backup Report (written by the cbtools test writer)\n\ntimestamp key:      {ts}\ndatabase name:      {}\ncompression:        {}\ndata file format:   {}\nsegment count:      {}\nbackup status:      Success\n",
+        "Backup Report (written by {writer})\n\ntimestamp key:      {ts}\ndatabase name:      {}\ncompression:        {}\ndata file format:   {}\nsegment count:      {}\nbackup status:      Success\n",
         config.databasename,
         opts.compression.name(),
         if opts.single_data_file { "Single Data File Per Segment" } else { "Multiple Data Files Per Segment" },
         opts.segments
     );
-    let mut f = AtomicFile::create(&report_path)?;
-    f.write_all(report.as_bytes())
+    let mut file = AtomicFile::create(&report_path)?;
+    file.write_all(report.as_bytes())
         .map_err(|e| Error::io(&report_path, e))?;
-    f.commit()?;
-    files.push(report_path);
-    Ok(WrittenSet {
-        timestamp: ts.to_string(),
-        coordinator_dir: coord_dir,
-        tables: written,
-        files,
-    })
+    file.commit()?;
+    Ok(vec![config_path, report_path])
 }
 
-fn list_tables(client: &mut Client, replicated: &[String]) -> Result<Vec<Table>> {
-    let rows = client.query(
-        "SELECT c.oid, quote_ident(n.nspname), quote_ident(c.relname),
-                coalesce((SELECT '(' || string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum) || ')'
-                          FROM pg_attribute a
-                          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), '')
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-           AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
-         ORDER BY n.nspname, c.relname",
-        &[],
-    )?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let (schema, name): (String, String) = (r.get(1), r.get(2));
-            let fqn = format!("{schema}.{name}");
-            Table {
-                oid: r.get(0),
-                schema,
-                name,
-                attributestring: r.get(3),
-                replicated: replicated.contains(&fqn),
-            }
-        })
-        .collect())
-}
-
-/// Single-quotes for the shell, which runs the segments' COPY program.
-fn shell_quote(s: &str) -> String {
+/// Single-quotes a word for the shell that runs a segment's COPY program.
+pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The statement gpbackup itself issues: every segment pipes its own rows of `t` through the
-/// compressor into `<root>/<prefix><SEGID>/backups/<date>/<ts>/gpbackup_<SEGID>_<ts>_<oid><ext>`
-/// on its own host (the server replaces `<SEGID>`). Returns the rows written by all segments.
-pub fn on_segment_copy_sql(
-    fqn: &str,
-    attributestring: &str,
-    oid: u32,
-    root: &Path,
-    prefix: &str,
-    ts: &str,
-    compression: Compression,
-) -> String {
-    let dir = format!(
-        "{}/{prefix}<SEGID>/backups/{}/{ts}",
-        root.display(),
-        &ts[..8]
-    );
-    let file = format!(
-        "{dir}/gpbackup_<SEGID>_{ts}_{oid}{}",
-        compression.extension()
-    );
-    let compressor = match compression {
-        Compression::Gzip => "gzip -c -1",
-        Compression::Zstd => "zstd --compress -1 -c",
-        Compression::None => "cat -",
-    };
-    let program = format!(
-        "mkdir -p {} && {compressor} > {}",
-        shell_quote(&dir),
-        shell_quote(&file)
-    );
-    format!(
-        "COPY {fqn}{attributestring} TO PROGRAM '{}' WITH CSV DELIMITER ',' ON SEGMENT IGNORE EXTERNAL PARTITIONS",
-        program.replace('\'', "''")
-    )
-}
-
-fn copy_on_segment(
-    client: &mut Client,
-    t: &Table,
-    root: &Path,
-    prefix: &str,
-    ts: &str,
-    compression: Compression,
-) -> Result<u64> {
-    let sql = on_segment_copy_sql(
-        &t.fqn(),
-        &t.attributestring,
-        t.oid,
-        root,
-        prefix,
-        ts,
-        compression,
-    );
-    client
-        .execute(sql.as_str(), &[])
-        .map_err(|e| Error::Target {
-            what: format!("COPY ... ON SEGMENT of {}", t.fqn()),
-            message: match e.as_db_error() {
-                Some(db) => format!("{}: {}", db.severity(), db.message()),
-                None => e.to_string(),
-            },
-        })
-}
-
-/// COPYs content `c`'s share of `t` into `out`; returns its rows.
-fn copy_piece(
-    client: &mut Client,
-    t: &Table,
-    c: usize,
-    n: usize,
-    out: &mut Encoder,
-) -> Result<u64> {
-    let cols = t
-        .attributestring
-        .trim_start_matches('(')
-        .trim_end_matches(')');
-    let filter = if t.replicated {
-        String::new()
-    } else {
-        format!(" WHERE mod(abs(hashtext(r::text)::bigint), {n}) = {c}")
-    };
-    let sql = format!(
-        "COPY (SELECT {cols} FROM {} r{filter}) TO STDOUT WITH (FORMAT csv, DELIMITER ',')",
-        t.fqn()
-    );
-    let mut reader = client.copy_out(&sql)?;
-    let mut counter = RowCounter::default();
-    let mut buf = vec![0u8; 128 * 1024];
-    loop {
-        let k = io::Read::read(&mut reader, &mut buf)
-            .map_err(|e| werr(format!("COPY of {}: {e}", t.fqn())))?;
-        if k == 0 {
-            break;
-        }
-        counter.feed(&buf[..k]);
-        out.write_all(&buf[..k])
-            .map_err(|e| Error::io(&out.path, e))?;
+impl Write for Encoder {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.inner {
+            EncoderKind::Plain(f) => f.write(buf)?,
+            EncoderKind::Gzip(g) => g.write(buf)?,
+            EncoderKind::Zstd(z) => z.write(buf)?,
+        };
+        self.written += n as u64;
+        Ok(n)
     }
-    Ok(counter.rows())
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            EncoderKind::Plain(f) => f.flush(),
+            EncoderKind::Gzip(g) => g.flush(),
+            EncoderKind::Zstd(z) => z.flush(),
+        }
+    }
 }
 
 /// A compressing writer that counts the uncompressed bytes (segment toc offsets).
@@ -497,16 +540,6 @@ impl Encoder {
         })
     }
 
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match &mut self.inner {
-            EncoderKind::Plain(f) => f.write_all(buf)?,
-            EncoderKind::Gzip(g) => g.write_all(buf)?,
-            EncoderKind::Zstd(z) => z.write_all(buf)?,
-        }
-        self.written += buf.len() as u64;
-        Ok(())
-    }
-
     fn finish(self) -> Result<AtomicFile> {
         let path = self.path;
         match self.inner {
@@ -518,12 +551,7 @@ impl Encoder {
 }
 
 /// metadata.sql: SESSION GUCS, pg_dump's pre-data entries, sequence positions, post-data entries.
-fn write_metadata(
-    client: &mut Client,
-    pg_dump: &dyn Fn() -> Command,
-    path: &Path,
-    toc: &mut Toc,
-) -> Result<()> {
+fn write_metadata(source: &mut dyn SetSource, path: &Path, toc: &mut Toc) -> Result<()> {
     let mut out = CountingFile {
         file: AtomicFile::create(path)?,
         pos: 0,
@@ -539,7 +567,7 @@ fn write_metadata(
         ..Default::default()
     });
     for (section, entries) in [("pre-data", 0), ("post-data", 1)] {
-        let mut cmd = pg_dump();
+        let mut cmd = source.pg_dump()?;
         cmd.args([
             "--schema-only",
             "--format=plain",
@@ -554,7 +582,7 @@ fn write_metadata(
             .take()
             .ok_or_else(|| werr("pg_dump has no stdout"))?;
         let mut emit = |header: DumpHeader, body: String| -> Result<()> {
-            let mut entry = entry_for(client, &header, &body)?;
+            let mut entry = entry_for(source, &header, &body)?;
             entry.startbyte = out.pos;
             out.put(b"\n\n")?;
             out.put(body.as_bytes())?;
@@ -579,22 +607,20 @@ fn write_metadata(
         }
         split.map_err(|e| werr(format!("reading pg_dump output: {e}")))?;
         if entries == 0 {
-            write_sequence_values(client, &mut out, toc)?;
+            write_sequence_values(source, &mut out, toc)?;
         }
     }
     out.file.commit()
 }
 
-fn write_sequence_values(client: &mut Client, out: &mut CountingFile, toc: &mut Toc) -> Result<()> {
-    let seqs = client.query(
-        "SELECT quote_ident(schemaname), quote_ident(sequencename) FROM pg_sequences ORDER BY 1, 2",
-        &[],
-    )?;
-    for s in seqs {
-        let (schema, name): (String, String) = (s.get(0), s.get(1));
+fn write_sequence_values(
+    source: &mut dyn SetSource,
+    out: &mut CountingFile,
+    toc: &mut Toc,
+) -> Result<()> {
+    for s in source.sequences()? {
+        let (schema, name, last, called) = (s.schema, s.name, s.last_value, s.is_called);
         let fqn = format!("{schema}.{name}");
-        let row = client.query_one(&format!("SELECT last_value, is_called FROM {fqn}"), &[])?;
-        let (last, called): (i64, bool) = (row.get(0), row.get(1));
         let literal = fqn.replace('\'', "''");
         let sql = format!("\n\nSELECT pg_catalog.setval('{literal}', {last}, {called});");
         let start = out.pos;
@@ -650,11 +676,50 @@ fn parse_header(line: &str) -> Option<DumpHeader> {
 
 /// Lines of pg_dump output that are session plumbing rather than object DDL.
 fn is_plumbing(line: &str) -> bool {
-    line.starts_with("SET default_tablespace")
-        || line.starts_with("SET default_table_access_method")
-        || line.starts_with("\\restrict")
+    line.starts_with("\\restrict")
         || line.starts_with("\\unrestrict")
         || line.starts_with("SELECT pg_catalog.set_config('search_path'")
+}
+
+/// pg_dump's per-object settings: written once when they change, before the next object's
+/// header, so each chunk that needs them gets the ones in force repeated at its start.
+#[derive(Default)]
+struct ObjectSettings {
+    access_method: Option<String>,
+    tablespace: Option<String>,
+}
+
+impl ObjectSettings {
+    /// Remembers `line` if it is one of them.
+    fn take(&mut self, line: &str) -> bool {
+        if line.starts_with("SET default_table_access_method") {
+            self.access_method = Some(line.to_string());
+        } else if line.starts_with("SET default_tablespace") {
+            self.tablespace = Some(line.to_string());
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// The SET lines a chunk of this kind starts with.
+    fn prefix(&self, kind: &str) -> String {
+        let mut out = String::new();
+        let relation = matches!(kind, "TABLE" | "MATERIALIZED VIEW");
+        if relation || matches!(kind, "INDEX" | "CONSTRAINT") {
+            if let Some(t) = &self.tablespace {
+                out.push_str(t);
+                out.push('\n');
+            }
+        }
+        if relation {
+            if let Some(am) = &self.access_method {
+                out.push_str(am);
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 /// Splits plain pg_dump output into (header, body) pairs, line by line.
@@ -672,13 +737,17 @@ fn split_dump(
                 body = body.trim_end().to_string();
             }
             let body = body.trim_start_matches('\n').to_string();
-            if !body.trim().is_empty() {
+            let only_settings = body
+                .lines()
+                .all(|l| l.trim().is_empty() || l.starts_with("SET default_"));
+            if !only_settings {
                 emit(h, body).map_err(|e| io::Error::other(e.to_string()))?;
             }
         }
         Ok(())
     };
     let mut skip_closing_dashes = false;
+    let mut settings = ObjectSettings::default();
     for line in reader.lines() {
         let line = line?;
         if skip_closing_dashes {
@@ -687,9 +756,13 @@ fn split_dump(
                 continue;
             }
         }
+        if settings.take(&line) {
+            continue;
+        }
         if let Some(h) = parse_header(&line) {
             flush(current.take())?;
-            current = Some((h, String::new()));
+            let prefix = settings.prefix(&h.kind);
+            current = Some((h, prefix));
             skip_closing_dashes = true;
             continue;
         }
@@ -708,10 +781,8 @@ fn split_dump(
 }
 
 /// The toc entry gpbackup would write for a pg_dump object.
-fn entry_for(client: &mut Client, h: &DumpHeader, body: &str) -> Result<MetadataEntry> {
-    let quote = |client: &mut Client, s: &str| -> Result<String> {
-        Ok(client.query_one("SELECT quote_ident($1)", &[&s])?.get(0))
-    };
+fn entry_for(client: &mut dyn SetSource, h: &DumpHeader, body: &str) -> Result<MetadataEntry> {
+    let quote = |client: &mut dyn SetSource, s: &str| client.quote_ident(s);
     let schema = match &h.schema {
         Some(s) => quote(client, s)?,
         None => String::new(),
@@ -819,7 +890,7 @@ mod tests {
 
     #[test]
     fn splits_pg_dump_output_at_headers() {
-        let dump = "--\n-- PostgreSQL database dump\n--\n\nSET x = 1;\n\n--\n-- Name: s; Type: SCHEMA; Schema: -; Owner: postgres\n--\n\nCREATE SCHEMA s;\n\n\nALTER SCHEMA s OWNER TO postgres;\n\nSET default_tablespace = '';\n\n--\n-- Name: t; Type: TABLE; Schema: s; Owner: postgres\n--\n\nCREATE TABLE s.t (\n    a integer\n);\n\n\n--\n-- PostgreSQL database dump complete\n--\n";
+        let dump = "--\n-- PostgreSQL database dump\n--\n\nSET x = 1;\n\n--\n-- Name: s; Type: SCHEMA; Schema: -; Owner: postgres\n--\n\nCREATE SCHEMA s;\n\n\nALTER SCHEMA s OWNER TO postgres;\n\nSET default_tablespace = '';\n\nSET default_table_access_method = ao_column;\n\n--\n-- Name: t; Type: TABLE; Schema: s; Owner: postgres\n--\n\nCREATE TABLE s.t (\n    a integer\n);\n\n\n--\n-- PostgreSQL database dump complete\n--\n";
         let mut got = Vec::new();
         split_dump(dump.as_bytes(), |h, b| {
             got.push((h, b));
@@ -840,6 +911,10 @@ mod tests {
             "CREATE SCHEMA s;\n\n\nALTER SCHEMA s OWNER TO postgres;"
         );
         assert_eq!(got[1].0.schema.as_deref(), Some("s"));
-        assert_eq!(got[1].1, "CREATE TABLE s.t (\n    a integer\n);");
+        // The per-object settings pg_dump wrote before the header travel with the table.
+        assert_eq!(
+            got[1].1,
+            "SET default_tablespace = '';\nSET default_table_access_method = ao_column;\n\nCREATE TABLE s.t (\n    a integer\n);"
+        );
     }
 }

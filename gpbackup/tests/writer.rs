@@ -9,8 +9,9 @@ use std::process::Command;
 
 use common::*;
 use gpbackup::to_sql::{write_sql, Target, ToSqlOptions};
-use gpbackup::writer::{write_backup_set, IncrementalBase, WriterLayout, WriterOptions};
+use gpbackup::writer::{IncrementalBase, WriterLayout, WriterOptions};
 use gpbackup::{BackupSet, Compression, Error, LayoutKind};
+use testkit::gpset::write_backup_set_replicated;
 use testkit::TestServer;
 
 const SOURCE: &str = r#"
@@ -73,8 +74,24 @@ fn pg_dump_for<'a>(server: &'a TestServer, db: &'a str) -> impl Fn() -> Command 
 }
 
 fn write(server: &TestServer, root: &Path, opts: &WriterOptions) -> gpbackup::writer::WrittenSet {
+    write_replicated(server, root, opts, &[])
+}
+
+fn write_replicated(
+    server: &TestServer,
+    root: &Path,
+    opts: &WriterOptions,
+    replicated: &[String],
+) -> gpbackup::writer::WrittenSet {
     let mut client = server.client("src");
-    write_backup_set(&mut client, &pg_dump_for(server, "src"), root, opts).unwrap()
+    write_backup_set_replicated(
+        &mut client,
+        &pg_dump_for(server, "src"),
+        root,
+        opts,
+        replicated,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -243,10 +260,9 @@ fn replicated_tables_hold_one_copy_after_restore() {
     let root = server.scratch().join("rep");
     let opts = WriterOptions {
         segments: 3,
-        replicated: vec!["public.rep".into()],
         ..Default::default()
     };
-    let written = write(&server, &root, &opts);
+    let written = write_replicated(&server, &root, &opts, &["public.rep".into()]);
     assert_eq!(
         written.tables["public.rep"].rows_per_content,
         vec![100, 100, 100]

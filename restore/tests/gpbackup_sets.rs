@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gpbackup::writer::{write_backup_set, WriterLayout, WriterOptions};
+use gpbackup::writer::{WriterLayout, WriterOptions};
+use testkit::gpset::write_backup_set;
 use gpbackup::Compression;
 use testkit::TestServer;
 

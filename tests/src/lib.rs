@@ -10,6 +10,7 @@
 //! server and client binaries ([`PgInstall::major`]), fetched once into a cache directory.
 
 mod compare;
+pub mod gpset;
 mod install;
 pub mod regress;
 mod server;

@@ -1,0 +1,187 @@
+//! Statements in which every MPP segment reads or writes its own files, on its own host.
+//!
+//! Grammar (checked in the Greenplum-7 stand-in's `gram.y` and Apache Cloudberry's): `ON SEGMENT`
+//! is an item of the *old* unparenthesised option list only (`COPY t TO 'f' ON SEGMENT CSV`), so
+//! `WITH (FORMAT csv) ON SEGMENT` is a syntax error. Both grammars accept any name in the
+//! parenthesised list, and `COPY` reads `on_segment` there exactly as the keyword form sets it,
+//! so we always write `WITH (<options>, on_segment true)`: one spelling for every option.
+//!
+//! `<SEGID>` in a path or program is replaced by the content id, `<SEG_DATA_DIR>` by the
+//! segment's data directory. The programs run as the database server's OS user on each segment
+//! host, so the role needs superuser or `pg_execute_server_program` / `pg_write_server_files` /
+//! `pg_read_server_files`; [`run`] turns the server's "Permission denied" and "No such file"
+//! into a message that says so.
+
+use postgres::Client;
+
+use crate::{quote, ClusterError};
+
+/// What a segment's COPY reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentEnd<'a> {
+    /// A server file; must contain `<SEGID>`.
+    File(&'a str),
+    /// A shell command run by each segment (its stdin or stdout is the COPY stream).
+    Program(&'a str),
+}
+
+impl SegmentEnd<'_> {
+    fn sql(&self) -> String {
+        match self {
+            SegmentEnd::File(p) => quote::literal(p),
+            SegmentEnd::Program(p) => format!("PROGRAM {}", quote::literal(p)),
+        }
+    }
+}
+
+fn column_list(columns: Option<&[String]>) -> String {
+    columns
+        .map(|c| {
+            format!(
+                " ({})",
+                c.iter()
+                    .map(|x| quote::ident(x))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn with_on_segment(options: &str) -> String {
+    if options.trim().is_empty() {
+        " WITH (on_segment true)".into()
+    } else {
+        format!(" WITH ({options}, on_segment true)")
+    }
+}
+
+/// `COPY <rel> [(<cols>)] TO <end> WITH (<options>, on_segment true)`: each segment writes the
+/// rows it stores (a replicated table: all of them).
+pub fn copy_to_sql(
+    relation: &str,
+    columns: Option<&[String]>,
+    end: SegmentEnd<'_>,
+    options: &str,
+) -> String {
+    format!(
+        "COPY {relation}{} TO {}{}",
+        column_list(columns),
+        end.sql(),
+        with_on_segment(options)
+    )
+}
+
+/// `COPY <rel> [(<cols>)] FROM <end> WITH (<options>, on_segment true)`: each segment loads what
+/// its own file or program gives. Rows must belong to the segment that reads them (the server
+/// checks unless `gp_enable_segment_copy_checking` is off), so this is for a set taken from a
+/// cluster of the same shape; see [`web_table_sql`] for any other.
+pub fn copy_from_sql(
+    relation: &str,
+    columns: Option<&[String]>,
+    end: SegmentEnd<'_>,
+    options: &str,
+) -> String {
+    format!(
+        "COPY {relation}{} FROM {}{}",
+        column_list(columns),
+        end.sql(),
+        with_on_segment(options)
+    )
+}
+
+/// `CREATE EXTERNAL WEB TEMP TABLE <name> (<columns>) EXECUTE '<command>' ON ALL FORMAT 'csv'
+/// (DELIMITER ',')`: every primary runs `command` (with `$GP_SEGMENT_ID` set) and the rows it
+/// prints are read there; `INSERT INTO target SELECT * FROM <name>` then sends each row through
+/// the interconnect to the segment the target's policy picks, so any source shape loads into
+/// any target shape without a row passing through the coordinator. `columns` are
+/// `(name, type)` pairs; the table lives until the session ends.
+pub fn web_table_sql(name: &str, columns: &[(String, String)], command: &str) -> String {
+    let cols = columns
+        .iter()
+        .map(|(n, t)| format!("{} {t}", quote::ident(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "CREATE EXTERNAL WEB TEMP TABLE {} ({cols}) EXECUTE {} ON ALL FORMAT 'csv' (DELIMITER ',')",
+        quote::ident(name),
+        quote::literal(command)
+    )
+}
+
+/// A word for the segments' shell, single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs one segment statement; returns the command tag's row count. `what` names the table or
+/// step for the message.
+pub fn run(client: &mut Client, sql: &str, what: &str) -> Result<u64, ClusterError> {
+    client.execute(sql, &[]).map_err(|cause| {
+        let message = crate::error::server_message(&cause);
+        let hint = segment_hint(&message);
+        ClusterError::Query {
+            what: what.to_string(),
+            message: format!("{message}{hint}"),
+            cause,
+        }
+    })
+}
+
+/// What a user must fix when a segment could not reach its files.
+fn segment_hint(message: &str) -> &'static str {
+    if message.contains("Permission denied") {
+        " — the segments run this as the database server's OS user on each segment host: the \
+         directory must exist there and be writable (or readable, for a restore) by that user \
+         (e.g. `mkdir -p DIR && chown gpadmin DIR` on every host)"
+    } else if message.contains("No such file") {
+        " — each segment looks for its files on its own host under the same path: copy or mount \
+         the set there"
+    } else if message.contains("must be superuser")
+        || message.contains("pg_execute_server_program")
+        || message.contains("pg_write_server_files")
+        || message.contains("pg_read_server_files")
+    {
+        " — reading and writing server files needs a superuser or a role granted \
+         pg_read_server_files / pg_write_server_files / pg_execute_server_program"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements() {
+        assert_eq!(
+            copy_to_sql(
+                "\"s\".\"t\"",
+                Some(&["a".to_string(), "B c".to_string()]),
+                SegmentEnd::File("/data/out_<SEGID>.csv"),
+                "FORMAT csv"
+            ),
+            "COPY \"s\".\"t\" (\"a\", \"B c\") TO '/data/out_<SEGID>.csv' WITH (FORMAT csv, on_segment true)"
+        );
+        assert_eq!(
+            copy_to_sql(
+                "t",
+                None,
+                SegmentEnd::Program("gzip -c > 'x\\y<SEGID>'"),
+                ""
+            ),
+            "COPY t TO PROGRAM E'gzip -c > ''x\\\\y<SEGID>''' WITH (on_segment true)"
+        );
+        assert_eq!(
+            copy_from_sql("t", None, SegmentEnd::Program("cat f<SEGID>"), "FORMAT csv"),
+            "COPY t FROM PROGRAM 'cat f<SEGID>' WITH (FORMAT csv, on_segment true)"
+        );
+        assert_eq!(
+            web_table_sql("w", &[("a".into(), "integer".into())], "cat x"),
+            "CREATE EXTERNAL WEB TEMP TABLE \"w\" (\"a\" integer) EXECUTE 'cat x' ON ALL FORMAT 'csv' (DELIMITER ',')"
+        );
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert!(segment_hint("ERROR: mkdir: Permission denied").contains("OS user"));
+    }
+}
