@@ -19,12 +19,13 @@ pub mod copy_stream;
 pub mod error;
 pub mod flavor;
 pub mod mpp;
+pub mod mpp_load;
 pub mod params;
 pub mod pattern;
 pub mod pgpass;
 pub mod quote;
-pub mod service;
 pub mod segment_io;
+pub mod service;
 pub mod snapshot;
 pub mod tls;
 
