@@ -226,6 +226,49 @@ pub fn open_decoded(path: &Path) -> io::Result<(Compression, Box<dyn Read + Send
     })
 }
 
+/// How well reading a compressed file to its end proves the file complete: what
+/// `--verify-only` can promise without a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCheck {
+    /// gzip ending in our end member: a cut anywhere is an error.
+    GzipEndMember,
+    /// gzip without our end member (pg_dump's, an older cbdump's, gzip's): each member's
+    /// trailer is checked, but a file of several members cut between two reads as complete.
+    GzipTrailerOnly,
+    /// zstd frames: a cut between two frames reads as complete.
+    ZstdFrames,
+    /// Uncompressed: nothing marks the end.
+    Uncompressed,
+}
+
+impl EndCheck {
+    /// The check a file allows, from its first bytes and its last [`END_MEMBER_LEN`] bytes.
+    ///
+    /// [`END_MEMBER_LEN`]: crate::gzip_members::END_MEMBER_LEN
+    pub fn of_file(path: &Path) -> io::Result<EndCheck> {
+        use crate::gzip_members::{parse_end_member, END_MEMBER_LEN};
+        Ok(match Compression::detect(path)? {
+            Compression::None => EndCheck::Uncompressed,
+            Compression::Zstd(_) => EndCheck::ZstdFrames,
+            Compression::Gzip(_) => {
+                let mut f = File::open(path)?;
+                let len = f.seek(io::SeekFrom::End(0))?;
+                let mut tail = [0u8; END_MEMBER_LEN];
+                let ours = len >= END_MEMBER_LEN as u64 && {
+                    f.seek(io::SeekFrom::Start(len - END_MEMBER_LEN as u64))?;
+                    f.read_exact(&mut tail)?;
+                    parse_end_member(&tail).is_some()
+                };
+                if ours {
+                    EndCheck::GzipEndMember
+                } else {
+                    EndCheck::GzipTrailerOnly
+                }
+            }
+        })
+    }
+}
+
 /// Errors of the codec layer, each naming the file (or `-` for a stream) it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -370,6 +413,26 @@ impl<W: Write> Write for Encoder<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_checks_tell_our_files_from_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, c: Compression| {
+            let p = dir.path().join(name);
+            let mut w = create_writer(&p, c).unwrap();
+            w.write_all(b"1\tx\n\\.\n").unwrap();
+            w.finish().unwrap().flush().unwrap();
+            EndCheck::of_file(&p).unwrap()
+        };
+        assert_eq!(write("a.gz", Compression::Gzip(1)), EndCheck::GzipEndMember);
+        assert_eq!(write("a.zst", Compression::Zstd(1)), EndCheck::ZstdFrames);
+        assert_eq!(write("a", Compression::None), EndCheck::Uncompressed);
+        let p = dir.path().join("theirs.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b"x").unwrap();
+        std::fs::write(&p, e.finish().unwrap()).unwrap();
+        assert_eq!(EndCheck::of_file(&p).unwrap(), EndCheck::GzipTrailerOnly);
+    }
 
     #[test]
     fn specs() {
