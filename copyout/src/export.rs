@@ -143,7 +143,10 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
     let dest = destination(opts, jobs.len())?;
     let finals = final_names(opts, &jobs, &dest, compression);
     let staging = check_targets(opts, &dest, &finals, interrupt)?;
-    let progress = Progress::new(jobs.len(), opts.verbose);
+    let expected = jobs
+        .iter()
+        .map(|j| (0..j.chunks.len()).map(|c| j.share(c).0).sum::<u64>());
+    let progress = Progress::new(jobs.len(), opts.verbose).expecting(expected.sum());
 
     let outcome = match &staging {
         None => export_to_stdout(opts, &jobs[0], compression, leader.id(), &shared, &progress),
@@ -462,6 +465,8 @@ fn export_to_files(
                         break;
                     }
                     let label = &labels[task.job];
+                    let (share, share_rows) = jobs[task.job].share(task.chunk);
+                    let flight = progress.begin(label, share, share_rows);
                     let writer = StreamWriter::new(
                         &dir,
                         task.temp_base.clone(),
@@ -478,6 +483,7 @@ fn export_to_files(
                         &shared,
                         label,
                         compression != Compression::None,
+                        &flight,
                     )
                     .map(|parts| TaskDone {
                         job: task.job,
@@ -578,6 +584,7 @@ fn copy_into(
     shared: &Shared,
     label: &str,
     pipelined: bool,
+    flight: &pipeline::progress::InFlight,
 ) -> Result<Vec<PartFile>, ExportError> {
     let result = (|| -> Result<(), ExportError> {
         let mut reader = client
@@ -588,6 +595,7 @@ fn copy_into(
                 .write(buf)
                 .map_err(|e| ExportError::Write(label.to_string(), e))?;
             shared.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            flight.add(buf.len() as u64, 0);
             Ok(())
         };
         if !pipelined {
@@ -623,6 +631,7 @@ fn copy_into(
                 .map_err(|e| ExportError::Write(label.to_string(), e))?;
             for p in &parts {
                 shared.rows.fetch_add(p.rows, Ordering::Relaxed);
+                flight.add(0, p.rows);
             }
             Ok(parts)
         }
@@ -673,6 +682,8 @@ fn stream_to_stdout(
     let mut reader = client
         .copy_out(&sql)
         .map_err(|e| ExportError::copy(&label, &e))?;
+    let (share, share_rows) = job.share(0);
+    let flight = progress.begin(&label, share, share_rows);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         if shared.abort.load(Ordering::Relaxed) {
@@ -692,6 +703,7 @@ fn stream_to_stdout(
             .write_all(&buf[..n])
             .map_err(|e| ExportError::Write("standard output".into(), e))?;
         shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        flight.add(n as u64, ends.len() as u64);
         progress.update(raw, rows);
     }
     drop(reader);

@@ -39,6 +39,26 @@ pub struct Job {
 }
 
 impl Job {
+    /// The share of the table's on-disk bytes and of its estimated rows that chunk `index`
+    /// reads, for progress: ctid ranges by their pages, segment chunks evenly; queries and
+    /// tables never sized are (0, 0).
+    pub fn share(&self, index: usize) -> (u64, f64) {
+        let Source::Table { relation, .. } = &self.source else {
+            return (0, 0.0);
+        };
+        let pages = relation.pages.max(0);
+        let part = match self.chunks.get(index) {
+            Some(Chunk::Ctid { from, to }) => (to.unwrap_or(pages).min(pages) - from).max(0),
+            Some(Chunk::Segment(_)) => pages / self.chunks.len().max(1) as i64,
+            Some(Chunk::Whole) | None => pages,
+        };
+        let rows = match pages {
+            0 => 0.0,
+            _ => relation.estimated_rows.max(0.0) * part as f64 / pages as f64,
+        };
+        (part as u64 * 8192, rows)
+    }
+
     /// `schema.table` (unquoted) or `query`, for reports and messages.
     pub fn label(&self) -> String {
         match &self.source {
@@ -178,6 +198,37 @@ mod tests {
             },
             chunks: vec![Chunk::Whole],
         }
+    }
+
+    #[test]
+    fn shares_of_bytes_and_rows_for_progress() {
+        let mut relation = rel(RelKind::Table, 100);
+        relation.estimated_rows = 1000.0;
+        let job = |chunks| Job {
+            source: Source::Table {
+                relation: relation.clone(),
+                columns: None,
+                filter: None,
+            },
+            chunks,
+        };
+        assert_eq!(job(vec![Chunk::Whole]).share(0), (100 * 8192, 1000.0));
+        let ctid = job(vec![
+            Chunk::Ctid {
+                from: 0,
+                to: Some(25),
+            },
+            Chunk::Ctid { from: 25, to: None },
+        ]);
+        assert_eq!(ctid.share(0), (25 * 8192, 250.0));
+        assert_eq!(ctid.share(1), (75 * 8192, 750.0));
+        let segs = job(vec![Chunk::Segment(0), Chunk::Segment(1)]);
+        assert_eq!(segs.share(1), (50 * 8192, 500.0));
+        let query = Job {
+            source: Source::Query("SELECT 1".into()),
+            chunks: vec![Chunk::Whole],
+        };
+        assert_eq!(query.share(0), (0, 0.0));
     }
 
     #[test]
