@@ -3,26 +3,33 @@
 //! The order that loads fastest: session settings; pre-data statements in TOC order; table data
 //! with `-j` worker connections (one transaction per table, counted); post-data statements
 //! (indexes, constraints, triggers) on `-j` connections as soon as the entries they depend on
-//! are done; privileges; materialized view refreshes; `ANALYZE` with `--analyze`. Ownership is
-//! set the way pg_restore sets it (`ALTER ... OWNER TO` after each object) unless `--no-owner`.
+//! are done and nothing running locks what they need (pg_restore's rule, see `engine.rs`);
+//! privileges; materialized view refreshes; `ANALYZE` with `--analyze`. Each entry's
+//! statements are pg_restore's (see `toc.rs`), and each runs as one recorded step
+//! (see `state.rs`), so `--resume` continues exactly where a kill stopped it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::{Read, Write};
+use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use archive::toc::{SECTION_DATA, SECTION_POST_DATA, SECTION_PRE_DATA};
 use archive::{Archive, TocEntry};
+use postgres::Client;
 use serde::Serialize;
 
 use cluster::{quote, ConnParams};
 
 use crate::binary::{BinaryRows, ColumnType, Input};
-use crate::load::{load_fresh_table, load_table, LoadError};
+use crate::engine::{run_pool, run_step, Item, Policy, Work};
+use crate::load::{load_fresh_table, load_table, LoadError, Seal};
+use crate::script::ScriptOut;
 use crate::split::{load_split, Board, SplitCopy};
-use crate::state::State;
+use crate::state::{State, Step};
+use crate::toc::{self, Selection};
+use crate::verify::Manifest;
 use crate::RestoreError;
 use pipeline::rows::RowSyntax;
 
@@ -43,24 +50,18 @@ pub struct DumpRestoreOptions {
     pub if_exists: bool,
     pub create: bool,
     pub no_owner: bool,
-    pub no_acl: bool,
     pub single_transaction: bool,
-    pub schema_only: bool,
-    pub data_only: bool,
-    /// `-t`: table names (exact, as pg_restore).
-    pub tables: Vec<String>,
-    /// `-n`: schema names.
-    pub schemas: Vec<String>,
-    pub exclude_tables: Vec<String>,
-    pub exclude_schemas: Vec<String>,
+    /// `-t -n -T -N -a -s -x`.
+    pub selection: Selection,
     pub on_error_continue: bool,
     pub resume: bool,
     pub state_file: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
     pub analyze: bool,
     /// With -j: tables stored larger than this are loaded by several workers at once.
     pub split_larger_than: Option<u64>,
     pub distribution: Distribution,
-    /// `-f FILE`: write the SQL instead of running it.
+    /// `-f FILE` (`-` for stdout): write the SQL instead of running it.
     pub script: Option<PathBuf>,
     pub verbose: bool,
 }
@@ -79,6 +80,8 @@ pub struct DumpRestoreReport {
     pub large_objects: usize,
     pub errors: Vec<String>,
     pub distribution_statements_changed: u64,
+    /// `--resume` found the restore finished already.
+    pub already_finished: bool,
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -86,186 +89,7 @@ pub struct TableLoaded {
     pub table: String,
     pub rows: u64,
     pub bytes: u64,
-}
-
-/// `desc` values of entries restored after the main pass, as pg_restore does.
-fn is_acl(desc: &str) -> bool {
-    matches!(desc, "ACL" | "DEFAULT ACL" | "ACL LANGUAGE")
-}
-
-fn is_session(desc: &str) -> bool {
-    matches!(desc, "ENCODING" | "STDSTRINGS" | "SEARCHPATH")
-}
-
-/// Entry selection with pg_restore's `-t/-n/-T/-N` and section rules.
-fn wanted(e: &TocEntry, o: &DumpRestoreOptions) -> bool {
-    let desc = e.desc();
-    if is_session(&desc) || desc == "DATABASE" || desc == "DATABASE PROPERTIES" {
-        return false;
-    }
-    if o.no_acl && is_acl(&desc) {
-        return false;
-    }
-    let data =
-        desc == "TABLE DATA" || desc == "SEQUENCE SET" || desc == "BLOBS" || desc == "BLOB DATA";
-    if o.schema_only && data {
-        return false;
-    }
-    if o.data_only && !data {
-        return false;
-    }
-    let ns = e.namespace();
-    if !o.schemas.is_empty() && !o.schemas.iter().any(|s| *s == ns) {
-        return false;
-    }
-    if o.exclude_schemas.iter().any(|s| *s == ns) {
-        return false;
-    }
-    let tableish = matches!(
-        desc.as_ref(),
-        "TABLE"
-            | "TABLE DATA"
-            | "VIEW"
-            | "MATERIALIZED VIEW"
-            | "MATERIALIZED VIEW DATA"
-            | "SEQUENCE"
-            | "SEQUENCE SET"
-            | "FOREIGN TABLE"
-    );
-    let tag = e.tag();
-    let named = tableish && o.tables.iter().any(|t| *t == tag);
-    if !o.tables.is_empty() && !named {
-        return false;
-    }
-    if tableish && o.exclude_tables.iter().any(|t| *t == tag) {
-        return false;
-    }
-    true
-}
-
-/// `ALTER <object> OWNER TO <role>` for an entry, as pg_restore writes it.
-fn owner_statement(e: &TocEntry) -> Option<String> {
-    let owner = e
-        .owner
-        .as_ref()
-        .map(|o| String::from_utf8_lossy(o).into_owned())?;
-    if owner.is_empty() {
-        return None;
-    }
-    let desc = e.desc();
-    let tag = e.tag();
-    let ns = e.namespace();
-    let object = match desc.as_ref() {
-        "TABLE"
-        | "SEQUENCE"
-        | "VIEW"
-        | "MATERIALIZED VIEW"
-        | "FOREIGN TABLE"
-        | "TYPE"
-        | "DOMAIN"
-        | "COLLATION"
-        | "CONVERSION"
-        | "TEXT SEARCH DICTIONARY"
-        | "TEXT SEARCH CONFIGURATION"
-        | "STATISTICS" => {
-            format!("{desc} {}", quote::qualified(&ns, &tag))
-        }
-        "SCHEMA"
-        | "EVENT TRIGGER"
-        | "PUBLICATION"
-        | "SUBSCRIPTION"
-        | "SERVER"
-        | "FOREIGN DATA WRAPPER" => format!("{desc} {}", quote::ident(&tag)),
-        // The tag holds the signature, already in SQL form: "f(integer)".
-        "FUNCTION" | "AGGREGATE" | "PROCEDURE" => format!("{desc} {}.{tag}", quote::ident(&ns)),
-        "BLOB" => format!("LARGE OBJECT {tag}"),
-        _ => return None,
-    };
-    Some(format!("ALTER {object} OWNER TO {};", quote::ident(&owner)))
-}
-
-/// `dropStmt` with `IF EXISTS` after the object kind, as `pg_restore --if-exists` does.
-fn with_if_exists(drop: &str) -> String {
-    if drop.contains(" IF EXISTS ") {
-        return drop.to_string();
-    }
-    let upper = drop.to_ascii_uppercase();
-    for kind in [
-        "MATERIALIZED VIEW ",
-        "FOREIGN TABLE ",
-        "TEXT SEARCH CONFIGURATION ",
-        "TEXT SEARCH DICTIONARY ",
-        "EVENT TRIGGER ",
-        "TABLE ",
-        "SEQUENCE ",
-        "VIEW ",
-        "INDEX ",
-        "FUNCTION ",
-        "PROCEDURE ",
-        "AGGREGATE ",
-        "TYPE ",
-        "DOMAIN ",
-        "SCHEMA ",
-        "TRIGGER ",
-        "RULE ",
-        "POLICY ",
-        "EXTENSION ",
-        "COLLATION ",
-        "CONVERSION ",
-        "STATISTICS ",
-        "PUBLICATION ",
-        "SUBSCRIPTION ",
-        "SERVER ",
-        "OPERATOR ",
-    ] {
-        let pat = format!("DROP {kind}");
-        if let Some(i) = upper.find(&pat) {
-            let at = i + pat.len();
-            return format!("{}IF EXISTS {}", &drop[..at], &drop[at..]);
-        }
-    }
-    // ALTER TABLE ... DROP CONSTRAINT x;
-    if let Some(i) = upper.find("DROP CONSTRAINT ") {
-        let at = i + "DROP CONSTRAINT ".len();
-        let prefix = drop[..at].replacen("ALTER TABLE ONLY ", "ALTER TABLE IF EXISTS ONLY ", 1);
-        return format!("{prefix}IF EXISTS {}", &drop[at..]);
-    }
-    drop.to_string()
-}
-
-/// Where statements go: a live connection, or the `-f` script.
-enum Runner {
-    Live(Box<postgres::Client>),
-    Script(std::io::BufWriter<std::fs::File>, PathBuf),
-}
-
-impl Runner {
-    fn run(&mut self, sql: &str) -> Result<(), String> {
-        match self {
-            Runner::Live(c) => c
-                .batch_execute(sql)
-                .map_err(|e| cluster::error::server_message(&e)),
-            Runner::Script(w, path) => w
-                .write_all(sql.as_bytes())
-                .and_then(|_| w.write_all(b"\n"))
-                .map_err(|e| format!("{}: {e}", path.display())),
-        }
-    }
-}
-
-struct Ctx<'a> {
-    o: &'a DumpRestoreOptions,
-    manifest: &'a crate::verify::Manifest,
-    progress: Arc<pipeline::progress::Progress>,
-    archive: &'a Archive,
-    state: Arc<State>,
-    errors: Arc<Mutex<Vec<String>>>,
-    statements: usize,
-    abort: Arc<AtomicBool>,
-    session: String,
-    /// TABLE entries whose CREATE ran in this restore (or in the run being resumed): only
-    /// their data may be loaded after emptying the table, as pg_restore's `te->created`.
-    created: Arc<Mutex<HashSet<i32>>>,
+    pub seconds: f64,
 }
 
 fn entry_label(e: &TocEntry) -> String {
@@ -277,86 +101,37 @@ fn entry_label(e: &TocEntry) -> String {
     }
 }
 
-impl Ctx<'_> {
-    fn fail(&self, what: String) -> Result<(), RestoreError> {
-        if self.o.on_error_continue {
-            eprintln!("cbrestore: error (continuing): {what}");
-            self.errors.lock().expect("errors lock").push(what);
-            Ok(())
-        } else {
-            Err(RestoreError::State(what))
-        }
-    }
+/// `schema.table` of a TABLE or TABLE DATA entry, quoted.
+fn table_name(e: &TocEntry) -> String {
+    quote::qualified(&e.namespace(), &e.tag())
+}
 
-    /// Runs one entry's statements (and its ownership) unless resuming past it.
-    fn run_entry(&mut self, runner: &mut Runner, e: &TocEntry) -> Result<(), RestoreError> {
-        if self.abort.load(Ordering::SeqCst) {
-            return Err(RestoreError::Interrupted);
+fn entry_key(e: &TocEntry) -> String {
+    format!("entry:{}", e.dump_id)
+}
+
+/// Where statements go: a live connection (inside `--single-transaction`'s one transaction
+/// or not), or the `-f` script.
+enum Out<'c> {
+    Live {
+        client: &'c mut Client,
+        single: bool,
+    },
+    Script(&'c mut ScriptOut),
+}
+
+/// What [`Out`] borrows: the main connection or the script.
+enum Target {
+    Live(Box<Client>),
+    Script(ScriptOut),
+}
+
+impl Target {
+    fn out(&mut self, single: bool) -> Out<'_> {
+        match self {
+            Target::Live(c) => Out::Live { client: c, single },
+            Target::Script(s) => Out::Script(s),
         }
-        let key = format!("entry:{}", e.dump_id);
-        let is_table = e.desc() == "TABLE";
-        if self.state.statement_done(&key) {
-            if is_table {
-                self.created.lock().expect("created lock").insert(e.dump_id);
-            }
-            return Ok(());
-        }
-        let mut sql = String::new();
-        if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty()) {
-            sql.push_str(&format!(
-                "SET default_table_access_method = {};\n",
-                quote::ident(&String::from_utf8_lossy(am))
-            ));
-        }
-        if let Some(ts) = &e.tablespace {
-            sql.push_str(&format!(
-                "SET default_tablespace = {};\n",
-                if ts.is_empty() {
-                    "''".to_string()
-                } else {
-                    quote::ident(&String::from_utf8_lossy(ts))
-                }
-            ));
-        }
-        let defn = e.defn();
-        if defn.trim().is_empty() {
-            return Ok(());
-        }
-        sql.push_str(&defn);
-        if !self.o.no_owner {
-            if let Some(own) = owner_statement(e) {
-                sql.push('\n');
-                sql.push_str(&own);
-            }
-        }
-        if self.o.verbose {
-            eprintln!("cbrestore: {}", entry_label(e));
-        }
-        match runner.run(&sql) {
-            Ok(()) => {
-                self.statements += 1;
-                if is_table {
-                    self.created.lock().expect("created lock").insert(e.dump_id);
-                }
-            }
-            Err(msg) => {
-                let already = msg.contains("already exists");
-                if self.state.resuming && already && is_table {
-                    // Created by the run being resumed, just before its record was written.
-                    self.created.lock().expect("created lock").insert(e.dump_id);
-                }
-                if !(self.state.resuming && already) {
-                    self.fail(format!(
-                        "{}: {msg}\nstatement: {}",
-                        entry_label(e),
-                        defn.trim()
-                    ))?;
-                }
-            }
-        }
-        self.state
-            .mark_statement(&key)
-            .map_err(|e| RestoreError::State(e.to_string()))
     }
 }
 
@@ -366,317 +141,856 @@ pub fn run(
     abort: Arc<AtomicBool>,
 ) -> Result<DumpRestoreReport, RestoreError> {
     let started = Instant::now();
-    let archive = Archive::open(&o.input)
-        .map_err(|e| RestoreError::State(e.to_string()))?
-        .ok_or_else(|| {
-            RestoreError::State(format!(
-                "{}: not a pg_dump custom or directory archive",
-                o.input.display()
-            ))
-        })?;
+    let archive = Archive::open(&o.input)?.ok_or_else(|| {
+        RestoreError::Input(format!(
+            "{}: not a pg_dump custom or directory archive",
+            o.input.display()
+        ))
+    })?;
     let (entries, changed) = transform(archive.entries(), &o.distribution)?;
-    let manifest = crate::verify::Manifest::load(&archive).map_err(RestoreError::State)?;
-    let format = match &archive {
-        Archive::Custom(_) => "custom",
-        Archive::Directory(_) => "directory",
+    let manifest = Manifest::load(&archive).map_err(RestoreError::Input)?;
+    let state = open_state(o, &entries)?;
+    let mut report = DumpRestoreReport {
+        tool: "cbrestore",
+        input: o.input.display().to_string(),
+        format: match &archive {
+            Archive::Custom(_) => "custom",
+            Archive::Directory(_) => "directory",
+        },
+        archive_version: format!("{}.{}", archive.header().major, archive.header().minor),
+        distribution_statements_changed: changed,
+        ..Default::default()
     };
-    let header = archive.header();
+    if state.resuming && state.finished() {
+        report.already_finished = true;
+        report.target = o.conn.target();
+        return Ok(report);
+    }
+    let (mut target, conn) = open_out(o, &entries, &state)?;
+    let mut out = target.out(o.single_transaction);
+    let restore = Restore::new(o, &archive, &entries, &manifest, state, abort, &mut out)?;
+    report.target = restore.target.clone();
+    let result = restore
+        .phases(&mut out, &conn)
+        .and_then(|()| finish(target, o));
+    if let Err(e) = result {
+        return Err(e.stopped(&restore.state));
+    }
+    restore.state.finish()?;
+    restore.progress.finish();
+    report.statements = restore.statements.load(Ordering::SeqCst);
+    let mut tables = restore.loaded.into_inner().expect("loaded lock");
+    tables.sort_by(|a, b| a.table.cmp(&b.table));
+    report.total_rows = tables.iter().map(|t| t.rows).sum();
+    report.tables = tables;
+    report.large_objects = restore.large_objects.load(Ordering::SeqCst);
+    report.errors = restore.policy.errors();
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
 
-    let fingerprint = format!(
-        "{} {} entries {} -> {}",
+/// The state of this restore: in the state directory, keyed by the archive, the target and
+/// the selection, fingerprinted by the archive's TOC file as it is now. A script needs none.
+fn open_state(o: &DumpRestoreOptions, entries: &[TocEntry]) -> Result<State, RestoreError> {
+    if o.script.is_some() {
+        return Ok(State::in_memory());
+    }
+    let absolute = std::fs::canonicalize(&o.input).unwrap_or_else(|_| o.input.clone());
+    let identity = format!(
+        "archive {} -> {} {:?} clean={} create={} single={}",
+        absolute.display(),
+        o.conn.target(),
+        o.selection,
+        o.clean,
+        o.create,
+        o.single_transaction
+    );
+    let toc_file = if o.input.is_dir() {
+        o.input.join("toc.dat")
+    } else {
+        o.input.clone()
+    };
+    let mut fp = crate::fingerprint::Fingerprint::new(format!(
+        "archive {} ({} entries) -> {}",
         o.input.display(),
         entries.len(),
-        input_stamp(&o.input),
         o.conn.target()
-    );
-    let state_path = o.state_file.clone().unwrap_or_else(|| {
-        let name = o
-            .input
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "dump".into());
-        PathBuf::from(format!(".cbrestore-{name}-{}.state.json", o.conn.dbname()))
-    });
-    let scripting = o.script.is_some();
-    let state = Arc::new(if scripting {
-        State::open(
-            &std::env::temp_dir().join(format!("cbrestore-script-{}.json", std::process::id())),
-            &fingerprint,
-            false,
-        )?
-    } else {
-        State::open(&state_path, &fingerprint, o.resume)?
-    });
+    ));
+    fp.text(&identity)
+        .file_meta(&toc_file)
+        .map_err(|source| RestoreError::Io {
+            path: toc_file.clone(),
+            source,
+        })?;
+    let name = o
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let label = format!("{name}-{}", o.conn.dbname());
+    let place = crate::state::place(
+        o.state_file.as_deref(),
+        o.state_dir.as_deref(),
+        &label,
+        &identity,
+        fp.finish(),
+        o.resume,
+    )?;
+    Ok(State::open(&place)?)
+}
 
-    // Session settings every connection runs first (pg_restore's fixed state).
+/// The script, or a connection (to the database `--create` made, when asked).
+fn open_out(
+    o: &DumpRestoreOptions,
+    entries: &[TocEntry],
+    state: &State,
+) -> Result<(Target, ConnParams), RestoreError> {
+    if let Some(path) = &o.script {
+        return Ok((Target::Script(ScriptOut::create(path)?), o.conn.clone()));
+    }
+    let mut conn = o.conn.clone();
+    if o.create {
+        let db = entries.iter().find(|e| e.is("DATABASE")).ok_or_else(|| {
+            RestoreError::Input(
+                "--create: the archive has no DATABASE entry (dump it with pg_dump -C)".into(),
+            )
+        })?;
+        let mut admin = cluster::connect(&o.conn)?;
+        if let Err(e) = admin.batch_execute(&db.defn()) {
+            let msg = cluster::error::server_message(&e);
+            // A resumed run finds the database its first run made.
+            if !(state.resuming && msg.contains("already exists")) {
+                return Err(RestoreError::Step(format!("{}: {msg}", entry_label(db))));
+            }
+        }
+        conn = o.conn.with_dbname(&db.tag());
+    }
+    let mut client = cluster::connect(&conn)?;
+    state.reconcile(&mut client)?;
+    Ok((Target::Live(Box::new(client)), conn))
+}
+
+fn finish(target: Target, o: &DumpRestoreOptions) -> Result<(), RestoreError> {
+    match target {
+        Target::Live(mut client) => {
+            if o.single_transaction {
+                client
+                    .batch_execute("COMMIT")
+                    .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))?;
+            }
+            Ok(())
+        }
+        Target::Script(mut s) => {
+            if o.single_transaction {
+                s.write(b"COMMIT;\n\n")?;
+            }
+            s.write(b"--\n-- PostgreSQL database dump complete\n--\n\n")?;
+            Ok(s.finish()?)
+        }
+    }
+}
+
+/// Session settings every connection runs first (pg_restore's fixed state).
+fn session_sql(entries: &[TocEntry]) -> String {
     let mut session = String::from(
         "SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET idle_in_transaction_session_timeout = 0;\n",
     );
-    for e in entries.iter().filter(|e| is_session(&e.desc())) {
+    for e in entries.iter().filter(|e| toc::is_session(&e.desc())) {
         session.push_str(&e.defn());
         session.push('\n');
     }
     session.push_str("SET check_function_bodies = false;\nSET xmloption = content;\nSET client_min_messages = warning;\nSET row_security = off;\n");
-
-    let mut conn = o.conn.clone();
-    let mut runner = match &o.script {
-        Some(path) => {
-            let f = std::fs::File::create(path)
-                .map_err(|e| RestoreError::State(format!("{}: {e}", path.display())))?;
-            Runner::Script(std::io::BufWriter::new(f), path.clone())
-        }
-        None => {
-            if o.create {
-                let db_entry =
-                    entries
-                        .iter()
-                        .find(|e| e.desc() == "DATABASE")
-                        .ok_or_else(|| {
-                            RestoreError::State(
-                            "--create: the archive has no DATABASE entry (dump it with pg_dump -C)"
-                                .into(),
-                        )
-                        })?;
-                let mut admin = cluster::connect(&o.conn)?;
-                admin.batch_execute(&db_entry.defn()).map_err(|e| {
-                    RestoreError::State(format!(
-                        "{}: {}",
-                        entry_label(db_entry),
-                        cluster::error::server_message(&e)
-                    ))
-                })?;
-                conn = o.conn.with_dbname(&db_entry.tag());
-            }
-            Runner::Live(Box::new(cluster::connect(&conn)?))
-        }
-    };
-    // COPY FREEZE is PostgreSQL's; into Cloudberry the plain COPY runs (its append-optimized
-    // and distributed tables follow rules of their own there).
-    let (target, freeze) = match &mut runner {
-        Runner::Live(c) => {
-            let server = cluster::flavor::detect(c, &cluster::mpp::MppCatalog::from_env())?;
-            (server.describe(), !server.flavor.is_mpp())
-        }
-        Runner::Script(_, p) => (format!("script {}", p.display()), false),
-    };
-    runner.run(&session).map_err(RestoreError::State)?;
-    let table_count = entries
-        .iter()
-        .filter(|e| e.desc() == "TABLE DATA" && wanted(e, o))
-        .count();
-    let mut ctx = Ctx {
-        o,
-        manifest: &manifest,
-        progress: Arc::new(pipeline::progress::Progress::new(table_count, false)),
-        archive: &archive,
-        state: Arc::clone(&state),
-        errors: Arc::new(Mutex::new(Vec::new())),
-        statements: 0,
-        abort: Arc::clone(&abort),
-        session: session.clone(),
-        created: Arc::new(Mutex::new(HashSet::new())),
-    };
-    if o.single_transaction {
-        runner.run("BEGIN;").map_err(RestoreError::State)?;
-    }
-    // Entries without a section (comments, security labels ...) belong to the phase of the
-    // entry before them in TOC order, which is where a serial pg_restore runs them.
-    let mut phase = HashMap::new();
-    let mut current = SECTION_PRE_DATA as i64;
-    for e in entries.iter() {
-        if e.section > 1 {
-            current = e.section;
-        }
-        phase.insert(e.dump_id, current);
-    }
-    let in_phase = |e: &TocEntry, section: i32| phase.get(&e.dump_id) == Some(&(section as i64));
-    let selected: Vec<&TocEntry> = entries.iter().filter(|e| wanted(e, o)).collect();
-
-    if o.clean {
-        for e in selected.iter().rev() {
-            if let Some(drop) = e
-                .drop_stmt
-                .as_ref()
-                .map(|d| String::from_utf8_lossy(d).into_owned())
-            {
-                if drop.trim().is_empty() {
-                    continue;
-                }
-                let sql = if o.if_exists {
-                    with_if_exists(&drop)
-                } else {
-                    drop
-                };
-                if let Err(msg) = runner.run(&sql) {
-                    ctx.fail(format!("{} (clean): {msg}", entry_label(e)))?;
-                }
-            }
-        }
-    }
-
-    // Pre-data.
-    for e in selected
-        .iter()
-        .filter(|e| in_phase(e, SECTION_PRE_DATA) && !is_acl(&e.desc()))
-    {
-        ctx.run_entry(&mut runner, e)?;
-    }
-
-    // Data: tables on workers, sequence values and large objects here.
-    let data: Vec<&TocEntry> = selected
-        .iter()
-        .copied()
-        .filter(|e| in_phase(e, SECTION_DATA))
-        .collect();
-    let mut loaded = Vec::new();
-    let mut large_objects = 0;
-    for e in data.iter().filter(|e| e.desc() == "SEQUENCE SET") {
-        ctx.run_entry(&mut runner, e)?;
-    }
-    let tables: Vec<&TocEntry> = data
-        .iter()
-        .copied()
-        .filter(|e| e.desc() == "TABLE DATA")
-        .collect();
-    match &mut runner {
-        Runner::Script(w, path) => {
-            for e in &tables {
-                script_table(w, path, &archive, e)?;
-            }
-        }
-        Runner::Live(client) => {
-            let jobs = if o.single_transaction {
-                1
-            } else {
-                o.jobs.max(1)
-            };
-            // With -j, tables load in the parallel phase below, together with post-data.
-            if jobs == 1 {
-                for e in &tables {
-                    if abort.load(Ordering::SeqCst) {
-                        return Err(RestoreError::Interrupted);
-                    }
-                    match load_entry(
-                        client,
-                        &archive,
-                        e,
-                        &state,
-                        Loading {
-                            in_transaction: o.single_transaction,
-                            created: &ctx.created,
-                            freeze,
-                            board: None,
-                            split_larger_than: None,
-                            verbose: o.verbose,
-                        },
-                        &manifest,
-                    ) {
-                        Ok(Some(t)) => {
-                            ctx.progress.table_done(&t.table);
-                            loaded.push(t)
-                        }
-                        Ok(None) => {}
-                        Err(msg) => ctx.fail(msg)?,
-                    }
-                }
-            }
-            for e in data
-                .iter()
-                .filter(|e| e.desc() == "BLOBS" || e.desc() == "BLOB DATA")
-            {
-                large_objects += restore_blobs(client, &archive, e).map_err(RestoreError::State)?;
-            }
-        }
-    }
-
-    // Post-data, then privileges, then materialized view data.
-    let post: Vec<&TocEntry> = selected
-        .iter()
-        .copied()
-        .filter(|e| {
-            in_phase(e, SECTION_POST_DATA)
-                && !is_acl(&e.desc())
-                && e.desc() != "MATERIALIZED VIEW DATA"
-        })
-        .collect();
-    let post_jobs = if o.single_transaction || scripting {
-        1
-    } else {
-        o.jobs.max(1)
-    };
-    if post_jobs == 1 {
-        for e in &post {
-            ctx.run_entry(&mut runner, e)?;
-        }
-    } else {
-        loaded = run_parallel(&mut ctx, &conn, &tables, &post, post_jobs, freeze)?;
-    }
-    for e in selected.iter().filter(|e| is_acl(&e.desc())) {
-        ctx.run_entry(&mut runner, e)?;
-    }
-    for e in selected
-        .iter()
-        .filter(|e| e.desc() == "MATERIALIZED VIEW DATA")
-    {
-        ctx.run_entry(&mut runner, e)?;
-    }
-    if o.single_transaction {
-        runner.run("COMMIT;").map_err(RestoreError::State)?;
-    }
-    if o.analyze {
-        for t in &loaded {
-            runner
-                .run(&format!("ANALYZE {};", t.table))
-                .map_err(RestoreError::State)?;
-        }
-    }
-    ctx.progress.finish();
-    if let Runner::Script(w, path) = &mut runner {
-        w.flush()
-            .map_err(|e| RestoreError::State(format!("{}: {e}", path.display())))?;
-    }
-    let errors = ctx.errors.lock().expect("errors lock").clone();
-    if errors.is_empty() {
-        state.remove();
-    }
-    Ok(DumpRestoreReport {
-        tool: "cbrestore",
-        input: o.input.display().to_string(),
-        format,
-        archive_version: format!("{}.{}", header.major, header.minor),
-        target,
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-        statements: ctx.statements,
-        total_rows: loaded.iter().map(|t| t.rows).sum(),
-        tables: loaded,
-        large_objects,
-        errors,
-        distribution_statements_changed: changed,
-    })
+    session
 }
 
-/// Size and modification time of the input, so `--resume` refuses an input that changed.
-fn input_stamp(p: &Path) -> String {
-    let target = if p.is_dir() {
-        p.join("toc.dat")
-    } else {
-        p.to_path_buf()
-    };
-    match std::fs::metadata(&target) {
-        Ok(m) => format!(
-            "{} bytes, modified {:?}",
-            m.len(),
-            m.modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-        ),
-        Err(_) => "unknown".into(),
+/// One restore of one archive: what every phase and every worker shares.
+struct Restore<'a> {
+    o: &'a DumpRestoreOptions,
+    archive: &'a Archive,
+    entries: &'a [TocEntry],
+    by_id: HashMap<i32, usize>,
+    manifest: &'a Manifest,
+    state: State,
+    policy: Policy,
+    abort: Arc<AtomicBool>,
+    session: String,
+    target: String,
+    /// The target takes `COPY ... FREEZE` (PostgreSQL; Cloudberry's append-optimized and
+    /// distributed tables follow rules of their own).
+    freeze: bool,
+    statements: AtomicUsize,
+    large_objects: AtomicUsize,
+    loaded: Mutex<Vec<TableLoaded>>,
+    progress: pipeline::progress::Progress,
+    /// With -j: big tables' loads that idle workers join (see split.rs).
+    board: Board,
+}
+
+impl<'a> Restore<'a> {
+    fn new(
+        o: &'a DumpRestoreOptions,
+        archive: &'a Archive,
+        entries: &'a [TocEntry],
+        manifest: &'a Manifest,
+        state: State,
+        abort: Arc<AtomicBool>,
+        out: &mut Out<'_>,
+    ) -> Result<Restore<'a>, RestoreError> {
+        let session = session_sql(entries);
+        let (target, freeze) = match out {
+            Out::Live { client, .. } => {
+                let server =
+                    cluster::flavor::detect(client, &cluster::mpp::MppCatalog::from_env())?;
+                (server.describe(), !server.flavor.is_mpp())
+            }
+            Out::Script(_) => (
+                format!(
+                    "script {}",
+                    o.script.as_deref().unwrap_or(Path::new("-")).display()
+                ),
+                false,
+            ),
+        };
+        let tables = entries
+            .iter()
+            .filter(|e| e.is("TABLE DATA") && o.selection.wants(e))
+            .count();
+        let r = Restore {
+            o,
+            archive,
+            entries,
+            by_id: entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (e.dump_id, i))
+                .collect(),
+            manifest,
+            state,
+            policy: Policy::new(o.on_error_continue),
+            abort,
+            session,
+            target,
+            freeze,
+            statements: AtomicUsize::new(0),
+            large_objects: AtomicUsize::new(0),
+            loaded: Mutex::new(Vec::new()),
+            progress: pipeline::progress::Progress::new(tables, false),
+            board: Board::default(),
+        };
+        r.begin(out)?;
+        Ok(r)
     }
+
+    /// The session settings (and `--single-transaction`'s BEGIN) on the main connection, or
+    /// pg_restore's script header.
+    fn begin(&self, out: &mut Out<'_>) -> Result<(), RestoreError> {
+        match out {
+            Out::Live { client, single } => {
+                let mut sql = self.session.clone();
+                if *single {
+                    sql.push_str("BEGIN;\n");
+                }
+                client
+                    .batch_execute(&sql)
+                    .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))
+            }
+            Out::Script(s) => {
+                s.write(b"--\n-- PostgreSQL database dump\n--\n\n")?;
+                s.write(self.session.as_bytes())?;
+                if self.o.single_transaction {
+                    s.write(b"BEGIN;\n")?;
+                }
+                Ok(s.write(b"\n")?)
+            }
+        }
+    }
+
+    fn entry(&self, id: i32) -> Option<&'a TocEntry> {
+        self.by_id.get(&id).map(|&i| &self.entries[i])
+    }
+
+    fn check_abort(&self) -> Result<(), RestoreError> {
+        if self.abort.load(Ordering::SeqCst) {
+            Err(RestoreError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Every phase, in pg_restore's order.
+    fn phases(&self, out: &mut Out<'_>, conn: &ConnParams) -> Result<(), RestoreError> {
+        let plan = Phases::of(self.entries, &self.o.selection);
+        if self.o.clean {
+            self.clean(out, &plan.selected)?;
+        }
+        for e in &plan.pre {
+            self.run_entry(out, e)?;
+        }
+        for e in &plan.sequences {
+            self.run_entry(out, e)?;
+        }
+        let jobs = match out {
+            Out::Live { single: false, .. } => self.o.jobs.max(1),
+            _ => 1,
+        };
+        if jobs > 1 {
+            self.blobs_all(out, &plan.blobs)?;
+            self.parallel(conn, jobs, &plan.tables, &plan.post)?;
+        } else {
+            for e in &plan.tables {
+                self.table(out, e, false)?;
+            }
+            self.blobs_all(out, &plan.blobs)?;
+            for e in &plan.post {
+                self.run_entry(out, e)?;
+            }
+        }
+        for e in plan.acls.iter().chain(&plan.refreshes) {
+            self.run_entry(out, e)?;
+        }
+        self.analyze(out)
+    }
+
+    /// `--clean`: every selected entry's DROP, in reverse order.
+    fn clean(&self, out: &mut Out<'_>, selected: &[&TocEntry]) -> Result<(), RestoreError> {
+        for e in selected.iter().rev() {
+            let Some(sql) = toc::drop_sql(e, self.o.if_exists) else {
+                continue;
+            };
+            let step = Step::new(format!("clean:{}", e.dump_id));
+            if self.state.done(&step.key) {
+                continue;
+            }
+            if let Err(msg) = self.send(out, step, &sql, None) {
+                self.policy
+                    .fail(format!("{} (clean): {msg}", entry_label(e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `sql` as `step`: one recorded transaction on a live connection, a statement in
+    /// `--single-transaction`'s, or the script's text (after pg_restore's header comment).
+    fn send(
+        &self,
+        out: &mut Out<'_>,
+        step: Step,
+        sql: &str,
+        header: Option<&TocEntry>,
+    ) -> Result<(), crate::engine::StepError> {
+        match out {
+            Out::Live {
+                client,
+                single: false,
+            } => run_step(client, &self.state, step, sql),
+            Out::Live { client, .. } => {
+                if let Some(t) = step.creates {
+                    self.state.note_created(&t);
+                }
+                client.batch_execute(sql).map_err(|e| {
+                    crate::engine::StepError::Server(cluster::error::server_message(&e))
+                })
+            }
+            Out::Script(s) => {
+                let mut text = header
+                    .map(|e| toc_comment(e, "", self.o.no_owner))
+                    .unwrap_or_default();
+                text.push_str(sql);
+                text.push_str("\n\n");
+                if let Some(t) = step.creates {
+                    self.state.note_created(&t);
+                }
+                s.write(text.as_bytes())
+                    .map_err(|e| crate::engine::StepError::Server(e.to_string()))
+            }
+        }
+    }
+
+    /// Runs one entry's statements as pg_restore issues them, unless a previous run did.
+    fn run_entry(&self, out: &mut Out<'_>, e: &TocEntry) -> Result<(), RestoreError> {
+        self.check_abort()?;
+        let creates = e.is("TABLE").then(|| table_name(e));
+        let step = Step::new(entry_key(e)).creating(creates.clone());
+        if self.state.done(&step.key) {
+            return Ok(());
+        }
+        let sql = toc::entry_sql(e, self.o.no_owner, |id| self.entry(id));
+        if sql.trim().is_empty() || (!toc::has_body(e) && !sql.contains("OWNER TO")) {
+            return Ok(());
+        }
+        if self.o.verbose {
+            eprintln!("cbrestore: {}", entry_label(e));
+        }
+        match self.send(out, step.clone(), &sql, Some(e)) {
+            Ok(()) => {
+                self.statements.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+            // Ran by the interrupted run on a server that cannot tell (older than 10).
+            Err(x) if x.already_exists() && self.state.take_uncertain() => {
+                Ok(self.state.record(step)?)
+            }
+            Err(x) => self.policy.fail(format!(
+                "{}: {x}\nstatement: {}",
+                entry_label(e),
+                e.defn().trim()
+            )),
+        }
+    }
+
+    /// `--analyze`: the tables loaded, once everything else is done.
+    fn analyze(&self, out: &mut Out<'_>) -> Result<(), RestoreError> {
+        if !self.o.analyze {
+            return Ok(());
+        }
+        let tables: Vec<String> = self
+            .loaded
+            .lock()
+            .expect("loaded lock")
+            .iter()
+            .map(|t| t.table.clone())
+            .collect();
+        for t in tables {
+            let sql = format!("ANALYZE {t};");
+            let r = match out {
+                Out::Live { client, .. } => client
+                    .batch_execute(&sql)
+                    .map_err(|e| cluster::error::server_message(&e)),
+                Out::Script(s) => s
+                    .write(format!("{sql}\n").as_bytes())
+                    .map_err(|e| e.to_string()),
+            };
+            if let Err(msg) = r {
+                self.policy.fail(format!("ANALYZE {t}: {msg}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// pg_restore's `-- Name: ...; Type: ...; Schema: ...; Owner: ...` comment before an entry in
+/// a script (`prefix` "Data for " before table data).
+fn toc_comment(e: &TocEntry, prefix: &str, no_owner: bool) -> String {
+    let line = |s: &str| s.replace(['\n', '\r'], " ");
+    let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
+    let owner = if no_owner {
+        String::new()
+    } else {
+        line(&e.owner())
+    };
+    let mut c = format!(
+        "--\n-- {prefix}Name: {}; Type: {}; Schema: {}; Owner: {}",
+        line(&e.tag()),
+        e.desc(),
+        dash(line(&e.namespace())),
+        dash(owner)
+    );
+    if let Some(ts) = e.tablespace.as_ref().filter(|t| !t.is_empty()) {
+        c.push_str(&format!(
+            "; Tablespace: {}",
+            line(&String::from_utf8_lossy(ts))
+        ));
+    }
+    c.push_str("\n--\n\n");
+    c
+}
+
+/// The selected entries by phase, in TOC order.
+struct Phases<'e> {
+    selected: Vec<&'e TocEntry>,
+    pre: Vec<&'e TocEntry>,
+    sequences: Vec<&'e TocEntry>,
+    tables: Vec<&'e TocEntry>,
+    blobs: Vec<&'e TocEntry>,
+    post: Vec<&'e TocEntry>,
+    acls: Vec<&'e TocEntry>,
+    refreshes: Vec<&'e TocEntry>,
+}
+
+impl<'e> Phases<'e> {
+    /// Entries without a section (comments, security labels ...) belong to the phase of the
+    /// entry before them in TOC order, which is where a serial pg_restore runs them. ACLs come
+    /// after everything else, materialized views' data after the ACLs (pg_restore's passes).
+    fn of(entries: &'e [TocEntry], selection: &Selection) -> Phases<'e> {
+        let mut p = Phases {
+            selected: Vec::new(),
+            pre: Vec::new(),
+            sequences: Vec::new(),
+            tables: Vec::new(),
+            blobs: Vec::new(),
+            post: Vec::new(),
+            acls: Vec::new(),
+            refreshes: Vec::new(),
+        };
+        let mut current = SECTION_PRE_DATA as i64;
+        for e in entries {
+            if e.section > 1 {
+                current = e.section;
+            }
+            if !selection.wants(e) {
+                continue;
+            }
+            p.selected.push(e);
+            let desc = e.desc();
+            let list = match (current, desc.as_ref()) {
+                (_, d) if toc::is_acl(d) => &mut p.acls,
+                (_, "MATERIALIZED VIEW DATA") => &mut p.refreshes,
+                (s, "SEQUENCE SET") if s == SECTION_DATA as i64 => &mut p.sequences,
+                (s, "TABLE DATA") if s == SECTION_DATA as i64 => &mut p.tables,
+                (s, "BLOBS" | "BLOB DATA") if s == SECTION_DATA as i64 => &mut p.blobs,
+                (s, _) if s == SECTION_POST_DATA as i64 => &mut p.post,
+                (s, _) if s == SECTION_DATA as i64 => &mut p.sequences,
+                _ => &mut p.pre,
+            };
+            list.push(e);
+        }
+        p
+    }
+}
+
+/// The parallel phase's work: table data and post-data entries, one connection per worker.
+struct Parallel<'r, 'a> {
+    restore: &'r Restore<'a>,
+    conn: &'r ConnParams,
+    items: Vec<&'a TocEntry>,
+}
+
+impl Work for Parallel<'_, '_> {
+    fn connect(&self) -> Result<Client, RestoreError> {
+        let mut c = cluster::connect(self.conn)?;
+        c.batch_execute(&self.restore.session)
+            .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))?;
+        Ok(c)
+    }
+
+    fn run(&self, client: &mut Client, index: usize) -> Result<(), RestoreError> {
+        let e = self.items[index];
+        let mut out = Out::Live {
+            client,
+            single: false,
+        };
+        if e.is("TABLE DATA") {
+            self.restore.table(&mut out, e, true)
+        } else {
+            self.restore.run_entry(&mut out, e)
+        }
+    }
+
+    fn idle(&self, client: &mut Client) -> bool {
+        let Some(load) = self.restore.board.joinable() else {
+            return false;
+        };
+        if self.restore.o.verbose {
+            eprintln!(
+                "cbrestore: joining the load of {} with another COPY stream",
+                load.table()
+            );
+        }
+        load.help(client);
+        true
+    }
+}
+
+impl<'a> Restore<'a> {
+    /// Table data and post-data on `jobs` connections, scheduled by dependencies as pg_restore
+    /// -j does: a table's data is ready at once; an index, constraint or trigger is ready when
+    /// what it depends on is done, where depending on a table means on that table's data; and
+    /// two entries whose locks conflict never run at once.
+    fn parallel(
+        &self,
+        conn: &ConnParams,
+        jobs: usize,
+        tables: &[&'a TocEntry],
+        post: &[&'a TocEntry],
+    ) -> Result<(), RestoreError> {
+        let mut data_of_table: HashMap<i32, i32> = HashMap::new();
+        for d in tables {
+            for t in d.dependencies() {
+                data_of_table.insert(t, d.dump_id);
+            }
+        }
+        let items: Vec<&'a TocEntry> = tables.iter().chain(post.iter()).copied().collect();
+        let schedule = items
+            .iter()
+            .map(|e| {
+                let deps: Vec<i32> = if e.is("TABLE DATA") {
+                    Vec::new()
+                } else {
+                    e.dependencies()
+                        .into_iter()
+                        .map(|x| *data_of_table.get(&x).unwrap_or(&x))
+                        .collect()
+                };
+                let lock_deps =
+                    toc::lock_deps(e, &deps, |id| self.entry(id).map(|x| x.desc().into_owned()));
+                Item {
+                    id: e.dump_id,
+                    deps,
+                    lock_deps,
+                }
+            })
+            .collect();
+        let work = Parallel {
+            restore: self,
+            conn,
+            items,
+        };
+        run_pool(jobs, schedule, &work, &self.abort)
+    }
+}
+
+impl<'a> Restore<'a> {
+    /// One table's data: loaded (recorded as a step), written to the script, or, failing,
+    /// handed to the on-error policy.
+    fn table(&self, out: &mut Out<'_>, e: &TocEntry, split: bool) -> Result<(), RestoreError> {
+        self.check_abort()?;
+        let table = table_name(e);
+        if self.state.table_done(&table) || e.copy_stmt().trim().is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let r = match out {
+            Out::Script(s) => self
+                .script_table(s, e)
+                .map(|()| None)
+                .map_err(|x| x.to_string()),
+            Out::Live { client, single } => {
+                let board = (split && self.o.split_larger_than.is_some()).then_some(&self.board);
+                self.load(client, e, *single, board)
+                    .map(Some)
+                    .map_err(|x| x.to_string())
+            }
+        };
+        match r {
+            Ok(Some(l)) => {
+                self.progress.table_done(&table);
+                if self.o.verbose {
+                    eprintln!("cbrestore: loaded {table}: {} rows", l.rows);
+                }
+                self.loaded.lock().expect("loaded lock").push(TableLoaded {
+                    table,
+                    rows: l.rows,
+                    bytes: l.bytes,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(err) => self
+                .policy
+                .fail(format!("{} ({table}): {err}", entry_label(e))),
+        }
+    }
+
+    /// `-f`: the COPY block of one table in the script, after pg_restore's comment.
+    fn script_table(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<(), RestoreError> {
+        s.write(toc_comment(e, "Data for ", self.o.no_owner).as_bytes())?;
+        s.write(e.copy_stmt().as_bytes())?;
+        let mut data = self
+            .archive
+            .table_data(e)
+            .map_err(|x| RestoreError::Input(format!("{}: {x}", entry_label(e))))?;
+        s.copy_from(&mut data)?;
+        Ok(s.write(b"\n")?)
+    }
+
+    /// Loads one table's data. A table this restore created is emptied in the load's own
+    /// transaction (no WAL with `wal_level=minimal`, FREEZE allowed, a reload after a kill
+    /// exact); a table it did not create is never emptied: an interrupted load of it rolled
+    /// back, so its own rows are all it holds.
+    fn load(
+        &self,
+        client: &mut Client,
+        e: &TocEntry,
+        single: bool,
+        board: Option<&Board>,
+    ) -> Result<crate::load::Loaded, LoadError> {
+        let table = table_name(e);
+        let copy = e.copy_stmt();
+        let copy = copy.trim();
+        // cbdump's manifest: the file must be the one that was written, before any row is sent.
+        crate::verify::check_file(self.archive, e, self.manifest)
+            .map_err(|m| LoadError::Read(std::io::Error::other(m)))?;
+        let expected = self.manifest.get(e.dump_id).map(|r| r.rows);
+        let mut data = self.archive.table_data(e).map_err(read_error)?;
+        if single {
+            // --single-transaction: the COPY joins the one transaction.
+            return copy_plain(client, copy, &mut data);
+        }
+        let created_here = self.state.created(&table);
+        let step = Step::table(&table);
+        let seal = Seal {
+            state: &self.state,
+            step: &step,
+        };
+        let limit = self.o.split_larger_than.unwrap_or(u64::MAX);
+        let big = self.archive.stored_size(e).is_some_and(|n| n > limit);
+        match board {
+            Some(board) if created_here && !self.state.resuming && is_text_copy(copy) && big => {
+                let what = SplitCopy {
+                    table: &table,
+                    copy_sql: copy,
+                    syntax: RowSyntax::Text,
+                    limit,
+                };
+                load_split(client, board, what, &mut data, expected, seal)
+            }
+            _ if created_here && self.freeze => {
+                self.load_fresh(client, e, &table, data, expected, seal)
+            }
+            _ => {
+                let truncate = created_here.then_some(table.as_str());
+                load_table(client, copy, truncate, &mut data, expected, seal)
+            }
+        }
+    }
+
+    /// A table created here on PostgreSQL: binary COPY where every column's type converts
+    /// (see binary.rs), text otherwise, and text again from the start if some value does not
+    /// convert; emptied and frozen in the load's transaction.
+    fn load_fresh(
+        &self,
+        client: &mut Client,
+        e: &TocEntry,
+        table: &str,
+        mut data: Box<dyn Read + Send>,
+        expected: Option<u64>,
+        seal: Seal<'_>,
+    ) -> Result<crate::load::Loaded, LoadError> {
+        let copy = e.copy_stmt();
+        let copy = copy.trim();
+        let binary = binary_columns(client, copy).zip(crate::binary::binary_statement(copy));
+        let Some((types, sql)) = binary else {
+            return load_fresh_table(client, copy, table, &mut data, expected, seal);
+        };
+        let mut rows = BinaryRows::new(data, types, Input::Text);
+        match load_fresh_table(client, &sql, table, &mut rows, expected, seal) {
+            Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
+                if self.o.verbose {
+                    eprintln!("cbrestore: {table}: {x}; loading it as text");
+                }
+                let mut again = self.archive.table_data(e).map_err(read_error)?;
+                load_fresh_table(client, copy, table, &mut again, expected, seal)
+            }
+            other => other,
+        }
+    }
+
+    fn blobs_all(&self, out: &mut Out<'_>, entries: &[&TocEntry]) -> Result<(), RestoreError> {
+        for e in entries {
+            self.check_abort()?;
+            let step = Step::new(entry_key(e));
+            if self.state.done(&step.key) {
+                continue;
+            }
+            let r = match out {
+                Out::Live { client, single } => self.blobs(client, *single, e, step),
+                Out::Script(s) => self.script_blobs(s, e),
+            };
+            match r {
+                Ok(n) => {
+                    self.large_objects.fetch_add(n, Ordering::SeqCst);
+                }
+                Err(msg) => self.policy.fail(format!("{}: {msg}", entry_label(e)))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Large objects' contents, written with `lo_open`/`lowrite` into the objects their
+    /// metadata entries created, one transaction for the entry, as pg_restore does.
+    fn blobs(
+        &self,
+        client: &mut Client,
+        single: bool,
+        e: &TocEntry,
+        step: Step,
+    ) -> Result<usize, String> {
+        let blobs = archive::blobs::read_all(self.archive, e).map_err(|x| x.to_string())?;
+        let server = |x: postgres::Error| cluster::error::server_message(&x);
+        if single {
+            return write_blobs(client, blobs);
+        }
+        let mut tx = client.transaction().map_err(server)?;
+        let n = write_blobs(&mut tx, blobs)?;
+        self.state.commit(tx, step).map_err(|x| x.to_string())?;
+        Ok(n)
+    }
+
+    /// `-f`: large objects as pg_restore writes them into a script.
+    fn script_blobs(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<usize, String> {
+        let blobs = archive::blobs::read_all(self.archive, e).map_err(|x| x.to_string())?;
+        let mut text = toc_comment(e, "Data for ", self.o.no_owner);
+        text.push_str("BEGIN;\n\n");
+        let mut n = 0;
+        for blob in blobs {
+            let (oid, mut reader) = blob.map_err(|x| x.to_string())?;
+            text.push_str(&format!("SELECT pg_catalog.lo_open('{oid}', 131072);\n"));
+            s.write(std::mem::take(&mut text).as_bytes())
+                .map_err(|x| x.to_string())?;
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let k = reader
+                    .read(&mut buf)
+                    .map_err(|x| format!("large object {oid}: {x}"))?;
+                if k == 0 {
+                    break;
+                }
+                let line = format!(
+                    "SELECT pg_catalog.lowrite(0, '\\x{}');\n",
+                    hex::encode(&buf[..k])
+                );
+                s.write(line.as_bytes()).map_err(|x| x.to_string())?;
+            }
+            text.push_str("SELECT pg_catalog.lo_close(0);\n\n");
+            s.write(std::mem::take(&mut text).as_bytes())
+                .map_err(|x| x.to_string())?;
+            n += 1;
+        }
+        text.push_str("COMMIT;\n\n");
+        s.write(text.as_bytes()).map_err(|x| x.to_string())?;
+        Ok(n)
+    }
+}
+
+fn write_blobs<C: postgres::GenericClient>(
+    tx: &mut C,
+    blobs: Vec<archive::blobs::Blob>,
+) -> Result<usize, String> {
+    let mut n = 0;
+    for blob in blobs {
+        let (oid, mut reader) = blob.map_err(|x| x.to_string())?;
+        let at = |x: postgres::Error| {
+            format!("large object {oid}: {}", cluster::error::server_message(&x))
+        };
+        let fd: i32 = tx
+            .query_one("SELECT pg_catalog.lo_open($1, 131072)", &[&oid])
+            .map_err(at)?
+            .get(0);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let k = reader
+                .read(&mut buf)
+                .map_err(|x| format!("large object {oid}: {x}"))?;
+            if k == 0 {
+                break;
+            }
+            tx.execute("SELECT pg_catalog.lowrite($1, $2)", &[&fd, &&buf[..k]])
+                .map_err(at)?;
+        }
+        tx.execute("SELECT pg_catalog.lo_close($1)", &[&fd])
+            .map_err(at)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn read_error(e: archive::ArchiveError) -> LoadError {
+    LoadError::Read(std::io::Error::other(e.to_string()))
 }
 
 fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u64), RestoreError> {
-    let err = |e: distfix::rewrite::RewriteError| RestoreError::State(e.to_string());
+    let err = |e: distfix::rewrite::RewriteError| RestoreError::Input(e.to_string());
     match d {
         Distribution::Keep => Ok((entries.to_vec(), 0)),
         Distribution::Strip => distfix::archive::strip(entries).map_err(err),
@@ -684,129 +998,15 @@ fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u
             let catalog = distfix::archive::collect(entries).map_err(err)?;
             let plan = rules
                 .plan(&catalog, &HashMap::new(), false)
-                .map_err(RestoreError::State)?;
+                .map_err(RestoreError::Input)?;
             distfix::archive::apply(entries, &plan).map_err(err)
         }
     }
 }
 
-/// `schema.table` of a TABLE DATA entry, quoted.
-fn table_name(e: &TocEntry) -> String {
-    quote::qualified(&e.namespace(), &e.tag())
-}
-
-fn load_entry(
-    client: &mut postgres::Client,
-    archive: &Archive,
-    e: &TocEntry,
-    state: &State,
-    how: Loading<'_>,
-    manifest: &crate::verify::Manifest,
-) -> Result<Option<TableLoaded>, String> {
-    let table = table_name(e);
-    if state.table_done(&table) {
-        return Ok(None);
-    }
-    let copy = e.copy_stmt();
-    if copy.trim().is_empty() {
-        return Ok(None);
-    }
-    // cbdump's manifest: the file must be the one that was written, before any row is sent.
-    crate::verify::check_file(archive, e, manifest)?;
-    let expected = manifest.get(e.dump_id).map(|r| r.rows);
-    let mut data = archive
-        .table_data(e)
-        .map_err(|x| format!("{}: {x}", entry_label(e)))?;
-    // A table created by this restore is emptied in the load's own transaction, as pg_restore
-    // does in parallel mode: with wal_level=minimal the COPY then writes no WAL, and after a
-    // crash (--resume) the reload is exact.
-    // Only a table whose CREATE ran here: under --on-error-continue a CREATE may have failed
-    // because the table was already there, with rows that are not ours.
-    let created_here = {
-        let created = how.created.lock().expect("created lock");
-        e.dependencies().iter().any(|d| created.contains(d))
-    };
-    let truncate = (state.resuming || created_here).then_some(table.as_str());
-    // A big table of this run's own may be shared with idle workers (see split.rs); a resumed
-    // one is reloaded in one stream, emptied in its transaction.
-    let split = match (how.board, how.split_larger_than) {
-        (Some(board), Some(limit))
-            if created_here
-                && !state.resuming
-                && is_text_copy(copy.trim())
-                && archive.stored_size(e).is_some_and(|n| n > limit) =>
-        {
-            Some((board, limit))
-        }
-        _ => None,
-    };
-    let r = if how.in_transaction {
-        // --single-transaction: the COPY joins the one transaction.
-        copy_plain(client, copy.trim(), &mut data)
-    } else if let Some((board, limit)) = split {
-        let what = SplitCopy {
-            table: &table,
-            copy_sql: copy.trim(),
-            syntax: RowSyntax::Text,
-            limit,
-        };
-        load_split(client, board, what, &mut data, expected)
-    } else if let (Some(t), true) = (truncate, how.freeze) {
-        // Binary COPY where every column's type converts (see binary.rs); text otherwise, and
-        // text again from the start if some value does not convert.
-        match binary_columns(client, copy.trim()).zip(crate::binary::binary_statement(&copy)) {
-            Some((types, sql)) => {
-                let mut rows = BinaryRows::new(data, types, Input::Text);
-                match load_fresh_table(client, &sql, t, &mut rows, expected) {
-                    Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
-                        if how.verbose {
-                            eprintln!("cbrestore: {table}: {x}; loading it as text");
-                        }
-                        let mut again = archive
-                            .table_data(e)
-                            .map_err(|x| format!("{}: {x}", entry_label(e)))?;
-                        load_fresh_table(client, copy.trim(), t, &mut again, expected)
-                    }
-                    other => other,
-                }
-            }
-            None => load_fresh_table(client, copy.trim(), t, &mut data, expected),
-        }
-    } else {
-        load_table(client, copy.trim(), truncate, &mut data, expected)
-    };
-    match r {
-        Ok(l) => {
-            state.mark_table(&table).map_err(|x| x.to_string())?;
-            Ok(Some(TableLoaded {
-                table,
-                rows: l.rows,
-                bytes: l.bytes,
-            }))
-        }
-        Err(err) => Err(format!("{} ({table}): {err}", entry_label(e))),
-    }
-}
-
-/// How the tables of this restore are loaded.
-#[derive(Clone, Copy)]
-struct Loading<'b> {
-    /// `--single-transaction`: COPY inside the one transaction.
-    in_transaction: bool,
-    /// TABLE entries created by this restore.
-    created: &'b Mutex<HashSet<i32>>,
-    /// The target takes `COPY ... FREEZE`.
-    freeze: bool,
-    /// With -j: where split loads are offered to idle workers.
-    board: Option<&'b Board>,
-    split_larger_than: Option<u64>,
-    /// `-v`: say when a table falls back from binary to text COPY.
-    verbose: bool,
-}
-
 /// The converter's type of every column of pg_dump's plain `COPY name (cols) FROM stdin;`,
 /// when all of them have one.
-fn binary_columns(client: &mut postgres::Client, copy: &str) -> Option<Vec<ColumnType>> {
+fn binary_columns(client: &mut Client, copy: &str) -> Option<Vec<ColumnType>> {
     if !is_text_copy(copy) {
         return None;
     }
@@ -824,7 +1024,7 @@ pub(crate) fn is_text_copy(copy: &str) -> bool {
 }
 
 fn copy_plain(
-    client: &mut postgres::Client,
+    client: &mut Client,
     copy: &str,
     data: &mut dyn Read,
 ) -> Result<crate::load::Loaded, LoadError> {
@@ -836,270 +1036,4 @@ fn copy_plain(
         .finish()
         .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
     Ok(crate::load::Loaded { rows, bytes })
-}
-
-/// Table data and post-data on `jobs` connections, scheduled by dependencies as pg_restore -j
-/// does: a table's data is ready at once; an index, constraint or trigger is ready when what it
-/// depends on is done, where depending on a table means on that table's data. So one table's
-/// indexes build while another table still loads.
-fn run_parallel(
-    ctx: &mut Ctx<'_>,
-    conn: &ConnParams,
-    tables: &[&TocEntry],
-    post: &[&TocEntry],
-    jobs: usize,
-    freeze: bool,
-) -> Result<Vec<TableLoaded>, RestoreError> {
-    let mut data_of_table: HashMap<i32, i32> = HashMap::new();
-    for d in tables {
-        for t in d.dependencies() {
-            data_of_table.insert(t, d.dump_id);
-        }
-    }
-    let items: Vec<&TocEntry> = tables.iter().chain(post.iter()).copied().collect();
-    let ids: HashSet<i32> = items.iter().map(|e| e.dump_id).collect();
-    let deps: HashMap<i32, Vec<i32>> = items
-        .iter()
-        .map(|e| {
-            let d = if e.desc() == "TABLE DATA" {
-                Vec::new()
-            } else {
-                e.dependencies()
-                    .into_iter()
-                    .map(|x| *data_of_table.get(&x).unwrap_or(&x))
-                    .filter(|x| ids.contains(x))
-                    .collect()
-            };
-            (e.dump_id, d)
-        })
-        .collect();
-    let loaded = Mutex::new(Vec::new());
-    let board = Board::default();
-    let pending = Mutex::new(items.clone());
-    let done: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-    let running: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
-    let failure: Mutex<Option<String>> = Mutex::new(None);
-    let statements = Mutex::new(0usize);
-    let o = ctx.o;
-    let state = Arc::clone(&ctx.state);
-    let errors = Arc::clone(&ctx.errors);
-    let abort = Arc::clone(&ctx.abort);
-    let session = ctx.session.clone();
-    let created = Arc::clone(&ctx.created);
-    let archive = ctx.archive;
-    let manifest = ctx.manifest;
-    let progress = Arc::clone(&ctx.progress);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(items.len().max(1)) {
-            scope.spawn(|| {
-                let mut runner = match cluster::connect(conn) {
-                    Ok(mut c) => {
-                        if let Err(e) = c.batch_execute(&session) {
-                            failure
-                                .lock()
-                                .expect("lock")
-                                .get_or_insert(cluster::error::server_message(&e));
-                            return;
-                        }
-                        Runner::Live(Box::new(c))
-                    }
-                    Err(e) => {
-                        failure.lock().expect("lock").get_or_insert(e.to_string());
-                        return;
-                    }
-                };
-                let mut worker = Ctx {
-                    o,
-                    manifest,
-                    progress: Arc::clone(&progress),
-                    archive,
-                    state: Arc::clone(&state),
-                    errors: Arc::clone(&errors),
-                    statements: 0,
-                    abort: Arc::clone(&abort),
-                    session: session.clone(),
-                    created: Arc::clone(&created),
-                };
-                loop {
-                    if abort.load(Ordering::SeqCst) || failure.lock().expect("lock").is_some() {
-                        break;
-                    }
-                    let next = {
-                        let mut p = pending.lock().expect("lock");
-                        if p.is_empty() {
-                            break;
-                        }
-                        let d = done.lock().expect("lock");
-                        let ready = p
-                            .iter()
-                            .position(|e| deps[&e.dump_id].iter().all(|dep| d.contains(dep)));
-                        ready.map(|i| p.remove(i))
-                    };
-                    let e = match next {
-                        Some(e) => e,
-                        // Nothing running can end the wait (a cycle, or a dependency that
-                        // failed under --on-error-continue): take the next entry as it is.
-                        None if running.lock().expect("lock").is_empty() => {
-                            let mut p = pending.lock().expect("lock");
-                            if p.is_empty() {
-                                break;
-                            }
-                            p.remove(0)
-                        }
-                        None => {
-                            // Idle: lend this connection to a big table still loading.
-                            if let (Some(load), Runner::Live(client)) =
-                                (board.joinable(), &mut runner)
-                            {
-                                if o.verbose {
-                                    eprintln!(
-                                        "cbrestore: joining the load of {} with another COPY stream",
-                                        load.table()
-                                    );
-                                }
-                                load.help(client);
-                                continue;
-                            }
-                            std::thread::sleep(std::time::Duration::from_millis(5));
-                            continue;
-                        }
-                    };
-                    running.lock().expect("lock").insert(e.dump_id);
-                    let r = if e.desc() == "TABLE DATA" {
-                        let Runner::Live(client) = &mut runner else {
-                            unreachable!("parallel phases run live")
-                        };
-                        match load_entry(
-                            client,
-                            archive,
-                            e,
-                            &state,
-                            Loading {
-                                in_transaction: false,
-                                created: &created,
-                                freeze,
-                                board: Some(&board),
-                                split_larger_than: o.split_larger_than,
-                                verbose: o.verbose,
-                            },
-                            manifest,
-                        ) {
-                            Ok(Some(t)) => {
-                                worker.progress.table_done(&t.table);
-                                loaded.lock().expect("lock").push(t);
-                                Ok(())
-                            }
-                            Ok(None) => Ok(()),
-                            Err(msg) => worker.fail(msg),
-                        }
-                    } else {
-                        worker.run_entry(&mut runner, e)
-                    };
-                    running.lock().expect("lock").remove(&e.dump_id);
-                    match r {
-                        Ok(()) => {
-                            done.lock().expect("lock").insert(e.dump_id);
-                        }
-                        Err(err) => {
-                            failure.lock().expect("lock").get_or_insert(err.to_string());
-                            break;
-                        }
-                    }
-                }
-                *statements.lock().expect("lock") += worker.statements;
-            });
-        }
-    });
-    ctx.statements += statements.into_inner().expect("lock");
-    if let Some(f) = failure.into_inner().expect("lock") {
-        return Err(RestoreError::State(f));
-    }
-    if ctx.abort.load(Ordering::SeqCst) {
-        return Err(RestoreError::Interrupted);
-    }
-    let mut v = loaded.into_inner().expect("lock");
-    v.sort_by(|a, b| a.table.cmp(&b.table));
-    Ok(v)
-}
-
-/// `-f`: the COPY block of one table in the script.
-fn script_table(
-    w: &mut std::io::BufWriter<std::fs::File>,
-    path: &Path,
-    archive: &Archive,
-    e: &TocEntry,
-) -> Result<(), RestoreError> {
-    let io = |x: std::io::Error| RestoreError::State(format!("{}: {x}", path.display()));
-    let copy = e.copy_stmt();
-    if copy.trim().is_empty() {
-        return Ok(());
-    }
-    w.write_all(copy.as_bytes()).map_err(io)?;
-    let mut data = archive
-        .table_data(e)
-        .map_err(|x| RestoreError::State(format!("{}: {x}", entry_label(e))))?;
-    std::io::copy(&mut data, w).map_err(io)?;
-    w.write_all(b"\n").map_err(io)
-}
-
-/// Large objects: `lo_create` came with their BLOB entries in pre-data; here their contents
-/// are written with `lo_open`/`lowrite`, one transaction for the lot, as pg_restore does.
-fn restore_blobs(
-    client: &mut postgres::Client,
-    archive: &Archive,
-    e: &TocEntry,
-) -> Result<usize, String> {
-    let blobs =
-        archive::blobs::read_all(archive, e).map_err(|x| format!("{}: {x}", entry_label(e)))?;
-    let mut tx = client
-        .transaction()
-        .map_err(|x| cluster::error::server_message(&x))?;
-    let mut n = 0;
-    for blob in blobs {
-        let (oid, mut reader) = blob.map_err(|x| format!("{}: {x}", entry_label(e)))?;
-        let fd: i32 = tx
-            .query_one("SELECT pg_catalog.lo_open($1, 131072)", &[&oid])
-            .map_err(|x| format!("large object {oid}: {}", cluster::error::server_message(&x)))?
-            .get(0);
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let k = reader
-                .read(&mut buf)
-                .map_err(|x| format!("large object {oid}: {x}"))?;
-            if k == 0 {
-                break;
-            }
-            tx.execute("SELECT pg_catalog.lowrite($1, $2)", &[&fd, &&buf[..k]])
-                .map_err(|x| {
-                    format!("large object {oid}: {}", cluster::error::server_message(&x))
-                })?;
-        }
-        tx.execute("SELECT pg_catalog.lo_close($1)", &[&fd])
-            .map_err(|x| format!("large object {oid}: {}", cluster::error::server_message(&x)))?;
-        n += 1;
-    }
-    tx.commit()
-        .map_err(|x| cluster::error::server_message(&x))?;
-    Ok(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_exists_is_inserted_like_pg_restore() {
-        assert_eq!(
-            with_if_exists("DROP TABLE public.t;\n"),
-            "DROP TABLE IF EXISTS public.t;\n"
-        );
-        assert_eq!(
-            with_if_exists("ALTER TABLE ONLY public.t DROP CONSTRAINT t_pkey;\n"),
-            "ALTER TABLE IF EXISTS ONLY public.t DROP CONSTRAINT IF EXISTS t_pkey;\n"
-        );
-        assert_eq!(
-            with_if_exists("DROP MATERIALIZED VIEW s.mv;\n"),
-            "DROP MATERIALIZED VIEW IF EXISTS s.mv;\n"
-        );
-    }
 }

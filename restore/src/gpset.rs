@@ -8,7 +8,6 @@
 //! are the gpbackup crate's [`restore_with`] flow, shared with `--to-sql`; this module is the
 //! live [`RestoreSink`]: statements on one connection, tables on `-j` worker connections.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,13 +23,14 @@ use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOpt
 use gpbackup::{BackupSet, Filter, PlannedTable};
 
 use crate::binary::{BinaryRows, Input};
-use crate::load::{load_fresh_table, load_table, LoadError};
+use crate::engine::run_step;
+use crate::load::{load_fresh_table, load_table, LoadError, Seal};
 use crate::split::{load_split, Board, SplitCopy};
-use crate::state::State;
+use crate::state::{State, Step};
 use crate::RestoreError;
-use pipeline::rows::RowSyntax;
 use crossbeam_channel::RecvTimeoutError;
 use gpbackup::data::PieceSource;
+use pipeline::rows::RowSyntax;
 
 /// Which dialect the target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,7 +63,7 @@ pub struct GpRestoreOptions {
     pub split_larger_than: Option<u64>,
     pub resume: bool,
     pub state_file: Option<PathBuf>,
-    /// Where the default state file goes (else the current directory).
+    /// Where the state file goes (default: the user's state directory, see state.rs).
     pub state_dir: Option<PathBuf>,
     pub verbose: bool,
 }
@@ -94,6 +94,44 @@ fn set_fingerprint(set: &BackupSet, opts: &GpRestoreOptions) -> std::io::Result<
     fp.text(&format!("{:?}", opts.filter))
         .text(&format!("{} {}", opts.data_only, opts.metadata_only));
     Ok(fp.finish())
+}
+
+/// The state of this restore, keyed by the set's timestamp and roots, the target and the
+/// selection.
+fn open_state(set: &BackupSet, opts: &GpRestoreOptions) -> Result<State, RestoreError> {
+    let fingerprint = set_fingerprint(set, opts).map_err(|source| RestoreError::Io {
+        path: opts.roots[0].clone(),
+        source,
+    })?;
+    let roots: Vec<String> = opts
+        .roots
+        .iter()
+        .map(|r| {
+            std::fs::canonicalize(r)
+                .unwrap_or_else(|_| r.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let identity = format!(
+        "gpbackup {} {:?} -> {} {:?} data_only={} metadata_only={}",
+        set.timestamp,
+        roots,
+        opts.conn.target(),
+        opts.filter,
+        opts.data_only,
+        opts.metadata_only
+    );
+    let label = format!("{}-{}", set.timestamp, opts.conn.dbname());
+    let place = crate::state::place(
+        opts.state_file.as_deref(),
+        opts.state_dir.as_deref(),
+        &label,
+        &identity,
+        fingerprint,
+        opts.resume,
+    )?;
+    Ok(State::open(&place)?)
 }
 
 #[derive(Debug, Serialize)]
@@ -152,18 +190,17 @@ pub fn run(
         TargetChoice::Postgres => true,
         TargetChoice::Cloudberry => false,
     };
-    let fingerprint = set_fingerprint(&set, opts).map_err(|e| {
-        RestoreError::State(format!("reading the backup set for its fingerprint: {e}"))
-    })?;
-    let state_path = opts.state_file.clone().unwrap_or_else(|| {
-        let label = format!(
-            "{}-{}",
-            set.timestamp,
-            opts.conn.dbname().replace(['/', '\\'], "_")
+    let state = Arc::new(open_state(&set, opts)?);
+    state.reconcile(&mut client)?;
+    if state.resuming && state.finished() {
+        eprintln!(
+            "cbrestore: the restore recorded in {} finished already: nothing to resume",
+            state
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         );
-        crate::state::default_path(&opts.roots[0], Some(&label), opts.state_dir.as_deref())
-    });
-    let state = Arc::new(State::open(&state_path, &fingerprint, opts.resume)?);
+    }
     // Single-data-file sets keep one decoder per segment file, positioned where the previous
     // table ended: their tables are read in order, one at a time.
     let sequential = set.config.singledatafile || opts.jobs <= 1;
@@ -195,32 +232,37 @@ pub fn run(
         pool: None,
         abort: Arc::clone(&abort),
         verbose: opts.verbose,
-        resume_grace: opts.resume,
         progress: Arc::new(pipeline::progress::Progress::new(
             set.tables_filtered(&opts.filter).count(),
             false,
         )),
-        created: Arc::new(Mutex::new(HashSet::new())),
         freeze: !server.flavor.is_mpp(),
         board: Arc::new(Board::default()),
         split_larger_than: opts.split_larger_than,
     };
-    let result = restore_with(&set, &topts, &mut sink);
+    let result = if state.resuming && state.finished() {
+        Ok(gpbackup::to_sql::ToSqlReport::default())
+    } else {
+        restore_with(&set, &topts, &mut sink)
+    };
     sink.progress.finish();
     let errors = sink.errors.lock().expect("errors lock").clone();
     let report = match result {
         Ok(r) => r,
         Err(e) => {
             sink.shutdown();
-            return Err(e.into());
+            let e = if abort.load(Ordering::SeqCst) {
+                RestoreError::Interrupted
+            } else {
+                e.into()
+            };
+            return Err(e.stopped(&state));
         }
     };
     if abort.load(Ordering::SeqCst) {
-        return Err(RestoreError::Interrupted);
+        return Err(RestoreError::Interrupted.stopped(&state));
     }
-    if errors.is_empty() {
-        state.remove();
-    }
+    state.finish()?;
     let tables: Vec<TableReport> = report
         .tables
         .iter()
@@ -283,14 +325,8 @@ struct LiveSink {
     pool: Option<Pool>,
     abort: Arc<AtomicBool>,
     verbose: bool,
-    /// Resuming: the first statement not recorded may have run just before the crash, so
-    /// "already exists" is accepted for it.
-    resume_grace: bool,
     /// Tables loaded so far, on stderr when it is a terminal.
     progress: Arc<pipeline::progress::Progress>,
-    /// Tables whose CREATE ran in this restore (or the run being resumed): loaded after
-    /// emptying them in the load's transaction, with FREEZE where the server takes it.
-    created: Arc<Mutex<HashSet<String>>>,
     /// The server is PostgreSQL (COPY FREEZE).
     freeze: bool,
     /// Big tables' loads that idle workers join (see split.rs).
@@ -313,10 +349,6 @@ fn stored_bytes(table: &PlannedTable) -> u64 {
 
 fn target_error(what: String, message: String) -> gpbackup::Error {
     gpbackup::Error::Target { what, message }
-}
-
-fn state_error(e: RestoreError) -> gpbackup::Error {
-    target_error("recording progress".into(), e.to_string())
 }
 
 /// How a table is loaded: emptied first (`--truncate-table`, resuming, or created here) and
@@ -345,8 +377,11 @@ fn load_one(
     source_timestamp: &str,
     mut reader: gpbackup::data::TableReader,
 ) -> Result<TableWritten, gpbackup::Error> {
-    // Resuming: a table not recorded as committed may hold rows of the interrupted attempt.
-    let truncate = (how.truncate || how.fresh || state.resuming).then_some(fqn);
+    // Emptied only when asked (--truncate-table) or created by this restore: a load that a
+    // kill interrupted rolled back, so a table the user had keeps exactly its own rows.
+    let truncate = (how.truncate || how.fresh).then_some(fqn);
+    let step = Step::table(fqn);
+    let seal = Seal { state, step: &step };
     let loaded = if let (Some((board, limit)), true, false) = (how.split, how.fresh, state.resuming)
     {
         // gpbackup writes CSV with the default quote and escape.
@@ -359,13 +394,13 @@ fn load_one(
             },
             limit,
         };
-        load_split(client, board, what, &mut reader, Some(expected))
+        load_split(client, board, what, &mut reader, Some(expected), seal)
     } else {
         let load = |client: &mut postgres::Client, sql: &str, source: &mut (dyn Read + Send)| {
             if how.fresh && how.freeze {
-                load_fresh_table(client, sql, fqn, source, Some(expected))
+                load_fresh_table(client, sql, fqn, source, Some(expected), seal)
             } else {
-                load_table(client, sql, truncate, source, Some(expected))
+                load_table(client, sql, truncate, source, Some(expected), seal)
             }
         };
         // On PostgreSQL, rows go in as binary COPY when every column's type converts (see
@@ -398,16 +433,13 @@ fn load_one(
         }
     };
     match loaded {
-        Ok(loaded) => {
-            state.mark_table(fqn).map_err(state_error)?;
-            Ok(TableWritten {
-                name: fqn.to_string(),
-                source_timestamp: source_timestamp.to_string(),
-                rows: loaded.rows,
-                bytes: loaded.bytes,
-                files: reader.files().to_vec(),
-            })
-        }
+        Ok(loaded) => Ok(TableWritten {
+            name: fqn.to_string(),
+            source_timestamp: source_timestamp.to_string(),
+            rows: loaded.rows,
+            bytes: loaded.bytes,
+            files: reader.files().to_vec(),
+        }),
         Err(LoadError::Read(e)) => Err(gpbackup::Error::from_io(e, PathBuf::new())),
         Err(e) => Err(target_error(format!("loading {fqn}"), e.to_string())),
     }
@@ -432,7 +464,6 @@ impl LiveSink {
             let state = Arc::clone(&self.state);
             let truncate = self.truncate;
             let freeze = self.freeze;
-            let created = Arc::clone(&self.created);
             let board = Arc::clone(&self.board);
             let split_larger_than = self.split_larger_than;
             let verbose = self.verbose;
@@ -485,7 +516,7 @@ impl LiveSink {
                     if abort.load(Ordering::SeqCst) {
                         break;
                     }
-                    let fresh = created.lock().expect("created lock").contains(&job.fqn);
+                    let fresh = state.created(&job.fqn);
                     let how = Emptying {
                         truncate,
                         fresh,
@@ -527,13 +558,6 @@ impl LiveSink {
         }
     }
 
-    fn created_table(&self, stmt: &Statement) {
-        self.created
-            .lock()
-            .expect("created lock")
-            .insert(stmt.entry.fqn());
-    }
-
     fn table_failed(&mut self, e: gpbackup::Error) -> Result<(), gpbackup::Error> {
         if self.on_error_continue {
             eprintln!("cbrestore: error (continuing): {e}");
@@ -556,11 +580,9 @@ impl RestoreSink for LiveSink {
             return Err(target_error("restore".into(), "interrupted".into()));
         }
         let key = format!("{:?}:{}", stmt.section, stmt.index);
-        let creates_table = stmt.entry.objecttype == "TABLE";
-        if self.state.statement_done(&key) {
-            if creates_table {
-                self.created_table(stmt);
-            }
+        let creates = (stmt.entry.objecttype == "TABLE").then(|| stmt.entry.fqn());
+        let step = Step::new(key).creating(creates);
+        if self.state.done(&step.key) {
             return Ok(());
         }
         let what = format!(
@@ -575,29 +597,21 @@ impl RestoreSink for LiveSink {
         if self.verbose {
             eprintln!("cbrestore: {what}");
         }
-        match self.execute(&what, text) {
-            Ok(()) => {
-                if creates_table {
-                    self.created_table(stmt);
-                }
+        match run_step(&mut self.client, &self.state, step.clone(), text) {
+            Ok(()) => Ok(()),
+            // Ran by the killed run on a server that cannot tell (older than 10).
+            Err(e) if e.already_exists() && self.state.take_uncertain() => self
+                .state
+                .record(step)
+                .map_err(|e| target_error("recording progress".into(), e.to_string())),
+            Err(e) if self.on_error_continue => {
+                let e = target_error(what, e.to_string());
+                eprintln!("cbrestore: error (continuing): {e}");
+                self.errors.lock().expect("errors lock").push(e.to_string());
+                Ok(())
             }
-            Err(e) => {
-                let already = e.to_string().contains("already exists");
-                if self.resume_grace && already {
-                    // Ran just before the interruption; its record was not written.
-                    if creates_table {
-                        self.created_table(stmt);
-                    }
-                } else if self.on_error_continue {
-                    eprintln!("cbrestore: error (continuing): {e}");
-                    self.errors.lock().expect("errors lock").push(e.to_string());
-                } else {
-                    return Err(e);
-                }
-            }
+            Err(e) => Err(target_error(what, e.to_string())),
         }
-        self.resume_grace = false;
-        self.state.mark_statement(&key).map_err(state_error)
     }
 
     fn connect_database(&mut self, db: &str) -> gpbackup::Result<()> {
@@ -627,7 +641,7 @@ impl RestoreSink for LiveSink {
             let started = Instant::now();
             let how = Emptying {
                 truncate: self.truncate,
-                fresh: self.created.lock().expect("created lock").contains(&fqn),
+                fresh: self.state.created(&fqn),
                 freeze: self.freeze,
                 split: None,
                 verbose: self.verbose,
@@ -711,5 +725,70 @@ impl RestoreSink for LiveSink {
             Some(e) => Err(e),
             None => Ok(done),
         }
+    }
+}
+
+/// What `--verify-only` found of one table of a set.
+#[derive(Debug, Serialize)]
+pub struct VerifiedTable {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// `--verify-only` for a backup set, without a server: every promised file is there, and
+/// every selected table's files decompress to the end with the row count the backup records.
+pub fn verify(
+    roots: &[PathBuf],
+    timestamp: Option<&str>,
+    filter: &Filter,
+) -> Result<Vec<VerifiedTable>, RestoreError> {
+    let set = BackupSet::open_roots(roots, timestamp)?;
+    set.check_files()?;
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for t in set.tables_filtered(filter) {
+        let mut reader = set.table_reader(t);
+        let (rows, bytes) =
+            count_csv_rows(&mut reader).map_err(|e| gpbackup::to_sql::table_read_error(t, e))?;
+        if rows != t.expected_rows {
+            problems.push(format!(
+                "{}: {rows} rows in its files, the backup records {}",
+                t.fqn(),
+                t.expected_rows
+            ));
+        }
+        out.push(VerifiedTable {
+            table: t.fqn(),
+            rows,
+            bytes,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(RestoreError::Input(problems.join("\n")));
+    }
+    Ok(out)
+}
+
+/// Rows (ends of lines outside quotes) and bytes of gpbackup's CSV.
+fn count_csv_rows(r: &mut dyn Read) -> std::io::Result<(u64, u64)> {
+    let mut scanner = pipeline::rows::RowScanner::new(RowSyntax::Csv {
+        quote: b'"',
+        escape: b'"',
+    });
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut ends = Vec::new();
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok((rows, bytes)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        ends.clear();
+        scanner.scan(&buf[..n], &mut ends);
+        rows += ends.len() as u64;
+        bytes += n as u64;
     }
 }

@@ -12,13 +12,19 @@
 
 pub mod binary;
 pub mod dump;
+pub mod engine;
 pub mod fingerprint;
 pub mod gpset;
 pub mod load;
 pub mod plain;
+pub mod script;
+pub mod segment_restore;
 pub mod split;
 pub mod state;
+pub mod toc;
 pub mod verify;
+
+use std::path::PathBuf;
 
 /// Why a restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +33,65 @@ pub enum RestoreError {
     Cluster(#[from] cluster::ClusterError),
     #[error(transparent)]
     Backup(#[from] gpbackup::Error),
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Script(#[from] script::ScriptError),
+    /// A statement, table or large object the restore could not restore (the message names
+    /// it, with the server's words).
     #[error("{0}")]
-    State(String),
+    Step(String),
+    /// The input is not what it must be (the message names the file and line).
+    #[error("{0}")]
+    Input(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("interrupted")]
     Interrupted,
+    /// The restore stopped with its state recorded in `state`: it can be resumed.
+    #[error("{source}")]
+    Stopped {
+        source: Box<RestoreError>,
+        state: PathBuf,
+    },
+}
+
+impl RestoreError {
+    /// The error under a [`RestoreError::Stopped`].
+    pub fn cause(&self) -> &RestoreError {
+        match self {
+            RestoreError::Stopped { source, .. } => source.cause(),
+            e => e,
+        }
+    }
+
+    /// Where the state of the stopped restore is, when it can be resumed.
+    pub fn resumable_from(&self) -> Option<&std::path::Path> {
+        match self {
+            RestoreError::Stopped { state, .. } => Some(state),
+            _ => None,
+        }
+    }
+
+    /// Wraps `self` with the state a resume needs, when there is one.
+    pub fn stopped(self, state: &state::State) -> RestoreError {
+        let _ = state.save();
+        match (state.path(), &self) {
+            (Some(p), e)
+                if p.exists()
+                    && !matches!(e, RestoreError::State(_) | RestoreError::Stopped { .. }) =>
+            {
+                RestoreError::Stopped {
+                    source: Box::new(self),
+                    state: p.to_path_buf(),
+                }
+            }
+            _ => self,
+        }
+    }
 }

@@ -9,6 +9,24 @@ use std::io::{self, Read, Write};
 
 use postgres::{Client, GenericClient};
 
+use crate::state::{CommitError, State, Step};
+
+/// How a load's transaction ends: committed as `step` of `state` (its transaction id recorded
+/// before the COMMIT, see `state.rs`).
+#[derive(Clone, Copy)]
+pub struct Seal<'a> {
+    pub state: &'a State,
+    pub step: &'a Step,
+}
+
+impl Seal<'_> {
+    pub fn commit(self, tx: postgres::Transaction<'_>) -> Result<(), LoadError> {
+        self.state
+            .commit(tx, self.step.clone())
+            .map_err(LoadError::Commit)
+    }
+}
+
 /// What one load did.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -25,6 +43,8 @@ pub enum LoadError {
     Server(String),
     /// The server loaded a different number of rows than the source promised.
     Count { loaded: u64, expected: u64 },
+    /// The COMMIT, or recording it.
+    Commit(CommitError),
 }
 
 impl std::fmt::Display for LoadError {
@@ -36,6 +56,7 @@ impl std::fmt::Display for LoadError {
                 f,
                 "loaded {loaded} rows but the backup records {expected}; rolled back"
             ),
+            LoadError::Commit(e) => write!(f, "{e}"),
         }
     }
 }
@@ -56,6 +77,7 @@ pub fn load_fresh_table(
     table: &str,
     source: &mut (dyn Read + Send),
     expected_rows: Option<u64>,
+    seal: Seal<'_>,
 ) -> Result<Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
     // A partitioned table refuses FREEZE only once the rows flow (gpbackup loads partitioned
@@ -73,12 +95,12 @@ pub fn load_fresh_table(
         };
         if let Some(loaded) = started {
             let loaded = loaded?;
-            tx.commit().map_err(server)?;
+            seal.commit(tx)?;
             return Ok(loaded);
         }
         drop(tx);
     }
-    load_table(client, copy_sql, Some(table), source, expected_rows)
+    load_table(client, copy_sql, Some(table), source, expected_rows, seal)
 }
 
 /// `COPY ... FROM STDIN` with `FREEZE` added: pg_dump's bare form gets `WITH (FREEZE)`, an
@@ -150,20 +172,20 @@ fn refuses_freeze(e: &postgres::Error) -> bool {
     )
 }
 
-/// Loads `source` into the table with `copy_sql`, in one transaction.
+/// Loads `source` into the table with `copy_sql`, in one transaction, committed as `seal` says.
 pub fn load_table(
     client: &mut Client,
     copy_sql: &str,
     truncate: Option<&str>,
     source: &mut (dyn Read + Send),
     expected_rows: Option<u64>,
+    seal: Seal<'_>,
 ) -> Result<Loaded, LoadError> {
     let mut tx = client
         .transaction()
         .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
     let loaded = load_in(&mut tx, copy_sql, truncate, source, expected_rows)?;
-    tx.commit()
-        .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
+    seal.commit(tx)?;
     Ok(loaded)
 }
 

@@ -9,7 +9,7 @@
 //! block that fails leaves its table as it was. `--resume` records the last finished statement;
 //! the COPY block a kill interrupted is loaded again after a TRUNCATE in its transaction.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,15 +18,18 @@ use std::time::Instant;
 
 use archive::Compression;
 use distfix::splitter::{ItemKind, Splitter};
+use postgres::Client;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use cluster::ConnParams;
+use cluster::{quote, ConnParams};
 
 use crate::binary::{BinaryRows, Input};
 use crate::dump::Distribution;
-use crate::load::{is_partitioned, load_in, with_freeze, LoadError};
-use crate::state::State;
+use crate::engine::{run_step, Policy};
+use crate::load::{is_partitioned, load_in, with_freeze, LoadError, Seal};
+use crate::script::ScriptOut;
+use crate::state::{State, Step};
 use crate::RestoreError;
 
 /// pg_restore's selection, applied to a plain script through its entry headers.
@@ -59,6 +62,9 @@ pub struct PlainRestoreOptions {
     pub script: Option<PathBuf>,
     /// `-l`: list the entries that would be restored on stdout, connect to nothing.
     pub list: bool,
+    /// `--verify-only`: read the whole script (decompression, statements, COPY blocks) and
+    /// connect to nothing.
+    pub verify_only: bool,
     pub selection: PlainSelection,
     pub resume: bool,
     pub state_file: Option<PathBuf>,
@@ -79,6 +85,10 @@ pub struct PlainRestoreReport {
     pub skipped_statements: u64,
     /// Statements a previous run finished (`--resume`).
     pub resumed_statements: u64,
+    /// The database restored into (host, port, database), or the script written.
+    pub target: String,
+    /// `--resume` found the restore finished already.
+    pub already_finished: bool,
     pub errors: Vec<String>,
     pub distribution_statements_changed: u64,
 }
@@ -88,6 +98,8 @@ pub struct PlainTable {
     pub table: String,
     pub line: u64,
     pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
 }
 
 /// The pg_dump entry a statement belongs to, from the header comment before it.
@@ -351,7 +363,10 @@ pub fn connect_target(line: &str) -> Option<String> {
 
 /// Opens the (decompressed) input.
 fn open(path: &Path) -> Result<Box<dyn Read + Send>, RestoreError> {
-    let err = |e: std::io::Error| RestoreError::State(format!("{}: {e}", path.display()));
+    let err = |source: std::io::Error| RestoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let c = Compression::detect(path).map_err(err)?;
     let f = std::fs::File::open(path).map_err(err)?;
     c.decoder(BufReader::with_capacity(256 * 1024, f))
@@ -445,63 +460,16 @@ impl<R: Read> Read for CopyBlock<'_, R> {
     }
 }
 
-/// Where the script (`-f`) goes: a temporary file renamed on success, or stdout.
-enum ScriptOut {
-    File(std::io::BufWriter<tempfile::NamedTempFile>, PathBuf),
-    Stdout(std::io::BufWriter<std::io::Stdout>),
-}
+type Sp = Splitter<Box<dyn Read + Send>>;
 
-impl ScriptOut {
-    fn create(path: &Path) -> Result<ScriptOut, RestoreError> {
-        if path.as_os_str() == "-" {
-            return Ok(ScriptOut::Stdout(
-                std::io::BufWriter::new(std::io::stdout()),
-            ));
-        }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(".cbrestore-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| RestoreError::State(format!("{}: {e}", path.display())))?;
-        Ok(ScriptOut::File(
-            std::io::BufWriter::with_capacity(256 * 1024, temp),
-            path.to_path_buf(),
-        ))
-    }
-
-    fn write(&mut self, b: &[u8]) -> Result<(), RestoreError> {
-        let r = match self {
-            ScriptOut::File(w, _) => w.write_all(b),
-            ScriptOut::Stdout(w) => w.write_all(b),
-        };
-        r.map_err(|e| RestoreError::State(format!("writing the script: {e}")))
-    }
-
-    fn finish(self) -> Result<(), RestoreError> {
-        match self {
-            ScriptOut::Stdout(mut w) => w
-                .flush()
-                .map_err(|e| RestoreError::State(format!("writing the script: {e}"))),
-            ScriptOut::File(w, path) => {
-                let temp = w
-                    .into_inner()
-                    .map_err(|e| RestoreError::State(format!("{}: {e}", path.display())))?;
-                temp.persist(&path)
-                    .map(|_| ())
-                    .map_err(|e| RestoreError::State(format!("{}: {e}", path.display())))
-            }
-        }
-    }
-}
-
+/// Where statements go.
 enum Out {
-    Live(Box<postgres::Client>),
+    Live(Box<Client>),
     Script(ScriptOut),
+    /// `-l`: one line per entry on stdout.
     List,
+    /// `--verify-only`: read, and nothing else.
+    Verify,
 }
 
 /// The input as a path to read (stdin spooled to a temporary file, so it can be decompressed
@@ -512,7 +480,10 @@ fn spool_input(
     if input.as_os_str() != "-" {
         return Ok((input.to_path_buf(), None, None));
     }
-    let err = |e: std::io::Error| RestoreError::State(format!("spooling stdin: {e}"));
+    let err = |source: std::io::Error| RestoreError::Io {
+        path: PathBuf::from("stdin"),
+        source,
+    };
     let mut spool = tempfile::NamedTempFile::new().map_err(err)?;
     let mut hash = Sha256::new();
     let mut stdin = std::io::stdin().lock();
@@ -531,433 +502,787 @@ fn spool_input(
     Ok((path, Some(spool), Some(hex::encode(hash.finalize()))))
 }
 
+/// What a statement does to the transaction state, which decides how it is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// `SET ...`: session state, run again on every run.
+    Session,
+    /// `COPY ... FROM stdin` with its table as written and whether its data is text.
+    Copy(String, bool),
+    /// `BEGIN` / `START TRANSACTION`: the script's own transaction block starts.
+    Begin,
+    /// `COMMIT` / `END`: the block is one step, committed here.
+    Commit,
+    /// `ROLLBACK` / `ABORT`.
+    Rollback,
+    /// Statements PostgreSQL refuses inside a transaction block (`CREATE DATABASE`,
+    /// `VACUUM`, `... CONCURRENTLY`): run as they are, recorded after.
+    Bare,
+    /// Anything else: a step of its own transaction.
+    Plain,
+}
+
+fn classify(text: &str) -> Kind {
+    if let Some((name, text_format)) = copy_in_target(text) {
+        return Kind::Copy(name, text_format);
+    }
+    if is_session_statement(text) {
+        return Kind::Session;
+    }
+    let words: Vec<String> = text
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '(')
+        .filter(|w| !w.is_empty())
+        .take(6)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match (w(0), w(1)) {
+        ("BEGIN", "" | "TRANSACTION" | "WORK" | "ISOLATION" | "READ") => Kind::Begin,
+        ("START", "TRANSACTION") => Kind::Begin,
+        ("COMMIT" | "END", p) if p != "PREPARED" => Kind::Commit,
+        ("ROLLBACK" | "ABORT", "" | "TRANSACTION" | "WORK") => Kind::Rollback,
+        ("CREATE" | "DROP", "DATABASE" | "TABLESPACE" | "SUBSCRIPTION") => Kind::Bare,
+        ("ALTER", "SYSTEM") | ("VACUUM", _) | ("DISCARD", "ALL") => Kind::Bare,
+        ("COMMIT" | "ROLLBACK", "PREPARED") => Kind::Bare,
+        _ if words.iter().any(|x| x == "CONCURRENTLY") => Kind::Bare,
+        _ => Kind::Plain,
+    }
+}
+
+/// One statement as the splitter gave it, owned (its COPY data follows in the splitter).
+struct Stmt {
+    step: u64,
+    line: u64,
+    text: String,
+    kind: Kind,
+    /// The pg_dump entry it belongs to: its header, or for a COPY without one its table.
+    entry: Option<EntryHeader>,
+    trivia: Vec<u8>,
+}
+
+/// The input read once more: the path (stdin spooled), how it is shown, its distribution
+/// plan.
+struct Source {
+    path: PathBuf,
+    shown: String,
+    plan: Option<distfix::policy::Plan>,
+    strip: bool,
+    digest: Option<String>,
+    _spool: Option<tempfile::NamedTempFile>,
+}
+
+impl Source {
+    fn open(o: &PlainRestoreOptions) -> Result<Source, RestoreError> {
+        let shown = o.input.display().to_string();
+        let (path, spool, digest) = spool_input(&o.input)?;
+        let plan = match &o.distribution {
+            Distribution::Rewrite(rules) => {
+                let catalog = distfix::rewrite::collect(open(&path)?)
+                    .map_err(|e| RestoreError::Input(format!("{shown}: {e}")))?;
+                let plan = rules
+                    .plan(&catalog, &HashMap::new(), false)
+                    .map_err(|e| RestoreError::Input(format!("{shown}: {e}")))?;
+                Some(plan)
+            }
+            _ => None,
+        };
+        Ok(Source {
+            path,
+            shown,
+            plan,
+            strip: matches!(o.distribution, Distribution::Strip),
+            digest,
+            _spool: spool,
+        })
+    }
+}
+
+/// The state of a live run: in the state directory, keyed by the script, the target and the
+/// selection; fingerprinted by the script's size and time (stdin: its digest).
+fn open_state(o: &PlainRestoreOptions, src: &Source) -> Result<State, RestoreError> {
+    let mut fp =
+        crate::fingerprint::Fingerprint::new(format!("plain {} -> {}", src.shown, o.conn.target()));
+    let identity = match &src.digest {
+        Some(d) => format!("stdin {d}"),
+        None => std::fs::canonicalize(&src.path)
+            .unwrap_or_else(|_| src.path.clone())
+            .display()
+            .to_string(),
+    };
+    let identity = format!("plain {identity} -> {} {:?}", o.conn.target(), o.selection);
+    fp.text(&identity);
+    if src.digest.is_none() {
+        fp.file_meta(&src.path).map_err(|source| RestoreError::Io {
+            path: src.path.clone(),
+            source,
+        })?;
+    }
+    let name = o
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "stdin".into());
+    let label = format!("{name}-{}", o.conn.dbname());
+    let place = crate::state::place(
+        o.state_file.as_deref(),
+        o.state_dir.as_deref(),
+        &label,
+        &identity,
+        fp.finish(),
+        o.resume,
+    )?;
+    Ok(State::open(&place)?)
+}
+
+/// Runs (or writes, lists, verifies) a plain script.
 pub fn run(
     o: &PlainRestoreOptions,
     abort: Arc<AtomicBool>,
 ) -> Result<PlainRestoreReport, RestoreError> {
     let started = Instant::now();
-    let shown = o.input.display().to_string();
-    let (path, _spool, stdin_digest) = spool_input(&o.input)?;
-    let plan = match &o.distribution {
-        Distribution::Rewrite(rules) => {
-            let catalog = distfix::rewrite::collect(open(&path)?)
-                .map_err(|e| RestoreError::State(format!("{shown}: {e}")))?;
-            Some(
-                rules
-                    .plan(&catalog, &HashMap::new(), false)
-                    .map_err(|e| RestoreError::State(format!("{shown}: {e}")))?,
-            )
-        }
-        _ => None,
-    };
-    let strip = matches!(o.distribution, Distribution::Strip);
-
-    let mut conn = o.conn.clone();
-    let mut out = if o.list {
-        println!(";\n; Archive: {shown} (plain SQL script)\n;\n; Selected entries (statement; line TYPE SCHEMA NAME OWNER):\n;");
-        Out::List
-    } else {
-        match &o.script {
-            Some(p) => Out::Script(ScriptOut::create(p)?),
-            None => Out::Live(Box::new(cluster::connect(&conn)?)),
-        }
-    };
-    let live = matches!(out, Out::Live(_));
-
+    let src = Source::open(o)?;
+    let live = !(o.list || o.verify_only || o.script.is_some());
     // The state is for live runs; a single transaction has nothing half done to resume.
     let state = if live && !o.single_transaction {
-        let mut fp =
-            crate::fingerprint::Fingerprint::new(format!("plain {shown} -> {}", conn.target()));
-        match &stdin_digest {
-            Some(d) => {
-                fp.text(d);
-            }
-            None => {
-                fp.file_meta(&path)
-                    .map_err(|e| RestoreError::State(format!("{shown}: {e}")))?;
-            }
-        }
-        fp.text(&format!("{:?}", o.selection));
-        let state_path = o.state_file.clone().unwrap_or_else(|| {
-            let label = stdin_digest.as_ref().map(|d| format!("stdin-{}", &d[..16]));
-            crate::state::default_path(&o.input, label.as_deref(), o.state_dir.as_deref())
-        });
-        Some(State::open(&state_path, &fp.finish(), o.resume)?)
+        open_state(o, &src)?
     } else {
-        None
+        State::in_memory()
     };
-    let resume_from = state.as_ref().map(|s| s.through()).unwrap_or(0);
-
     let mut report = PlainRestoreReport {
         tool: "cbrestore",
-        input: shown.clone(),
+        input: src.shown.clone(),
+        target: o.conn.target(),
         ..Default::default()
     };
-    if o.single_transaction {
-        if let Out::Live(c) = &mut out {
-            c.batch_execute("BEGIN")
-                .map_err(|e| RestoreError::State(cluster::error::server_message(&e)))?;
-        }
+    if state.resuming && state.finished() {
+        report.already_finished = true;
+        return Ok(report);
     }
-    let mut sp = Splitter::new(open(&path)?);
-    let mut ordinal = 0u64;
-    let mut entry: Option<EntryHeader> = None;
-    // Trivia (comments, the entry header) waits for the statement it precedes: it is written
-    // to the script only when that statement is.
-    let mut pending_trivia: Vec<u8> = Vec::new();
-    let mut restrict_key: Option<String> = None;
-    // Tables that received a COPY block in this script so far (a resumed block is emptied
-    // first only when it is its table's first).
-    let mut copied_tables: BTreeSet<String> = BTreeSet::new();
-    // Tables whose `CREATE TABLE` (under a pg_dump entry header) ran in this run: their first
-    // COPY block is emptied and loaded WITH (FREEZE) in one transaction, as for archives.
-    let mut created_here: HashSet<(Option<String>, String)> = HashSet::new();
-    let mut first_after_resume = resume_from > 0;
-    let mut listed: Option<EntryHeader> = None;
-    let fail = |report: &mut PlainRestoreReport, msg: String| -> Result<(), RestoreError> {
-        if o.on_error_continue {
-            eprintln!("cbrestore: error (continuing): {msg}");
-            report.errors.push(msg);
-            Ok(())
-        } else {
-            Err(RestoreError::State(msg))
-        }
-    };
-    loop {
-        if abort.load(Ordering::SeqCst) {
-            return Err(RestoreError::Interrupted);
-        }
-        let item = sp
-            .next_item()
-            .map_err(|e| RestoreError::State(format!("{shown}: {e}")))?;
-        let Some(item) = item else { break };
-        match item.kind {
-            ItemKind::Trivia => {
-                let text = String::from_utf8_lossy(item.bytes);
-                for l in text.lines() {
-                    if let Some(h) = EntryHeader::parse(l) {
-                        entry = Some(h);
-                    }
-                }
-                if pending_trivia.len() < 1 << 20 {
-                    pending_trivia.extend_from_slice(item.bytes);
-                }
-            }
-            ItemKind::CopyData => {
-                return Err(RestoreError::State(format!(
-                    "{shown}, line {}: COPY data without a COPY statement",
-                    item.line
-                )));
-            }
-            ItemKind::Meta => {
-                let text = String::from_utf8_lossy(item.bytes).into_owned();
-                let args = meta_args(text.trim());
-                let word = args.first().map(String::as_str).unwrap_or("");
-                // psql's restricted mode: after `\restrict KEY` only `\unrestrict KEY` is
-                // accepted; both are otherwise no-ops.
-                match word {
-                    "\\restrict" => {
-                        let key = args.get(1).cloned().ok_or_else(|| {
-                            RestoreError::State(format!(
-                                "{shown}, line {}: \\restrict without a key",
-                                item.line
-                            ))
-                        })?;
-                        restrict_key = Some(key);
-                    }
-                    "\\unrestrict" => match (&restrict_key, args.get(1)) {
-                        (Some(k), Some(given)) if k == given => restrict_key = None,
-                        (Some(_), _) => {
-                            return Err(RestoreError::State(format!(
-                                "{shown}, line {}: \\unrestrict: wrong key",
-                                item.line
-                            )))
-                        }
-                        (None, _) => {}
-                    },
-                    _ if restrict_key.is_some() => {
-                        return Err(RestoreError::State(format!(
-                            "{shown}, line {}: backslash commands are restricted; only \\unrestrict is allowed",
-                            item.line
-                        )))
-                    }
-                    "\\connect" | "\\c" => {
-                        if let Out::Live(_) = out {
-                            if let Some(db) = connect_target(&text) {
-                                conn = conn.with_dbname(&db);
-                                out = Out::Live(Box::new(cluster::connect(&conn)?));
-                                // Another database: its tables are not the ones seen so far.
-                                created_here.clear();
-                                copied_tables.clear();
-                                if o.verbose {
-                                    eprintln!("cbrestore: connected to database {db}");
-                                }
-                            }
-                        }
-                    }
-                    _ => {
-                        return Err(RestoreError::State(format!(
-                            "{shown}, line {}: psql meta-command {word} is not supported",
-                            item.line
-                        )))
-                    }
-                }
-                if let Out::Script(w) = &mut out {
-                    w.write(&std::mem::take(&mut pending_trivia))?;
-                    w.write(item.bytes)?;
-                }
-                pending_trivia.clear();
-            }
-            ItemKind::Statement => {
-                let step = ordinal;
-                ordinal += 1;
-                let mut bytes = item.bytes.to_vec();
-                if let Some(plan) = &plan {
-                    if let Some(edit) = plan.edits.get(&step) {
-                        if let Some(b) = distfix::rewrite::edit_statement(
-                            &bytes,
-                            item.standard_strings,
-                            "public",
-                            edit,
-                        ) {
-                            bytes = b;
-                            report.distribution_statements_changed += 1;
-                        }
-                    }
-                }
-                if strip {
-                    if let Some(b) =
-                        distfix::rewrite::strip_statement(&bytes, item.standard_strings, "public")
-                    {
-                        if b != bytes {
-                            report.distribution_statements_changed += 1;
-                        }
-                        bytes = b;
-                    }
-                }
-                let line = item.line;
-                let text = String::from_utf8(bytes).map_err(|_| {
-                    RestoreError::State(format!(
-                        "{shown}, line {line}: statement is not valid UTF-8"
-                    ))
-                })?;
-                let copy = copy_in_target(&text);
-                let session = copy.is_none() && is_session_statement(&text);
-                // What the statement belongs to: its pg_dump entry, or for a COPY without
-                // one, its table.
-                let owner_entry = match (&entry, &copy) {
-                    (Some(e), _) => Some(e.clone()),
-                    (None, Some((name, _))) => {
-                        let (schema, name) = split_name(name);
-                        Some(EntryHeader {
-                            name,
-                            kind: "TABLE DATA".into(),
-                            schema,
-                            owner: None,
-                        })
-                    }
-                    (None, None) => None,
-                };
-                let included = session
-                    || match &owner_entry {
-                        Some(e) => o.selection.includes(e),
-                        None => {
-                            !o.selection.is_filtering()
-                                || (o.selection.tables.is_empty()
-                                    && o.selection.schemas.is_empty()
-                                    && !o.selection.data_only)
-                        }
-                    };
-                let trivia = std::mem::take(&mut pending_trivia);
-                if let Some(e) = owner_entry.as_ref().filter(|_| included && !session) {
-                    if matches!(out, Out::List) && listed.as_ref() != Some(e) {
-                        // One line per entry, at its first statement.
-                        println!(
-                            "{step}; {line} {} {} {} {}",
-                            e.kind,
-                            e.schema.as_deref().unwrap_or("-"),
-                            e.name,
-                            e.owner.as_deref().unwrap_or("-")
-                        );
-                        listed = Some(e.clone());
-                    }
-                }
-                if !included {
-                    report.skipped_statements += 1;
-                    if copy.is_some() {
-                        CopyBlock::new(&mut sp, line, &shown)
-                            .drain()
-                            .map_err(|e| RestoreError::State(e.to_string()))?;
-                    }
-                    if let Some(s) = &state {
-                        if step >= resume_from {
-                            s.mark_through(step)?;
-                        }
-                    }
-                    continue;
-                }
-                match &mut out {
-                    Out::List => {
-                        if copy.is_some() {
-                            CopyBlock::new(&mut sp, line, &shown)
-                                .drain()
-                                .map_err(|e| RestoreError::State(e.to_string()))?;
-                        }
-                    }
-                    Out::Script(w) => {
-                        report.statements += 1;
-                        w.write(&trivia)?;
-                        w.write(text.as_bytes())?;
-                        if copy.is_some() {
-                            report.copy_blocks += 1;
-                            w.write(b"\n")?;
-                            let mut block = CopyBlock::new(&mut sp, line, &shown);
-                            let mut buf = vec![0u8; 256 * 1024];
-                            loop {
-                                let n = block
-                                    .read(&mut buf)
-                                    .map_err(|e| RestoreError::State(e.to_string()))?;
-                                if n == 0 {
-                                    break;
-                                }
-                                w.write(&buf[..n])?;
-                            }
-                        }
-                    }
-                    Out::Live(client) => {
-                        let done_before = step < resume_from && !session;
-                        if let Some((name, text_format)) = &copy {
-                            let first_block = copied_tables.insert(name.clone());
-                            if done_before {
-                                report.resumed_statements += 1;
-                                CopyBlock::new(&mut sp, line, &shown)
-                                    .drain()
-                                    .map_err(|e| RestoreError::State(e.to_string()))?;
-                                continue;
-                            }
-                            report.statements += 1;
-                            report.copy_blocks += 1;
-                            // The block a kill interrupted may have committed just before it:
-                            // loaded again into an emptied table, in the same transaction.
-                            let truncate =
-                                (first_after_resume && first_block).then_some(name.as_str());
-                            first_after_resume = false;
-                            // pg_dump's own data entry for a table this run created (not a
-                            // load through a partition root, which names another table).
-                            let fresh = first_block
-                                && !o.single_transaction
-                                && owner_entry.as_ref().is_some_and(|e| {
-                                    let key = (e.schema.clone(), e.name.clone());
-                                    e.kind == "TABLE DATA"
-                                        && split_name(name) == key
-                                        && created_here.contains(&key)
-                                });
-                            let mut block = CopyBlock::new(&mut sp, line, &shown);
-                            let result = copy_block(
-                                client,
-                                o.single_transaction,
-                                text.trim(),
-                                truncate,
-                                fresh.then_some(name.as_str()),
-                                &mut block,
-                                *text_format,
-                                Reread {
-                                    path: &path,
-                                    line,
-                                    shown: &shown,
-                                    verbose: o.verbose,
-                                },
-                            );
-                            match result {
-                                Ok(rows) => {
-                                    report.total_rows += rows;
-                                    report.tables.push(PlainTable {
-                                        table: name.clone(),
-                                        line,
-                                        rows,
-                                    });
-                                    if o.verbose {
-                                        eprintln!("cbrestore: loaded {name}: {rows} rows");
-                                    }
-                                }
-                                Err(e) => {
-                                    block
-                                        .drain()
-                                        .map_err(|e| RestoreError::State(e.to_string()))?;
-                                    fail(
-                                        &mut report,
-                                        format!("{shown}, line {line}: loading {name}: {e}; the table was left as it was"),
-                                    )?;
-                                }
-                            }
-                        } else {
-                            if done_before {
-                                report.resumed_statements += 1;
-                                continue;
-                            }
-                            report.statements += 1;
-                            let result = client.batch_execute(&text);
-                            if result.is_ok() && creates_table(&text) {
-                                if let Some(e) = owner_entry.as_ref().filter(|e| e.kind == "TABLE")
-                                {
-                                    created_here.insert((e.schema.clone(), e.name.clone()));
-                                }
-                            }
-                            if let Err(e) = result {
-                                let msg = cluster::error::server_message(&e);
-                                if first_after_resume && !session && msg.contains("already exists")
-                                {
-                                    // Ran just before the interruption; not yet recorded.
-                                } else {
-                                    fail(
-                                        &mut report,
-                                        format!(
-                                            "{shown}, line {line}: {msg}\nstatement: {}",
-                                            text.trim()
-                                        ),
-                                    )?;
-                                }
-                            }
-                            if !session {
-                                first_after_resume = false;
-                            }
-                        }
-                        if let Some(s) = &state {
-                            if !session {
-                                s.mark_through(step)?;
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    let out = open_out(o, &src, &state, &mut report)?;
+    let mut run = PlainRun::new(o, &src, out, state, report);
+    let result = run.all(&abort).and_then(|()| run.finish());
+    if let Err(e) = result {
+        return Err(e.stopped(&run.state));
     }
-    match out {
-        Out::Live(mut c) => {
-            if o.single_transaction {
-                c.batch_execute("COMMIT")
-                    .map_err(|e| RestoreError::State(cluster::error::server_message(&e)))?;
-            }
-        }
-        Out::Script(mut w) => {
-            w.write(&pending_trivia)?;
-            w.finish()?;
-        }
-        Out::List => {}
+    run.state.finish()?;
+    run.report.errors = run.policy.errors();
+    run.report.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(run.report)
+}
+
+fn open_out(
+    o: &PlainRestoreOptions,
+    src: &Source,
+    state: &State,
+    report: &mut PlainRestoreReport,
+) -> Result<Out, RestoreError> {
+    if o.verify_only {
+        return Ok(Out::Verify);
     }
-    if let Some(s) = &state {
-        if report.errors.is_empty() {
-            s.remove();
-        }
-    }
-    if o.verbose {
-        eprintln!(
-            "cbrestore: {} statements, {} COPY blocks",
-            report.statements, report.copy_blocks
+    if o.list {
+        println!(
+            ";\n; Archive: {} (plain SQL script)\n;\n; Selected entries (statement; line TYPE SCHEMA NAME OWNER):\n;",
+            src.shown
         );
+        return Ok(Out::List);
     }
-    report.elapsed_seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    if let Some(p) = &o.script {
+        report.target = format!("script {}", p.display());
+        return Ok(Out::Script(ScriptOut::create(p)?));
+    }
+    let mut client = cluster::connect(&o.conn)?;
+    state.reconcile(&mut client)?;
+    if o.single_transaction {
+        client
+            .batch_execute("BEGIN")
+            .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))?;
+    }
+    Ok(Out::Live(Box::new(client)))
+}
+
+/// One run over a script.
+struct PlainRun<'a> {
+    o: &'a PlainRestoreOptions,
+    src: &'a Source,
+    out: Out,
+    conn: ConnParams,
+    state: State,
+    policy: Policy,
+    report: PlainRestoreReport,
+    /// Statements numbered below this one were finished by an earlier run.
+    resume_from: u64,
+    ordinal: u64,
+    entry: Option<EntryHeader>,
+    /// Trivia (comments, the entry header) waits for the statement it precedes: it is written
+    /// to the script only when that statement is.
+    pending_trivia: Vec<u8>,
+    restrict_key: Option<String>,
+    /// Tables that received a COPY block so far (only a table's first block is emptied).
+    copied_tables: BTreeSet<String>,
+    listed: Option<EntryHeader>,
+    /// Inside the script's own transaction block: the step of its `BEGIN`, and whether a
+    /// statement of it failed (the rest is skipped up to its end).
+    block: Option<(u64, bool)>,
+    /// The first statement after a resume: "already exists" there is the step the killed
+    /// run finished without recording (only for statements run outside a transaction).
+    first_after_resume: bool,
+}
+
+impl<'a> PlainRun<'a> {
+    fn new(
+        o: &'a PlainRestoreOptions,
+        src: &'a Source,
+        out: Out,
+        state: State,
+        report: PlainRestoreReport,
+    ) -> PlainRun<'a> {
+        let resume_from = state.through();
+        PlainRun {
+            o,
+            src,
+            out,
+            conn: o.conn.clone(),
+            policy: Policy::new(o.on_error_continue),
+            state,
+            report,
+            resume_from,
+            ordinal: 0,
+            entry: None,
+            pending_trivia: Vec::new(),
+            restrict_key: None,
+            copied_tables: BTreeSet::new(),
+            listed: None,
+            block: None,
+            first_after_resume: resume_from > 0,
+        }
+    }
+
+    fn input_error(&self, line: u64, what: impl std::fmt::Display) -> RestoreError {
+        RestoreError::Input(format!("{}, line {line}: {what}", self.src.shown))
+    }
+
+    /// Every item of the script, in order.
+    fn all(&mut self, abort: &AtomicBool) -> Result<(), RestoreError> {
+        let mut sp = Splitter::new(open(&self.src.path)?);
+        loop {
+            if abort.load(Ordering::SeqCst) {
+                return Err(RestoreError::Interrupted);
+            }
+            let item = sp
+                .next_item()
+                .map_err(|e| RestoreError::Input(format!("{}: {e}", self.src.shown)))?;
+            let Some(item) = item else { return Ok(()) };
+            match item.kind {
+                ItemKind::Trivia => self.trivia(item.bytes),
+                ItemKind::CopyData => {
+                    return Err(self.input_error(item.line, "COPY data without a COPY statement"))
+                }
+                ItemKind::Meta => {
+                    let (line, bytes) = (item.line, item.bytes.to_vec());
+                    self.meta(line, &bytes)?;
+                }
+                ItemKind::Statement => {
+                    let stmt = self.statement(item.line, item.bytes, item.standard_strings)?;
+                    self.dispatch(&mut sp, stmt)?;
+                }
+            }
+        }
+    }
+
+    fn trivia(&mut self, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        for l in text.lines() {
+            if let Some(h) = EntryHeader::parse(l) {
+                self.entry = Some(h);
+            }
+        }
+        if self.pending_trivia.len() < 1 << 20 {
+            self.pending_trivia.extend_from_slice(bytes);
+        }
+    }
+
+    /// psql's meta-commands that pg_dump writes: `\restrict KEY` (after which only
+    /// `\unrestrict KEY` is accepted), `\unrestrict`, `\connect`.
+    fn meta(&mut self, line: u64, bytes: &[u8]) -> Result<(), RestoreError> {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let args = meta_args(text.trim());
+        let word = args.first().map(String::as_str).unwrap_or("");
+        match word {
+            "\\restrict" => {
+                let key = args.get(1).cloned();
+                self.restrict_key =
+                    Some(key.ok_or_else(|| self.input_error(line, "\\restrict without a key"))?);
+            }
+            "\\unrestrict" => match (&self.restrict_key, args.get(1)) {
+                (Some(k), Some(given)) if k == given => self.restrict_key = None,
+                (Some(_), _) => return Err(self.input_error(line, "\\unrestrict: wrong key")),
+                (None, _) => {}
+            },
+            _ if self.restrict_key.is_some() => {
+                return Err(self.input_error(
+                    line,
+                    "backslash commands are restricted; only \\unrestrict is allowed",
+                ))
+            }
+            "\\connect" | "\\c" => self.reconnect(&text)?,
+            _ => {
+                return Err(
+                    self.input_error(line, format!("psql meta-command {word} is not supported"))
+                )
+            }
+        }
+        if let Out::Script(w) = &mut self.out {
+            w.write(&std::mem::take(&mut self.pending_trivia))?;
+            w.write(bytes)?;
+        }
+        self.pending_trivia.clear();
+        Ok(())
+    }
+
+    fn reconnect(&mut self, text: &str) -> Result<(), RestoreError> {
+        let (Out::Live(_), Some(db)) = (&self.out, connect_target(text)) else {
+            return Ok(());
+        };
+        self.conn = self.conn.with_dbname(&db);
+        self.out = Out::Live(Box::new(cluster::connect(&self.conn)?));
+        // Another database: its tables are not the ones seen so far.
+        self.state.forget_created();
+        self.copied_tables.clear();
+        if self.o.verbose {
+            eprintln!("cbrestore: connected to database {db}");
+        }
+        Ok(())
+    }
+
+    /// A statement, rewritten for `--distribute`/`--strip-distribution`, classified.
+    fn statement(
+        &mut self,
+        line: u64,
+        bytes: &[u8],
+        standard_strings: bool,
+    ) -> Result<Stmt, RestoreError> {
+        let step = self.ordinal;
+        self.ordinal += 1;
+        let mut bytes = bytes.to_vec();
+        let edit = self.src.plan.as_ref().and_then(|p| p.edits.get(&step));
+        if let Some(edit) = edit {
+            if let Some(b) =
+                distfix::rewrite::edit_statement(&bytes, standard_strings, "public", edit)
+            {
+                bytes = b;
+                self.report.distribution_statements_changed += 1;
+            }
+        }
+        if self.src.strip {
+            if let Some(b) = distfix::rewrite::strip_statement(&bytes, standard_strings, "public") {
+                if b != bytes {
+                    self.report.distribution_statements_changed += 1;
+                }
+                bytes = b;
+            }
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| self.input_error(line, "statement is not valid UTF-8"))?;
+        let kind = classify(&text);
+        let entry = match (&self.entry, &kind) {
+            (Some(e), _) => Some(e.clone()),
+            (None, Kind::Copy(name, _)) => {
+                let (schema, name) = split_name(name);
+                Some(EntryHeader {
+                    name,
+                    kind: "TABLE DATA".into(),
+                    schema,
+                    owner: None,
+                })
+            }
+            _ => None,
+        };
+        let trivia = std::mem::take(&mut self.pending_trivia);
+        Ok(Stmt {
+            step,
+            line,
+            text,
+            kind,
+            entry,
+            trivia,
+        })
+    }
+
+    /// Whether the selection keeps `s` (session statements always run).
+    fn included(&self, s: &Stmt) -> bool {
+        let sel = &self.o.selection;
+        s.kind == Kind::Session
+            || match &s.entry {
+                Some(e) => sel.includes(e),
+                None => {
+                    !sel.is_filtering()
+                        || (sel.tables.is_empty() && sel.schemas.is_empty() && !sel.data_only)
+                }
+            }
+    }
+
+    fn dispatch(&mut self, sp: &mut Sp, s: Stmt) -> Result<(), RestoreError> {
+        let included = self.included(&s);
+        if included && s.kind != Kind::Session {
+            self.list_line(&s);
+        }
+        let is_copy = matches!(s.kind, Kind::Copy(..));
+        if !included {
+            self.report.skipped_statements += 1;
+            if is_copy {
+                self.drain(sp, &s)?;
+            }
+            return Ok(());
+        }
+        match &mut self.out {
+            Out::List | Out::Verify => {
+                self.report.statements += 1;
+                if is_copy {
+                    self.report.copy_blocks += 1;
+                    let rows = self.drain(sp, &s)?;
+                    self.report.total_rows += rows;
+                }
+                Ok(())
+            }
+            Out::Script(w) => {
+                self.report.statements += 1;
+                w.write(&s.trivia)?;
+                w.write(s.text.as_bytes())?;
+                if is_copy {
+                    self.report.copy_blocks += 1;
+                    w.write(b"\n")?;
+                    let mut block = CopyBlock::new(sp, s.line, &self.src.shown);
+                    w.copy_from(&mut block)?;
+                }
+                Ok(())
+            }
+            Out::Live(_) => self.live(sp, s),
+        }
+    }
+
+    /// `-l`: one line per entry, at its first statement.
+    fn list_line(&mut self, s: &Stmt) {
+        let (Out::List, Some(e)) = (&self.out, &s.entry) else {
+            return;
+        };
+        if self.listed.as_ref() == Some(e) {
+            return;
+        }
+        println!(
+            "{}; {} {} {} {} {}",
+            s.step,
+            s.line,
+            e.kind,
+            e.schema.as_deref().unwrap_or("-"),
+            e.name,
+            e.owner.as_deref().unwrap_or("-")
+        );
+        self.listed = Some(e.clone());
+    }
+
+    /// Reads a COPY block's data without sending it; its rows.
+    fn drain(&self, sp: &mut Sp, s: &Stmt) -> Result<u64, RestoreError> {
+        let mut block = CopyBlock::new(sp, s.line, &self.src.shown);
+        block
+            .drain()
+            .map_err(|e| RestoreError::Input(e.to_string()))?;
+        Ok(block.rows())
+    }
+
+    fn client(&mut self) -> &mut Client {
+        match &mut self.out {
+            Out::Live(c) => c,
+            _ => unreachable!("live statements run on a connection"),
+        }
+    }
+}
+
+impl PlainRun<'_> {
+    /// A statement on the live connection, unless an earlier run finished it.
+    fn live(&mut self, sp: &mut Sp, s: Stmt) -> Result<(), RestoreError> {
+        if s.step < self.resume_from && s.kind != Kind::Session {
+            self.report.resumed_statements += 1;
+            if let Kind::Copy(name, _) = &s.kind {
+                self.copied_tables.insert(name.clone());
+                self.drain(sp, &s)?;
+            }
+            return Ok(());
+        }
+        self.report.statements += 1;
+        if let Some((begin, failed)) = self.block {
+            return self.in_block(sp, s, begin, failed);
+        }
+        match s.kind.clone() {
+            Kind::Session => {
+                let r = self.client().batch_execute(&s.text);
+                if let Err(e) = r {
+                    self.fail_statement(&s, &cluster::error::server_message(&e))?;
+                }
+                Ok(())
+            }
+            Kind::Begin => {
+                let r = self.client().batch_execute(&s.text);
+                match r {
+                    Ok(()) => self.block = Some((s.step, false)),
+                    Err(e) => self.fail_statement(&s, &cluster::error::server_message(&e))?,
+                }
+                Ok(())
+            }
+            Kind::Copy(name, text_format) => self.copy(sp, &s, &name, text_format),
+            Kind::Bare | Kind::Commit | Kind::Rollback => self.bare(&s),
+            Kind::Plain => self.plain(&s),
+        }
+    }
+
+    fn fail_statement(&mut self, s: &Stmt, msg: &str) -> Result<(), RestoreError> {
+        self.policy.fail(format!(
+            "{}, line {}: {msg}\nstatement: {}",
+            self.src.shown,
+            s.line,
+            s.text.trim()
+        ))
+    }
+
+    /// A statement of its own transaction, recorded with it.
+    fn plain(&mut self, s: &Stmt) -> Result<(), RestoreError> {
+        let creates = s
+            .entry
+            .as_ref()
+            .filter(|e| e.kind == "TABLE" && creates_table(&s.text))
+            .and_then(|e| Some(quote::qualified(e.schema.as_deref()?, &e.name)));
+        let step = Step::sequential(s.step).creating(creates);
+        let Out::Live(client) = &mut self.out else {
+            unreachable!("live statements run on a connection")
+        };
+        let r = if self.o.single_transaction {
+            self.state.note(step.clone());
+            client
+                .batch_execute(&s.text)
+                .map_err(|e| crate::engine::StepError::Server(cluster::error::server_message(&e)))
+        } else {
+            run_step(client, &self.state, step.clone(), &s.text)
+        };
+        self.first_after_resume = false;
+        match r {
+            Ok(()) => Ok(()),
+            // Ran by the killed run on a server that cannot tell (older than 10).
+            Err(e) if e.already_exists() && self.state.take_uncertain() => {
+                Ok(self.state.record(step)?)
+            }
+            Err(e) => {
+                self.fail_statement(s, &e.to_string())?;
+                Ok(self.state.record(Step::sequential(s.step))?)
+            }
+        }
+    }
+
+    /// A statement run outside any transaction block, recorded after it ran.
+    fn bare(&mut self, s: &Stmt) -> Result<(), RestoreError> {
+        let first = std::mem::take(&mut self.first_after_resume);
+        let r = self.client().batch_execute(&s.text);
+        if let Err(e) = r {
+            let msg = cluster::error::server_message(&e);
+            // Ran just before the interruption, which left no record of it.
+            if !(first && msg.contains("already exists")) {
+                self.fail_statement(s, &msg)?;
+            }
+        }
+        Ok(self.state.record(Step::sequential(s.step))?)
+    }
+
+    /// Inside the script's own `BEGIN ... COMMIT`: statements run as they come; the block is
+    /// one step, recorded at its COMMIT (a kill before it leaves nothing: the resume starts
+    /// again at its BEGIN, which is what a large-object block of pg_dump needs, its
+    /// descriptors living only in that transaction).
+    fn in_block(
+        &mut self,
+        sp: &mut Sp,
+        s: Stmt,
+        begin: u64,
+        failed: bool,
+    ) -> Result<(), RestoreError> {
+        let ends = matches!(s.kind, Kind::Commit | Kind::Rollback);
+        if failed {
+            if matches!(s.kind, Kind::Copy(..)) {
+                self.drain(sp, &s)?;
+            }
+            if ends {
+                self.block = None;
+                let _ = self.client().batch_execute("ROLLBACK");
+                self.state.record(Step::sequential(s.step))?;
+            }
+            return Ok(());
+        }
+        let r = match &s.kind {
+            Kind::Commit => self.commit_block(s.step),
+            Kind::Copy(name, text_format) => self
+                .copy_in_block(sp, &s, name, *text_format)
+                .map_err(|e| e.to_string()),
+            _ => {
+                let r = self.client().batch_execute(&s.text);
+                r.map_err(|e| cluster::error::server_message(&e))
+            }
+        };
+        if ends {
+            self.block = None;
+            if s.kind == Kind::Rollback {
+                self.state.record(Step::sequential(s.step))?;
+            }
+        }
+        if let Err(msg) = r {
+            let _ = self.client().batch_execute("ROLLBACK");
+            self.block = (!ends).then_some((begin, true));
+            self.fail_statement(
+                &s,
+                &format!(
+                    "{msg}; the transaction block starting with statement {begin} was rolled back"
+                ),
+            )?;
+            if ends {
+                self.state.record(Step::sequential(s.step))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_block(&mut self, step: u64) -> Result<(), String> {
+        let Out::Live(client) = &mut self.out else {
+            unreachable!("live statements run on a connection")
+        };
+        if self.o.single_transaction {
+            // psql -1 runs the script's COMMIT too; so do we.
+            return client
+                .batch_execute("COMMIT")
+                .map_err(|e| cluster::error::server_message(&e));
+        }
+        self.state
+            .commit_open(client, Step::sequential(step))
+            .map_err(|e| e.to_string())
+    }
+
+    /// A COPY block inside the script's transaction block: no transaction of its own.
+    fn copy_in_block(
+        &mut self,
+        sp: &mut Sp,
+        s: &Stmt,
+        name: &str,
+        text_format: bool,
+    ) -> Result<(), LoadError> {
+        self.copied_tables.insert(name.to_string());
+        self.report.copy_blocks += 1;
+        let started = Instant::now();
+        let shown = self.src.shown.clone();
+        let Out::Live(client) = &mut self.out else {
+            unreachable!("live statements run on a connection")
+        };
+        let mut block = CopyBlock::new(sp, s.line, &shown);
+        let r = load_in(&mut **client, s.text.trim(), None, &mut block, None);
+        let loaded = match r {
+            Ok(l) => check_count(l, &block, text_format)?,
+            Err(e) => {
+                let _ = block.drain();
+                return Err(e);
+            }
+        };
+        self.loaded(name, s.line, loaded, started);
+        Ok(())
+    }
+
+    fn loaded(&mut self, name: &str, line: u64, l: crate::load::Loaded, started: Instant) {
+        self.report.total_rows += l.rows;
+        if self.o.verbose {
+            eprintln!("cbrestore: loaded {name}: {} rows", l.rows);
+        }
+        self.report.tables.push(PlainTable {
+            table: name.to_string(),
+            line,
+            rows: l.rows,
+            bytes: l.bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    /// A COPY block in its own transaction, recorded with it. The first block of a table this
+    /// restore created (pg_dump's own data entry, not a load through a partition root) is
+    /// emptied and frozen in that transaction; a table it did not create is never emptied.
+    fn copy(
+        &mut self,
+        sp: &mut Sp,
+        s: &Stmt,
+        name: &str,
+        text_format: bool,
+    ) -> Result<(), RestoreError> {
+        self.first_after_resume = false;
+        self.report.copy_blocks += 1;
+        let first_block = self.copied_tables.insert(name.to_string());
+        let (schema, bare) = split_name(name);
+        let own_entry = s.entry.as_ref().is_some_and(|e| {
+            e.kind == "TABLE DATA"
+                && (e.schema.clone(), e.name.clone()) == (schema.clone(), bare.clone())
+        });
+        let created = schema
+            .as_deref()
+            .is_some_and(|sc| self.state.created(&quote::qualified(sc, &bare)));
+        let fresh =
+            (first_block && own_entry && created && !self.o.single_transaction).then_some(name);
+        let step = Step::sequential(s.step);
+        let started = Instant::now();
+        let shown = self.src.shown.clone();
+        let again = Reread {
+            path: &self.src.path,
+            line: s.line,
+            shown: &shown,
+            verbose: self.o.verbose,
+        };
+        let how = CopyHow {
+            single: self.o.single_transaction,
+            fresh,
+            text_format,
+            seal: Seal {
+                state: &self.state,
+                step: &step,
+            },
+        };
+        let Out::Live(client) = &mut self.out else {
+            unreachable!("live statements run on a connection")
+        };
+        let mut block = CopyBlock::new(sp, s.line, &shown);
+        let result = copy_block(client, s.text.trim(), &mut block, how, again);
+        match result {
+            Ok(loaded) => self.loaded(name, s.line, loaded, started),
+            Err(e) => {
+                block
+                    .drain()
+                    .map_err(|e| RestoreError::Input(e.to_string()))?;
+                self.policy.fail(format!(
+                    "{}, line {}: loading {name}: {e}; the table was left as it was",
+                    self.src.shown, s.line
+                ))?;
+                self.state.record(step)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The end: `--single-transaction`'s COMMIT, the script's last trivia.
+    fn finish(&mut self) -> Result<(), RestoreError> {
+        if self.block.is_some() {
+            return Err(RestoreError::Input(format!(
+                "{}: the script ends inside a transaction block (BEGIN without COMMIT); it was rolled back",
+                self.src.shown
+            )));
+        }
+        match std::mem::replace(&mut self.out, Out::Verify) {
+            Out::Live(mut c) if self.o.single_transaction => c
+                .batch_execute("COMMIT")
+                .map_err(|e| RestoreError::Step(cluster::error::server_message(&e))),
+            Out::Script(mut w) => {
+                w.write(&self.pending_trivia)?;
+                Ok(w.finish()?)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Where a COPY block can be read again: the script (stdin spooled to a file).
@@ -996,87 +1321,114 @@ fn creates_table(text: &str) -> bool {
     head.starts_with("CREATE TABLE ") || head.starts_with("CREATE UNLOGGED TABLE ")
 }
 
-/// One COPY block: in its own transaction (or `--single-transaction`'s), text-format rows
-/// counted and compared with what the server loaded. `fresh` (a table this run created):
-/// emptied and copied WITH (FREEZE) in that transaction, so its rows land frozen and the index
-/// builds that follow do not rewrite its pages; a server or table that refuses FREEZE gets
-/// the plain COPY.
-#[allow(clippy::too_many_arguments)]
-fn copy_block(
-    client: &mut postgres::Client,
-    single_transaction: bool,
-    copy_sql: &str,
-    truncate: Option<&str>,
-    fresh: Option<&str>,
-    block: &mut CopyBlock<'_, Box<dyn Read + Send>>,
+/// How a COPY block is loaded.
+struct CopyHow<'a> {
+    /// `--single-transaction`: inside the one transaction.
+    single: bool,
+    /// A table this run created: emptied and frozen in the load's transaction.
+    fresh: Option<&'a str>,
+    /// Text-format rows: counted and compared with what the server loaded.
     text_format: bool,
-    again: Reread<'_>,
-) -> Result<u64, LoadError> {
-    let check = |loaded: u64, block: &CopyBlock<'_, Box<dyn Read + Send>>| {
-        if text_format && block.done && loaded != block.rows() {
-            Err(LoadError::Count {
-                loaded,
-                expected: block.rows(),
-            })
-        } else {
-            Ok(loaded)
-        }
-    };
-    if single_transaction {
-        let loaded = load_in(client, copy_sql, truncate, block, None)?;
-        return check(loaded.rows, block);
+    seal: Seal<'a>,
+}
+
+/// Text-format rows counted as they went by, compared with what the server loaded.
+fn check_count(
+    loaded: crate::load::Loaded,
+    block: &CopyBlock<'_, Box<dyn Read + Send>>,
+    text_format: bool,
+) -> Result<crate::load::Loaded, LoadError> {
+    if text_format && block.done && loaded.rows != block.rows() {
+        return Err(LoadError::Count {
+            loaded: loaded.rows,
+            expected: block.rows(),
+        });
     }
+    Ok(loaded)
+}
+
+/// One COPY block: in its own transaction (or `--single-transaction`'s). A table this run
+/// created is emptied and copied WITH (FREEZE) in that transaction, so its rows land frozen
+/// and the index builds that follow do not rewrite its pages; a server or table that refuses
+/// FREEZE gets the plain COPY.
+fn copy_block(
+    client: &mut Client,
+    copy_sql: &str,
+    block: &mut CopyBlock<'_, Box<dyn Read + Send>>,
+    how: CopyHow<'_>,
+    again: Reread<'_>,
+) -> Result<crate::load::Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
-    if let (Some(table), Some(frozen)) = (fresh, fresh.and_then(|_| with_freeze(copy_sql))) {
-        // Binary where every column converts (see binary.rs), text otherwise.
-        let binary = (text_format && crate::dump::is_text_copy(copy_sql))
-            .then(|| crate::binary::copy_columns(client, copy_sql))
-            .flatten()
-            .zip(crate::binary::binary_statement(copy_sql).and_then(|b| with_freeze(&b)));
-        let mut tx = client.transaction().map_err(server)?;
-        if is_partitioned(&mut tx, table) == Some(false) {
-            let result = match binary {
-                Some((types, sql)) => {
-                    let mut rows = BinaryRows::new(&mut *block, types, Input::Text);
-                    load_in(&mut tx, &sql, Some(table), &mut rows, None)
-                }
-                None => load_in(&mut tx, &frozen, Some(table), &mut *block, None),
-            };
-            match result {
-                Ok(loaded) => {
-                    let rows = check(loaded.rows, block)?;
-                    tx.commit().map_err(server)?;
-                    return Ok(rows);
-                }
-                // A value the converter refuses: that attempt rolls back, and the block is
-                // read again from the script (stdin was spooled to a file) and sent as text.
-                Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
-                    drop(tx);
-                    if again.verbose {
-                        eprintln!("cbrestore: {table}: {x}; loading it as text");
-                    }
-                    block.drain().map_err(LoadError::Read)?;
-                    let mut sp = splitter_at(again.path, again.line).map_err(|e| {
-                        LoadError::Read(std::io::Error::other(format!("{}: {e}", again.shown)))
-                    })?;
-                    let mut block = CopyBlock::new(&mut sp, again.line, again.shown);
-                    let mut tx = client.transaction().map_err(server)?;
-                    let loaded = load_in(&mut tx, &frozen, Some(table), &mut block, None)?;
-                    let rows = check(loaded.rows, &block)?;
-                    tx.commit().map_err(server)?;
-                    return Ok(rows);
-                }
-                // Refused before a row was read (FREEZE not allowed here): the plain COPY.
-                Err(LoadError::Server(_)) if block.untouched() => {}
-                Err(e) => return Err(e),
+    if how.single {
+        let loaded = load_in(client, copy_sql, None, block, None)?;
+        return check_count(loaded, block, how.text_format);
+    }
+    if let (Some(table), Some(frozen)) = (how.fresh, with_freeze(copy_sql)) {
+        if is_partitioned(client, table) == Some(false) {
+            if let Some(done) = copy_fresh(client, copy_sql, &frozen, table, block, &how, again)? {
+                return Ok(done);
             }
         }
     }
     let mut tx = client.transaction().map_err(server)?;
-    let loaded = load_in(&mut tx, copy_sql, truncate.or(fresh), block, None)?;
-    let rows = check(loaded.rows, block)?;
-    tx.commit().map_err(server)?;
-    Ok(rows)
+    let loaded = load_in(&mut tx, copy_sql, how.fresh, block, None)?;
+    let loaded = check_count(loaded, block, how.text_format)?;
+    how.seal.commit(tx)?;
+    Ok(loaded)
+}
+
+/// The frozen load of a table created here: binary where every column converts (see
+/// binary.rs), text otherwise; `None` when the server refused FREEZE before a row was read.
+fn copy_fresh(
+    client: &mut Client,
+    copy_sql: &str,
+    frozen: &str,
+    table: &str,
+    block: &mut CopyBlock<'_, Box<dyn Read + Send>>,
+    how: &CopyHow<'_>,
+    again: Reread<'_>,
+) -> Result<Option<crate::load::Loaded>, LoadError> {
+    let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
+    let binary = (how.text_format && crate::dump::is_text_copy(copy_sql))
+        .then(|| crate::binary::copy_columns(client, copy_sql))
+        .flatten()
+        .zip(crate::binary::binary_statement(copy_sql).and_then(|b| with_freeze(&b)));
+    let mut tx = client.transaction().map_err(server)?;
+    let result = match binary {
+        Some((types, sql)) => {
+            let mut rows = BinaryRows::new(&mut *block, types, Input::Text);
+            load_in(&mut tx, &sql, Some(table), &mut rows, None)
+        }
+        None => load_in(&mut tx, frozen, Some(table), &mut *block, None),
+    };
+    match result {
+        Ok(loaded) => {
+            let loaded = check_count(loaded, block, how.text_format)?;
+            how.seal.commit(tx)?;
+            Ok(Some(loaded))
+        }
+        // A value the converter refuses: that attempt rolls back, and the block is read
+        // again from the script (stdin was spooled to a file) and sent as text.
+        Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
+            drop(tx);
+            if again.verbose {
+                eprintln!("cbrestore: {table}: {x}; loading it as text");
+            }
+            block.drain().map_err(LoadError::Read)?;
+            let mut sp = splitter_at(again.path, again.line).map_err(|e| {
+                LoadError::Read(std::io::Error::other(format!("{}: {e}", again.shown)))
+            })?;
+            let mut block = CopyBlock::new(&mut sp, again.line, again.shown);
+            let mut tx = client.transaction().map_err(server)?;
+            let loaded = load_in(&mut tx, frozen, Some(table), &mut block, None)?;
+            let loaded = check_count(loaded, &block, how.text_format)?;
+            how.seal.commit(tx)?;
+            Ok(Some(loaded))
+        }
+        // Refused before a row was read (FREEZE not allowed here): the plain COPY.
+        Err(LoadError::Server(_)) if block.untouched() => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -22,11 +22,11 @@ use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use pipeline::rows::{RowScanner, RowSyntax};
 use crossbeam_channel::{Receiver, Sender};
+use pipeline::rows::{RowScanner, RowSyntax};
 use postgres::Client;
 
-use crate::load::{LoadError, Loaded};
+use crate::load::{LoadError, Loaded, Seal};
 
 /// Bytes a load must have read before other workers may join (or the split limit, when that is
 /// smaller): small tables are over before a helper's round trips would pay off.
@@ -203,6 +203,7 @@ pub fn load_split(
     what: SplitCopy<'_>,
     source: &mut (dyn Read + Send),
     expected_rows: Option<u64>,
+    seal: Seal<'_>,
 ) -> Result<Loaded, LoadError> {
     let SplitCopy {
         table,
@@ -321,10 +322,10 @@ pub fn load_split(
     };
     match failure {
         None => {
-            if let Err(e) = client.batch_execute("COMMIT") {
-                let msg = cluster::error::server_message(&e);
+            // The owner's COMMIT is the step's: recorded with its transaction id.
+            if let Err(e) = seal.state.commit_open(client, seal.step.clone()) {
                 empty_table(client, table);
-                return Err(LoadError::Server(msg));
+                return Err(LoadError::Commit(e));
             }
             Ok(Loaded { rows: total, bytes })
         }
@@ -353,6 +354,7 @@ fn clone_error(e: &LoadError) -> LoadError {
             loaded: *loaded,
             expected: *expected,
         },
+        other => LoadError::Server(other.to_string()),
     }
 }
 

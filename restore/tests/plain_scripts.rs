@@ -281,7 +281,7 @@ fn kill_during_copy_then_resume() {
     let plain = server.scratch().join("k.sql");
     pg_dump(&server, "src", &[], &plain);
     server.create_db("k");
-    let state = server.scratch().join("k.sql.cbrestore-state.json");
+    let state_dir = server.scratch().join("xdg-state").join("cbtools");
 
     let mut cmd = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
     let mut child = cmd
@@ -311,7 +311,13 @@ fn kill_during_copy_then_resume() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(seen, "the COPY of big was reached before the kill");
-    assert!(state.exists(), "the state file sits beside the input");
+    let states: Vec<_> = std::fs::read_dir(&state_dir)
+        .expect("the state lives in the state directory")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(states.len(), 1, "{states:?}");
+    let state = states[0].clone();
+    assert!(!plain.with_extension("sql.cbrestore-state.json").exists());
     let a: i64 = server
         .client("k")
         .query_one("SELECT count(*) FROM a", &[])
@@ -344,7 +350,16 @@ fn kill_during_copy_then_resume() {
     assert!(report["resumed_statements"].as_u64().unwrap() > 0);
     assert_eq!(fingerprints(&server, "k"), want);
     assert_eq!(server.schema_dump("k"), server.schema_dump("src"));
-    assert!(!state.exists(), "a finished restore removes its state");
+    let book: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(book["finished"], true, "a finished restore says so: {book}");
+    // --resume after the end has nothing to do.
+    let out = ok(&cbrestore(
+        &server,
+        "k",
+        &["--resume", plain.to_str().unwrap()],
+    ));
+    let _ = out;
+    assert_eq!(fingerprints(&server, "k"), want);
 }
 
 /// A table is emptied and frozen only in the database where this run created it: after

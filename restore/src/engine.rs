@@ -1,0 +1,314 @@
+//! What every input's restore shares: the on-error policy, a statement run as a recorded step,
+//! and the worker pool that schedules steps by their dependencies and by pg_restore's
+//! lock-conflict rule.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use postgres::Client;
+
+use crate::state::{CommitError, State, Step};
+use crate::RestoreError;
+
+/// `--on-error-continue` or stop at the first error; the errors skipped, for the report.
+#[derive(Debug, Default)]
+pub struct Policy {
+    continue_on_error: bool,
+    errors: Mutex<Vec<String>>,
+}
+
+impl Policy {
+    pub fn new(continue_on_error: bool) -> Policy {
+        Policy {
+            continue_on_error,
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An error: recorded and skipped under `--on-error-continue`, else the restore stops.
+    pub fn fail(&self, what: String) -> Result<(), RestoreError> {
+        if self.continue_on_error {
+            eprintln!("cbrestore: error (continuing): {what}");
+            self.errors.lock().expect("errors lock").push(what);
+            Ok(())
+        } else {
+            Err(RestoreError::Step(what))
+        }
+    }
+
+    pub fn errors(&self) -> Vec<String> {
+        self.errors.lock().expect("errors lock").clone()
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("{0}")]
+    Server(String),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl StepError {
+    /// The object was there already: in a resumed run, possibly the step the killed run
+    /// committed without being able to record it.
+    pub fn already_exists(&self) -> bool {
+        matches!(self, StepError::Server(m) if m.contains("already exists"))
+    }
+}
+
+fn server(e: postgres::Error) -> StepError {
+    StepError::Server(cluster::error::server_message(&e))
+}
+
+/// Runs `sql` on `client` as `step`, in a transaction of its own committed through the state:
+/// `BEGIN`, the statements and `txid_current()` in one round trip, the transaction id
+/// recorded, then `COMMIT`. Unrecorded (no state file), the statements run as they are.
+pub fn run_step(
+    client: &mut Client,
+    state: &State,
+    step: Step,
+    sql: &str,
+) -> Result<(), StepError> {
+    if !state.recording() {
+        client.batch_execute(sql).map_err(server)?;
+        state.note(step);
+        return Ok(());
+    }
+    let batch = format!("BEGIN;\n{sql}\n;\nSELECT pg_catalog.txid_current()");
+    let xid = match client.simple_query(&batch) {
+        Ok(messages) => messages.iter().rev().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse::<i64>().ok()),
+            _ => None,
+        }),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(server(e));
+        }
+    };
+    let Some(xid) = xid else {
+        let _ = client.batch_execute("ROLLBACK");
+        return Err(StepError::Server(
+            "no transaction id from txid_current()".into(),
+        ));
+    };
+    state.commit_xid(client, xid, step)?;
+    Ok(())
+}
+
+/// One schedulable item: its id, what must be done before it, and the tables it locks
+/// exclusively (pg_restore's `lockDeps`).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: i32,
+    pub deps: Vec<i32>,
+    pub lock_deps: Vec<i32>,
+}
+
+/// What a worker gets next.
+enum Next {
+    Run(usize),
+    /// Nothing is ready while others run: wait for one to finish.
+    Wait,
+    Empty,
+}
+
+/// pg_restore's scheduling: an item is ready when every dependency is done, and runs only if
+/// it has no lock conflict with an item running (one locks a table the other depends on, in
+/// either direction: `has_lock_conflicts`). Two foreign keys on tables of one partition tree
+/// therefore never run at once, which is what deadlocked.
+struct Schedule {
+    items: Vec<Item>,
+    pending: Vec<usize>,
+    running: Vec<usize>,
+    done: HashSet<i32>,
+    ids: HashSet<i32>,
+}
+
+impl Schedule {
+    fn new(items: Vec<Item>) -> Schedule {
+        let ids = items.iter().map(|i| i.id).collect();
+        Schedule {
+            pending: (0..items.len()).collect(),
+            items,
+            running: Vec::new(),
+            done: HashSet::new(),
+            ids,
+        }
+    }
+
+    fn conflicts(a: &Item, b: &Item) -> bool {
+        a.lock_deps.iter().any(|l| b.deps.contains(l))
+            || b.lock_deps.iter().any(|l| a.deps.contains(l))
+    }
+
+    fn ready(&self, i: usize) -> bool {
+        let item = &self.items[i];
+        let deps_done = item
+            .deps
+            .iter()
+            .all(|d| !self.ids.contains(d) || self.done.contains(d));
+        deps_done
+            && !self
+                .running
+                .iter()
+                .any(|&r| Schedule::conflicts(item, &self.items[r]))
+    }
+
+    fn next(&mut self) -> Next {
+        if self.pending.is_empty() {
+            return Next::Empty;
+        }
+        let pick = match self.pending.iter().position(|&i| self.ready(i)) {
+            Some(p) => p,
+            // Nothing running can end the wait (a cycle): take the next item as it is.
+            None if self.running.is_empty() => 0,
+            None => return Next::Wait,
+        };
+        let i = self.pending.remove(pick);
+        self.running.push(i);
+        Next::Run(i)
+    }
+
+    fn finish(&mut self, i: usize) {
+        self.running.retain(|&r| r != i);
+        self.done.insert(self.items[i].id);
+    }
+}
+
+/// How the pool's workers get their connection and do their work.
+pub trait Work: Sync {
+    fn connect(&self) -> Result<Client, RestoreError>;
+    /// Runs item number `index` of the list given to [`run_pool`].
+    fn run(&self, client: &mut Client, index: usize) -> Result<(), RestoreError>;
+    /// A worker with nothing ready: lend the connection (to a split load); `true` if it did.
+    fn idle(&self, _client: &mut Client) -> bool {
+        false
+    }
+}
+
+struct Shared {
+    schedule: Mutex<Schedule>,
+    changed: Condvar,
+    failure: Mutex<Option<RestoreError>>,
+}
+
+/// Runs `items` on `jobs` connections in pg_restore's order (see [`Schedule`]). Stops handing
+/// out work at the first error or when `abort` is raised; items already running finish.
+pub fn run_pool(
+    jobs: usize,
+    items: Vec<Item>,
+    work: &dyn Work,
+    abort: &AtomicBool,
+) -> Result<(), RestoreError> {
+    let workers = jobs.min(items.len()).max(1);
+    let shared = Shared {
+        schedule: Mutex::new(Schedule::new(items)),
+        changed: Condvar::new(),
+        failure: Mutex::new(None),
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| worker(&shared, work, abort));
+        }
+    });
+    if let Some(e) = shared.failure.into_inner().expect("failure lock") {
+        return Err(e);
+    }
+    if abort.load(Ordering::SeqCst) {
+        return Err(RestoreError::Interrupted);
+    }
+    Ok(())
+}
+
+fn worker(shared: &Shared, work: &dyn Work, abort: &AtomicBool) {
+    let stop = |e: RestoreError| {
+        shared
+            .failure
+            .lock()
+            .expect("failure lock")
+            .get_or_insert(e);
+        shared.changed.notify_all();
+    };
+    let mut client = match work.connect() {
+        Ok(c) => c,
+        Err(e) => return stop(e),
+    };
+    loop {
+        if abort.load(Ordering::SeqCst) || shared.failure.lock().expect("lock").is_some() {
+            shared.changed.notify_all();
+            return;
+        }
+        let next = shared.schedule.lock().expect("schedule lock").next();
+        match next {
+            Next::Empty => return,
+            Next::Wait => {
+                if !work.idle(&mut client) {
+                    let s = shared.schedule.lock().expect("schedule lock");
+                    let _ = shared
+                        .changed
+                        .wait_timeout(s, Duration::from_millis(20))
+                        .expect("schedule lock");
+                }
+            }
+            Next::Run(i) => {
+                let r = work.run(&mut client, i);
+                shared.schedule.lock().expect("schedule lock").finish(i);
+                shared.changed.notify_all();
+                if let Err(e) = r {
+                    return stop(e);
+                }
+            }
+        }
+    }
+}
+
+/// Shared between the pool's workers: whether the restore was interrupted.
+pub type Abort = Arc<AtomicBool>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: i32, deps: &[i32], lock_deps: &[i32]) -> Item {
+        Item {
+            id,
+            deps: deps.to_vec(),
+            lock_deps: lock_deps.to_vec(),
+        }
+    }
+
+    #[test]
+    fn lock_conflicts_serialize_foreign_keys_on_one_tree() {
+        // 10, 11: data of two partitions; 20: FK on 10 referencing 30; 21: FK on 11
+        // referencing 30; 22: an index on 11 (no lock deps).
+        let mut s = Schedule::new(vec![
+            item(10, &[], &[]),
+            item(11, &[], &[]),
+            item(20, &[10, 30], &[10, 30]),
+            item(21, &[11, 30], &[11, 30]),
+            item(22, &[11], &[]),
+        ]);
+        let (Next::Run(a), Next::Run(b)) = (s.next(), s.next()) else {
+            panic!("both data items start")
+        };
+        s.finish(a);
+        s.finish(b);
+        let Next::Run(fk1) = s.next() else { panic!() };
+        assert_eq!(s.items[fk1].id, 20);
+        // 21 conflicts with the running 20 (both lock 30); the index on 11 conflicts with
+        // nothing of 20's.
+        let Next::Run(ix) = s.next() else { panic!() };
+        assert_eq!(s.items[ix].id, 22);
+        assert!(matches!(s.next(), Next::Wait));
+        s.finish(fk1);
+        // 21 would lock 11, on which the running index depends.
+        assert!(matches!(s.next(), Next::Wait));
+        s.finish(ix);
+        let Next::Run(fk2) = s.next() else { panic!() };
+        assert_eq!(s.items[fk2].id, 21);
+    }
+}

@@ -1,0 +1,255 @@
+//! What cbrestore prints: the one-line summary of each input's report (naming the target),
+//! `--json` reports, pg_restore's `-l` listing, and `--to-sql`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use gpbackup::to_sql::{write_sql, Target, ToSqlOptions};
+use gpbackup::{BackupSet, Filter};
+use restore::gpset::TargetChoice;
+use serde::Serialize;
+
+use crate::cli::Cli;
+
+/// `--json`: the report on stdout.
+pub fn json<T: Serialize>(cli: &Cli, report: &T) -> std::io::Result<()> {
+    if cli.json {
+        let text = serde_json::to_string_pretty(report).expect("report serializes");
+        writeln!(std::io::stdout().lock(), "{text}")?;
+    }
+    Ok(())
+}
+
+/// Exit status 1 when errors were skipped under `--on-error-continue`, after listing them.
+fn with_errors(errors: &[String]) -> ExitCode {
+    if errors.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "cbrestore: warning: errors ignored on restore: {}",
+        errors.len()
+    );
+    for e in errors {
+        eprintln!("  {}", e.lines().next().unwrap_or(""));
+    }
+    ExitCode::from(1)
+}
+
+pub fn gpset(cli: &Cli, report: &restore::gpset::GpRestoreReport) -> std::io::Result<ExitCode> {
+    json(cli, report)?;
+    if cli.verbose {
+        for t in &report.translation {
+            eprintln!("cbrestore: {t}");
+        }
+    }
+    eprintln!(
+        "cbrestore: restored backup {} ({} segment(s)) into {}: {} tables, {} rows, {} statements, {} translated or skipped for PostgreSQL, in {:.1}s",
+        report.backup_timestamp,
+        report.segment_count,
+        report.target,
+        report.tables.len(),
+        report.total_rows,
+        report.statements,
+        report.translation.len(),
+        report.elapsed_seconds
+    );
+    Ok(with_errors(&report.errors))
+}
+
+pub fn plain(cli: &Cli, report: &restore::plain::PlainRestoreReport) -> std::io::Result<ExitCode> {
+    json(cli, report)?;
+    if cli.list {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.already_finished {
+        eprintln!(
+            "cbrestore: the restore of {} into {} finished already: nothing to resume",
+            report.input, report.target
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if cli.verify_only {
+        "verified"
+    } else if cli.file.is_some() {
+        "wrote the SQL of"
+    } else {
+        "ran"
+    };
+    let into = if cli.verify_only {
+        String::new()
+    } else {
+        format!(" into {}", report.target)
+    };
+    let mut extra = String::new();
+    if report.skipped_statements > 0 {
+        extra.push_str(&format!(
+            ", {} statements left out by the filters",
+            report.skipped_statements
+        ));
+    }
+    if report.resumed_statements > 0 {
+        extra.push_str(&format!(
+            ", {} finished by the previous run",
+            report.resumed_statements
+        ));
+    }
+    eprintln!(
+        "cbrestore: {verb} {}{into}: {} statements, {} COPY blocks, {} rows{extra} in {:.1}s",
+        report.input,
+        report.statements,
+        report.copy_blocks,
+        report.total_rows,
+        report.elapsed_seconds
+    );
+    Ok(with_errors(&report.errors))
+}
+
+pub fn archive(cli: &Cli, report: &restore::dump::DumpRestoreReport) -> std::io::Result<ExitCode> {
+    json(cli, report)?;
+    if report.already_finished {
+        eprintln!(
+            "cbrestore: the restore of {} into {} finished already: nothing to resume",
+            report.input, report.target
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "cbrestore: restored {} ({} archive {}) into {}: {} statements, {} tables, {} rows, {} large objects in {:.1}s",
+        report.input,
+        report.format,
+        report.archive_version,
+        report.target,
+        report.statements,
+        report.tables.len(),
+        report.total_rows,
+        report.large_objects,
+        report.elapsed_seconds
+    );
+    Ok(with_errors(&report.errors))
+}
+
+/// `--verify-only` on an archive.
+pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<ExitCode> {
+    match restore::verify::verify_only(archive) {
+        Ok(tables) => {
+            json(cli, &tables)?;
+            let rows: u64 = tables.iter().map(|t| t.rows).sum();
+            eprintln!(
+                "cbrestore: {} verified: {} tables, {} rows, every data stream complete{}",
+                cli.paths[0].display(),
+                tables.len(),
+                rows,
+                if tables.iter().any(|t| t.checksum == "ok") {
+                    ", checksums and row counts equal to manifest.json"
+                } else {
+                    " (no manifest: no checksums or row counts to compare)"
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("cbrestore: error: {p}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `--verify-only` on a backup set.
+pub fn verify_set(cli: &Cli, filter: &Filter) -> anyhow::Result<ExitCode> {
+    let tables = restore::gpset::verify(&cli.paths, cli.timestamp.as_deref(), filter)?;
+    json(cli, &tables)?;
+    let rows: u64 = tables.iter().map(|t| t.rows).sum();
+    eprintln!(
+        "cbrestore: verified the backup set: {} tables, {rows} rows, every file present and complete, row counts equal to the backup's",
+        tables.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-l`: the TOC in pg_restore's list format.
+pub fn list(path: &Path, archive: &archive::Archive) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let h = archive.header();
+    writeln!(out, ";\n; Archive: {}", path.display())?;
+    writeln!(out, ";     TOC Entries: {}", archive.entries().len())?;
+    writeln!(out, ";     Dump Version: {}.{}-{}", h.major, h.minor, h.rev)?;
+    let format = match archive {
+        archive::Archive::Custom(_) => "CUSTOM",
+        archive::Archive::Directory(_) => "DIRECTORY",
+    };
+    writeln!(out, ";     Format: {format}")?;
+    writeln!(out, ";\n;\n; Selected TOC Entries:\n;")?;
+    for e in archive.entries() {
+        let (tableoid, oid) = e.catalog_id();
+        let ns = e.namespace();
+        writeln!(
+            out,
+            "{}; {} {} {} {} {} {}",
+            e.dump_id,
+            tableoid,
+            oid,
+            e.desc(),
+            if ns.is_empty() { "-".into() } else { ns },
+            e.tag(),
+            e.owner()
+        )?;
+    }
+    out.flush()
+}
+
+/// `--to-sql`: the whole set as one psql script.
+pub fn to_sql(cli: &Cli, out: &Path, filter: Filter) -> anyhow::Result<ExitCode> {
+    let set = BackupSet::open_roots(&cli.paths, cli.timestamp.as_deref())?;
+    set.check_files()?;
+    let opts = ToSqlOptions {
+        target: match cli.target {
+            TargetChoice::Postgres => Target::Postgres,
+            TargetChoice::Cloudberry => Target::AsWritten,
+            TargetChoice::Auto => bail!(
+                "--to-sql has no server to detect: give --target postgres or --target cloudberry"
+            ),
+        },
+        gzip: None,
+        with_globals: cli.with_globals,
+        create_db: cli.create_db,
+        data_only: cli.data_only,
+        metadata_only: cli.metadata_only,
+        no_owner: cli.no_owner,
+        no_privileges: cli.no_privileges,
+        filter,
+        on_error_continue: cli.on_error_continue,
+    };
+    let report = write_sql(&set, out, &opts)?;
+    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
+    let tables: Vec<serde_json::Value> = report
+        .tables
+        .iter()
+        .map(|t| serde_json::json!({"table": t.name, "rows": t.rows, "bytes": t.bytes, "files": t.files.len()}))
+        .collect();
+    json(
+        cli,
+        &serde_json::json!({
+            "tool": "cbrestore",
+            "to_sql": out.display().to_string(),
+            "backup_timestamp": set.timestamp,
+            "tables": tables,
+            "total_rows": rows,
+            "statements": report.statements,
+            "translation": report.translation.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+            "errors": report.errors_skipped,
+            "warnings": report.warnings,
+        }),
+    )?;
+    eprintln!(
+        "cbrestore: wrote {}: {} tables, {} rows, {} statements",
+        out.display(),
+        report.tables.len(),
+        rows,
+        report.statements
+    );
+    Ok(with_errors(&report.errors_skipped))
+}

@@ -1,0 +1,456 @@
+//! What pg_restore issues for a TOC entry, and which entries it restores, read from
+//! `pg_backup_archiver.c` (`_printTocEntry`, `_getObjectDescription`, `_tocEntryRequired`,
+//! `identify_locking_dependencies`) and `pg_backup_db.c` (`IssueCommandPerBlob`,
+//! `IssueACLPerBlob`).
+
+use archive::TocEntry;
+use cluster::quote;
+
+/// pg_restore's selection: `-t/-n/-T/-N`, `-a/-s`, `-x`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Selection {
+    /// `-t`: table names (exact, as pg_restore).
+    pub tables: Vec<String>,
+    /// `-n`: schema names.
+    pub schemas: Vec<String>,
+    pub exclude_tables: Vec<String>,
+    pub exclude_schemas: Vec<String>,
+    pub schema_only: bool,
+    pub data_only: bool,
+    pub no_acl: bool,
+}
+
+/// `desc` values of entries restored after the main pass, as pg_restore does.
+pub fn is_acl(desc: &str) -> bool {
+    matches!(desc, "ACL" | "DEFAULT ACL" | "ACL LANGUAGE")
+}
+
+/// Entries that set session state every connection needs.
+pub fn is_session(desc: &str) -> bool {
+    matches!(desc, "ENCODING" | "STDSTRINGS" | "SEARCHPATH")
+}
+
+/// Entries pg_restore counts as data (`-a` takes them, `-s` leaves them).
+fn is_data(e: &TocEntry) -> bool {
+    let desc = e.desc();
+    matches!(
+        desc.as_ref(),
+        "TABLE DATA" | "SEQUENCE SET" | "BLOBS" | "BLOB DATA" | "BLOB" | "BLOB METADATA"
+    ) || (matches!(desc.as_ref(), "ACL" | "COMMENT" | "SECURITY LABEL")
+        && e.tag().starts_with("LARGE OBJECT"))
+}
+
+/// Kinds that `-t` names.
+fn is_tableish(desc: &str) -> bool {
+    matches!(
+        desc,
+        "TABLE"
+            | "TABLE DATA"
+            | "VIEW"
+            | "MATERIALIZED VIEW"
+            | "MATERIALIZED VIEW DATA"
+            | "SEQUENCE"
+            | "SEQUENCE SET"
+            | "FOREIGN TABLE"
+    )
+}
+
+impl Selection {
+    /// Whether pg_restore would restore `e`.
+    pub fn wants(&self, e: &TocEntry) -> bool {
+        let desc = e.desc();
+        if is_session(&desc) || desc == "DATABASE" || desc == "DATABASE PROPERTIES" {
+            return false;
+        }
+        if self.no_acl && is_acl(&desc) {
+            return false;
+        }
+        if (self.schema_only && is_data(e)) || (self.data_only && !is_data(e)) {
+            return false;
+        }
+        let ns = e.namespace();
+        if !self.schemas.is_empty() && !self.schemas.iter().any(|s| *s == ns) {
+            return false;
+        }
+        if self.exclude_schemas.iter().any(|s| *s == ns) {
+            return false;
+        }
+        let tag = e.tag();
+        let tableish = is_tableish(&desc);
+        let named = tableish && self.tables.iter().any(|t| *t == tag);
+        if !(self.tables.is_empty() || named) {
+            return false;
+        }
+        !(tableish && self.exclude_tables.iter().any(|t| *t == tag))
+    }
+}
+
+/// The object an `ALTER ... OWNER TO` names, as `_getObjectDescription` builds it: the kind and
+/// the quoted (qualified) name, or for routines and operators the signature from the entry's
+/// DROP statement, which is the only unambiguous name of an overloaded one.
+pub fn object_description(e: &TocEntry) -> Option<String> {
+    let desc = e.desc();
+    let tag = e.tag();
+    let ns = e.namespace();
+    match desc.as_ref() {
+        "COLLATION"
+        | "CONVERSION"
+        | "DOMAIN"
+        | "FOREIGN TABLE"
+        | "MATERIALIZED VIEW"
+        | "SEQUENCE"
+        | "STATISTICS"
+        | "TABLE"
+        | "TEXT SEARCH DICTIONARY"
+        | "TEXT SEARCH CONFIGURATION"
+        | "TYPE"
+        | "VIEW"
+        | "DATABASE"
+        | "PROCEDURAL LANGUAGE"
+        | "SCHEMA"
+        | "EVENT TRIGGER"
+        | "FOREIGN DATA WRAPPER"
+        | "SERVER"
+        | "PUBLICATION"
+        | "SUBSCRIPTION" => {
+            let name = if ns.is_empty() {
+                quote::ident(&tag)
+            } else {
+                format!("{}.{}", quote::ident(&ns), quote::ident(&tag))
+            };
+            Some(format!("{desc} {name}"))
+        }
+        "BLOB" => Some(format!("LARGE OBJECT {tag}")),
+        "AGGREGATE" | "FUNCTION" | "OPERATOR" | "OPERATOR CLASS" | "OPERATOR FAMILY"
+        | "PROCEDURE" => {
+            let drop = e.drop_stmt();
+            let body = drop.strip_prefix("DROP ")?;
+            Some(body.trim_end_matches(['\n', ';']).to_string())
+        }
+        _ => None,
+    }
+}
+
+/// The large objects a `BLOB METADATA` entry lists: its definition is their OIDs, one a line.
+fn blob_oids(e: &TocEntry) -> Vec<String> {
+    e.defn()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `cmd_begin OID cmd_end;` for every large object of a `BLOB METADATA` entry.
+fn per_blob(blobs: &TocEntry, cmd_begin: &str, cmd_end: &str) -> String {
+    let mut out = String::new();
+    for oid in blob_oids(blobs) {
+        out.push_str(&format!("{cmd_begin}{oid}{cmd_end};\n"));
+    }
+    out
+}
+
+/// A `LARGE OBJECTS` ACL entry holds its GRANT/REVOKE commands once, written for the first
+/// object of its group: each is split around `LARGE OBJECT <oid>` and issued for every object
+/// of the `BLOB METADATA` entry it depends on.
+fn acl_per_blob(acl: &TocEntry, blobs: &TocEntry) -> String {
+    let text = acl.defn();
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let (mut start, mut second, mut in_quotes, mut i) = (0usize, None, false, 0usize);
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'"' {
+            in_quotes = !in_quotes;
+        }
+        if in_quotes {
+            i += 1;
+            continue;
+        }
+        if text[i..].starts_with("LARGE OBJECT ") {
+            let first_end = i + "LARGE OBJECT ".len();
+            let mut j = first_end;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                j += 1;
+            }
+            second = Some((first_end, j));
+            i = j;
+        } else if c == b';' {
+            if let Some((first_end, second_start)) = second.take() {
+                out.push_str(&per_blob(
+                    blobs,
+                    &text[start..first_end],
+                    &text[second_start..i],
+                ));
+            }
+            i += 1;
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Everything pg_restore sends for `e`: the session settings it selects (tablespace, access
+/// method), the definition (large objects' metadata and ACLs expanded per object), the owner
+/// (unless `no_owner`), and a partitioned table's access method. `find` looks up entries by
+/// dump id (a large objects' ACL names its metadata entry).
+pub fn entry_sql<'a>(
+    e: &TocEntry,
+    no_owner: bool,
+    find: impl Fn(i32) -> Option<&'a TocEntry>,
+) -> String {
+    let mut sql = String::new();
+    let desc = e.desc();
+    let partitioned = e.relkind == i64::from(b'p');
+    if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty() && !partitioned) {
+        let am = String::from_utf8_lossy(am);
+        sql.push_str(&format!(
+            "SET default_table_access_method = {};\n",
+            quote::ident(&am)
+        ));
+    }
+    if let Some(ts) = &e.tablespace {
+        let ts = String::from_utf8_lossy(ts);
+        let value = if ts.is_empty() {
+            "''".to_string()
+        } else {
+            quote::ident(&ts)
+        };
+        sql.push_str(&format!("SET default_tablespace = {value};\n"));
+    }
+    let owner = e.owner();
+    if no_owner && desc == "SCHEMA" && !e.defn().starts_with("--") {
+        sql.push_str(&format!("CREATE SCHEMA {};\n", quote::ident(&e.tag())));
+    } else if desc == "BLOB METADATA" {
+        sql.push_str(&per_blob(e, "SELECT pg_catalog.lo_create('", "')"));
+    } else if desc == "ACL" && e.tag().starts_with("LARGE OBJECTS") {
+        let blobs = e.dependencies().first().and_then(|d| find(*d));
+        if let Some(blobs) = blobs {
+            sql.push_str(&acl_per_blob(e, blobs));
+        }
+    } else {
+        sql.push_str(&e.defn());
+    }
+    let ownable = !no_owner && !owner.is_empty() && !e.drop_stmt().is_empty();
+    if ownable {
+        if desc == "BLOB METADATA" {
+            let end = format!(" OWNER TO {}", quote::ident(&owner));
+            sql.push_str(&per_blob(e, "ALTER LARGE OBJECT ", &end));
+        } else if let Some(object) = object_description(e) {
+            sql.push_str(&format!(
+                "\nALTER {object} OWNER TO {};\n",
+                quote::ident(&owner)
+            ));
+        }
+    }
+    if partitioned {
+        if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty()) {
+            sql.push_str(&format!(
+                "ALTER TABLE {} SET ACCESS METHOD {};\n",
+                quote::qualified(&e.namespace(), &e.tag()),
+                quote::ident(&String::from_utf8_lossy(am))
+            ));
+        }
+    }
+    sql
+}
+
+/// Whether `sql` does anything beyond the `SET`s [`entry_sql`] puts first.
+pub fn has_body(e: &TocEntry) -> bool {
+    !e.defn().trim().is_empty()
+}
+
+/// The `--clean` statement of `e`: its DROP, with `IF EXISTS` after the object kind when asked
+/// (as `pg_restore --if-exists`); large objects' metadata drops each object that exists.
+pub fn drop_sql(e: &TocEntry, if_exists: bool) -> Option<String> {
+    if e.is("BLOB METADATA") {
+        let mut out = String::new();
+        for oid in blob_oids(e) {
+            out.push_str(&format!("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid = '{oid}';\n"));
+        }
+        return Some(out);
+    }
+    let drop = e.drop_stmt();
+    if drop.trim().is_empty() {
+        return None;
+    }
+    Some(if if_exists {
+        with_if_exists(&drop)
+    } else {
+        drop.into_owned()
+    })
+}
+
+/// `dropStmt` with `IF EXISTS` after the object kind, as `pg_restore --if-exists` does.
+pub fn with_if_exists(drop: &str) -> String {
+    if drop.contains(" IF EXISTS ") {
+        return drop.to_string();
+    }
+    let upper = drop.to_ascii_uppercase();
+    for kind in [
+        "MATERIALIZED VIEW ",
+        "FOREIGN TABLE ",
+        "TEXT SEARCH CONFIGURATION ",
+        "TEXT SEARCH DICTIONARY ",
+        "EVENT TRIGGER ",
+        "TABLE ",
+        "SEQUENCE ",
+        "VIEW ",
+        "INDEX ",
+        "FUNCTION ",
+        "PROCEDURE ",
+        "AGGREGATE ",
+        "TYPE ",
+        "DOMAIN ",
+        "SCHEMA ",
+        "TRIGGER ",
+        "RULE ",
+        "POLICY ",
+        "EXTENSION ",
+        "COLLATION ",
+        "CONVERSION ",
+        "STATISTICS ",
+        "PUBLICATION ",
+        "SUBSCRIPTION ",
+        "SERVER ",
+        "OPERATOR ",
+    ] {
+        let pat = format!("DROP {kind}");
+        if let Some(i) = upper.find(&pat) {
+            let at = i + pat.len();
+            return format!("{}IF EXISTS {}", &drop[..at], &drop[at..]);
+        }
+    }
+    // ALTER TABLE ... DROP CONSTRAINT x;
+    if let Some(i) = upper.find("DROP CONSTRAINT ") {
+        let at = i + "DROP CONSTRAINT ".len();
+        let prefix = drop[..at].replacen("ALTER TABLE ONLY ", "ALTER TABLE IF EXISTS ONLY ", 1);
+        return format!("{prefix}IF EXISTS {}", &drop[at..]);
+    }
+    drop.to_string()
+}
+
+/// The entries a post-data entry takes an exclusive lock on (pg_restore's `lockDeps`): every
+/// TABLE or TABLE DATA among its dependencies, except for `CREATE INDEX`, which does not lock
+/// out other readers. `desc_of` gives an entry's kind by dump id.
+pub fn lock_deps(e: &TocEntry, deps: &[i32], desc_of: impl Fn(i32) -> Option<String>) -> Vec<i32> {
+    if e.section != archive::toc::SECTION_POST_DATA as i64 || e.is("INDEX") {
+        return Vec::new();
+    }
+    deps.iter()
+        .copied()
+        .filter(|d| matches!(desc_of(*d).as_deref(), Some("TABLE" | "TABLE DATA")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(desc: &str, ns: &str, tag: &str, defn: &str, drop: &str, owner: &str) -> TocEntry {
+        let b = |s: &str| Some(s.as_bytes().to_vec());
+        TocEntry {
+            dump_id: 7,
+            had_dumper: 0,
+            table_oid: b("0"),
+            oid: b("0"),
+            tag: b(tag),
+            desc: b(desc),
+            section: 2,
+            defn: b(defn),
+            drop_stmt: b(drop),
+            copy_stmt: None,
+            namespace: b(ns),
+            tablespace: None,
+            tableam: None,
+            relkind: 0,
+            owner: b(owner),
+            with_oids: None,
+            deps: vec![b"3".to_vec()],
+            extra: archive::toc::Extra::File(None),
+        }
+    }
+
+    #[test]
+    fn if_exists_is_inserted_like_pg_restore() {
+        assert_eq!(
+            with_if_exists("DROP TABLE public.t;\n"),
+            "DROP TABLE IF EXISTS public.t;\n"
+        );
+        assert_eq!(
+            with_if_exists("ALTER TABLE ONLY public.t DROP CONSTRAINT t_pkey;\n"),
+            "ALTER TABLE IF EXISTS ONLY public.t DROP CONSTRAINT IF EXISTS t_pkey;\n"
+        );
+        assert_eq!(
+            with_if_exists("DROP MATERIALIZED VIEW s.mv;\n"),
+            "DROP MATERIALIZED VIEW IF EXISTS s.mv;\n"
+        );
+    }
+
+    #[test]
+    fn owners_of_overloaded_routines_come_from_their_drop() {
+        let p = entry(
+            "PROCEDURE",
+            "public",
+            "ptest10(OUT a integer, IN b integer, IN c integer)",
+            "CREATE PROCEDURE ...;",
+            "DROP PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer);\n",
+            "alice",
+        );
+        assert!(entry_sql(&p, false, |_| None).ends_with(
+            "\nALTER PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer) OWNER TO \"alice\";\n"
+        ));
+        let t = entry(
+            "TABLE",
+            "Sales",
+            "Big T",
+            "CREATE ...;",
+            "DROP TABLE x;",
+            "Bob",
+        );
+        assert!(entry_sql(&t, false, |_| None)
+            .ends_with("\nALTER TABLE \"Sales\".\"Big T\" OWNER TO \"Bob\";\n"));
+        assert!(!entry_sql(&t, true, |_| None).contains("OWNER"));
+        // No DROP statement: not separately ownable, no owner statement.
+        let c = entry("COMMENT", "public", "TABLE t", "COMMENT ...;", "", "alice");
+        assert!(!entry_sql(&c, false, |_| None).contains("OWNER"));
+    }
+
+    #[test]
+    fn large_objects_metadata_and_acls_per_object() {
+        let meta = entry(
+            "BLOB METADATA",
+            "",
+            "LARGE OBJECTS 16400..16401",
+            "16400\n16401\n",
+            "-- dummy",
+            "alice",
+        );
+        assert_eq!(
+            entry_sql(&meta, false, |_| None),
+            "SELECT pg_catalog.lo_create('16400');\nSELECT pg_catalog.lo_create('16401');\n\
+             ALTER LARGE OBJECT 16400 OWNER TO \"alice\";\nALTER LARGE OBJECT 16401 OWNER TO \"alice\";\n"
+        );
+        let acl = entry(
+            "ACL",
+            "",
+            "LARGE OBJECTS 16400..16401",
+            "GRANT SELECT ON LARGE OBJECT 16400 TO \"r;1\";\nREVOKE ALL ON LARGE OBJECT 16400 FROM PUBLIC;\n",
+            "",
+            "alice",
+        );
+        assert_eq!(
+            entry_sql(&acl, false, |_| Some(&meta)),
+            "GRANT SELECT ON LARGE OBJECT 16400 TO \"r;1\";\nGRANT SELECT ON LARGE OBJECT 16401 TO \"r;1\";\n\
+             REVOKE ALL ON LARGE OBJECT 16400 FROM PUBLIC;\nREVOKE ALL ON LARGE OBJECT 16401 FROM PUBLIC;\n"
+        );
+        assert!(drop_sql(&meta, true)
+            .unwrap()
+            .contains("WHERE oid = '16401'"));
+    }
+}
