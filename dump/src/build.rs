@@ -421,7 +421,7 @@ fn run_concurrently(
     tasks: &[TableTask],
 ) -> Result<Vec<TableData>, DumpError> {
     let pg_dump_path = run.pg_dump.path.display().to_string();
-    let child = cmd
+    let child = dies_with_us(&mut cmd)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -465,6 +465,22 @@ fn run_concurrently(
             Err(DumpError::PgDump(msg))
         }
         (Err(e), _) => Err(e),
+    }
+}
+
+/// Makes the child get SIGTERM when the thread that started it ends, as it does when we are
+/// killed with SIGKILL (which no handler sees): a pg_dump must not go on writing into a staging
+/// directory no one will publish.
+pub(crate) fn dies_with_us(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure only calls prctl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
     }
 }
 

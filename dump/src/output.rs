@@ -15,7 +15,7 @@ use cluster::ConnParams;
 use interrupt::Interrupt;
 
 use crate::blobs;
-use crate::build::{archive_header, terminate, Assembled, DumpOptions, Format, Run};
+use crate::build::{archive_header, dies_with_us, terminate, Assembled, DumpOptions, Format, Run};
 use crate::data;
 use crate::pgdump::{self, PgDump};
 use crate::DumpError;
@@ -182,7 +182,7 @@ fn encoding_reader(
 /// `interrupt` crate's rule, as `pg_dump | head`).
 fn render_plain(run: &Run, archive: &Path, script: Option<&Path>) -> Result<(), DumpError> {
     let pg_restore = run.pg_dump.path.with_file_name("pg_restore");
-    let mut child = Command::new(&pg_restore)
+    let mut child = dies_with_us(&mut Command::new(&pg_restore))
         .arg("-f")
         .arg("-")
         .arg(archive)
@@ -274,7 +274,7 @@ fn pg_dumpall_globals(pg_dump: &PgDump, conn: &ConnParams, file: &Path) -> Resul
     if let Some(pw) = password {
         cmd.env("PGPASSWORD", pw);
     }
-    let res = cmd
+    let res = dies_with_us(&mut cmd)
         .output()
         .map_err(|e| DumpError::PgDump(format!("running {}: {e}", pg_dumpall.display())))?;
     if !res.status.success() {
