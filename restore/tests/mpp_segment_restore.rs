@@ -1,0 +1,521 @@
+//! `cbrestore --on-segment`: a backup set whose data files stay on the segment hosts, restored
+//! with every segment reading its own files.
+//!
+//! The MPP tests run when `CBTOOLS_TEST_MPP` names a coordinator (e.g. `host=127.0.0.1
+//! port=7000 user=gpadmin dbname=postgres`) and `CBTOOLS_TEST_MPP2` a second cluster with another
+//! segment count (the different-shape restore is skipped without it); they say that they skipped
+//! otherwise. The set is written by the server itself (`cbdump --on-segment`: gpbackup's
+//! `COPY ... TO PROGRAM ... ON SEGMENT` on every segment). The other tests need only PostgreSQL:
+//! the refusal of a plain PostgreSQL target, and the policy query against look-alike catalogs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use testkit::TestServer;
+
+fn mpp(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|s| !s.trim().is_empty())
+}
+
+fn connect(conninfo: &str, db: &str) -> postgres::Client {
+    let mut cfg = postgres::Config::from_str(conninfo).expect("a conninfo");
+    cfg.dbname(db);
+    cfg.connect(postgres::NoTls).expect("connecting to the MPP")
+}
+
+fn with_db(conninfo: &str, db: &str) -> String {
+    format!("{conninfo} dbname={db}")
+}
+
+const SOURCE: &str = r#"
+CREATE SCHEMA "Odd ""Schema""";
+CREATE TABLE orders (id int, note text, amount numeric(12,2), ts timestamptz) DISTRIBUTED BY (id);
+INSERT INTO orders SELECT g, CASE WHEN g % 7 = 0 THEN E'tab\there "q", comma\nline' END, g * 1.5,
+       '2024-01-01'::timestamptz + g * interval '1 min' FROM generate_series(1, 20000) g;
+CREATE TABLE rnd (a int, b text) DISTRIBUTED RANDOMLY;
+INSERT INTO rnd SELECT g, CASE WHEN g % 5 = 0 THEN '' ELSE 'x' || g END FROM generate_series(1, 3000) g;
+CREATE TABLE rep (a int, b text) DISTRIBUTED REPLICATED;
+INSERT INTO rep SELECT g, 'r' || g FROM generate_series(1, 150) g;
+CREATE TABLE aoc (a int, b text ENCODING (compresstype=zlib, compresslevel=5), c float8)
+  WITH (appendonly=true, orientation=column, compresstype=zlib) DISTRIBUTED BY (a);
+INSERT INTO aoc SELECT g, 'c' || g, g / 3.0 FROM generate_series(1, 4000) g;
+CREATE TABLE "Odd ""Schema"""."Mixed Case, T" ("Col A" int, "b,c" text, "Ünï" text) DISTRIBUTED BY ("Col A");
+INSERT INTO "Odd ""Schema"""."Mixed Case, T" SELECT g, E'a\\b "c"', 'ü' || g FROM generate_series(1, 700) g;
+CREATE TABLE empty (a int) DISTRIBUTED BY (a);
+"#;
+
+/// Every user table: (name, rows, checksum of the rows, policy).
+type Shape = Vec<(String, i64, i64, String)>;
+
+fn shape(c: &mut postgres::Client) -> Shape {
+    c.batch_execute("SET TimeZone = 'UTC'; SET extra_float_digits = 3")
+        .unwrap();
+    let tables = c
+        .query(
+            "SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'gp_toolkit') \
+                AND n.nspname NOT LIKE 'pg_%' ORDER BY 2",
+            &[],
+        )
+        .unwrap();
+    tables
+        .iter()
+        .map(|t| {
+            let (oid, name): (u32, String) = (t.get(0), t.get(1));
+            let r = c
+                .query_one(
+                    &format!("SELECT count(*), coalesce(sum(hashtext(x::text)::bigint), 0)::bigint FROM {name} x"),
+                    &[],
+                )
+                .unwrap();
+            let policy: String = c
+                .query_one(
+                    "SELECT coalesce((SELECT p.policytype::text || ':' || p.distkey::text \
+                       FROM gp_distribution_policy p WHERE p.localoid = $1), '')",
+                    &[&oid],
+                )
+                .unwrap()
+                .get(0);
+            (name, r.get(0), r.get(1), policy)
+        })
+        .collect()
+}
+
+/// Rows per segment of every non-replicated table.
+fn per_segment(c: &mut postgres::Client, shape: &Shape) -> Vec<(String, i32, i64)> {
+    let mut out = Vec::new();
+    for (name, _, _, policy) in shape {
+        if policy.starts_with('r') {
+            continue;
+        }
+        for r in c
+            .query(
+                &format!("SELECT gp_segment_id::int4, count(*) FROM {name} GROUP BY 1 ORDER BY 1"),
+                &[],
+            )
+            .unwrap()
+        {
+            out.push((name.clone(), r.get(0), r.get(1)));
+        }
+    }
+    out
+}
+
+fn cbrestore(state: &Path) -> Command {
+    let mut cmd = Command::new(testkit::workspace_bin("cbrestore"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PG") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("XDG_STATE_HOME", state);
+    cmd
+}
+
+fn ok(out: &Output, what: &str) -> serde_json::Value {
+    let stdout = testkit::success(out, what);
+    serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Route of every table in a `--json` report.
+fn routes(report: &serde_json::Value) -> Vec<(String, String)> {
+    let mut r: Vec<(String, String)> = report["tables"]
+        .as_array()
+        .expect("tables in the report")
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["route"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    r.sort();
+    r
+}
+
+fn find_coordinator_dir(root: &Path) -> PathBuf {
+    fn walk(dir: &Path) -> Option<PathBuf> {
+        for e in std::fs::read_dir(dir).ok()?.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if let Some(found) = walk(&p) {
+                    return Some(found);
+                }
+            } else if p.to_string_lossy().ends_with("_toc.yaml") {
+                return p.parent().map(Path::to_path_buf);
+            }
+        }
+        None
+    }
+    walk(root).expect("the set's coordinator directory")
+}
+
+fn mpp_bin(tool: &str) -> PathBuf {
+    let bin = std::env::var("CBTOOLS_MPP_BIN").unwrap_or_else(|_| "/opt/mpp/install/bin".into());
+    Path::new(&bin).join(tool)
+}
+
+/// A database on the first cluster and its set written by the segments.
+struct Source {
+    db: String,
+    _base: tempfile::TempDir,
+    set_root: PathBuf,
+    coordinator_dir: PathBuf,
+    state: tempfile::TempDir,
+}
+
+impl Source {
+    fn make(coord: &str, tag: &str) -> Source {
+        let db = format!("cbt_segrest_{tag}_{}", std::process::id());
+        let mut admin = connect(coord, "postgres");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .unwrap();
+        connect(coord, &db).batch_execute(SOURCE).unwrap();
+        let base = tempfile::Builder::new()
+            .prefix("cbt-segrest-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let set_root = base.path().join("set");
+        std::fs::create_dir(&set_root).unwrap();
+        // Writable by the server's OS user, as a shared backup directory is.
+        std::fs::set_permissions(&set_root, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let out = Command::new(testkit::workspace_bin("cbdump"))
+            .args(["-d", &with_db(coord, &db), "--pg-dump"])
+            .arg(mpp_bin("pg_dump"))
+            .arg("--on-segment")
+            .arg(&set_root)
+            .output()
+            .unwrap();
+        testkit::success(&out, "cbdump --on-segment");
+        let coordinator_dir = find_coordinator_dir(&set_root);
+        Source {
+            db,
+            _base: base,
+            set_root,
+            coordinator_dir,
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn restore(&self, target: &str, db: &str, extra: &[&str]) -> Output {
+        cbrestore(self.state.path())
+            .args(["-d", &with_db(target, db), "--on-segment", "--json"])
+            .args(extra)
+            .arg(&self.coordinator_dir)
+            .output()
+            .unwrap()
+    }
+}
+
+fn fresh_db(conninfo: &str, db: &str) {
+    let mut admin = connect(conninfo, "postgres");
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+}
+
+fn drop_db(conninfo: &str, db: &str) {
+    let _ = connect(conninfo, "postgres").batch_execute(&format!("DROP DATABASE IF EXISTS {db}"));
+}
+
+#[test]
+fn same_shape_every_segment_loads_its_own_files() {
+    let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
+        eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
+        return;
+    };
+    let src = Source::make(&coord, "same");
+    let db = format!("{}_r", src.db);
+    fresh_db(&coord, &db);
+    let report = ok(&src.restore(&coord, &db, &[]), "cbrestore --on-segment");
+    // Same segment count, same policies: every table by COPY ... ON SEGMENT.
+    assert!(
+        routes(&report).iter().all(|(_, r)| r == "copy-on-segment"),
+        "{report}"
+    );
+    let source = shape(&mut connect(&coord, &src.db));
+    let restored = shape(&mut connect(&coord, &db));
+    assert_eq!(restored, source);
+    assert_eq!(source.len(), 6);
+    assert_eq!(
+        per_segment(&mut connect(&coord, &db), &restored),
+        per_segment(&mut connect(&coord, &src.db), &source)
+    );
+    let am: String = connect(&coord, &db)
+        .query_one(
+            "SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam WHERE c.relname = 'aoc'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(am, "ao_column");
+    let rep_rows = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "public.rep")
+        .unwrap()["rows"]
+        .as_u64();
+    assert_eq!(rep_rows, Some(150), "replicated rows counted once");
+    drop_db(&coord, &db);
+    drop_db(&coord, &src.db);
+}
+
+#[test]
+fn changed_policies_go_through_the_interconnect_and_resume_skips_committed_tables() {
+    let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
+        eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
+        return;
+    };
+    let src = Source::make(&coord, "policy");
+    let db = format!("{}_r", src.db);
+    fresh_db(&coord, &db);
+    ok(
+        &src.restore(&coord, &db, &["--metadata-only"]),
+        "--metadata-only",
+    );
+    // Another key, hash into replicated, replicated into random; and a constraint that stops
+    // the load of rnd half way through the run.
+    connect(&coord, &db)
+        .batch_execute(
+            "ALTER TABLE public.orders SET DISTRIBUTED BY (note); \
+             ALTER TABLE public.aoc SET DISTRIBUTED REPLICATED; \
+             ALTER TABLE public.rep SET DISTRIBUTED RANDOMLY; \
+             ALTER TABLE public.rnd ADD CONSTRAINT stop CHECK (a < 2000)",
+        )
+        .unwrap();
+    let out = src.restore(&coord, &db, &["--data-only"]);
+    assert!(!out.status.success(), "the CHECK constraint stops the run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("public.rnd") && stderr.contains("--resume"),
+        "{stderr}"
+    );
+    let loaded_before: i64 = connect(&coord, &db)
+        .query_one("SELECT count(*) FROM public.orders", &[])
+        .unwrap()
+        .get(0);
+    connect(&coord, &db)
+        .batch_execute("ALTER TABLE public.rnd DROP CONSTRAINT stop")
+        .unwrap();
+    let report = ok(
+        &src.restore(&coord, &db, &["--data-only", "--resume"]),
+        "--data-only --resume",
+    );
+    // Committed tables were skipped (a data-only load would have doubled them).
+    let source = shape(&mut connect(&coord, &src.db));
+    let restored = shape(&mut connect(&coord, &db));
+    let rows = |s: &Shape| {
+        s.iter()
+            .map(|(n, r, sum, _)| (n.clone(), *r, *sum))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&restored), rows(&source));
+    let policy = |s: &Shape, t: &str| s.iter().find(|x| x.0 == t).unwrap().3.clone();
+    assert_eq!(policy(&restored, "public.orders"), "p:2");
+    assert_eq!(policy(&restored, "public.aoc"), "r:");
+    assert_eq!(policy(&restored, "public.rep"), "p:");
+    let routes = routes(&report);
+    assert!(
+        routes.contains(&("public.rnd".into(), "copy-on-segment".into())),
+        "{routes:?}"
+    );
+    let _ = loaded_before;
+    drop_db(&coord, &db);
+    drop_db(&coord, &src.db);
+}
+
+#[test]
+fn three_segments_into_two() {
+    let (Some(coord), Some(other)) = (mpp("CBTOOLS_TEST_MPP"), mpp("CBTOOLS_TEST_MPP2")) else {
+        eprintln!("skipped: CBTOOLS_TEST_MPP and CBTOOLS_TEST_MPP2 (a cluster with another segment count) not both set");
+        return;
+    };
+    let src = Source::make(&coord, "resize");
+    let db = format!("{}_r", src.db);
+    fresh_db(&other, &db);
+    let report = ok(
+        &src.restore(&other, &db, &[]),
+        "cbrestore --on-segment into 2 segments",
+    );
+    let source = shape(&mut connect(&coord, &src.db));
+    let restored = shape(&mut connect(&other, &db));
+    assert_eq!(restored, source, "rows, checksums and policies");
+    assert_eq!(report["source_segments"], 3);
+    assert_eq!(report["target_segments"], 2);
+    // Hash tables are placed by the target's own hash: every row on the segment it belongs to.
+    let misplaced: i64 = connect(&other, &db)
+        .query_one(
+            "SELECT count(*) FROM public.orders o \
+              WHERE gp_segment_id <> (SELECT gp_segment_id FROM public.orders p WHERE p.id = o.id LIMIT 1)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(misplaced, 0);
+    let routes = routes(&report);
+    assert!(
+        routes.contains(&("public.orders".into(), "web-table".into())),
+        "{routes:?}"
+    );
+    assert!(
+        routes.contains(&("public.rnd".into(), "copy-on-segment".into())),
+        "{routes:?}"
+    );
+    drop_db(&other, &db);
+    drop_db(&coord, &src.db);
+}
+
+#[test]
+fn missing_files_are_found_before_anything_is_restored() {
+    let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
+        eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
+        return;
+    };
+    let src = Source::make(&coord, "missing");
+    let victim = std::fs::read_dir(src.set_root.join("gpseg1"))
+        .map(|_| ())
+        .ok();
+    assert!(victim.is_some(), "cbdump wrote gpseg1");
+    // One data file of content 1 disappears.
+    let gone = walk_files(&src.set_root.join("gpseg1"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(".gz"))
+        .unwrap();
+    std::fs::remove_file(&gone).unwrap();
+    let db = format!("{}_r", src.db);
+    fresh_db(&coord, &db);
+    let out = src.restore(&coord, &db, &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("missing or unreadable")
+            && stderr.contains(&*gone.to_string_lossy())
+            && stderr.contains("segment 1"),
+        "{stderr}"
+    );
+    let tables: i64 = connect(&coord, &db)
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing restored");
+    drop_db(&coord, &db);
+    drop_db(&coord, &src.db);
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// CI: a plain PostgreSQL target is refused with a message that says why, before anything runs.
+#[test]
+fn plain_postgres_is_refused() {
+    let pg = TestServer::start();
+    pg.create_db("src");
+    pg.psql(
+        "src",
+        "CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 10);",
+    );
+    pg.create_db("dst");
+    let root = pg.scratch().join("set");
+    let install = pg.install().clone();
+    let conn = pg.conn_string("src");
+    let mut client = pg.client("src");
+    let pg_dump = move || {
+        let mut c = Command::new(install.bin("pg_dump"));
+        c.arg("-d").arg(&conn);
+        c
+    };
+    testkit::gpset::write_backup_set(
+        &mut client,
+        &pg_dump,
+        &root,
+        &gpbackup::writer::WriterOptions::default(),
+    )
+    .unwrap();
+    let out = pg
+        .tool(testkit::workspace_bin("cbrestore"))
+        .args(["-d", "dst", "--on-segment"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs Apache Cloudberry or Greenplum"),
+        "{stderr}"
+    );
+    let tables: i64 = pg
+        .client("dst")
+        .query_one("SELECT count(*) FROM pg_class WHERE relname = 't'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0);
+    // -j is refused, not ignored.
+    let out = pg
+        .tool(testkit::workspace_bin("cbrestore"))
+        .args(["-d", "dst", "--on-segment", "-j", "2"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-j"),
+        "{out:?}"
+    );
+}
+
+/// CI: the policy query against look-alike catalog tables (same columns as
+/// `gp_distribution_policy`).
+#[test]
+fn policies_are_read_from_the_catalog() {
+    let pg = TestServer::start();
+    pg.create_db("db");
+    pg.psql(
+        "db",
+        "CREATE SCHEMA look; \
+         CREATE TABLE look.gp_distribution_policy (localoid oid, policytype \"char\", numsegments int2, distkey int2vector, distclass oidvector); \
+         CREATE TABLE public.h (x int, \"Key B\" text); CREATE TABLE public.rep (a int); CREATE TABLE public.rnd (a int); \
+         INSERT INTO look.gp_distribution_policy VALUES \
+           ('public.h'::regclass, 'p', 3, '2 1', ''), ('public.rep'::regclass, 'r', 2, '', ''), ('public.rnd'::regclass, 'p', 3, '', '');",
+    );
+    let catalog = cluster::mpp_load::LoadCatalog::in_schema("look");
+    let mut c = pg.client("db");
+    use cluster::mpp::Distribution;
+    let p = catalog.policy(&mut c, "public.h").unwrap().unwrap();
+    assert_eq!(p.kind, Distribution::Hash(vec!["Key B".into(), "x".into()]));
+    assert_eq!(p.numsegments, 3);
+    let p = catalog.policy(&mut c, "public.rep").unwrap().unwrap();
+    assert_eq!((p.kind, p.numsegments), (Distribution::Replicated, 2));
+    let p = catalog.policy(&mut c, "public.rnd").unwrap().unwrap();
+    assert_eq!(p.kind, Distribution::Random);
+    let cols = cluster::mpp_load::column_types(&mut c, "public.h", &["Key B".into()]).unwrap();
+    assert_eq!(cols, vec![("Key B".to_string(), "text".to_string())]);
+    let e = cluster::mpp_load::column_types(&mut c, "public.h", &["nope".into()]).unwrap_err();
+    assert!(e.to_string().contains("no column \"nope\""), "{e}");
+}
