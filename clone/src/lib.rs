@@ -342,6 +342,7 @@ fn pre_data(
             Section::PreData,
             1,
             None,
+            &opts.dump,
         )?;
         run.state.record(Event::PreData)?;
     }
@@ -471,6 +472,7 @@ fn post_data(
         Section::PostData,
         run.opts.jobs,
         list.as_ref().map(|l| l.path()),
+        &run.opts.dump,
     )?;
     run.state.record(Event::PostData)
 }

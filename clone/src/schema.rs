@@ -143,7 +143,8 @@ pub enum Section {
 }
 
 /// Runs the target's pg_restore for one section: pre-data in one transaction, post-data with
-/// `jobs` parallel connections, optionally restricted to a `-L` list.
+/// `jobs` parallel connections, optionally restricted to a `-L` list. `-O`/`-x` are given to
+/// pg_restore too: pg_dump ignores `--no-owner` when it writes an archive.
 pub fn restore(
     pg_restore: &Program,
     target: &ConnParams,
@@ -151,9 +152,16 @@ pub fn restore(
     section: Section,
     jobs: usize,
     list: Option<&Path>,
+    flags: &DumpFlags,
 ) -> Result<(), CloneError> {
     let mut cmd = tools::command(pg_restore, target);
     cmd.arg("--exit-on-error");
+    if flags.no_owner {
+        cmd.arg("--no-owner");
+    }
+    if flags.no_acl {
+        cmd.arg("--no-acl");
+    }
     match section {
         Section::PreData => {
             cmd.args(["--section=pre-data", "--single-transaction"]);
