@@ -507,7 +507,13 @@ fn data_with_progress(
         (_, c) => Encoding::Members(c),
     };
     let counters = Counters::default();
-    let progress = pipeline::progress::Progress::new(tasks.len(), false).named("cbdump");
+    let expected = tasks
+        .iter()
+        .map(|t| t.relation.pages.max(0) as u64 * 8192)
+        .sum();
+    let progress = pipeline::progress::Progress::new(tasks.len(), false)
+        .named("cbdump")
+        .expecting(expected);
     let finished = AtomicBool::new(false);
     let written = std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -535,6 +541,7 @@ fn data_with_progress(
                 session_sql,
                 jobs: run.o.jobs.max(1),
                 interrupt: run.interrupt,
+                progress: &progress,
             },
             tasks,
             &run.data_dir(),

@@ -21,7 +21,8 @@ use archive::Compression;
 use cluster::catalog::Relation;
 use cluster::copy_stream::{Canceller, CopyOut, CopySession};
 use cluster::{snapshot, ConnParams};
-use pipeline::plan::Chunk;
+use pipeline::plan::{chunk_share, Chunk};
+use pipeline::progress::InFlight;
 use pipeline::rows::{RowScanner, RowSyntax};
 use pipeline::sink::{HashingWriter, HeaderMode, PartFile, SplitLimits, StreamWriter};
 
@@ -114,6 +115,8 @@ pub struct Workers<'a> {
     pub jobs: usize,
     /// A signal cancels every worker's running COPY on the server at once.
     pub interrupt: &'a Interrupt,
+    /// Every table or chunk in flight is shown there with its share of the tables' bytes.
+    pub progress: &'a pipeline::progress::Progress,
 }
 
 /// Dumps every task's data into `dir` on `jobs` connections that import `snapshot_id`.
@@ -194,7 +197,16 @@ pub fn export(
                         _ => &task.chunks[c],
                     };
                     let temp = dir.join(format!(".{}.{c}.part", task.file_name));
-                    let r = dump_unit(&mut client, task, chunk, &temp, encoding, counters, abort)
+                    let (share, share_rows) = match encoding {
+                        Encoding::ZstdFrame(_) => chunk_share(&task.relation, &[Chunk::Whole], 0),
+                        _ => chunk_share(&task.relation, &task.chunks, c),
+                    };
+                    let flight =
+                        workers
+                            .progress
+                            .begin(&task.relation.display(), share, share_rows);
+                    let on = (counters, &flight);
+                    let r = dump_unit(&mut client, task, chunk, &temp, encoding, on, abort)
                         .and_then(|piece| {
                             let mut join = joins[t].lock().expect("lock");
                             if let Some(mut data) = join.add(c, piece, dir, task, encoding)? {
@@ -390,7 +402,7 @@ fn dump_unit(
     chunk: &Chunk,
     temp: &Path,
     encoding: Encoding,
-    counters: &Counters,
+    (counters, flight): (&Counters, &InFlight),
     abort: &AtomicBool,
 ) -> Result<Piece, DumpError> {
     let label = task.relation.display();
@@ -424,7 +436,7 @@ fn dump_unit(
                 RowSyntax::Text,
                 false,
             );
-            let r = pump(&mut reader, abort, &stream_err, |b| {
+            let r = pump(&mut reader, abort, &stream_err, flight, |b| {
                 w.write(b).map_err(|e| DumpError::io(temp, e))?;
                 counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
                 Ok(())
@@ -446,7 +458,7 @@ fn dump_unit(
             let mut scanner = RowScanner::new(RowSyntax::Text);
             let mut ends = Vec::new();
             let (mut rows, mut raw) = (0u64, 0u64);
-            let r = pump(&mut reader, abort, &stream_err, |b| {
+            let r = pump(&mut reader, abort, &stream_err, flight, |b| {
                 ends.clear();
                 scanner.scan(b, &mut ends);
                 rows += ends.len() as u64;
@@ -484,7 +496,7 @@ fn dump_unit(
             let mut scanner = RowScanner::new(RowSyntax::Text);
             let mut ends = Vec::new();
             let mut rows = 0u64;
-            let r = pump(&mut reader, abort, &stream_err, |b| {
+            let r = pump(&mut reader, abort, &stream_err, flight, |b| {
                 ends.clear();
                 scanner.scan(b, &mut ends);
                 rows += ends.len() as u64;
@@ -530,6 +542,7 @@ fn pump(
     reader: &mut CopyOut<'_>,
     abort: &AtomicBool,
     stream_err: &(dyn Fn(std::io::Error) -> DumpError + Sync),
+    flight: &InFlight,
     mut consume: impl FnMut(&[u8]) -> Result<(), DumpError>,
 ) -> Result<(), DumpError> {
     let (written, read) = pipeline::pipelined(
@@ -537,7 +550,9 @@ fn pump(
             if abort.load(Ordering::Relaxed) {
                 return Err(DumpError::Interrupted);
             }
-            reader.fill(buf).map_err(stream_err)
+            let n = reader.fill(buf).map_err(stream_err)?;
+            flight.add(n as u64, 0);
+            Ok(n)
         },
         &mut consume,
     );

@@ -31,6 +31,22 @@ pub enum Chunk {
     Segment(i16),
 }
 
+/// The share of `relation`'s on-disk bytes and of its estimated rows that `chunks[index]`
+/// reads: ctid ranges by their pages, segment chunks evenly; (0, 0) for tables never sized.
+pub fn chunk_share(relation: &Relation, chunks: &[Chunk], index: usize) -> (u64, f64) {
+    let pages = relation.pages.max(0);
+    let part = match chunks.get(index) {
+        Some(Chunk::Ctid { from, to }) => (to.unwrap_or(pages).min(pages) - from).max(0),
+        Some(Chunk::Segment(_)) => pages / chunks.len().max(1) as i64,
+        Some(Chunk::Whole) | None => pages,
+    };
+    let rows = match pages {
+        0 => 0.0,
+        _ => relation.estimated_rows.max(0.0) * part as f64 / pages as f64,
+    };
+    (part as u64 * 8192, rows)
+}
+
 /// One table or query to export.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -40,23 +56,12 @@ pub struct Job {
 
 impl Job {
     /// The share of the table's on-disk bytes and of its estimated rows that chunk `index`
-    /// reads, for progress: ctid ranges by their pages, segment chunks evenly; queries and
-    /// tables never sized are (0, 0).
+    /// reads, for progress ([`chunk_share`]); queries are (0, 0).
     pub fn share(&self, index: usize) -> (u64, f64) {
-        let Source::Table { relation, .. } = &self.source else {
-            return (0, 0.0);
-        };
-        let pages = relation.pages.max(0);
-        let part = match self.chunks.get(index) {
-            Some(Chunk::Ctid { from, to }) => (to.unwrap_or(pages).min(pages) - from).max(0),
-            Some(Chunk::Segment(_)) => pages / self.chunks.len().max(1) as i64,
-            Some(Chunk::Whole) | None => pages,
-        };
-        let rows = match pages {
-            0 => 0.0,
-            _ => relation.estimated_rows.max(0.0) * part as f64 / pages as f64,
-        };
-        (part as u64 * 8192, rows)
+        match &self.source {
+            Source::Table { relation, .. } => chunk_share(relation, &self.chunks, index),
+            Source::Query(_) => (0, 0.0),
+        }
     }
 
     /// `schema.table` (unquoted) or `query`, for reports and messages.
