@@ -863,11 +863,14 @@ impl Parser<'_> {
             .map(|(s, e)| self.index_column(s, e))
             .collect();
         let mut k = close + 1;
+        // Up to the next token, or to the end of the last when nothing follows (a script's
+        // last statement may lack its `;`).
+        let cut_to = |last: usize| c.toks.get(last + 1).map_or(c.toks[last].end, |t| t.start);
         while k < c.toks.len() {
             if c.kw(k, "nulls") && c.kw(k + 1, "not") && c.kw(k + 2, "distinct") {
-                cuts.push((c.toks[k].start, c.toks[k + 3].start));
+                cuts.push((c.toks[k].start, cut_to(k + 2)));
             } else if c.kw(k, "nulls") && c.kw(k + 1, "distinct") {
-                cuts.push((c.toks[k].start, c.toks[k + 2].start));
+                cuts.push((c.toks[k].start, cut_to(k + 1)));
             }
             k += 1;
         }
