@@ -774,7 +774,7 @@ fn commit(
             let merged = if parts.len() == 1 {
                 parts[0].clone()
             } else {
-                concatenate(&parts, opts.sync)?
+                concatenate(&parts, compression, opts.sync)?
             };
             t.file_bytes = merged.file_bytes;
             t.files = 1;
@@ -808,17 +808,27 @@ fn commit(
 /// Chunks of one table into one file, in order: the later chunks are appended to the first
 /// chunk's file (hashing it once by reading, which is far cheaper than writing it again).
 /// Compressed chunks are complete gzip members / zstd frames, so the result is a valid
-/// compressed file.
-pub fn concatenate(parts: &[PartFile], sync: bool) -> Result<PartFile, ExportError> {
+/// compressed file; gzip chunks' end members are left out and one counting them all ends the
+/// file ([`archive::gzip_members`]), so a cut at a chunk boundary is still caught.
+pub fn concatenate(
+    parts: &[PartFile],
+    compression: Compression,
+    sync: bool,
+) -> Result<PartFile, ExportError> {
     let first = &parts[0];
     let run = || -> std::io::Result<([u8; 32], u64)> {
+        let mut joined = archive::gzip_members::Join::default();
         let mut hasher = HashingWriter::new(std::io::sink());
-        std::io::copy(&mut std::fs::File::open(&first.temp)?, &mut hasher)?;
-        let file = std::fs::OpenOptions::new().append(true).open(&first.temp)?;
+        let mut head = std::fs::File::open(&first.temp)?;
+        let kept = compression.append_piece(&mut head, &mut hasher, &mut joined)?;
+        let mut file = std::fs::OpenOptions::new().write(true).open(&first.temp)?;
+        file.set_len(kept)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, Tee(file, hasher));
         for p in &parts[1..] {
-            std::io::copy(&mut std::fs::File::open(&p.temp)?, &mut out)?;
+            compression.append_piece(&mut std::fs::File::open(&p.temp)?, &mut out, &mut joined)?;
         }
+        compression.finish_join(&mut out, &joined)?;
         let Tee(file, hasher) = out.into_inner().map_err(|e| e.into_error())?;
         if sync {
             file.sync_data()?;
