@@ -72,6 +72,14 @@ pub struct DumpOptions {
     pub distribute: Option<Distribute>,
     pub lock_wait_timeout_ms: Option<u64>,
     pub verbose: bool,
+    /// pg_dump flags of the schema pass that ask nothing of the data (`--no-comments`, `-B`,
+    /// `--section=pre-data`, ...), passed as given.
+    pub schema_flags: Vec<String>,
+    /// pg_restore flags that shape a plain script (`--clean`, `--create`, `--if-exists`).
+    pub script_flags: Vec<String>,
+    /// `-E`: the client encoding of the data and of pg_dump's schema pass (default: the
+    /// database's, as pg_dump).
+    pub encoding: Option<String>,
     /// Also write roles and tablespaces (`pg_dumpall --globals-only`) to this file.
     pub globals: Option<PathBuf>,
     /// Cloudberry parallel mode: a gpbackup backup set under this directory, every segment
@@ -293,7 +301,11 @@ fn dump_schema_and_data(
         relations
     };
     let tasks = table_tasks(run, leader, relations)?;
-    let session_sql = Session::of(leader.client(), run.server.version_num)?.statements();
+    let mut session = Session::of(leader.client(), run.server.version_num)?;
+    if let Some(encoding) = &o.encoding {
+        session.encoding = encoding.clone();
+    }
+    let session_sql = session.statements();
     let data_dir = run.data_dir();
     std::fs::create_dir(&data_dir).map_err(|e| DumpError::io(&data_dir, e))?;
     let written = run_concurrently(run, cmd, leader.id(), &session_sql, &tasks)?;
@@ -360,6 +372,10 @@ fn schema_command(run: &Run, snapshot: &str, relations: &[Relation]) -> Result<C
         ("--no-acl", o.no_acl),
     ];
     cmd.args(switches.iter().filter(|(_, on)| *on).map(|(flag, _)| flag));
+    cmd.args(&o.schema_flags);
+    if let Some(encoding) = &o.encoding {
+        cmd.arg(format!("--encoding={encoding}"));
+    }
     if o.verbose {
         eprintln!("cbdump: running {} on snapshot {snapshot}", pg_dump.version);
     }

@@ -183,6 +183,9 @@ fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
         }),
         lock_wait_timeout_ms: cli.lock_wait_timeout,
         verbose: cli.verbose,
+        schema_flags: Vec::new(),
+        script_flags: Vec::new(),
+        encoding: None,
     };
     let report = dump::run(&opts, interrupt)?;
     if cli.json {
@@ -265,6 +268,9 @@ fn all_databases(
             verbose: cli.verbose,
             globals: None,
             on_segment: None,
+            schema_flags: Vec::new(),
+            script_flags: Vec::new(),
+            encoding: None,
         };
         let report = dump::run(&opts, interrupt).with_context(|| format!("database {db}"))?;
         eprintln!(

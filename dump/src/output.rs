@@ -183,6 +183,7 @@ fn encoding_reader(
 fn render_plain(run: &Run, archive: &Path, script: Option<&Path>) -> Result<(), DumpError> {
     let pg_restore = run.pg_dump.path.with_file_name("pg_restore");
     let mut child = dies_with_us(&mut Command::new(&pg_restore))
+        .args(&run.o.script_flags)
         .arg("-f")
         .arg("-")
         .arg(archive)
