@@ -91,8 +91,9 @@ impl Book {
         }
     }
 
+    /// Steps done or possibly done (pending: the server will say).
     fn steps(&self) -> usize {
-        self.done.len() + self.through as usize
+        self.done.len() + self.pending.len() + self.through as usize
     }
 }
 

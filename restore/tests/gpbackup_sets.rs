@@ -648,3 +648,57 @@ fn split_loads_of_a_big_table_in_a_set() {
     );
     assert_eq!(fingerprints(&server, "split"), source);
 }
+
+/// `--verify-only` reads every file of a set and counts its rows against the backup's, with no
+/// server to connect to; a data-only restore killed mid-COPY and resumed keeps the rows a
+/// table already had (only tables the restore created are emptied).
+#[test]
+fn verify_only_and_a_resumed_data_only_restore() {
+    let server = TestServer::start();
+    server.create_db("src");
+    server.psql(
+        "src",
+        "CREATE TABLE public.big (id int, t text);
+         INSERT INTO public.big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 600000) g;",
+    );
+    let root = server.scratch().join("set");
+    written_set(&server, &root, Compression::Gzip, false, 3);
+    let out = server
+        .tool(env!("CARGO_BIN_EXE_cbrestore"))
+        .env("PGHOST", "/nonexistent")
+        .args(["--verify-only", "--json"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(report[0]["rows"], 600000, "{report}");
+
+    server.create_db("d");
+    server.psql(
+        "d",
+        "CREATE TABLE public.big (id int, t text);
+         INSERT INTO public.big SELECT -g, 'mine' FROM generate_series(1, 10) g;",
+    );
+    let mut child = server
+        .tool(env!("CARGO_BIN_EXE_cbrestore"))
+        .args(["-d", "d", "--data-only"])
+        .arg(&root)
+        .spawn()
+        .unwrap();
+    let seen = server.wait_for_active("datname = 'd'", "COPY", 30);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen, "killed during the COPY");
+    ok(&cbrestore(
+        &server,
+        "d",
+        &["--data-only", "--resume", root.to_str().unwrap()],
+    ));
+    let n: i64 = server
+        .client("d")
+        .query_one("SELECT count(*) FROM public.big", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 600010, "the table's own 10 rows are kept");
+}
