@@ -5,6 +5,7 @@
 //! `--rows N` changes the size (default: the issues' 3 million rows, about 330 MB of COPY text).
 
 mod measure;
+mod mpp_restore;
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,7 @@ fn run() -> Result<()> {
         "gprestore" => gprestore(rows),
         "restore" => restore(rows),
         "dump" => dump(rows),
+        "mpp-restore" => mpp_restore::mpp_restore(rows),
         "all" => {
             dump(rows)?;
             copyout(rows)?;

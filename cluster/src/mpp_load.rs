@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use postgres::{Client, GenericClient};
 
+pub use crate::segment_io::SegmentEnd;
 use crate::{quote, ClusterError};
 
 /// Why a segment load could not run.
@@ -132,18 +133,18 @@ fn csv_options(encoding: Option<&str>) -> String {
     }
 }
 
-/// `COPY <rel> (<cols>) FROM PROGRAM '<command>' WITH (FORMAT csv, ..., on_segment true)`
+/// `COPY <rel> (<cols>) FROM [PROGRAM] '<source>' WITH (FORMAT csv, ..., on_segment true)`
 /// ([`crate::segment_io::copy_from_sql`] spells `ON SEGMENT` the way both grammars take it).
 pub fn copy_on_segment_sql(
     relation: &str,
     columns: &[String],
-    command: &str,
+    source: SegmentEnd<'_>,
     encoding: Option<&str>,
 ) -> String {
     crate::segment_io::copy_from_sql(
         relation,
         (!columns.is_empty()).then_some(columns),
-        crate::segment_io::SegmentEnd::Program(command),
+        source,
         &csv_options(encoding),
     )
 }
@@ -211,16 +212,18 @@ pub fn is_misplaced_row(e: &ClusterError) -> bool {
     }
 }
 
-/// Each segment loads what its part of `command` prints; returns the rows the server counted
-/// (for a replicated table, summed over segments).
+/// Each segment loads its file (`SegmentEnd::File`, `<SEGID>` replaced by the server: an
+/// uncompressed set read in place, no program and no pipe) or what its part of a command prints
+/// (`SegmentEnd::Program`); returns the rows the server counted (for a replicated table, summed
+/// over segments).
 pub fn copy_on_segment<C: GenericClient>(
     client: &mut C,
     relation: &str,
     columns: &[String],
-    command: &str,
+    source: SegmentEnd<'_>,
     encoding: Option<&str>,
 ) -> Result<u64, ClusterError> {
-    let sql = copy_on_segment_sql(relation, columns, command, encoding);
+    let sql = copy_on_segment_sql(relation, columns, source, encoding);
     client
         .execute(sql.as_str(), &[])
         .map_err(query_error(&format!("loading {relation} on the segments")))
@@ -475,7 +478,7 @@ mod tests {
             "case <SEGID> in 0) gzip -dc '/b/gpseg0/x_0.gz' '/b/it'\\''s/x_2.gz';; 1) gzip -dc '/b/gpseg1/x_1.gz';; esac"
         );
         assert_eq!(
-            copy_on_segment_sql("\"s\".\"T\"", &["a".into(), "B c".into()], "cat 'f'", Some("UTF8")),
+            copy_on_segment_sql("\"s\".\"T\"", &["a".into(), "B c".into()], SegmentEnd::Program("cat 'f'"), Some("UTF8")),
             "COPY \"s\".\"T\" (\"a\", \"B c\") FROM PROGRAM 'cat ''f''' WITH (FORMAT csv, DELIMITER ',', ENCODING 'UTF8', on_segment true)"
         );
         let web = segment_command(Selector::WebTable, "cat", &files);

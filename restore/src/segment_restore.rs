@@ -30,7 +30,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use cluster::mpp::Distribution;
-use cluster::mpp_load::{self, LoadCatalog, SegmentLoadError, Selector, TablePolicy};
+use cluster::mpp_load::{self, LoadCatalog, SegmentEnd, SegmentLoadError, Selector, TablePolicy};
 use cluster::{flavor, quote, ConnParams};
 use gpbackup::layout::CoordinatorFile;
 use gpbackup::metadata::Statement;
@@ -229,6 +229,26 @@ impl Placement {
             self.dir(content, ts),
             self.extension
         )
+    }
+
+    /// The server-side path of every content's file of `table` with `<SEGID>` (and
+    /// `<SEG_DATA_DIR>`) left for the server to replace, when each segment reads exactly its own
+    /// content's uncompressed file: `COPY ... FROM '<path>' ON SEGMENT` then reads it in place.
+    /// Measured on the stand-in (2M rows, 3 segments, 2 cores): COPY FROM PROGRAM 'cat ...'
+    /// costs a pipe and a process per segment on the same cores the segments parse with.
+    fn in_place(&self, table: &PlannedTable, contents: &[u32]) -> Option<String> {
+        let own = contents.len() as u32 == self.target_segments()
+            && contents.iter().enumerate().all(|(i, &c)| c == i as u32);
+        if !own || !self.extension.is_empty() {
+            return None;
+        }
+        let ts = &table.source_timestamp;
+        Some(format!(
+            "{}/backups/{}/{ts}/gpbackup_<SEGID>_{ts}_{}",
+            self.root.trim_end_matches('/'),
+            ts.get(..8).unwrap_or(ts),
+            table.entry.oid
+        ))
     }
 
     /// Segment → files it decompresses for `table`, reading `contents`.
@@ -803,10 +823,17 @@ impl SegmentSink {
                 .map_err(cluster::ClusterError::query(format!("emptying {fqn}")))?;
         }
         let rows = match plan.route {
-            Route::CopyOnSegment => {
-                let command = mpp_load::segment_command(Selector::CopyProgram, program, &files);
-                mpp_load::copy_on_segment(&mut tx, &fqn, columns, &command, encoding)?
-            }
+            Route::CopyOnSegment => match self.placement.in_place(table, &plan.contents) {
+                Some(path) => {
+                    let source = SegmentEnd::File(&path);
+                    mpp_load::copy_on_segment(&mut tx, &fqn, columns, source, encoding)?
+                }
+                None => {
+                    let command = mpp_load::segment_command(Selector::CopyProgram, program, &files);
+                    let source = SegmentEnd::Program(&command);
+                    mpp_load::copy_on_segment(&mut tx, &fqn, columns, source, encoding)?
+                }
+            },
             Route::WebTable => {
                 let typed = mpp_load::column_types(&mut tx, &fqn, columns).map_err(load_error)?;
                 let command = mpp_load::segment_command(Selector::WebTable, program, &files);

@@ -169,7 +169,7 @@ struct Source {
 }
 
 impl Source {
-    fn make(coord: &str, tag: &str) -> Source {
+    fn make(coord: &str, tag: &str, compress: &str) -> Source {
         let db = format!("cbt_segrest_{tag}_{}", std::process::id());
         let mut admin = connect(coord, "postgres");
         admin
@@ -189,7 +189,7 @@ impl Source {
         // Writable by the server's OS user, as a shared backup directory is.
         std::fs::set_permissions(&set_root, std::fs::Permissions::from_mode(0o1777)).unwrap();
         let out = Command::new(testkit::workspace_bin("cbdump"))
-            .args(["-d", &with_db(coord, &db), "--pg-dump"])
+            .args(["-d", &with_db(coord, &db), "-Z", compress, "--pg-dump"])
             .arg(mpp_bin("pg_dump"))
             .arg("--on-segment")
             .arg(&set_root)
@@ -236,7 +236,7 @@ fn same_shape_every_segment_loads_its_own_files() {
         eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
         return;
     };
-    let src = Source::make(&coord, "same");
+    let src = Source::make(&coord, "same", "gzip");
     let db = format!("{}_r", src.db);
     fresh_db(&coord, &db);
     let report = ok(&src.restore(&coord, &db, &[]), "cbrestore --on-segment");
@@ -279,7 +279,7 @@ fn changed_policies_go_through_the_interconnect_and_resume_skips_committed_table
         eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
         return;
     };
-    let src = Source::make(&coord, "policy");
+    let src = Source::make(&coord, "policy", "none");
     let db = format!("{}_r", src.db);
     fresh_db(&coord, &db);
     ok(
@@ -343,7 +343,7 @@ fn three_segments_into_two() {
         eprintln!("skipped: CBTOOLS_TEST_MPP and CBTOOLS_TEST_MPP2 (a cluster with another segment count) not both set");
         return;
     };
-    let src = Source::make(&coord, "resize");
+    let src = Source::make(&coord, "resize", "zstd");
     let db = format!("{}_r", src.db);
     fresh_db(&other, &db);
     let report = ok(
@@ -384,7 +384,7 @@ fn missing_files_are_found_before_anything_is_restored() {
         eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
         return;
     };
-    let src = Source::make(&coord, "missing");
+    let src = Source::make(&coord, "missing", "gzip");
     let victim = std::fs::read_dir(src.set_root.join("gpseg1"))
         .map(|_| ())
         .ok();
