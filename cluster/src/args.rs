@@ -34,3 +34,118 @@ pub struct ConnectionArgs {
     #[arg(long = "role", value_name = "ROLENAME")]
     pub role: Option<String>,
 }
+
+/// A pg_dump/pg_restore flag a tool does not implement: accepted by the parser (hidden from
+/// help) only to be refused with a message naming what to do instead, where clap alone would
+/// suggest a look-alike (`--no-comments` -> "a similar argument exists: '--on-conflict'").
+#[derive(Debug, Clone, Copy)]
+pub struct Refused {
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// Whether the flag takes a value (`--snapshot NAME`).
+    pub takes_value: bool,
+    /// Why, and the alternative: "cbdump writes COPY data; for INSERT statements use pg_dump --inserts".
+    pub why: &'static str,
+}
+
+impl Refused {
+    pub const fn switch(long: &'static str, why: &'static str) -> Refused {
+        Refused {
+            long,
+            short: None,
+            takes_value: false,
+            why,
+        }
+    }
+
+    pub const fn valued(long: &'static str, why: &'static str) -> Refused {
+        Refused {
+            long,
+            short: None,
+            takes_value: true,
+            why,
+        }
+    }
+
+    pub const fn short(self, short: char) -> Refused {
+        Refused {
+            short: Some(short),
+            ..self
+        }
+    }
+}
+
+/// `cmd` with every refused flag added, hidden.
+pub fn with_refused(mut cmd: clap::Command, refused: &[Refused]) -> clap::Command {
+    for r in refused {
+        let mut arg = clap::Arg::new(r.long)
+            .long(r.long)
+            .hide(true)
+            .action(clap::ArgAction::Append);
+        if let Some(s) = r.short {
+            arg = arg.short(s);
+        }
+        arg = if r.takes_value {
+            arg.num_args(1).value_name("VALUE")
+        } else {
+            arg.num_args(0).default_missing_value("")
+        };
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+/// The usage error for the first refused flag given, if any: `--inserts: cbdump writes ...`.
+pub fn check_refused(matches: &clap::ArgMatches, refused: &[Refused]) -> Option<String> {
+    refused.iter().find_map(|r| {
+        matches
+            .get_many::<String>(r.long)
+            .is_some()
+            .then(|| format!("--{}: {}", r.long, r.why))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFUSED: &[Refused] = &[
+        Refused::switch("inserts", "we write COPY data; use pg_dump --inserts"),
+        Refused::valued("snapshot", "we take our own snapshot"),
+        Refused::switch("no-unlogged-table-data", "not implemented").short('u'),
+    ];
+
+    fn cmd() -> clap::Command {
+        with_refused(
+            clap::Command::new("t").arg(clap::Arg::new("on-conflict").long("on-conflict")),
+            REFUSED,
+        )
+    }
+
+    #[test]
+    fn refused_flags_parse_and_are_named_with_their_alternative() {
+        let m = cmd().try_get_matches_from(["t", "--inserts"]).unwrap();
+        assert_eq!(
+            check_refused(&m, REFUSED).unwrap(),
+            "--inserts: we write COPY data; use pg_dump --inserts"
+        );
+        let m = cmd()
+            .try_get_matches_from(["t", "--snapshot", "00000003-1"])
+            .unwrap();
+        assert!(check_refused(&m, REFUSED)
+            .unwrap()
+            .starts_with("--snapshot: "));
+        let m = cmd().try_get_matches_from(["t", "-u"]).unwrap();
+        assert!(check_refused(&m, REFUSED).is_some());
+        let m = cmd()
+            .try_get_matches_from(["t", "--on-conflict", "x"])
+            .unwrap();
+        assert_eq!(check_refused(&m, REFUSED), None);
+    }
+
+    #[test]
+    fn refused_flags_stay_out_of_help() {
+        let help = cmd().render_help().to_string();
+        assert!(!help.contains("inserts"), "{help}");
+    }
+}
