@@ -208,8 +208,12 @@ impl Interrupt {
     /// Registers an existing path (a file, or a directory removed with its contents) as
     /// temporary: removed when the guard drops unless [`TempPath::persist`] renamed it.
     pub fn register(&self, path: PathBuf) -> TempPath {
+        self.registered(&mut lock(&self.0.temps), path)
+    }
+
+    fn registered(&self, temps: &mut Vec<(u64, PathBuf)>, path: PathBuf) -> TempPath {
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.0.temps).push((id, path.clone()));
+        temps.push((id, path.clone()));
         TempPath {
             owner: self.clone(),
             id,
@@ -221,6 +225,9 @@ impl Interrupt {
     /// semantics) inside `dir`, e.g. `.cbdump-Xq3z9a/` beside the output, so renames out of
     /// it are atomic.
     pub fn staging_dir(&self, dir: &Path, prefix: &str) -> Result<TempPath, InterruptError> {
+        // Made and registered under the registry's lock: a signal's forced exit finds it
+        // either not yet made or registered (the kill harness caught the gap between).
+        let mut temps = lock(&self.0.temps);
         let made = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in(dir)
@@ -229,12 +236,13 @@ impl Interrupt {
                 dir: dir.to_path_buf(),
                 source,
             })?;
-        Ok(self.register(made.keep()))
+        Ok(self.registered(&mut temps, made.keep()))
     }
 
     /// A new temporary file in `dir` (`O_CREAT|O_EXCL`, mode 0600, a random name), open for
     /// writing, and its guard.
     pub fn temp_file(&self, dir: &Path, prefix: &str) -> Result<(File, TempPath), InterruptError> {
+        let mut temps = lock(&self.0.temps);
         let made = tempfile::Builder::new()
             .prefix(prefix)
             .tempfile_in(dir)
@@ -248,7 +256,7 @@ impl Interrupt {
             dir: dir.to_path_buf(),
             source: e.error,
         })?;
-        Ok((file, self.register(path)))
+        Ok((file, self.registered(&mut temps, path)))
     }
 
     /// Standard output that notes a closed pipe: the write still fails, and the tool stops as

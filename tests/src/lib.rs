@@ -11,6 +11,7 @@
 
 mod compare;
 pub mod gpset;
+pub mod kill;
 mod install;
 pub mod regress;
 mod server;
