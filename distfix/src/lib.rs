@@ -16,5 +16,7 @@ pub mod report;
 pub mod rewrite;
 pub mod rules;
 pub mod splitter;
+pub mod sqltext;
 pub mod stats;
+pub mod translate;
 pub mod types;

@@ -44,6 +44,11 @@ struct Cli {
     /// Remove DISTRIBUTED clauses (and nothing else) so the dump loads into PostgreSQL.
     #[arg(long, conflicts_with_all = ["policy", "default_rule", "on_conflict", "force", "stats"])]
     strip: bool,
+    /// `postgres`: translate a dump of an MPP server into plain PostgreSQL (DISTRIBUTED clauses,
+    /// append-optimized storage options and column ENCODINGs, `gp_*` settings, grants on `gp_*`
+    /// catalog objects, a partitioned parent's doubled rows); every change is listed on stderr.
+    #[arg(long, value_enum, conflicts_with_all = ["strip", "policy", "default_rule", "on_conflict", "force", "stats"])]
+    target: Option<Target>,
     /// Write the decisions as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
     report: Option<PathBuf>,
@@ -65,6 +70,12 @@ struct Cli {
 /// the rewrite is one thread streaming into temporary files, with nothing to cancel or unwind,
 /// so the first signal removes the temporary files and exits 128 + the signal number at once.
 /// A closed stdout (`cbdistfix dump.sql -o - | head`) ends it quietly by SIGPIPE, as pg_dump.
+/// `--target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    Postgres,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let interrupt = match interrupt::install("cbdistfix", Mode::Immediate) {
@@ -126,7 +137,7 @@ fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode> {
             .with_context(|| format!("opening {shown}"))
     };
 
-    let (report, plan) = if cli.strip {
+    let (report, plan) = if cli.strip || cli.target.is_some() {
         (None, None)
     } else {
         let catalog = rewrite::collect(open()?).with_context(|| shown.clone())?;
@@ -155,6 +166,13 @@ fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode> {
                 Ok(changed)
             }
             Some(plan) => rewrite::apply(open()?, w, plan).with_context(|| shown.clone()),
+            None if cli.target.is_some() => {
+                let mut tr = distfix::translate::Translator::new();
+                let n = distfix::translate::translate_script(open()?, w, &mut tr)
+                    .with_context(|| shown.clone())?;
+                print_translation(&tr);
+                Ok(n)
+            }
             None => rewrite::strip(open()?, w).with_context(|| shown.clone()),
         })?;
     }
@@ -190,7 +208,14 @@ fn run_archive(
     interrupt: &Interrupt,
 ) -> Result<ExitCode> {
     let entries = archive.entries();
-    let (new_entries, decisions, changed): (Vec<TocEntry>, _, u64) = if cli.strip {
+    let (new_entries, decisions, changed): (Vec<TocEntry>, _, u64) = if cli.target.is_some() {
+        let mut tr = distfix::translate::Translator::new();
+        let e = distfix::translate::translate_entries(entries, &mut tr)
+            .with_context(|| shown.to_string())?;
+        print_translation(&tr);
+        let n = tr.report().len() as u64;
+        (e, Vec::new(), n)
+    } else if cli.strip {
         let (e, n) = distfix::archive::strip(entries).with_context(|| shown.to_string())?;
         (e, Vec::new(), n)
     } else {
@@ -297,6 +322,13 @@ fn write_directory_copy(
     build()
 }
 
+/// Every statement `--target postgres` changed or left out, on stderr.
+fn print_translation(tr: &distfix::translate::Translator) {
+    for item in tr.report() {
+        eprintln!("cbdistfix: {item}");
+    }
+}
+
 /// Report on stderr and in `--report`, and the exit status.
 fn finish(
     cli: &Cli,
@@ -307,11 +339,22 @@ fn finish(
 ) -> Result<ExitCode> {
     let report = Report::new(
         shown,
-        if cli.strip { "strip" } else { "rewrite" },
+        if cli.target.is_some() {
+            "postgres"
+        } else if cli.strip {
+            "strip"
+        } else {
+            "rewrite"
+        },
         decisions,
         changed,
     );
-    if cli.strip {
+    if cli.target.is_some() {
+        eprintln!(
+            "{} statements translated or left out for PostgreSQL",
+            report.statements_changed
+        );
+    } else if cli.strip {
         eprintln!("{} DISTRIBUTED clauses removed", report.statements_changed);
     } else {
         eprint!("{}", report.render());

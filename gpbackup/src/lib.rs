@@ -20,7 +20,7 @@ mod fsutil;
 pub mod layout;
 pub mod metadata;
 mod set;
-mod sqltext;
+use distfix::sqltext;
 pub mod to_sql;
 pub mod toc;
 pub mod translate;

@@ -345,7 +345,7 @@ impl<'a> Script<'a> {
             let drop = (owner && self.opts.no_owner) || (privilege && self.opts.no_privileges);
             if drop {
                 self.report.translation.push(ReportItem {
-                    section: stmt.section,
+                    section: crate::translate::section_name(stmt.section).to_string(),
                     objecttype: stmt.entry.objecttype.clone(),
                     name: stmt.entry.fqn(),
                     action: crate::translate::Action::Skipped,

@@ -1,0 +1,235 @@
+//! `cbdump --on-segment` on a real MPP server (the Greenplum-7 stand-in or Cloudberry): runs when
+//! `CBTOOLS_TEST_MPP` names the coordinator (e.g. `host=127.0.0.1 port=7000 user=gpadmin
+//! dbname=postgres`), and says that it skipped otherwise. `CBTOOLS_TEST_MPP2` may name a second
+//! cluster with another segment count (restores go there; else into the first one).
+//!
+//! What it checks: the set is written by the segments into a directory that exists and that
+//! cbdump (running as an OS user other than the server's) did not create, with a trailing
+//! backslash in its name while the server has `standard_conforming_strings = off`; `-N` leaves a
+//! schema out; config.yaml carries a backupversion gprestore accepts; the set restores through
+//! the coordinator into the MPP with every table's rows, policy, access method and column
+//! encodings equal to the source's, and into plain PostgreSQL with the same rows.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+use std::str::FromStr;
+
+use testkit::TestServer;
+
+fn mpp(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|s| !s.trim().is_empty())
+}
+
+fn connect(conninfo: &str, db: &str) -> postgres::Client {
+    let mut cfg = postgres::Config::from_str(conninfo).expect("CBTOOLS_TEST_MPP is a conninfo");
+    cfg.dbname(db);
+    cfg.connect(postgres::NoTls).expect("connecting to the MPP")
+}
+
+/// `conninfo` with another database (the tools take conninfo strings in -d; the last key wins).
+fn with_db(conninfo: &str, db: &str) -> String {
+    format!("{conninfo} dbname={db}")
+}
+
+const SOURCE: &str = r#"
+CREATE TABLE orders (id int PRIMARY KEY, note text, amount numeric(10,2), ts timestamptz) DISTRIBUTED BY (id);
+INSERT INTO orders SELECT g, CASE WHEN g % 7 = 0 THEN E'tab\there "q", comma' END, g * 1.5, '2024-01-01'::timestamptz + g * interval '1 min' FROM generate_series(1, 20000) g;
+CREATE TABLE rep (a int, b text) DISTRIBUTED REPLICATED;
+INSERT INTO rep SELECT g, 'r' || g FROM generate_series(1, 100) g;
+CREATE TABLE rnd (a int, b text) DISTRIBUTED RANDOMLY;
+INSERT INTO rnd SELECT g, 'x' FROM generate_series(1, 500) g;
+CREATE TABLE aoc (a int, b text ENCODING (compresstype=zlib, compresslevel=5)) WITH (appendonly=true, orientation=column, compresstype=zlib) DISTRIBUTED BY (a);
+INSERT INTO aoc SELECT g, 'c' || g FROM generate_series(1, 1000) g;
+CREATE SCHEMA other;
+CREATE TABLE other.t (a int) DISTRIBUTED BY (a);
+INSERT INTO other.t SELECT generate_series(1, 50);
+CREATE SEQUENCE s1;
+SELECT setval('s1', 42);
+"#;
+
+/// Per table: rows, a checksum of the rows, policy, access method, column encodings.
+fn shape(c: &mut postgres::Client) -> Vec<(String, i64, i64, String, String, String)> {
+    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    let tables = c
+        .query(
+            "SELECT c.oid, format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE c.relkind = 'r' AND n.nspname IN ('public', 'other') ORDER BY 2",
+            &[],
+        )
+        .unwrap();
+    tables
+        .iter()
+        .map(|t| {
+            let (oid, name): (u32, String) = (t.get(0), t.get(1));
+            let r = c
+                .query_one(
+                    &format!(
+                        "SELECT count(*), coalesce(sum(hashtext(x::text)::bigint), 0)::bigint FROM {name} x"
+                    ),
+                    &[],
+                )
+                .unwrap();
+            let meta = c
+                .query_one(
+                    "SELECT coalesce((SELECT p.policytype::text || ':' || p.distkey::text FROM gp_distribution_policy p WHERE p.localoid = $1), ''), \
+                            (SELECT a.amname::text FROM pg_class k JOIN pg_am a ON a.oid = k.relam WHERE k.oid = $1), \
+                            coalesce((SELECT string_agg(e.attnum || '=' || array_to_string(e.attoptions, ','), ' ' ORDER BY e.attnum) \
+                                        FROM pg_attribute_encoding e WHERE e.attrelid = $1), '')",
+                    &[&oid],
+                )
+                .unwrap();
+            (name, r.get(0), r.get(1), meta.get(0), meta.get(1), meta.get(2))
+        })
+        .collect()
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    testkit::success(out, what)
+}
+
+fn find_file(dir: &Path, suffix: &str) -> std::path::PathBuf {
+    walk(dir)
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with(suffix))
+        .unwrap_or_else(|| panic!("no *{suffix} under {}", dir.display()))
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn on_segment_set_restores_into_mpp_and_postgres() {
+    let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
+        eprintln!(
+            "SKIPPED: set CBTOOLS_TEST_MPP to an MPP coordinator's conninfo to run this test"
+        );
+        return;
+    };
+    let target = mpp("CBTOOLS_TEST_MPP2").unwrap_or_else(|| coord.clone());
+    let db = format!("cbt_onseg_{}", std::process::id());
+    let restored = format!("{db}_r");
+    let mut admin = connect(&coord, "postgres");
+    let mut admin2 = connect(&target, "postgres");
+    for (c, name) in [(&mut admin, &db), (&mut admin2, &restored)] {
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    }
+    connect(&coord, &db).batch_execute(SOURCE).unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {db} SET standard_conforming_strings = off"
+        ))
+        .unwrap();
+
+    // A PostgreSQL 15 server gives us a scratch directory and the second target.
+    let pg = TestServer::start();
+    let base = tempfile::Builder::new()
+        .prefix("cbt-onseg-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = base.path().join("set\\");
+    std::fs::create_dir(&dir).unwrap();
+    // Writable by the server's OS user and by us, as a shared backup directory is.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+
+    let mut cmd = pg.tool(env!("CARGO_BIN_EXE_cbdump"));
+    let out = cmd
+        .args(["-d", &with_db(&coord, &db), "-N", "other", "--pg-dump"])
+        .arg(mpp_bin("pg_dump"))
+        .arg("--on-segment")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    ok(&out, "cbdump --on-segment");
+    let config = std::fs::read_to_string(find_file(&dir, "_config.yaml")).unwrap();
+    assert!(config.contains("backupversion: 1.30.5"), "{config}");
+    assert!(config.contains("writtenby: cbdump"), "{config}");
+    assert!(config.contains("- other"), "{config}");
+    let toc = std::fs::read_to_string(find_file(&dir, "_toc.yaml")).unwrap();
+    assert!(!toc.contains("schema: other"), "-N other was honoured");
+    // One file per table and segment, written by the segments into the backslashed directory.
+    let segments: i64 = connect(&coord, "postgres")
+        .query_one(
+            "SELECT count(*) FROM gp_segment_configuration WHERE role = 'p' AND content >= 0",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let data_files = walk(&dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".gz"))
+        .count();
+    assert_eq!(data_files as i64, 4 * segments);
+
+    // Into the MPP through the coordinator: the same tables, rows, policies, encodings.
+    let out = pg
+        .tool(testkit::workspace_bin("cbrestore"))
+        .args(["-d", &with_db(&target, &restored), "-j", "2"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    ok(&out, "cbrestore into the MPP");
+    let mut source_shape = shape(&mut connect(&coord, &db));
+    source_shape.retain(|t| !t.0.starts_with("other."));
+    assert_eq!(shape(&mut connect(&target, &restored)), source_shape);
+    let seq: i64 = connect(&target, &restored)
+        .query_one("SELECT last_value FROM s1", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seq, 42);
+
+    // Into plain PostgreSQL: Greenplum-only DDL translated, the same rows.
+    pg.create_db("plain");
+    pg.psql("postgres", "CREATE ROLE gpadmin");
+    let out = pg
+        .tool(testkit::workspace_bin("cbrestore"))
+        .args(["-d", "plain", "--target", "postgres"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    ok(&out, "cbrestore --target postgres");
+    let mut c = pg.client("plain");
+    c.batch_execute("SET TimeZone = 'UTC'").unwrap();
+    for (name, rows, sum, ..) in &source_shape {
+        let r = c
+            .query_one(
+                &format!(
+                    "SELECT count(*), coalesce(sum(hashtext(x::text)::bigint), 0)::bigint FROM {name} x"
+                ),
+                &[],
+            )
+            .unwrap();
+        assert_eq!(
+            (r.get::<_, i64>(0), r.get::<_, i64>(1)),
+            (*rows, *sum),
+            "{name}"
+        );
+    }
+
+    admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
+    admin2
+        .batch_execute(&format!("DROP DATABASE {restored}"))
+        .unwrap();
+}
+
+/// The MPP's own client programs (its pg_dump matches the server): `CBTOOLS_MPP_BIN`, else the
+/// stand-in's install.
+fn mpp_bin(tool: &str) -> std::path::PathBuf {
+    let bin = std::env::var("CBTOOLS_MPP_BIN").unwrap_or_else(|_| "/opt/mpp/install/bin".into());
+    Path::new(&bin).join(tool)
+}
