@@ -105,6 +105,29 @@ pub fn check_refused(matches: &clap::ArgMatches, refused: &[Refused]) -> Option<
     })
 }
 
+/// The usage error for the first refused flag on a raw command line (before `--`), looked for
+/// before clap parses it: clap would otherwise report a missing required argument first
+/// (`cbdistfix -h`), or a look-alike.
+pub fn refused_in_args<S: AsRef<str>>(args: &[S], refused: &[Refused]) -> Option<String> {
+    for arg in args.iter().map(AsRef::as_ref) {
+        if arg == "--" {
+            break;
+        }
+        let hit = refused.iter().find(|r| {
+            let long = format!("--{}", r.long);
+            let short = r.short.map(|c| format!("-{c}"));
+            arg == long
+                || arg.starts_with(&format!("{long}="))
+                || short.as_deref() == Some(arg)
+                || (r.takes_value && short.as_deref().is_some_and(|s| arg.starts_with(s)))
+        });
+        if let Some(r) = hit {
+            return Some(format!("--{}: {}", r.long, r.why));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +164,21 @@ mod tests {
             .try_get_matches_from(["t", "--on-conflict", "x"])
             .unwrap();
         assert_eq!(check_refused(&m, REFUSED), None);
+    }
+
+    #[test]
+    fn refused_flags_found_on_the_raw_command_line() {
+        let found = |args: &[&str]| refused_in_args(args, REFUSED);
+        assert!(found(&["t", "--inserts"])
+            .unwrap()
+            .starts_with("--inserts: "));
+        assert!(found(&["t", "--snapshot=x"])
+            .unwrap()
+            .starts_with("--snapshot: "));
+        assert!(found(&["t", "-u"]).is_some());
+        assert_eq!(found(&["t", "--insertsx"]), None);
+        assert_eq!(found(&["t", "--", "--inserts"]), None);
+        assert_eq!(found(&["t", "--on-conflict", "x"]), None);
     }
 
     #[test]
