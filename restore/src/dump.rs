@@ -709,7 +709,17 @@ impl<'a> Restore<'a> {
                 data_of_table.insert(t, d.dump_id);
             }
         }
-        let items: Vec<&'a TocEntry> = tables.iter().chain(post.iter()).copied().collect();
+        // pg_restore's ready list order: the most data first, then by dump id. Which of two
+        // ready entries runs first can change the result (a partitioned table's foreign key
+        // added before or after its partitions' own), so it is pg_restore's.
+        let mut items: Vec<&'a TocEntry> = tables.iter().chain(post.iter()).copied().collect();
+        items.sort_by_key(|e| {
+            let size = e
+                .is("TABLE DATA")
+                .then(|| self.archive.stored_size(e))
+                .flatten();
+            (std::cmp::Reverse(size.unwrap_or(0)), e.dump_id)
+        });
         let schedule = items
             .iter()
             .map(|e| {
