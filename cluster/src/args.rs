@@ -128,6 +128,33 @@ pub fn refused_in_args<S: AsRef<str>>(args: &[S], refused: &[Refused]) -> Option
     None
 }
 
+/// A tool's command line as `T`, or exit 2 with clap's usage message: for a refused flag (with
+/// its alternative), a parse error, or a combination `validate` rejects. `-?`/`--help` and
+/// `--version` print and exit 0 as usual.
+pub fn parse<T: clap::FromArgMatches>(
+    cmd: clap::Command,
+    refused: &[Refused],
+    validate: impl FnOnce(&T) -> Result<(), String>,
+) -> T {
+    let mut cmd = with_refused(cmd, refused);
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let usage = |cmd: &mut clap::Command, msg: String| -> ! {
+        cmd.error(clap::error::ErrorKind::ArgumentConflict, msg)
+            .exit()
+    };
+    if let Some(msg) = refused_in_args(&args, refused) {
+        usage(&mut cmd, msg);
+    }
+    let matches = cmd.get_matches_mut();
+    let parsed = T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(msg) = validate(&parsed) {
+        usage(&mut cmd, msg);
+    }
+    parsed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
