@@ -6,6 +6,7 @@
 
 mod measure;
 mod mpp_restore;
+mod soak;
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,7 @@ fn run() -> Result<()> {
         "gprestore" => gprestore(rows),
         "restore" => restore(rows),
         "dump" => dump(rows),
+        "soak" => soak::soak(&args),
         "mpp-restore" => mpp_restore::mpp_restore(rows),
         "all" => {
             dump(rows)?;

@@ -171,7 +171,7 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
     if shared.abort.load(Ordering::SeqCst) {
         return Err(ExportError::Interrupted);
     }
-    let (tables, files) = commit(opts, &jobs, &finals, &dest, results, compression)?;
+    let (tables, files) = commit(opts, &jobs, &finals, &dest, results, compression, interrupt)?;
     drop(staging);
     let report = Report::new(
         &server,
@@ -734,6 +734,7 @@ fn commit(
     dest: &Destination,
     results: Vec<Vec<Vec<PartFile>>>,
     compression: Compression,
+    interrupt: &Interrupt,
 ) -> Result<(Vec<TableReport>, Vec<FileReport>), ExportError> {
     let mut tables = Vec::new();
     let mut files = Vec::new();
@@ -790,7 +791,9 @@ fn commit(
         tables.push(t);
     }
     for (from, to) in &renames {
-        std::fs::rename(from, to).map_err(|e| ExportError::io(to, e))?;
+        interrupt
+            .rename_into_place(from, to)
+            .map_err(|e| ExportError::io(to, e))?;
     }
     if opts.force && opts.limits.active() {
         // Parts of an earlier, longer export would otherwise sit beside the new ones.

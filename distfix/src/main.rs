@@ -274,7 +274,9 @@ fn write_custom_copy(
     let staging = interrupt.staging_dir(&parent_of(out), ".cbdistfix-")?;
     let built = staging.path().join("archive.dump");
     rewrite_toc(src, entries, &built)?;
-    std::fs::rename(&built, out).with_context(|| format!("renaming to {}", out.display()))
+    interrupt
+        .rename_into_place(&built, out)
+        .with_context(|| format!("renaming to {}", out.display()))
 }
 
 /// `--in-place`: the new toc.dat is written in a private staging directory inside the
@@ -283,7 +285,8 @@ fn replace_toc(d: &DirectoryArchive, entries: &[TocEntry], interrupt: &Interrupt
     let staging = interrupt.staging_dir(&d.dir, ".toc.cbdistfix-")?;
     DirectoryArchive::write_toc(staging.path(), &d.header, entries)?;
     let toc = DirectoryArchive::toc_path(&d.dir);
-    std::fs::rename(DirectoryArchive::toc_path(staging.path()), &toc)
+    interrupt
+        .rename_into_place(&DirectoryArchive::toc_path(staging.path()), &toc)
         .with_context(|| format!("renaming to {}", toc.display()))
 }
 
@@ -316,7 +319,9 @@ fn write_directory_copy(
             }
         }
         DirectoryArchive::write_toc(&temp, &src.header, entries)?;
-        std::fs::rename(&temp, out).with_context(|| format!("renaming to {}", out.display()))?;
+        interrupt
+            .rename_into_place(&temp, out)
+            .with_context(|| format!("renaming to {}", out.display()))?;
         Ok(())
     };
     build()

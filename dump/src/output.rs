@@ -36,7 +36,9 @@ pub(crate) fn publish(run: &Run, a: &Assembled) -> Result<(), DumpError> {
                 pg_dumpall_globals(run.pg_dump, &o.conn, &dir.join(name))?;
             }
             sync_dir_files(&dir)?;
-            std::fs::rename(&dir, &o.output).map_err(|e| DumpError::io(&o.output, e))
+            run.interrupt
+                .rename_into_place(&dir, &o.output)
+                .map_err(|e| DumpError::io(&o.output, e))
         }
         Format::Custom => {
             let file = run.work.join("archive.dump");
@@ -67,14 +69,18 @@ fn publish_file(run: &Run, file: &Path) -> Result<(), DumpError> {
     if let Some(g) = &o.globals {
         let temp = run.work.join("globals.sql");
         pg_dumpall_globals(run.pg_dump, &o.conn, &temp)?;
-        std::fs::rename(&temp, g).map_err(|e| DumpError::io(g, e))?;
+        run.interrupt
+            .rename_into_place(&temp, g)
+            .map_err(|e| DumpError::io(g, e))?;
     }
-    std::fs::rename(file, &o.output).map_err(|e| {
-        if let Some(g) = &o.globals {
-            let _ = std::fs::remove_file(g);
-        }
-        DumpError::io(&o.output, e)
-    })
+    run.interrupt
+        .rename_into_place(file, &o.output)
+        .map_err(|e| {
+            if let Some(g) = &o.globals {
+                let _ = std::fs::remove_file(g);
+            }
+            DumpError::io(&o.output, e)
+        })
 }
 
 impl DumpOptions {
@@ -260,7 +266,9 @@ pub fn dump_globals(
         .map_err(|e| DumpError::Usage(e.to_string()))?;
     let temp = staging.path().join("globals.sql");
     pg_dumpall_globals(pg_dump, conn, &temp)?;
-    std::fs::rename(&temp, out).map_err(|e| DumpError::io(out, e))
+    interrupt
+        .rename_into_place(&temp, out)
+        .map_err(|e| DumpError::io(out, e))
 }
 
 /// `pg_dumpall --globals-only -f file`; `file` is in a directory of ours.

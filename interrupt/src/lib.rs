@@ -259,6 +259,14 @@ impl Interrupt {
         Ok((file, self.registered(&mut temps, path)))
     }
 
+    /// Renames `from` (inside a staging directory) to `to` while no signal's cleanup can run:
+    /// the cleanup finds the path either still staged or already in place, never a directory
+    /// half removed under its final name (the kill harness caught that race with cbdistfix).
+    pub fn rename_into_place(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _held = lock(&self.0.temps);
+        std::fs::rename(from, to)
+    }
+
     /// Standard output that notes a closed pipe: the write still fails, and the tool stops as
     /// if signalled, but [`conclude`](Self::conclude) ends it quietly.
     pub fn stdout(&self) -> Stdout {
