@@ -314,13 +314,21 @@ impl Progress {
         self.shared.snapshot()
     }
 
+    /// Stops the line (cleared) and, with `--progress json`, writes a last object with the
+    /// final figures, so every run reports at least once however fast it was.
     pub fn finish(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        if self.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let ticker = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = ticker {
             let _ = t.join();
         }
         self.bar.finish_and_clear();
+        if self.display == Display::Json {
+            let line = json_line(self.tool, &self.shared.snapshot());
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        }
     }
 
     /// Redraws the line four times a second; writes a JSON object every second.
