@@ -534,7 +534,10 @@ fn data_with_progress(
     let written = std::thread::scope(|scope| {
         scope.spawn(|| {
             let mut shown = 0;
-            while !finished.load(Ordering::Relaxed) {
+            // One more round after the workers finished, so the last tables are counted.
+            let mut last_round = false;
+            while !last_round {
+                last_round = finished.load(Ordering::Relaxed);
                 if run.interrupt.requested() {
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -547,7 +550,9 @@ fn data_with_progress(
                     counters.bytes.load(Ordering::Relaxed),
                     counters.rows.load(Ordering::Relaxed),
                 );
-                std::thread::sleep(std::time::Duration::from_millis(200));
+                if !last_round {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
             }
         });
         let r = data::export(

@@ -37,7 +37,14 @@ pub fn chunk_share(relation: &Relation, chunks: &[Chunk], index: usize) -> (u64,
     let pages = relation.pages.max(0);
     let part = match chunks.get(index) {
         Some(Chunk::Ctid { from, to }) => (to.unwrap_or(pages).min(pages) - from).max(0),
-        Some(Chunk::Segment(_)) => pages / chunks.len().max(1) as i64,
+        // Even shares, the last one taking the remainder: the shares add up to the table.
+        Some(Chunk::Segment(_)) => {
+            let n = chunks.len().max(1) as i64;
+            match index as i64 == n - 1 {
+                true => pages - (n - 1) * (pages / n),
+                false => pages / n,
+            }
+        }
         Some(Chunk::Whole) | None => pages,
     };
     let rows = match pages {
@@ -227,8 +234,13 @@ mod tests {
         ]);
         assert_eq!(ctid.share(0), (25 * 8192, 250.0));
         assert_eq!(ctid.share(1), (75 * 8192, 750.0));
-        let segs = job(vec![Chunk::Segment(0), Chunk::Segment(1)]);
-        assert_eq!(segs.share(1), (50 * 8192, 500.0));
+        let segs = job(vec![
+            Chunk::Segment(0),
+            Chunk::Segment(1),
+            Chunk::Segment(2),
+        ]);
+        assert_eq!(segs.share(0), (33 * 8192, 330.0));
+        assert_eq!(segs.share(2), (34 * 8192, 340.0));
         let query = Job {
             source: Source::Query("SELECT 1".into()),
             chunks: vec![Chunk::Whole],
