@@ -63,6 +63,8 @@ pub struct Catalog {
     /// (parent, child) from `INHERITS` and `ALTER TABLE ... INHERIT`.
     pub inherit_edges: Vec<(QualName, QualName)>,
     pub user_types: UserTypes,
+    /// Attributes of composite types, for tables created `OF` them.
+    pub composites: HashMap<QualName, Vec<Column>>,
     /// Rows seen in COPY data, per table.
     pub copy_rows: HashMap<QualName, u64>,
 }
@@ -94,10 +96,24 @@ impl Catalog {
                             inline: true,
                         });
                 }
+                // A typed table's columns are its type's attributes (pg_dump writes the type
+                // first), so its keys are judged like any table's.
+                let columns = match &t.kind {
+                    TableKind::Typed(ty) if t.columns.is_empty() => ty
+                        .schema
+                        .as_ref()
+                        .and_then(|s| {
+                            self.composites
+                                .get(&QualName::new(s.clone(), ty.name.clone()))
+                        })
+                        .cloned()
+                        .unwrap_or_default(),
+                    _ => t.columns.clone(),
+                };
                 self.insert(Relation {
                     name: t.name.clone(),
                     kind,
-                    columns: t.columns.clone(),
+                    columns,
                     inherits: t.inherits.clone(),
                     partitioned: t.partitioned,
                     existing: t.existing.as_ref().map(|e| e.clause.clone()),
@@ -143,8 +159,15 @@ impl Catalog {
             Stmt::Inherit { parent, child } => {
                 self.inherit_edges.push((parent.clone(), child.clone()))
             }
-            Stmt::CreateType { name, def } => {
+            Stmt::CreateType {
+                name,
+                def,
+                attributes,
+            } => {
                 self.user_types.insert(name.clone(), def.clone());
+                if !attributes.is_empty() {
+                    self.composites.insert(name.clone(), attributes.clone());
+                }
             }
             Stmt::SearchPath(_) | Stmt::CopyFrom(_) | Stmt::Other => {}
         }

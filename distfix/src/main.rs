@@ -17,6 +17,7 @@ use distfix::catalog::Catalog;
 use distfix::policy::Plan;
 use distfix::report::Report;
 use distfix::rewrite;
+use distfix::rules::PlanOutcome;
 use interrupt::{Interrupt, Mode, TempPath};
 
 #[derive(Parser, Debug)]
@@ -141,7 +142,7 @@ fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode> {
         (None, None)
     } else {
         let catalog = rewrite::collect(open()?).with_context(|| shown.clone())?;
-        let plan = make_plan(&cli, &catalog, &shown)?;
+        let plan = make_plan(&cli, &catalog, &shown, interrupt)?;
         (Some(plan.decisions.clone()), Some(plan))
     };
 
@@ -180,8 +181,10 @@ fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode> {
     finish(&cli, shown, report.unwrap_or_default(), changed, interrupt)
 }
 
-/// Statistics (with --stats) and the command line's rules into a plan for this catalog.
-fn make_plan(cli: &Cli, catalog: &Catalog, shown: &str) -> Result<Plan> {
+/// Statistics (with --stats) and the command line's rules into a plan for this catalog. With
+/// conflicts under `--on-conflict fail`, every conflict is shown and the report (`--report`) is
+/// still written, with them and the other tables' decisions, before the run fails.
+fn make_plan(cli: &Cli, catalog: &Catalog, shown: &str, interrupt: &Interrupt) -> Result<Plan> {
     let stats = match &cli.stats {
         Some(conn) => {
             let args = cluster::ConnectionArgs {
@@ -194,9 +197,25 @@ fn make_plan(cli: &Cli, catalog: &Catalog, shown: &str) -> Result<Plan> {
         }
         None => HashMap::new(),
     };
-    cli.rules
-        .plan(catalog, &stats, cli.force)
-        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))
+    let outcome = cli
+        .rules
+        .plan_outcome(catalog, &stats, cli.force)
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    match outcome {
+        PlanOutcome::Planned(plan) => Ok(plan),
+        PlanOutcome::Conflicts { partial, message } => {
+            let report = Report::new(shown.to_string(), "rewrite", partial.decisions, 0);
+            eprint!("{}", report.render());
+            if let Some(path) = &cli.report {
+                let json = serde_json::to_vec_pretty(&report)?;
+                write_output(path, Compression::None, interrupt, |w| {
+                    w.write_all(&json)?;
+                    Ok(0)
+                })?;
+            }
+            bail!("{shown}: {message}")
+        }
+    }
 }
 
 /// Custom and directory archives: the TOC's statements are rewritten; data is copied (custom)
@@ -220,7 +239,7 @@ fn run_archive(
         (e, Vec::new(), n)
     } else {
         let catalog = distfix::archive::collect(entries).with_context(|| shown.to_string())?;
-        let plan = make_plan(cli, &catalog, shown)?;
+        let plan = make_plan(cli, &catalog, shown, interrupt)?;
         let (e, n) = distfix::archive::apply(entries, &plan).with_context(|| shown.to_string())?;
         (e, plan.decisions, n)
     };

@@ -124,6 +124,8 @@ pub enum Stmt {
     CreateType {
         name: QualName,
         def: UserType,
+        /// A composite type's attributes: the columns of tables created `OF` it.
+        attributes: Vec<Column>,
     },
     /// `COPY t [(cols)] FROM stdin`: the data block that follows belongs to `t`.
     CopyFrom(QualName),
@@ -407,6 +409,7 @@ impl Parser<'_> {
             return Some(Stmt::CreateType {
                 name,
                 def: UserType::Domain(c.type_ref(j, end)),
+                attributes: Vec::new(),
             });
         }
         None
@@ -415,16 +418,38 @@ impl Parser<'_> {
     fn create_type(&self) -> Option<Stmt> {
         let c = &self.c;
         let (name, j) = c.qualname(2, self.default_schema)?;
+        let mut attributes = Vec::new();
         let def = if c.kw(j, "as") && c.kw(j + 1, "enum") {
             UserType::Enum
         } else if c.kw(j, "as") && c.kw(j + 1, "range") {
             UserType::Range
         } else if c.kw(j, "as") && c.kind(j + 1) == Some(TokenKind::LParen) {
+            // Attributes are written like columns: `name type [COLLATE c]`.
+            let close = c.close_paren(j + 1)?;
+            let mut scratch = CreateTable {
+                name: name.clone(),
+                kind: TableKind::Regular,
+                temp: false,
+                columns: Vec::new(),
+                uniques: Vec::new(),
+                inherits: Vec::new(),
+                partitioned: false,
+                existing: None,
+                splice_at: 0,
+            };
+            for (s, e) in c.elements(j + 1, close) {
+                self.table_element(s, e, &mut scratch);
+            }
+            attributes = scratch.columns;
             UserType::Composite
         } else {
             UserType::Base
         };
-        Some(Stmt::CreateType { name, def })
+        Some(Stmt::CreateType {
+            name,
+            def,
+            attributes,
+        })
     }
 
     fn if_not_exists(&self, i: usize) -> usize {
@@ -1112,9 +1137,30 @@ mod tests {
             p("CREATE TYPE public.mood AS ENUM ('a', 'b');"),
             Stmt::CreateType {
                 name: QualName::new("public", "mood"),
-                def: UserType::Enum
+                def: UserType::Enum,
+                attributes: Vec::new(),
             }
         );
+        match p("CREATE TYPE public.person_type AS (\n\tid integer,\n\tname text COLLATE \"C\"\n);")
+        {
+            Stmt::CreateType {
+                def: UserType::Composite,
+                attributes,
+                ..
+            } => {
+                let cols: Vec<_> = attributes
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.name.as_str(),
+                            a.type_ref.as_ref().map(|t| t.name.as_str()),
+                        )
+                    })
+                    .collect();
+                assert_eq!(cols, vec![("id", Some("integer")), ("name", Some("text"))]);
+            }
+            o => panic!("{o:?}"),
+        }
         assert_eq!(
             p("SET search_path = app, public;"),
             Stmt::SearchPath("app".into())

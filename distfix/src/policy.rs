@@ -288,6 +288,13 @@ pub enum PolicyError {
         line: u64,
         detail: String,
     },
+    /// Every conflict of the dump, with the decisions made for the other relations (and one
+    /// `Reason::Conflict` decision per conflict) so that a report can still be written.
+    #[error("{} conflicts:\n{}", conflicts.len(), conflicts.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
+    Conflicts {
+        conflicts: Vec<PolicyError>,
+        partial: Box<Plan>,
+    },
 }
 
 /// Decide every relation of `catalog`.
@@ -319,6 +326,7 @@ pub fn decide(
         }
     }
     let mut plan = Plan::default();
+    let mut conflicts = Vec::new();
     for rel in catalog.relations.values() {
         if rel.kind == RelKind::Untouched || catalog.root_of(&rel.name) != &rel.name {
             continue;
@@ -336,9 +344,31 @@ pub fn decide(
             }
             i += 1;
         }
-        ctx.decide_family(&family, &mut plan)?;
+        // Every conflict is reported in one pass: a user fixes them all at once.
+        match ctx.decide_family(&family, &mut plan) {
+            Ok(()) => {}
+            Err(e @ PolicyError::Conflict { .. }) => {
+                plan.decisions.push(Decision {
+                    table: rel.name.to_string(),
+                    clause: None,
+                    reason: Reason::Conflict,
+                    detail: e.to_string(),
+                    demoted: Vec::new(),
+                    line: rel.line,
+                });
+                conflicts.push(e);
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(plan)
+    if conflicts.is_empty() {
+        Ok(plan)
+    } else {
+        Err(PolicyError::Conflicts {
+            conflicts,
+            partial: Box::new(plan),
+        })
+    }
 }
 
 struct Ctx<'a> {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::catalog::Catalog;
 use crate::names::QualName;
-use crate::policy::{decide, DefaultRule, OnConflict, Options, Plan, PolicyFile};
+use crate::policy::{decide, DefaultRule, OnConflict, Options, Plan, PolicyError, PolicyFile};
 use crate::stats::TableStats;
 
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -23,19 +23,27 @@ pub struct RuleArgs {
     pub on_conflict: Option<OnConflict>,
 }
 
+/// What [`RuleArgs::plan_outcome`] found.
+pub enum PlanOutcome {
+    Planned(Plan),
+    Conflicts { partial: Plan, message: String },
+}
+
 impl RuleArgs {
     /// Whether any rule was given (for commands where the rules only apply with --distribute).
     pub fn any(&self) -> bool {
         self.policy.is_some() || self.default_rule.is_some() || self.on_conflict.is_some()
     }
 
-    /// The decisions for `catalog`; errors name the policy file or the table.
-    pub fn plan(
+    /// The decisions for `catalog`, or, when tables conflict with `--on-conflict fail`, every
+    /// conflict with the decisions for the rest (so a report can still be written); other errors
+    /// name the policy file or the table.
+    pub fn plan_outcome(
         &self,
         catalog: &Catalog,
         stats: &HashMap<QualName, TableStats>,
         force: bool,
-    ) -> Result<Plan, String> {
+    ) -> Result<PlanOutcome, String> {
         let file = match &self.policy {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -49,6 +57,32 @@ impl RuleArgs {
             on_conflict: self.on_conflict,
             force,
         };
-        decide(catalog, &file, &opts, stats).map_err(|e| e.to_string())
+        match decide(catalog, &file, &opts, stats) {
+            Ok(plan) => Ok(PlanOutcome::Planned(plan)),
+            Err(e @ PolicyError::Conflicts { .. }) => {
+                let message = e.to_string();
+                let PolicyError::Conflicts { partial, .. } = e else {
+                    unreachable!("matched above")
+                };
+                Ok(PlanOutcome::Conflicts {
+                    partial: *partial,
+                    message,
+                })
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The decisions for `catalog`; conflicts are an error naming every one of them.
+    pub fn plan(
+        &self,
+        catalog: &Catalog,
+        stats: &HashMap<QualName, TableStats>,
+        force: bool,
+    ) -> Result<Plan, String> {
+        match self.plan_outcome(catalog, stats, force)? {
+            PlanOutcome::Planned(plan) => Ok(plan),
+            PlanOutcome::Conflicts { message, .. } => Err(message),
+        }
     }
 }

@@ -95,7 +95,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("app.meas_2025_c1", "DISTRIBUTED BY (city, logdate)"),
     ("app.parent", "DISTRIBUTED BY (id)"),
     ("app.child", "DISTRIBUTED BY (id)"),
-    ("app.typed", "DISTRIBUTED RANDOMLY"),
+    // A typed table's columns come from its CREATE TYPE: the first hashable one is the key.
+    ("app.typed", "DISTRIBUTED BY (a)"),
     ("app.ident", "DISTRIBUTED BY (id)"),
     ("app.uidx", "DISTRIBUTED BY (b)"),
     ("app.rooms", "DISTRIBUTED REPLICATED"),
