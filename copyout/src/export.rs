@@ -183,7 +183,7 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
         files,
     );
     if let Some(path) = &opts.manifest {
-        report.write_manifest(path)?;
+        report.write_manifest(path, interrupt)?;
     }
     Ok(report)
 }
@@ -200,6 +200,36 @@ fn effective_compression(opts: &ExportOptions) -> Compression {
 }
 
 /// Turns the selection into jobs, reading the catalog inside the snapshot.
+/// Materialized views never refreshed have no rows to read (COPY fails on them): they are
+/// skipped with a note, as pg_dump dumps their definition and no data.
+fn skip_unpopulated(
+    client: &mut postgres::Client,
+    picked: &mut Vec<Relation>,
+) -> Result<(), ExportError> {
+    let empty: Vec<u32> = client
+        .query(
+            "SELECT oid FROM pg_catalog.pg_class WHERE relkind = 'm' AND NOT relispopulated",
+            &[],
+        )
+        .map_err(ClusterError::query(
+            "listing unpopulated materialized views",
+        ))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    picked.retain(|r| {
+        let skip = empty.contains(&r.oid);
+        if skip {
+            eprintln!(
+                "cbcopyout: note: skipping materialized view {}: it was never populated (REFRESH MATERIALIZED VIEW fills it)",
+                r.display()
+            );
+        }
+        !skip
+    });
+    Ok(())
+}
+
 fn plan_jobs(
     opts: &ExportOptions,
     server: &ServerInfo,
@@ -225,6 +255,7 @@ fn plan_jobs(
         } => {
             let all = catalog::list_relations(client)?;
             let mut picked = selection.select(&all)?;
+            skip_unpopulated(client, &mut picked)?;
             if picked.is_empty() {
                 return Err(ExportError::NothingSelected);
             }

@@ -110,17 +110,31 @@ impl Report {
     }
 
     /// Writes the manifest under a temporary name and renames it.
-    pub fn write_manifest(&self, path: &Path) -> Result<(), ExportError> {
+    /// Writes the manifest through a temporary file (exclusive creation, a random name,
+    /// removed on failure or signal) renamed into place: its presence marks a finished export.
+    pub fn write_manifest(
+        &self,
+        path: &Path,
+        interrupt: &interrupt::Interrupt,
+    ) -> Result<(), ExportError> {
+        use std::io::Write;
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
-        let temp = dir.join(format!(".cbcopyout-manifest-{}.tmp", std::process::id()));
-        std::fs::write(&temp, self.to_json() + "\n").map_err(|e| ExportError::io(&temp, e))?;
-        std::fs::rename(&temp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            ExportError::io(path, e)
-        })
+        let (mut file, temp) = interrupt
+            .temp_file(&dir, ".cbcopyout-manifest-")
+            .map_err(|e| ExportError::Staging(e.to_string()))?;
+        file.write_all((self.to_json() + "\n").as_bytes())
+            .and_then(|_| file.sync_all())
+            .map_err(|e| ExportError::io(temp.path(), e))?;
+        // Temporary files are made 0600; a manifest is an ordinary file.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(temp.path(), mode).map_err(|e| ExportError::io(path, e))?;
+        }
+        temp.persist(path).map_err(|e| ExportError::io(path, e))
     }
 }
 
