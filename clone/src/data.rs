@@ -12,7 +12,7 @@ use crate::copy::{copy_chunk, Copied, LoadMode, Worker};
 use crate::progress::Progress;
 use crate::state::{Event, Recorded, State};
 use crate::tables::Table;
-use crate::{session, CloneError};
+use crate::{interrupt, session, CloneError};
 
 /// What one table's copy did, for the report.
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +104,7 @@ pub fn copy_tables(
                 scope.spawn(move || -> Result<(), CloneError> {
                     let run = || -> Result<(), CloneError> {
                         let mut worker = connect_worker(ctx)?;
+                        let _cancel = cancel_on_signal(ctx, &worker);
                         for (t, c) in rx.iter() {
                             if failed.load(Ordering::SeqCst) {
                                 break;
@@ -169,6 +170,19 @@ fn connect_worker(ctx: &DataContext) -> Result<Worker, CloneError> {
     Ok(Worker {
         source: session::source_stream(ctx.source, &ctx.source_settings, &ctx.snapshot_id)?,
         target: session::target_client(ctx.target, &ctx.target_settings)?,
+    })
+}
+
+/// On a signal, both of the worker's statements are cancelled on their servers, so a COPY
+/// blocked on the network ends now rather than after its chunk (the target's transaction
+/// then rolls back: the chunk was not logged as committed).
+fn cancel_on_signal(ctx: &DataContext, worker: &Worker) -> Option<interrupt::HookGuard> {
+    let source = worker.source.cancel_token();
+    let target = worker.target.cancel_token();
+    let (sp, tp) = (ctx.source.clone(), ctx.target.clone());
+    interrupt::on_signal(move || {
+        source.cancel(&sp);
+        cluster::connect::cancel(&target, &tp);
     })
 }
 

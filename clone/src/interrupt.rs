@@ -1,40 +1,61 @@
-//! SIGINT and SIGTERM: remembered, then noticed by every loop between two buffers.
-//!
-//! This is the one place cbclone learns about signals, so that the workspace's shared
-//! signal/cleanup facility (being written for all tools) replaces exactly this module. The
-//! handler only stores the signal number: everything else (aborting the COPY transactions,
-//! stopping pg_restore, removing temporary files) happens on the normal error path, which
-//! unwinds through the same code as any other failure.
+//! SIGINT, SIGTERM and SIGHUP, through the workspace's one signal and cleanup facility (the
+//! `interrupt` crate): a signal raises a flag that every loop checks between two buffers, runs
+//! the cancel hooks the workers registered (so a COPY blocked on the network ends at once
+//! instead of finishing its chunk), and the process ends with 128 + the signal number after
+//! removing the registered temporary files. This module is cbclone's only contact with it.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+pub use interrupt::{HookGuard, Interrupt, Mode, TempPath};
 
 use crate::CloneError;
 
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
+static HANDLE: OnceLock<Interrupt> = OnceLock::new();
 
-extern "C" fn remember(sig: libc::c_int) {
-    SIGNAL.store(sig, Ordering::SeqCst);
-}
-
-/// Installs the handlers for SIGINT and SIGTERM.
-pub fn install() {
-    let handler = remember as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler);
-        libc::signal(libc::SIGTERM, handler);
-    }
+/// Installs the handlers (once); the binary calls this first.
+pub fn install() -> Result<Interrupt, CloneError> {
+    let handle =
+        interrupt::install("cbclone", Mode::Poll).map_err(|e| CloneError::Usage(e.to_string()))?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
 /// `Err(Interrupted)` once a signal has arrived.
 pub fn check() -> Result<(), CloneError> {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => Ok(()),
-        sig => Err(CloneError::Interrupted(sig)),
+    match HANDLE.get().and_then(|h| h.signal()) {
+        Some(s) => Err(CloneError::Interrupted(s.number())),
+        None if requested() => Err(CloneError::Interrupted(libc::SIGTERM)),
+        None => Ok(()),
     }
 }
 
-/// Whether a signal has arrived.
+/// Whether the run has been asked to stop.
 pub fn requested() -> bool {
-    SIGNAL.load(Ordering::SeqCst) != 0
+    HANDLE.get().is_some_and(|h| h.requested())
+}
+
+/// Runs `hook` on a signal while the guard lives (nothing when no handler is installed, as in
+/// library use).
+pub fn on_signal(hook: impl Fn() + Send + Sync + 'static) -> Option<HookGuard> {
+    HANDLE.get().map(|h| h.on_signal(hook))
+}
+
+/// What the final message says is left when the run stops early.
+pub fn set_left(text: impl Into<String>) {
+    if let Some(h) = HANDLE.get() {
+        h.set_left(text);
+    }
+}
+
+/// A private temporary file removed on drop, on failure and on a signal.
+pub fn temp_file(prefix: &str) -> Result<(std::fs::File, TempPath), CloneError> {
+    let dir: PathBuf = std::env::temp_dir();
+    let handle = match HANDLE.get() {
+        Some(h) => h.clone(),
+        None => install()?,
+    };
+    handle.temp_file(&dir, prefix).map_err(|e| CloneError::Io {
+        what: "creating a temporary file".into(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }

@@ -87,6 +87,8 @@ pub struct Report {
     pub materialized_views: usize,
     /// Cloudberry target: the distribution chosen per table.
     pub distribution: Vec<Distributed>,
+    /// PostgreSQL target of an MPP source: what the schema translation changed or skipped.
+    pub translated: Vec<String>,
     pub verify: Option<Vec<Checked>>,
 }
 
@@ -194,6 +196,10 @@ fn connect(opts: &CloneOptions) -> Result<Run<'_>, CloneError> {
         .clone()
         .unwrap_or_else(|| state::default_dir(&fingerprint));
     let state = State::open(&dir, &fingerprint, opts.resume)?;
+    interrupt::set_left(format!(
+        "the target holds part of the clone; run the same command with --resume to continue (state in {})",
+        dir.display()
+    ));
     if opts.resume {
         resume::settle(&mut target_client, &target, &state)?;
     }
@@ -213,6 +219,7 @@ fn connect(opts: &CloneOptions) -> Result<Run<'_>, CloneError> {
         large_objects: 0,
         materialized_views: 0,
         distribution: Vec::new(),
+        translated: Vec::new(),
         verify: None,
     };
     Ok(Run {
@@ -291,7 +298,7 @@ fn snapshot_and_select(run: &mut Run, filters: &Filters) -> Result<Selected, Clo
 fn pre_data(
     run: &mut Run,
     selected: &Selected,
-) -> Result<Option<(tempfile::NamedTempFile, tools::Program)>, CloneError> {
+) -> Result<Option<(interrupt::TempPath, tools::Program)>, CloneError> {
     let opts = run.opts;
     if opts.data_only {
         return Ok(None);
@@ -301,14 +308,24 @@ fn pre_data(
         opts.pg_dump.as_deref(),
         None,
         tools::server_major(&run.source),
-        run.source.flavor.is_mpp(),
+        if run.source.flavor.is_mpp() {
+            tools::Build::Mpp
+        } else {
+            tools::Build::Any
+        },
     )?;
+    // Beside pg_dump first (the same archive version), but a PostgreSQL target needs
+    // PostgreSQL's pg_restore.
     let pg_restore = tools::find(
         "pg_restore",
         opts.pg_restore.as_deref(),
         pg_dump.path.parent(),
         pg_dump.major,
-        false,
+        if run.target.flavor.is_mpp() {
+            tools::Build::Any
+        } else {
+            tools::Build::Stock
+        },
     )?;
     let snapshot_id = run.leader.id().to_string();
     let raw = schema::dump(&pg_dump, &opts.source, &snapshot_id, &opts.dump)?;
@@ -334,6 +351,7 @@ fn pre_data(
             reason: format!("{:?}", d.reason),
         })
         .collect();
+    run.report.translated = rewritten.translated;
     if !pre_data_committed(run, selected)? {
         schema::restore(
             &pg_restore,
@@ -449,7 +467,7 @@ fn sequences_and_blobs(
 /// STEP 4: post-data by pg_restore -j N; on `--resume`, only what is not there yet.
 fn post_data(
     run: &mut Run,
-    schema: Option<&(tempfile::NamedTempFile, tools::Program)>,
+    schema: Option<&(interrupt::TempPath, tools::Program)>,
 ) -> Result<(), CloneError> {
     let Some((archive, pg_restore)) = schema else {
         return Ok(());

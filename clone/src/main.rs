@@ -93,19 +93,30 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    clone::interrupt::install();
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let handle = match clone::interrupt::install() {
+        Ok(h) => h,
         Err(e) => {
-            eprintln!("cbclone: error: {e:#}");
-            let err = e.downcast_ref::<CloneError>();
-            let code = err.map_or(1, CloneError::exit_code);
-            if code == 1 && !matches!(err, Some(CloneError::Verify(_))) {
-                eprintln!("cbclone: the target is incomplete; run again with --resume to continue");
-            }
-            ExitCode::from(code)
+            eprintln!("cbclone: error: {e}");
+            return ExitCode::from(1);
         }
+    };
+    // The signal facility ends the run: temporary files removed, 130/143/129 after a signal,
+    // 1 with the message and what is left otherwise; usage errors are 2.
+    match run(cli) {
+        Ok(()) => handle.conclude(Ok(())),
+        Err(e) => match e.downcast_ref::<CloneError>() {
+            Some(err @ CloneError::Usage(_)) => {
+                let _ = handle.conclude(Ok(()));
+                eprintln!("cbclone: error: {err}");
+                ExitCode::from(err.exit_code())
+            }
+            Some(CloneError::Verify(_)) => {
+                handle.set_left("the clone ran to the end; the tables above differ from the source at its snapshot");
+                handle.conclude(Err(format!("{e:#}")))
+            }
+            _ => handle.conclude(Err(format!("{e:#}"))),
+        },
     }
 }
 

@@ -18,8 +18,8 @@ use archive::custom::rewrite_toc;
 use archive::{CustomArchive, TocEntry};
 use cluster::{Client, ConnParams, ServerInfo};
 use distfix::policy::Decision;
-use tempfile::NamedTempFile;
 
+use crate::interrupt::TempPath;
 use crate::tools::{self, Program};
 use crate::CloneError;
 
@@ -41,7 +41,7 @@ pub fn dump(
     source: &ConnParams,
     snapshot_id: &str,
     flags: &DumpFlags,
-) -> Result<NamedTempFile, CloneError> {
+) -> Result<TempPath, CloneError> {
     let file = temp_file()?;
     let mut cmd = tools::command(pg_dump, source);
     cmd.args(["--format=custom", "--schema-only"])
@@ -71,12 +71,9 @@ pub fn dump(
     Ok(file)
 }
 
-fn temp_file() -> Result<NamedTempFile, CloneError> {
-    tempfile::Builder::new()
-        .prefix(".cbclone-schema-")
-        .suffix(".dump")
-        .tempfile()
-        .map_err(CloneError::io("creating the temporary schema file"))
+/// A private temporary file (registered with the signal facility, so a signal removes it).
+fn temp_file() -> Result<TempPath, CloneError> {
+    Ok(crate::interrupt::temp_file(".cbclone-schema-")?.1)
 }
 
 /// What the rewrite did, for the report.
@@ -84,8 +81,9 @@ fn temp_file() -> Result<NamedTempFile, CloneError> {
 pub struct Rewritten {
     /// Cloudberry target: the DISTRIBUTED clause decided for each table.
     pub decisions: Vec<Decision>,
-    /// PostgreSQL target of an MPP source: statements stripped of their clauses.
-    pub stripped: u64,
+    /// PostgreSQL target of an MPP source: what the translation changed or skipped, one line
+    /// each (`translated TABLE public.t: ...`).
+    pub translated: Vec<String>,
 }
 
 /// The archive rewritten for the target's dialect, when it needs to be:
@@ -93,14 +91,17 @@ pub struct Rewritten {
 ///   `--policy/--default/--on-conflict`) from the source's keys and, as `cbdistfix --stats`,
 ///   its `pg_stats` (read by `stats_client`, inside the snapshot). Clauses an MPP source's
 ///   dump already has are kept.
-/// - PostgreSQL target of an MPP source: the clauses are stripped.
+/// - PostgreSQL target of an MPP source: `distfix::translate`, the workspace's one
+///   Greenplum→PostgreSQL translation (distribution clauses, append-optimized storage options
+///   and access methods, column encodings, gp_* grants), so a clone translates exactly as
+///   `cbdistfix --target postgres` and cbrestore do.
 pub fn rewrite_for_target(
-    schema: NamedTempFile,
+    schema: TempPath,
     source: &ServerInfo,
     target: &ServerInfo,
     stats_client: &mut Client,
     rules: &distfix::rules::RuleArgs,
-) -> Result<(NamedTempFile, Rewritten), CloneError> {
+) -> Result<(TempPath, Rewritten), CloneError> {
     let bad = |e: &dyn std::fmt::Display| CloneError::Rewrite(e.to_string());
     if !target.flavor.is_mpp() && !source.flavor.is_mpp() {
         return Ok((schema, Rewritten::default()));
@@ -117,16 +118,18 @@ pub fn rewrite_for_target(
             entries,
             Rewritten {
                 decisions: plan.decisions,
-                stripped: 0,
+                translated: Vec::new(),
             },
         )
     } else {
-        let (entries, n) = distfix::archive::strip(&archive.entries).map_err(|e| bad(&e))?;
+        let mut tr = distfix::translate::Translator::new();
+        let entries = distfix::translate::translate_entries(&archive.entries, &mut tr)
+            .map_err(|e| bad(&e))?;
         (
             entries,
             Rewritten {
                 decisions: Vec::new(),
-                stripped: n,
+                translated: tr.report().iter().map(|r| r.to_string()).collect(),
             },
         )
     };
@@ -186,12 +189,9 @@ pub fn restore(
 /// objects an interrupted pg_restore already created (indexes, constraints, triggers, rules,
 /// policies), which would otherwise fail with "already exists". What remains is safe to run
 /// again (grants, comments, index attachments, which are no-ops when done).
-pub fn post_data_remaining(
-    archive: &Path,
-    target: &mut Client,
-) -> Result<NamedTempFile, CloneError> {
+pub fn post_data_remaining(archive: &Path, target: &mut Client) -> Result<TempPath, CloneError> {
     let a = CustomArchive::open(archive).map_err(|e| CloneError::Rewrite(e.to_string()))?;
-    let mut list = temp_file()?;
+    let (mut file, list) = crate::interrupt::temp_file(".cbclone-list-")?;
     let mut text = String::new();
     for e in &a.entries {
         if e.section == archive::toc::SECTION_POST_DATA as i64 && exists(target, e)? {
@@ -199,8 +199,8 @@ pub fn post_data_remaining(
         }
         text.push_str(&format!("{};\n", e.dump_id));
     }
-    list.write_all(text.as_bytes())
-        .and_then(|_| list.flush())
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.flush())
         .map_err(CloneError::io("writing the post-data list"))?;
     Ok(list)
 }

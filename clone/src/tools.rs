@@ -21,15 +21,26 @@ pub struct Program {
     pub version: String,
 }
 
-/// Finds `name` (`pg_dump`, `pg_restore`) at least as new as `min_major`. `mpp` asks for a
-/// Cloudberry/Greenplum build (a found one's version line must say so; an explicit path is
-/// the user's choice). `near` is a directory to try first.
+/// Which build of a client program a server needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// Cloudberry's or Greenplum's own (the version line names it): pg_dump of an MPP server.
+    Mpp,
+    /// PostgreSQL's: Greenplum's pg_restore starts every session with `SET
+    /// gp_default_storage_options`, which PostgreSQL rejects.
+    Stock,
+    /// Either.
+    Any,
+}
+
+/// Finds `name` (`pg_dump`, `pg_restore`) at least as new as `min_major`, of the `build`
+/// asked for (an explicit path is the user's choice). `near` is a directory to try first.
 pub fn find(
     name: &str,
     explicit: Option<&Path>,
     near: Option<&Path>,
     min_major: u32,
-    mpp: bool,
+    build: Build,
 ) -> Result<Program, CloneError> {
     let candidates = candidates(name, explicit, near);
     let mut seen = Vec::new();
@@ -41,7 +52,12 @@ pub fn find(
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let major = parse_major(&text).unwrap_or(0);
         let mpp_build = text.contains("Greenplum") || text.contains("Cloudberry");
-        if major >= min_major && (!mpp || mpp_build || explicit.is_some()) {
+        let fits = match build {
+            Build::Mpp => mpp_build,
+            Build::Stock => !mpp_build,
+            Build::Any => true,
+        };
+        if major >= min_major && (fits || explicit.is_some()) {
             return Ok(Program {
                 path: c,
                 major,
@@ -52,7 +68,11 @@ pub fn find(
     }
     Err(CloneError::Tool(format!(
         "no usable {name} (version {min_major} or newer{}) found; seen: [{}]; install the client (Debian: apt-get install postgresql-client-{min_major}) or give --{} PATH",
-        if mpp { ", Cloudberry/Greenplum build" } else { "" },
+        match build {
+            Build::Mpp => ", Cloudberry/Greenplum build",
+            Build::Stock => ", PostgreSQL build",
+            Build::Any => "",
+        },
         seen.join(", "),
         name.replace('_', "-")
     )))
