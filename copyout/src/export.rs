@@ -183,7 +183,7 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
         files,
     );
     if let Some(path) = &opts.manifest {
-        report.write_manifest(path)?;
+        report.write_manifest(path, interrupt)?;
     }
     Ok(report)
 }
