@@ -548,7 +548,7 @@ pub fn scenarios(server: &TestServer, bins: &Bins, inputs: &Path) -> Vec<Scenari
                 name: format!("cbdistfix {kind}"),
                 command: Box::new(move |dir: &Path| {
                     let mut c = Command::new(&cbdistfix);
-                    c.arg(&input).arg("-o").arg(dir.join("out"));
+                    c.arg(&input).arg("--output").arg(dir.join("out"));
                     c
                 }),
                 fingerprint: Box::new(move |out: &Path| match kind {
