@@ -342,7 +342,16 @@ impl Interrupt {
             .compare_exchange(0, s.number(), Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
         if first && self.0.mode == Mode::Poll {
-            self.stop();
+            // On a thread of their own: a cancel request to an unreachable server may take its
+            // connect timeout, and this thread must stay free to see a second signal.
+            let handle = self.clone();
+            if std::thread::Builder::new()
+                .name("cancel".into())
+                .spawn(move || handle.stop())
+                .is_err()
+            {
+                self.stop();
+            }
             return;
         }
         // A second signal, or a tool with nothing to unwind: leave now. The lock is kept until
