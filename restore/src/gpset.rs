@@ -170,18 +170,9 @@ pub fn run(
     let set = BackupSet::open_roots(&opts.roots, opts.timestamp.as_deref())?;
     // Every promised file must be there before the target is touched.
     set.check_files()?;
-
+    let state = Arc::new(open_state(&set, opts)?);
     if opts.create_db {
-        let mut admin = cluster::connect(&opts.conn.with_dbname("postgres"))?;
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {}",
-                quote::ident(opts.conn.dbname())
-            ))
-            .map_err(cluster::ClusterError::query(format!(
-                "creating database {}",
-                opts.conn.dbname()
-            )))?;
+        create_database(opts, &state)?;
     }
     let mut client = cluster::connect(&opts.conn)?;
     let server = flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
@@ -190,90 +181,28 @@ pub fn run(
         TargetChoice::Postgres => true,
         TargetChoice::Cloudberry => false,
     };
-    let state = Arc::new(open_state(&set, opts)?);
     state.reconcile(&mut client)?;
-    if state.resuming && state.finished() {
-        eprintln!(
-            "cbrestore: the restore recorded in {} finished already: nothing to resume",
-            state
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        );
-    }
-    // Single-data-file sets keep one decoder per segment file, positioned where the previous
-    // table ended: their tables are read in order, one at a time.
-    let sequential = set.config.singledatafile || opts.jobs <= 1;
-    let topts = ToSqlOptions {
-        target: if postgres {
-            Target::Postgres
-        } else {
-            Target::AsWritten
-        },
-        gzip: None,
-        with_globals: opts.with_globals,
-        create_db: false,
-        data_only: opts.data_only,
-        metadata_only: opts.metadata_only,
-        no_owner: opts.no_owner,
-        no_privileges: opts.no_privileges,
-        filter: opts.filter.clone(),
-        on_error_continue: opts.on_error_continue,
-    };
-    let mut sink = LiveSink {
-        conn: opts.conn.clone(),
-        client,
-        session: String::new(),
-        state: Arc::clone(&state),
-        errors: Arc::new(Mutex::new(Vec::new())),
-        on_error_continue: opts.on_error_continue,
-        truncate: opts.truncate_table,
-        jobs: if sequential { 1 } else { opts.jobs },
-        pool: None,
-        abort: Arc::clone(&abort),
-        verbose: opts.verbose,
-        progress: Arc::new(pipeline::progress::Progress::new(
-            set.tables_filtered(&opts.filter).count(),
-            false,
-        )),
-        freeze: !server.flavor.is_mpp(),
-        board: Arc::new(Board::default()),
-        split_larger_than: opts.split_larger_than,
-    };
+    let mut sink = LiveSink::new(opts, &set, client, &state, &abort, !server.flavor.is_mpp());
     let result = if state.resuming && state.finished() {
         Ok(gpbackup::to_sql::ToSqlReport::default())
     } else {
-        restore_with(&set, &topts, &mut sink)
+        restore_with(&set, &to_sql_options(opts, postgres), &mut sink)
     };
     sink.progress.finish();
     let errors = sink.errors.lock().expect("errors lock").clone();
     let report = match result {
-        Ok(r) => r,
-        Err(e) => {
+        Ok(r) if !abort.load(Ordering::SeqCst) => r,
+        other => {
             sink.shutdown();
-            let e = if abort.load(Ordering::SeqCst) {
-                RestoreError::Interrupted
-            } else {
-                e.into()
+            let e = match other {
+                Err(e) if !abort.load(Ordering::SeqCst) => e.into(),
+                _ => RestoreError::Interrupted,
             };
             return Err(e.stopped(&state));
         }
     };
-    if abort.load(Ordering::SeqCst) {
-        return Err(RestoreError::Interrupted.stopped(&state));
-    }
     state.finish()?;
-    let tables: Vec<TableReport> = report
-        .tables
-        .iter()
-        .map(|t| TableReport {
-            table: t.name.clone(),
-            rows: t.rows,
-            bytes: t.bytes,
-            source_timestamp: t.source_timestamp.clone(),
-            files: t.files.iter().map(|f| f.display().to_string()).collect(),
-        })
-        .collect();
+    let tables: Vec<TableReport> = report.tables.iter().map(TableReport::of).collect();
     Ok(GpRestoreReport {
         tool: "cbrestore",
         backup_timestamp: set.timestamp.clone(),
@@ -295,6 +224,58 @@ pub fn run(
     })
 }
 
+/// `--create-db`: the database `-d` names, made first (a resumed run finds it made).
+fn create_database(opts: &GpRestoreOptions, state: &State) -> Result<(), RestoreError> {
+    let mut admin = cluster::connect(&opts.conn.with_dbname("postgres"))?;
+    let sql = format!("CREATE DATABASE {}", quote::ident(opts.conn.dbname()));
+    match admin.batch_execute(&sql) {
+        Err(e)
+            if !(state.resuming
+                && cluster::error::server_message(&e).contains("already exists")) =>
+        {
+            Err(
+                cluster::ClusterError::query(format!("creating database {}", opts.conn.dbname()))(
+                    e,
+                )
+                .into(),
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The gpbackup crate's restore options for a live target.
+fn to_sql_options(opts: &GpRestoreOptions, postgres: bool) -> ToSqlOptions {
+    ToSqlOptions {
+        target: if postgres {
+            Target::Postgres
+        } else {
+            Target::AsWritten
+        },
+        gzip: None,
+        with_globals: opts.with_globals,
+        create_db: false,
+        data_only: opts.data_only,
+        metadata_only: opts.metadata_only,
+        no_owner: opts.no_owner,
+        no_privileges: opts.no_privileges,
+        filter: opts.filter.clone(),
+        on_error_continue: opts.on_error_continue,
+    }
+}
+
+impl TableReport {
+    fn of(t: &TableWritten) -> TableReport {
+        TableReport {
+            table: t.name.clone(),
+            rows: t.rows,
+            bytes: t.bytes,
+            source_timestamp: t.source_timestamp.clone(),
+            files: t.files.iter().map(|f| f.display().to_string()).collect(),
+        }
+    }
+}
+
 /// One table handed to a worker.
 struct TableJob {
     fqn: String,
@@ -310,6 +291,107 @@ struct Pool {
     jobs: crossbeam_channel::Sender<TableJob>,
     done: crossbeam_channel::Receiver<Result<TableWritten, gpbackup::Error>>,
     workers: Vec<JoinHandle<()>>,
+}
+
+/// One `-j` worker: its own connection, tables from the queue, and when the queue is empty
+/// its connection lent to a big table still loading (see split.rs).
+struct Worker {
+    conn: ConnParams,
+    session: String,
+    state: Arc<State>,
+    truncate: bool,
+    freeze: bool,
+    board: Arc<Board>,
+    split_larger_than: Option<u64>,
+    verbose: bool,
+    abort: Arc<AtomicBool>,
+}
+
+type Done = Result<TableWritten, gpbackup::Error>;
+
+impl Worker {
+    fn connect(&self) -> Result<postgres::Client, gpbackup::Error> {
+        let mut c = cluster::connect(&self.conn)
+            .map_err(|e| target_error("connecting a worker".into(), e.to_string()))?;
+        c.batch_execute(&self.session).map_err(|e| {
+            target_error(
+                "session settings".into(),
+                cluster::error::server_message(&e),
+            )
+        })?;
+        Ok(c)
+    }
+
+    fn run(self, rx: &crossbeam_channel::Receiver<TableJob>, tx: &crossbeam_channel::Sender<Done>) {
+        let mut client = match self.connect() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let job = match rx.recv_timeout(std::time::Duration::from_millis(5)) {
+                Ok(job) => job,
+                Err(wait) => {
+                    let handed_out = wait == RecvTimeoutError::Disconnected;
+                    if self.idle(&mut client, handed_out) {
+                        continue;
+                    }
+                    break;
+                }
+            };
+            if self.abort.load(Ordering::SeqCst) {
+                break;
+            }
+            let _ = tx.send(self.load(&mut client, job));
+        }
+    }
+
+    /// Nothing to start: lend the connection to a big table still loading; `false` once no
+    /// table is left to hand out or to join.
+    fn idle(&self, client: &mut postgres::Client, handed_out: bool) -> bool {
+        if self.abort.load(Ordering::SeqCst) || (handed_out && !self.board.busy()) {
+            return false;
+        }
+        match self.board.joinable() {
+            Some(load) => {
+                if self.verbose {
+                    eprintln!(
+                        "cbrestore: joining the load of {} with another COPY stream",
+                        load.table()
+                    );
+                }
+                load.help(client);
+            }
+            None if handed_out => std::thread::sleep(std::time::Duration::from_millis(5)),
+            None => {}
+        }
+        true
+    }
+
+    fn load(&self, client: &mut postgres::Client, job: TableJob) -> Done {
+        let how = Emptying {
+            truncate: self.truncate,
+            fresh: self.state.created(&job.fqn),
+            freeze: self.freeze,
+            split: self
+                .split_larger_than
+                .filter(|&limit| job.stored_bytes > limit)
+                .map(|limit| (&*self.board, limit)),
+            verbose: self.verbose,
+        };
+        load_one(
+            client,
+            &self.state,
+            how,
+            &job.fqn,
+            &job.copy_sql,
+            job.expected,
+            &job.source_timestamp,
+            job.reader,
+        )
+    }
 }
 
 /// Statements on one connection; tables inline (`-j 1`) or on worker connections.
@@ -446,6 +528,37 @@ fn load_one(
 }
 
 impl LiveSink {
+    fn new(
+        opts: &GpRestoreOptions,
+        set: &BackupSet,
+        client: postgres::Client,
+        state: &Arc<State>,
+        abort: &Arc<AtomicBool>,
+        freeze: bool,
+    ) -> LiveSink {
+        // Single-data-file sets keep one decoder per segment file, positioned where the
+        // previous table ended: their tables are read in order, one at a time.
+        let sequential = set.config.singledatafile || opts.jobs <= 1;
+        let tables = set.tables_filtered(&opts.filter).count();
+        LiveSink {
+            conn: opts.conn.clone(),
+            client,
+            session: String::new(),
+            state: Arc::clone(state),
+            errors: Arc::new(Mutex::new(Vec::new())),
+            on_error_continue: opts.on_error_continue,
+            truncate: opts.truncate_table,
+            jobs: if sequential { 1 } else { opts.jobs },
+            pool: None,
+            abort: Arc::clone(abort),
+            verbose: opts.verbose,
+            progress: Arc::new(pipeline::progress::Progress::new(tables, false)),
+            freeze,
+            board: Arc::new(Board::default()),
+            split_larger_than: opts.split_larger_than,
+        }
+    }
+
     fn execute(&mut self, what: &str, sql: &str) -> Result<(), gpbackup::Error> {
         self.client
             .batch_execute(sql)
@@ -457,88 +570,19 @@ impl LiveSink {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let mut workers = Vec::new();
         for _ in 0..self.jobs {
-            let rx = job_rx.clone();
-            let tx = done_tx.clone();
-            let conn = self.conn.clone();
-            let session = self.session.clone();
-            let state = Arc::clone(&self.state);
-            let truncate = self.truncate;
-            let freeze = self.freeze;
-            let board = Arc::clone(&self.board);
-            let split_larger_than = self.split_larger_than;
-            let verbose = self.verbose;
-            let abort = Arc::clone(&self.abort);
-            workers.push(std::thread::spawn(move || {
-                let mut client = match cluster::connect(&conn)
-                    .map_err(|e| target_error("connecting a worker".into(), e.to_string()))
-                    .and_then(|mut c| {
-                        c.batch_execute(&session).map(|_| c).map_err(|e| {
-                            target_error(
-                                "session settings".into(),
-                                cluster::error::server_message(&e),
-                            )
-                        })
-                    }) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                loop {
-                    let job = match rx.recv_timeout(std::time::Duration::from_millis(5)) {
-                        Ok(job) => job,
-                        Err(wait) => {
-                            // Nothing to start: lend this connection to a big table still
-                            // loading; leave once no table is left to hand out or to join.
-                            let handed_out = wait == RecvTimeoutError::Disconnected;
-                            if abort.load(Ordering::SeqCst) || (handed_out && !board.busy()) {
-                                break;
-                            }
-                            match board.joinable() {
-                                Some(load) => {
-                                    if verbose {
-                                        eprintln!(
-                                            "cbrestore: joining the load of {} with another COPY stream",
-                                            load.table()
-                                        );
-                                    }
-                                    load.help(&mut client);
-                                }
-                                None if handed_out => {
-                                    std::thread::sleep(std::time::Duration::from_millis(5))
-                                }
-                                None => {}
-                            }
-                            continue;
-                        }
-                    };
-                    if abort.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let fresh = state.created(&job.fqn);
-                    let how = Emptying {
-                        truncate,
-                        fresh,
-                        freeze,
-                        split: split_larger_than
-                            .filter(|&limit| job.stored_bytes > limit)
-                            .map(|limit| (&*board, limit)),
-                        verbose,
-                    };
-                    let r = load_one(
-                        &mut client,
-                        &state,
-                        how,
-                        &job.fqn,
-                        &job.copy_sql,
-                        job.expected,
-                        &job.source_timestamp,
-                        job.reader,
-                    );
-                    let _ = tx.send(r);
-                }
-            }));
+            let worker = Worker {
+                conn: self.conn.clone(),
+                session: self.session.clone(),
+                state: Arc::clone(&self.state),
+                truncate: self.truncate,
+                freeze: self.freeze,
+                board: Arc::clone(&self.board),
+                split_larger_than: self.split_larger_than,
+                verbose: self.verbose,
+                abort: Arc::clone(&self.abort),
+            };
+            let (rx, tx) = (job_rx.clone(), done_tx.clone());
+            workers.push(std::thread::spawn(move || worker.run(&rx, &tx)));
         }
         self.pool = Some(Pool {
             jobs: job_tx,

@@ -10,6 +10,8 @@
 //!   with `-j`, a big table's data shared by idle workers ([`split`]), still all or nothing;
 //! - resumable runs ([`state`]), keyed by what the input looked like ([`fingerprint`]).
 
+#![warn(clippy::too_many_lines)]
+
 pub mod binary;
 pub mod dump;
 pub mod engine;

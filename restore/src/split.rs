@@ -223,97 +223,12 @@ pub fn load_split(
         changed: Condvar::new(),
     });
     board.post(&load);
-    let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
-    let outcome = std::thread::scope(|scope| {
-        let reader = {
-            let load = Arc::clone(&load);
-            scope.spawn(move || {
-                let r = dispatch(source, &tx_batches, &load, join_after, syntax);
-                load.close();
-                drop(tx_batches);
-                r
-            })
-        };
-        // BEGIN here; COMMIT or ROLLBACK below, once the helpers have reported.
-        let own = (|| -> Result<(u64, u64), LoadError> {
-            client.batch_execute("BEGIN").map_err(server)?;
-            let mut w = client.copy_in(copy_sql).map_err(server)?;
-            let mut bytes = 0u64;
-            for batch in rx_batches.iter() {
-                if let Err(e) = w.write_all(&batch) {
-                    return Err(match w.finish() {
-                        Err(pe) => server(pe),
-                        Ok(_) => LoadError::Server(e.to_string()),
-                    });
-                }
-                bytes += batch.len() as u64;
-            }
-            let rows = w.finish().map_err(server)?;
-            Ok((rows, bytes))
-        })();
-        if own.is_err() {
-            // Stop reading and keep the queue moving so the reader (and helpers) can end.
-            load.failed.store(true, Ordering::SeqCst);
-            load.close();
-            for _ in rx_batches.iter() {}
-        }
-        let read = reader.join().expect("split reader thread");
-        (own, read)
-    });
+    let (own, read) = copy_own(client, &load, source, tx_batches, join_after, syntax);
     board.remove(&load);
-    let (own, read) = outcome;
-
-    // Every helper that registered has finished its COPY once the queue is closed; wait for
-    // their outcomes.
-    let helpers_copied = {
-        let mut j = load.join.lock().expect("join lock");
-        while j.copied.len() < j.helpers {
-            j = load.changed.wait(j).expect("join lock");
-        }
-        j.copied.clone()
-    };
-    let mut failure: Option<LoadError> = match (&own, read) {
-        (_, Err(e)) => Some(LoadError::Read(e)),
-        (Err(e), _) => Some(clone_error(e)),
-        _ => None,
-    };
-    let mut total = own.as_ref().map(|(rows, _)| *rows).unwrap_or(0);
-    for r in &helpers_copied {
-        match r {
-            Ok(rows) => total += rows,
-            Err(m) => {
-                failure.get_or_insert_with(|| LoadError::Server(m.clone()));
-            }
-        }
-    }
-    if failure.is_none() {
-        if let Some(expected) = expected_rows {
-            if total != expected {
-                failure = Some(LoadError::Count {
-                    loaded: total,
-                    expected,
-                });
-            }
-        }
-    }
+    let (mut failure, total, helpers) = gather(&load, &own, read, expected_rows);
     let commit = failure.is_none();
-    let helpers = helpers_copied.len();
-    {
-        let mut j = load.join.lock().expect("join lock");
-        j.verdict = Some(commit);
-        load.changed.notify_all();
-        // Helpers commit first, then the owner: if one of them fails, the owner's own rows
-        // never become visible and only the helpers' committed rows need removing.
-        while j.committed.len() < helpers {
-            j = load.changed.wait(j).expect("join lock");
-        }
-        if commit {
-            if let Some(Err(m)) = j.committed.iter().find(|r| r.is_err()) {
-                failure = Some(LoadError::Server(format!(
-                    "committing a parallel COPY stream failed: {m}"
-                )));
-            }
-        }
+    if let Some(e) = verdict(&load, commit, helpers) {
+        failure = Some(e);
     }
     let Ok((_, bytes)) = own else {
         // The owner's COPY failed; its transaction is aborted (or never began).
@@ -338,6 +253,117 @@ pub fn load_split(
             Err(f)
         }
     }
+}
+
+/// The owner's part: the source read on its own thread into the queue, the owner's COPY
+/// (begun, not committed) fed from it. Its rows and bytes, and how the reading ended.
+fn copy_own(
+    client: &mut Client,
+    load: &Arc<SplitLoad>,
+    source: &mut (dyn Read + Send),
+    tx_batches: Sender<Vec<u8>>,
+    join_after: u64,
+    syntax: RowSyntax,
+) -> (Result<(u64, u64), LoadError>, io::Result<()>) {
+    let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
+    let rx_batches = load.batches.clone();
+    std::thread::scope(|scope| {
+        let reader = {
+            let load = Arc::clone(load);
+            scope.spawn(move || {
+                let r = dispatch(source, &tx_batches, &load, join_after, syntax);
+                load.close();
+                drop(tx_batches);
+                r
+            })
+        };
+        // BEGIN here; COMMIT or ROLLBACK once the helpers have reported.
+        let own = (|| -> Result<(u64, u64), LoadError> {
+            client.batch_execute("BEGIN").map_err(server)?;
+            let mut w = client.copy_in(load.copy_sql.as_str()).map_err(server)?;
+            let mut bytes = 0u64;
+            for batch in rx_batches.iter() {
+                if let Err(e) = w.write_all(&batch) {
+                    return Err(match w.finish() {
+                        Err(pe) => server(pe),
+                        Ok(_) => LoadError::Server(e.to_string()),
+                    });
+                }
+                bytes += batch.len() as u64;
+            }
+            let rows = w.finish().map_err(server)?;
+            Ok((rows, bytes))
+        })();
+        if own.is_err() {
+            // Stop reading and keep the queue moving so the reader (and helpers) can end.
+            load.failed.store(true, Ordering::SeqCst);
+            load.close();
+            for _ in rx_batches.iter() {}
+        }
+        let read = reader.join().expect("split reader thread");
+        (own, read)
+    })
+}
+
+/// Every helper that registered has finished its COPY once the queue is closed: their
+/// outcomes with the owner's make the first failure (or a row count other than expected),
+/// the rows copied, and the number of helpers.
+fn gather(
+    load: &SplitLoad,
+    own: &Result<(u64, u64), LoadError>,
+    read: io::Result<()>,
+    expected_rows: Option<u64>,
+) -> (Option<LoadError>, u64, usize) {
+    let helpers_copied = {
+        let mut j = load.join.lock().expect("join lock");
+        while j.copied.len() < j.helpers {
+            j = load.changed.wait(j).expect("join lock");
+        }
+        j.copied.clone()
+    };
+    let mut failure: Option<LoadError> = match (own, read) {
+        (_, Err(e)) => Some(LoadError::Read(e)),
+        (Err(e), _) => Some(clone_error(e)),
+        _ => None,
+    };
+    let mut total = own.as_ref().map(|(rows, _)| *rows).unwrap_or(0);
+    for r in &helpers_copied {
+        match r {
+            Ok(rows) => total += rows,
+            Err(m) => {
+                failure.get_or_insert_with(|| LoadError::Server(m.clone()));
+            }
+        }
+    }
+    if let (None, Some(expected)) = (&failure, expected_rows) {
+        if total != expected {
+            failure = Some(LoadError::Count {
+                loaded: total,
+                expected,
+            });
+        }
+    }
+    (failure, total, helpers_copied.len())
+}
+
+/// Tells the helpers to commit (or roll back) and waits for them: helpers commit first, then
+/// the owner, so if one of them fails the owner's own rows never become visible and only the
+/// helpers' committed rows need removing. A helper's failed commit, if any.
+fn verdict(load: &SplitLoad, commit: bool, helpers: usize) -> Option<LoadError> {
+    let mut j = load.join.lock().expect("join lock");
+    j.verdict = Some(commit);
+    load.changed.notify_all();
+    while j.committed.len() < helpers {
+        j = load.changed.wait(j).expect("join lock");
+    }
+    if !commit {
+        return None;
+    }
+    j.committed.iter().find_map(|r| {
+        r.as_ref()
+            .err()
+            .map(|m| LoadError::Server(format!("committing a parallel COPY stream failed: {m}")))
+    })
 }
 
 /// Removes rows some participants committed before another failed. The table was created by

@@ -144,9 +144,12 @@ pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<
                 if tables.iter().any(|t| t.checksum == "ok") {
                     ", checksums and row counts equal to manifest.json"
                 } else {
-                    " (no manifest: no checksums or row counts to compare)"
+                    ""
                 }
             );
+            if !tables.iter().any(|t| t.checksum == "ok") {
+                unchecked_ends(&tables);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
@@ -154,6 +157,31 @@ pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<
                 eprintln!("cbrestore: error: {p}");
             }
             Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Without manifest.json: what could not be checked, per kind of data file.
+fn unchecked_ends(tables: &[restore::verify::Verified]) {
+    eprintln!("cbrestore: warning: no manifest.json: row counts and sha256 checksums not compared");
+    for (kind, what) in [
+        ("gzip trailer only", "are gzip without cbdump's end member: each gzip member's trailer was checked, but a file cut between two members would pass"),
+        ("zstd frames", "are zstd: a file cut between two frames would pass"),
+        ("none", "are uncompressed: a file cut at a line end would pass"),
+    ] {
+        let files: Vec<&str> = tables
+            .iter()
+            .filter(|t| t.end_check == kind)
+            .map(|t| t.file.as_str())
+            .collect();
+        if !files.is_empty() {
+            let first: Vec<&str> = files.iter().take(5).copied().collect();
+            eprintln!(
+                "cbrestore: warning: {} data files ({}{}) {what}",
+                files.len(),
+                first.join(", "),
+                if files.len() > 5 { ", ..." } else { "" }
+            );
         }
     }
 }

@@ -112,6 +112,12 @@ pub struct Verified {
     pub rows: u64,
     pub bytes: u64,
     pub checksum: &'static str,
+    /// What proves a directory archive's data file complete without a manifest: "end
+    /// member" (cbdump's gzip), "gzip trailer only", "zstd frames", "none"; empty for a
+    /// custom archive (its blocks have lengths).
+    pub end_check: &'static str,
+    #[serde(skip)]
+    pub file: String,
 }
 
 /// `--verify-only`: every table's data read to the end (decompression checked), row counts and
@@ -121,86 +127,102 @@ pub fn verify_only(archive: &Archive) -> Result<Vec<Verified>, Vec<String>> {
     let mut ok = Vec::new();
     let mut problems = Vec::new();
     for e in archive.entries() {
-        let desc = e.desc();
-        if desc == "BLOBS" {
-            match archive::blobs::read_all(archive, e) {
-                Ok(blobs) => {
-                    for b in blobs {
-                        match b {
-                            Ok((oid, mut r)) => {
-                                if let Err(x) = std::io::copy(&mut r, &mut std::io::sink()) {
-                                    problems.push(format!("large object {oid}: {x}"));
-                                }
-                            }
-                            Err(x) => problems.push(x.to_string()),
-                        }
-                    }
-                }
-                Err(x) => problems.push(x.to_string()),
-            }
-            continue;
-        }
-        if desc != "TABLE DATA" {
-            continue;
-        }
-        let label = format!("{}.{}", e.namespace(), e.tag());
-        let checksum = match check_file(archive, e, &manifest) {
-            Ok(()) if manifest.get(e.dump_id).is_some() => "ok",
-            Ok(()) => "not recorded",
-            Err(x) => {
-                problems.push(x);
-                continue;
-            }
-        };
-        let mut data = match archive.table_data(e) {
-            Ok(d) => d,
-            Err(x) => {
-                problems.push(x.to_string());
-                continue;
-            }
-        };
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut rows = 0u64;
-        let mut bytes = 0u64;
-        let mut failed = None;
-        loop {
-            match data.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    rows += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
-                    bytes += n as u64;
-                }
-                Err(x) => {
-                    failed = Some(x);
-                    break;
-                }
+        if e.is("BLOBS") {
+            walk_blobs(archive, e, &mut problems);
+        } else if e.is("TABLE DATA") {
+            match verify_table(archive, e, &manifest) {
+                Ok(v) => ok.push(v),
+                Err(p) => problems.push(p),
             }
         }
-        if let Some(x) = failed {
-            problems.push(format!("{label} (TOC entry {}): {x}", e.dump_id));
-            continue;
-        }
-        // pg_dump's terminator `\.` and two blank lines are not rows.
-        let rows = rows.saturating_sub(3);
-        if let Some(rec) = manifest.get(e.dump_id) {
-            if rec.rows != rows {
-                problems.push(format!(
-                    "{label}: manifest.json records {} rows, the data holds {rows}",
-                    rec.rows
-                ));
-                continue;
-            }
-        }
-        ok.push(Verified {
-            table: label,
-            rows,
-            bytes,
-            checksum,
-        });
     }
     if problems.is_empty() {
         Ok(ok)
     } else {
         Err(problems)
     }
+}
+
+/// Reads every large object of a `BLOBS` entry to its end.
+fn walk_blobs(archive: &Archive, e: &TocEntry, problems: &mut Vec<String>) {
+    let blobs = match archive::blobs::read_all(archive, e) {
+        Ok(b) => b,
+        Err(x) => return problems.push(x.to_string()),
+    };
+    for b in blobs {
+        match b {
+            Ok((oid, mut r)) => {
+                if let Err(x) = std::io::copy(&mut r, &mut std::io::sink()) {
+                    problems.push(format!("large object {oid}: {x}"));
+                }
+            }
+            Err(x) => problems.push(x.to_string()),
+        }
+    }
+}
+
+/// One table's data read to its end, its rows counted and compared with the manifest.
+fn verify_table(archive: &Archive, e: &TocEntry, manifest: &Manifest) -> Result<Verified, String> {
+    let label = format!("{}.{}", e.namespace(), e.tag());
+    check_file(archive, e, manifest)?;
+    let checksum = if manifest.get(e.dump_id).is_some() {
+        "ok"
+    } else {
+        "not recorded"
+    };
+    let (end_check, file) = end_check(archive, e);
+    let mut data = archive.table_data(e).map_err(|x| x.to_string())?;
+    let mut buf = vec![0u8; 256 * 1024];
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    loop {
+        match data.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                rows += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+                bytes += n as u64;
+            }
+            Err(x) => return Err(format!("{label} (TOC entry {}): {x}", e.dump_id)),
+        }
+    }
+    // pg_dump's terminator `\.` and two blank lines are not rows.
+    let rows = rows.saturating_sub(3);
+    if let Some(rec) = manifest.get(e.dump_id) {
+        if rec.rows != rows {
+            return Err(format!(
+                "{label}: manifest.json records {} rows, the data holds {rows}",
+                rec.rows
+            ));
+        }
+    }
+    Ok(Verified {
+        table: label,
+        rows,
+        bytes,
+        checksum,
+        end_check,
+        file,
+    })
+}
+
+/// What marks the end of a directory archive's data file (see `archive::codec::EndCheck`).
+fn end_check(archive: &Archive, e: &TocEntry) -> (&'static str, String) {
+    use archive::codec::EndCheck;
+    let Archive::Directory(d) = archive else {
+        return ("", String::new());
+    };
+    let Ok(Some(path)) = d.data_file(e) else {
+        return ("", String::new());
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let check = match EndCheck::of_file(&path) {
+        Ok(EndCheck::GzipEndMember) => "end member",
+        Ok(EndCheck::GzipTrailerOnly) => "gzip trailer only",
+        Ok(EndCheck::ZstdFrames) => "zstd frames",
+        Ok(EndCheck::Uncompressed) => "none",
+        Err(_) => "",
+    };
+    (check, name)
 }
