@@ -474,68 +474,12 @@ const DB: &str = "shop";
 
 /// The scenarios the harness runs on `server`; `inputs` holds cbdistfix's inputs.
 pub fn scenarios(server: &TestServer, bins: &Bins, inputs: &Path) -> Vec<Scenario> {
-    let pg_restore = server.install().bin("pg_restore");
-    let mut v = Vec::new();
-    for format in ["d", "c", "p"] {
-        let env = env_of(server);
-        let pg_restore = pg_restore.clone();
-        let cbdump = bins.cbdump.clone();
-        v.push(Scenario {
-            name: format!("cbdump -F {format}"),
-            command: Box::new(move |dir: &Path| {
-                let mut c = Command::new(&cbdump);
-                env.apply(&mut c);
-                c.args(["-F", format, "-j", "2", "-f"]).arg(dir.join("out"));
-                c
-            }),
-            fingerprint: Box::new(move |out: &Path| {
-                if format == "p" {
-                    fingerprint_file(out)
-                } else {
-                    fingerprint_archive(&pg_restore, out)
-                }
-            }),
-            states: vec![
-                (
-                    "staging",
-                    Box::new(|d: &Path| staging_has(d, ".out.cbdump-", None)),
-                ),
-                (
-                    "copy",
-                    Box::new(|d: &Path| staging_has(d, ".out.cbdump-", Some("data"))),
-                ),
-                (
-                    "schema",
-                    Box::new(|d: &Path| staging_has(d, ".out.cbdump-", Some("schema/toc.dat"))),
-                ),
-            ],
-            file_set: false,
-        });
-    }
+    let mut v: Vec<Scenario> = ["d", "c", "p"]
+        .into_iter()
+        .map(|format| cbdump_scenario(server, &bins.cbdump, format))
+        .collect();
     if let Some(cbcopyout) = built(&bins.cbcopyout) {
-        let env = env_of(server);
-        v.push(Scenario {
-            name: "cbcopyout -o DIR".into(),
-            command: Box::new(move |dir: &Path| {
-                let mut c = Command::new(&cbcopyout);
-                env.apply(&mut c);
-                c.args(["-t", "public.*", "-j", "2", "--chunk-size", "1M", "-o"])
-                    .arg(format!("{}/out/", dir.display()));
-                c
-            }),
-            fingerprint: Box::new(|out: &Path| fingerprint_dir(out)),
-            states: vec![
-                (
-                    "staging",
-                    Box::new(|d: &Path| staging_has(&d.join("out"), ".cbcopyout-", None)),
-                ),
-                (
-                    "copy",
-                    Box::new(|d: &Path| staging_has(&d.join("out"), ".cbcopyout-", Some(""))),
-                ),
-            ],
-            file_set: true,
-        });
+        v.push(cbcopyout_scenario(server, cbcopyout));
     }
     if let Some(cbdistfix) = built(&bins.cbdistfix) {
         for (kind, input) in [
@@ -543,27 +487,100 @@ pub fn scenarios(server: &TestServer, bins: &Bins, inputs: &Path) -> Vec<Scenari
             ("custom", "in.dump"),
             ("directory", "in.dir"),
         ] {
-            let (cbdistfix, input) = (cbdistfix.clone(), inputs.join(input));
-            v.push(Scenario {
-                name: format!("cbdistfix {kind}"),
-                command: Box::new(move |dir: &Path| {
-                    let mut c = Command::new(&cbdistfix);
-                    c.arg(&input).arg("--output").arg(dir.join("out"));
-                    c
-                }),
-                fingerprint: Box::new(move |out: &Path| match kind {
-                    "directory" => fingerprint_dir(out),
-                    _ => fingerprint_file(out),
-                }),
-                states: vec![(
-                    "temporary",
-                    Box::new(|d: &Path| staging_has(d, ".cbdistfix-", None)),
-                )],
-                file_set: false,
-            });
+            v.push(cbdistfix_scenario(
+                cbdistfix.clone(),
+                kind,
+                inputs.join(input),
+            ));
         }
     }
     v
+}
+
+/// cbdump in one format, checked by what pg_restore renders from the archive.
+fn cbdump_scenario(server: &TestServer, cbdump: &Path, format: &'static str) -> Scenario {
+    let env = env_of(server);
+    let pg_restore = server.install().bin("pg_restore");
+    let cbdump = cbdump.to_path_buf();
+    Scenario {
+        name: format!("cbdump -F {format}"),
+        command: Box::new(move |dir: &Path| {
+            let mut c = Command::new(&cbdump);
+            env.apply(&mut c);
+            c.args(["-F", format, "-j", "2", "-f"]).arg(dir.join("out"));
+            c
+        }),
+        fingerprint: Box::new(move |out: &Path| {
+            if format == "p" {
+                fingerprint_file(out)
+            } else {
+                fingerprint_archive(&pg_restore, out)
+            }
+        }),
+        states: vec![
+            (
+                "staging",
+                Box::new(|d: &Path| staging_has(d, ".out.cbdump-", None)),
+            ),
+            (
+                "copy",
+                Box::new(|d: &Path| staging_has(d, ".out.cbdump-", Some("data"))),
+            ),
+            (
+                "schema",
+                Box::new(|d: &Path| staging_has(d, ".out.cbdump-", Some("schema/toc.dat"))),
+            ),
+        ],
+        file_set: false,
+    }
+}
+
+/// cbcopyout of every table into a directory, two workers, tables split into chunks.
+fn cbcopyout_scenario(server: &TestServer, cbcopyout: PathBuf) -> Scenario {
+    let env = env_of(server);
+    Scenario {
+        name: "cbcopyout -o DIR".into(),
+        command: Box::new(move |dir: &Path| {
+            let mut c = Command::new(&cbcopyout);
+            env.apply(&mut c);
+            c.args(["-t", "public.*", "-j", "2", "--chunk-size", "1M", "-o"])
+                .arg(format!("{}/out/", dir.display()));
+            c
+        }),
+        fingerprint: Box::new(|out: &Path| fingerprint_dir(out)),
+        states: vec![
+            (
+                "staging",
+                Box::new(|d: &Path| staging_has(&d.join("out"), ".cbcopyout-", None)),
+            ),
+            (
+                "copy",
+                Box::new(|d: &Path| staging_has(&d.join("out"), ".cbcopyout-", Some(""))),
+            ),
+        ],
+        file_set: true,
+    }
+}
+
+/// cbdistfix rewriting one kind of pg_dump output.
+fn cbdistfix_scenario(cbdistfix: PathBuf, kind: &'static str, input: PathBuf) -> Scenario {
+    Scenario {
+        name: format!("cbdistfix {kind}"),
+        command: Box::new(move |dir: &Path| {
+            let mut c = Command::new(&cbdistfix);
+            c.arg(&input).arg("--output").arg(dir.join("out"));
+            c
+        }),
+        fingerprint: Box::new(move |out: &Path| match kind {
+            "directory" => fingerprint_dir(out),
+            _ => fingerprint_file(out),
+        }),
+        states: vec![(
+            "temporary",
+            Box::new(|d: &Path| staging_has(d, ".cbdistfix-", None)),
+        )],
+        file_set: false,
+    }
 }
 
 /// cbdistfix's inputs: pg_dump's plain, custom and directory dumps of the database.
