@@ -19,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use crate::measure::{run_measured, Sample};
 
 const TABLE: &str = "public.bench_rows";
+const ROUNDS: usize = 3;
 
 struct Cluster {
     conninfo: String,
@@ -99,45 +100,49 @@ fn measure_all(
     let merged = merged_csv(&set, work)?;
     let state = work.join("state");
     let mut results: Vec<(String, Sample)> = Vec::new();
-    for (cluster, name) in [(one, "same"), (two, "other")] {
-        let db = "cbt_bench_target";
-        cluster.recreate_db(db)?;
-        cluster.client(db)?.batch_execute(DDL)?;
-        let label = format!("{} -> {} segments", one.segments, cluster.segments);
-        let mut measure = |what: &str, cmd: Command| -> Result<()> {
-            cluster
-                .client(db)?
-                .batch_execute(&format!("TRUNCATE {TABLE}"))?;
-            let s = run_measured(cmd, what)?;
-            check_rows(cluster, db, rows).with_context(|| format!("{label}: {what}"))?;
-            results.push((format!("{label}: {what}"), s));
-            Ok(())
-        };
-        if name == "same" {
+    // Rounds interleave every load, so a busy moment of a shared machine hits them alike; the
+    // median of each is printed.
+    for _round in 0..ROUNDS {
+        for (cluster, name) in [(one, "same"), (two, "other")] {
+            let db = "cbt_bench_target";
+            cluster.recreate_db(db)?;
+            cluster.client(db)?.batch_execute(DDL)?;
+            let label = format!("{} -> {} segments", one.segments, cluster.segments);
+            let mut measure = |what: &str, cmd: Command| -> Result<()> {
+                cluster
+                    .client(db)?
+                    .batch_execute(&format!("TRUNCATE {TABLE}"))?;
+                let s = run_measured(cmd, what)?;
+                check_rows(cluster, db, rows).with_context(|| format!("{label}: {what}"))?;
+                results.push((format!("{label}: {what}"), s));
+                Ok(())
+            };
+            if name == "same" {
+                measure(
+                    "server COPY FROM file ON SEGMENT",
+                    cluster.psql(db, &raw_copy_sql(&set)),
+                )?;
+            }
             measure(
-                "server COPY FROM file ON SEGMENT",
-                cluster.psql(db, &raw_copy_sql(&set)),
+                "server external web table INSERT SELECT",
+                web_insert(cluster, db, &set),
+            )?;
+            measure(
+                "psql \\copy through the coordinator",
+                cluster.psql(
+                    db,
+                    &format!("\\copy {TABLE} FROM '{}' CSV", merged.display()),
+                ),
+            )?;
+            measure(
+                "cbrestore --on-segment",
+                restore(cluster, db, &set, &state, true)?,
+            )?;
+            measure(
+                "cbrestore (coordinator merge)",
+                restore(cluster, db, &set, &state, false)?,
             )?;
         }
-        measure(
-            "server external web table INSERT SELECT",
-            web_insert(cluster, db, &set),
-        )?;
-        measure(
-            "psql \\copy through the coordinator",
-            cluster.psql(
-                db,
-                &format!("\\copy {TABLE} FROM '{}' CSV", merged.display()),
-            ),
-        )?;
-        measure(
-            "cbrestore --on-segment",
-            restore(cluster, db, &set, &state, true)?,
-        )?;
-        measure(
-            "cbrestore (coordinator merge)",
-            restore(cluster, db, &set, &state, false)?,
-        )?;
     }
     Ok(results)
 }
@@ -297,12 +302,35 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn print(results: &[(String, Sample)], rows: u64) {
-    println!("mpp-restore: {rows} rows of int/text/numeric/timestamptz, uncompressed CSV set");
-    let width = results.iter().map(|(w, _)| w.len()).max().unwrap_or(0);
-    for (what, s) in results {
+    println!(
+        "mpp-restore: {rows} rows of int/text/numeric/timestamptz, uncompressed CSV set; median (min-max) of {ROUNDS} interleaved rounds"
+    );
+    let mut labels: Vec<&String> = Vec::new();
+    for (what, _) in results {
+        if !labels.contains(&what) {
+            labels.push(what);
+        }
+    }
+    let width = labels.iter().map(|w| w.len()).max().unwrap_or(0);
+    for what in labels {
+        let mut secs: Vec<f64> = results
+            .iter()
+            .filter(|(w, _)| w == what)
+            .map(|(_, s)| s.seconds)
+            .collect();
+        secs.sort_by(f64::total_cmp);
+        let rss = results
+            .iter()
+            .filter(|(w, _)| w == what)
+            .map(|(_, s)| s.max_rss_kib)
+            .max()
+            .unwrap_or(0);
         println!(
-            "  {what:<width$}  {:>7.2} s  {:>7} KiB peak RSS",
-            s.seconds, s.max_rss_kib
+            "  {what:<width$}  {:>6.2} s ({:.2}-{:.2})  {:>7} KiB peak RSS",
+            secs[secs.len() / 2],
+            secs[0],
+            secs[secs.len() - 1],
+            rss
         );
     }
 }

@@ -409,15 +409,7 @@ pub fn run(
     if opts.create_db {
         create_database(opts)?;
     }
-    let mut client = cluster::connect(&opts.conn)?;
-    let server = flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
-    if !server.flavor.is_mpp() {
-        return Err(cluster::ClusterError::NotMpp {
-            server: server.describe(),
-        }
-        .into());
-    }
-    mpp_load::check_rights(&mut client).map_err(load_error)?;
+    let (mut client, server) = connect_mpp(opts)?;
     let placement = placement(opts, &set, &mut client)?;
     if !opts.metadata_only {
         probe_files(&mut client, &set, &opts.filter, &placement)?;
@@ -443,22 +435,10 @@ pub fn run(
         )
         .named("cbrestore"),
     };
-    let topts = ToSqlOptions {
-        target: Target::AsWritten,
-        gzip: None,
-        with_globals: opts.with_globals,
-        create_db: false,
-        data_only: opts.data_only,
-        metadata_only: opts.metadata_only,
-        no_owner: opts.no_owner,
-        no_privileges: opts.no_privileges,
-        filter: opts.filter.clone(),
-        on_error_continue: opts.on_error_continue,
-    };
     let result = if state.resuming && state.finished() {
         Ok(gpbackup::to_sql::ToSqlReport::default())
     } else {
-        restore_with(&set, &topts, &mut sink)
+        restore_with(&set, &flow_options(opts), &mut sink)
     };
     sink.progress.finish();
     let report = match result {
@@ -492,6 +472,39 @@ pub fn run(
             .collect(),
         warnings: report.warnings,
     })
+}
+
+/// A connection to the target, refused unless it is an MPP server whose segments this role may
+/// make run programs.
+fn connect_mpp(
+    opts: &SegmentRestoreOptions,
+) -> Result<(postgres::Client, cluster::ServerInfo), RestoreError> {
+    let mut client = cluster::connect(&opts.conn)?;
+    let server = flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
+    if !server.flavor.is_mpp() {
+        return Err(cluster::ClusterError::NotMpp {
+            server: server.describe(),
+        }
+        .into());
+    }
+    mpp_load::check_rights(&mut client).map_err(load_error)?;
+    Ok((client, server))
+}
+
+/// The options of the shared metadata flow: statements as written (an MPP target).
+fn flow_options(opts: &SegmentRestoreOptions) -> ToSqlOptions {
+    ToSqlOptions {
+        target: Target::AsWritten,
+        gzip: None,
+        with_globals: opts.with_globals,
+        create_db: false,
+        data_only: opts.data_only,
+        metadata_only: opts.metadata_only,
+        no_owner: opts.no_owner,
+        no_privileges: opts.no_privileges,
+        filter: opts.filter.clone(),
+        on_error_continue: opts.on_error_continue,
+    }
 }
 
 /// The set, with what this mode cannot read refused up front.
