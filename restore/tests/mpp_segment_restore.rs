@@ -519,3 +519,122 @@ fn policies_are_read_from_the_catalog() {
     let e = cluster::mpp_load::column_types(&mut c, "public.h", &["nope".into()]).unwrap_err();
     assert!(e.to_string().contains("no column \"nope\""), "{e}");
 }
+
+/// `schema.table` → rows per segment, from a fixture's rowcounts file.
+fn fixture_rowcounts(name: &str) -> std::collections::BTreeMap<String, Vec<(i32, i64)>> {
+    let path = testkit::shared_fixtures()
+        .unwrap()
+        .join("gpbackup")
+        .join(format!("{name}-rowcounts.txt"));
+    let mut out: std::collections::BTreeMap<String, Vec<(i32, i64)>> = Default::default();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let f: Vec<&str> = line.split('|').map(str::trim).collect();
+        if f.len() == 4 {
+            if let (Ok(seg), Ok(n)) = (f[2].parse(), f[3].parse()) {
+                out.entry(format!("{}.{}", f[0], f[1]))
+                    .or_default()
+                    .push((seg, n));
+            }
+        }
+    }
+    out
+}
+
+fn segment_count(conninfo: &str) -> i64 {
+    connect(conninfo, "postgres")
+        .query_one(
+            "SELECT count(*) FROM gp_segment_configuration WHERE role = 'p' AND content >= 0",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A set written by real gpbackup (Greenplum 6, 2 segments, gzip, `--backup-dir` layout B with
+/// prefix `demoDataDir`), its files left where gpbackup put them: into a 2-segment cluster every
+/// segment loads its own file (the rows per segment are the source's), into any other through
+/// the interconnect (the same rows).
+#[test]
+fn real_gpbackup_set_loads_on_its_segments() {
+    let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
+        eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
+        return;
+    };
+    let Some(tarball) = testkit::shared_fixtures()
+        .map(|d| d.join("gpbackup/2-segment-db.tar.gz"))
+        .filter(|p| p.is_file())
+    else {
+        eprintln!("skipped: no shared gpbackup fixtures");
+        return;
+    };
+    let base = tempfile::Builder::new()
+        .prefix("cbt-segrest-fx-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(base.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Readable by the server's OS user, as a backup directory on the segment hosts is.
+    let st = Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(base.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let coordinator_dir = find_coordinator_dir(base.path());
+    let expected = fixture_rowcounts("2-segment-db");
+    let state = tempfile::tempdir().unwrap();
+    let mut targets = vec![coord.clone()];
+    targets.extend(mpp("CBTOOLS_TEST_MPP2"));
+    for target in targets {
+        let db = format!("cbt_segrest_fx_{}", std::process::id());
+        fresh_db(&target, &db);
+        let out = cbrestore(state.path())
+            .args([
+                "-d",
+                &with_db(&target, &db),
+                "--on-segment",
+                "--json",
+                "-O",
+                "-x",
+            ])
+            .arg(&coordinator_dir)
+            .output()
+            .unwrap();
+        let report = ok(&out, "cbrestore --on-segment of a real gpbackup set");
+        let same_shape = segment_count(&target) == 2;
+        let mut c = connect(&target, &db);
+        let tables = report["tables"].as_array().unwrap();
+        assert_eq!(tables.len(), 8, "{report}");
+        for t in tables {
+            let name = t["table"].as_str().unwrap();
+            let route = t["route"].as_str().unwrap();
+            let rows: Vec<(i32, i64)> = c
+                .query(
+                    &format!(
+                        "SELECT gp_segment_id::int4, count(*) FROM {name} GROUP BY 1 ORDER BY 1"
+                    ),
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let want = &expected[name];
+            if same_shape {
+                assert_eq!(route, "copy-on-segment", "{name}");
+                assert_eq!(&rows, want, "{name}: rows per segment");
+            } else {
+                let total = |v: &[(i32, i64)]| v.iter().map(|x| x.1).sum::<i64>();
+                assert_eq!(total(&rows), total(want), "{name}");
+            }
+        }
+        drop(c);
+        drop_db(&target, &db);
+    }
+}
