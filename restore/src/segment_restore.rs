@@ -1041,5 +1041,30 @@ mod tests {
             p.file(2, "20250301101500", 77),
             "/data/gpseg0/../bk/gpseg2/backups/20250301/20250301101500/gpbackup_2_20250301101500_77.gz"
         );
+        // In place only for uncompressed files, each segment reading exactly its own content;
+        // the tokens are left for the server.
+        let mut flat = Placement {
+            root: "/bk/gpseg<SEGID>/".into(),
+            source_segments: 2,
+            extension: "",
+            compression_program: "cat",
+            ..p
+        };
+        let table = PlannedTable {
+            entry: gpbackup::DataEntry {
+                oid: 77,
+                ..Default::default()
+            },
+            source_timestamp: "20250301101500".into(),
+            pieces: Vec::new(),
+            expected_rows: 0,
+        };
+        assert_eq!(
+            flat.in_place(&table, &[0, 1]).as_deref(),
+            Some("/bk/gpseg<SEGID>/backups/20250301/20250301101500/gpbackup_<SEGID>_20250301101500_77")
+        );
+        assert_eq!(flat.in_place(&table, &[0]), None);
+        flat.extension = ".zst";
+        assert_eq!(flat.in_place(&table, &[0, 1]), None);
     }
 }
