@@ -435,6 +435,37 @@ fn export_to_files(
     shared: &Arc<Shared>,
     progress: &Progress,
 ) -> Result<Vec<Vec<Vec<PartFile>>>, ExportError> {
+    let tasks = copy_tasks(opts, jobs);
+    let total_tasks = tasks.len();
+    let workers = opts.jobs.clamp(1, total_tasks.max(1));
+    let (task_tx, task_rx) = crossbeam_channel::unbounded::<Task>();
+    for t in tasks {
+        task_tx.send(t).expect("channel open");
+    }
+    drop(task_tx);
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Result<TaskDone, ExportError>>();
+    let worker = Worker {
+        opts,
+        jobs,
+        dir,
+        compression,
+        snapshot_id,
+        shared,
+        progress,
+        labels: jobs.iter().map(Job::label).collect(),
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (rx, tx, worker) = (task_rx.clone(), done_tx.clone(), &worker);
+            scope.spawn(move || worker.run(rx, tx));
+        }
+        drop(done_tx);
+        collect(jobs, total_tasks, done_rx, shared, progress)
+    })
+}
+
+/// One task per chunk of every job, with where its header goes.
+fn copy_tasks(opts: &ExportOptions, jobs: &[Job]) -> Vec<Task> {
     let options = opts.format.sql_options();
     let mut tasks = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
@@ -457,120 +488,134 @@ fn export_to_files(
             });
         }
     }
-    let total_tasks = tasks.len();
-    let workers = opts.jobs.clamp(1, total_tasks.max(1));
-    let (task_tx, task_rx) = crossbeam_channel::unbounded::<Task>();
-    for t in tasks {
-        task_tx.send(t).expect("channel open");
-    }
-    drop(task_tx);
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Result<TaskDone, ExportError>>();
+    tasks
+}
 
+/// What every worker thread shares.
+struct Worker<'a> {
+    opts: &'a ExportOptions,
+    jobs: &'a [Job],
+    dir: &'a Path,
+    compression: Compression,
+    snapshot_id: &'a str,
+    shared: &'a Arc<Shared>,
+    progress: &'a Progress,
+    labels: Vec<String>,
+}
+
+impl Worker<'_> {
+    /// One session on the snapshot: takes tasks until none is left, one fails, or the run is
+    /// stopped; ends its transaction before it disconnects.
+    fn run(
+        &self,
+        rx: crossbeam_channel::Receiver<Task>,
+        tx: crossbeam_channel::Sender<Result<TaskDone, ExportError>>,
+    ) {
+        let shared = self.shared;
+        let mut client = match connect_worker(&self.opts.conn, self.snapshot_id, shared) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        for task in rx.iter() {
+            if shared.abort.load(Ordering::SeqCst) {
+                break;
+            }
+            let r = self.copy(&mut client, &task);
+            let failed = r.is_err();
+            let _ = tx.send(r);
+            if failed {
+                break;
+            }
+        }
+        end_transaction(&mut client, !shared.abort.load(Ordering::SeqCst));
+    }
+
+    fn copy(&self, client: &mut CopySession, task: &Task) -> Result<TaskDone, ExportError> {
+        let opts = self.opts;
+        let label = &self.labels[task.job];
+        let (share, share_rows) = self.jobs[task.job].share(task.chunk);
+        let flight = self.progress.begin(label, share, share_rows);
+        let writer = StreamWriter::new(
+            self.dir,
+            task.temp_base.clone(),
+            self.compression,
+            opts.limits,
+            task.header,
+            opts.format.row_syntax(),
+            opts.sync,
+        );
+        let pipelined = self.compression != Compression::None;
+        let parts = copy_into(
+            client,
+            &task.sql,
+            writer,
+            self.shared,
+            label,
+            pipelined,
+            &flight,
+        )?;
+        Ok(TaskDone {
+            job: task.job,
+            chunk: task.chunk,
+            parts,
+        })
+    }
+}
+
+/// The leader's side: every task's outcome, in any order, into its job's slot; the first
+/// failure (or a signal) stops and cancels the others.
+fn collect(
+    jobs: &[Job],
+    total_tasks: usize,
+    done_rx: crossbeam_channel::Receiver<Result<TaskDone, ExportError>>,
+    shared: &Shared,
+    progress: &Progress,
+) -> Result<Vec<Vec<Vec<PartFile>>>, ExportError> {
     let mut results: Vec<Vec<Vec<PartFile>>> = jobs
         .iter()
         .map(|j| vec![Vec::new(); j.chunks.len()])
         .collect();
     let mut chunks_left: Vec<usize> = jobs.iter().map(|j| j.chunks.len()).collect();
-
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let rx = task_rx.clone();
-            let tx = done_tx.clone();
-            let shared = Arc::clone(shared);
-            let conn = opts.conn.clone();
-            let limits = opts.limits;
-            let sync = opts.sync;
-            let syntax = opts.format.row_syntax();
-            let dir = dir.to_path_buf();
-            let labels: Vec<String> = jobs.iter().map(Job::label).collect();
-            scope.spawn(move || {
-                let mut client = match connect_worker(&conn, snapshot_id, &shared) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                };
-                for task in rx.iter() {
-                    if shared.abort.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let label = &labels[task.job];
-                    let (share, share_rows) = jobs[task.job].share(task.chunk);
-                    let flight = progress.begin(label, share, share_rows);
-                    let writer = StreamWriter::new(
-                        &dir,
-                        task.temp_base.clone(),
-                        compression,
-                        limits,
-                        task.header,
-                        syntax,
-                        sync,
-                    );
-                    let r = copy_into(
-                        &mut client,
-                        &task.sql,
-                        writer,
-                        &shared,
-                        label,
-                        compression != Compression::None,
-                        &flight,
-                    )
-                    .map(|parts| TaskDone {
-                        job: task.job,
-                        chunk: task.chunk,
-                        parts,
-                    });
-                    let failed = r.is_err();
-                    let _ = tx.send(r);
-                    if failed {
-                        break;
-                    }
-                }
-                end_transaction(&mut client, !shared.abort.load(Ordering::SeqCst));
-            });
+    let mut received = 0;
+    let mut first_error: Option<ExportError> = None;
+    while received < total_tasks {
+        if shared.abort.load(Ordering::SeqCst) && first_error.is_none() {
+            first_error = Some(ExportError::Interrupted);
+            cancel_all(shared);
         }
-        drop(done_tx);
-
-        let mut received = 0;
-        let mut first_error: Option<ExportError> = None;
-        while received < total_tasks {
-            if shared.abort.load(Ordering::SeqCst) && first_error.is_none() {
-                first_error = Some(ExportError::Interrupted);
-                cancel_all(shared);
+        match done_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(done)) => {
+                received += 1;
+                chunks_left[done.job] -= 1;
+                if chunks_left[done.job] == 0 {
+                    progress.table_done(&jobs[done.job].label());
+                }
+                results[done.job][done.chunk] = done.parts;
             }
-            match done_rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Ok(done)) => {
-                    received += 1;
-                    chunks_left[done.job] -= 1;
-                    if chunks_left[done.job] == 0 {
-                        progress.table_done(&jobs[done.job].label());
-                    }
-                    results[done.job][done.chunk] = done.parts;
+            Ok(Err(e)) => {
+                received += 1;
+                if first_error.is_none() {
+                    first_error = Some(e);
+                    shared.abort.store(true, Ordering::SeqCst);
+                    cancel_all(shared);
                 }
-                Ok(Err(e)) => {
-                    received += 1;
-                    if first_error.is_none() {
-                        first_error = Some(e);
-                        shared.abort.store(true, Ordering::SeqCst);
-                        cancel_all(shared);
-                    }
-                }
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
             }
-            progress.update(
-                shared.bytes.load(Ordering::Relaxed),
-                shared.rows.load(Ordering::Relaxed),
-            );
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
-        match first_error {
-            Some(e) => Err(e),
-            None if received < total_tasks => Err(ExportError::Interrupted),
-            None => Ok(()),
-        }
-    })?;
-    Ok(results)
+        progress.update(
+            shared.bytes.load(Ordering::Relaxed),
+            shared.rows.load(Ordering::Relaxed),
+        );
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None if received < total_tasks => Err(ExportError::Interrupted),
+        None => Ok(results),
+    }
 }
 
 fn connect_worker(
