@@ -124,7 +124,11 @@ impl DirectoryArchive {
             path: path.clone(),
             source,
         })?;
-        Ok(Box::new(crate::codec::NamedReader::new(d, &path, c)))
+        let d = crate::codec::NamedReader::new(d, &path, c);
+        if entry.copy_stmt.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Ok(Box::new(CopyEnd::new(d, &path, entry.dump_id)));
+        }
+        Ok(Box::new(d))
     }
 
     /// Writes `toc.dat` of `dir` with this header and these entries (temporary name, rename).
@@ -144,6 +148,79 @@ impl DirectoryArchive {
             write_entries(&mut w, header, entries, &path).map_err(io::Error::other)?;
             w.inner.flush()
         })
+    }
+}
+
+/// COPY data that must end with its `\\.` line (then blank lines), as pg_dump and cbdump
+/// write every data file of a COPY entry.
+///
+/// Why: a data file cut at a line end decodes cleanly when nothing else marks its end:
+/// uncompressed files, zstd files cut between two frames, gzip files of several members
+/// without our end mark (an older cbdump's). pg_restore then loads the rows before the cut
+/// and exits 0. Requiring the terminator catches all of these, for any writer.
+struct CopyEnd<R> {
+    inner: R,
+    path: PathBuf,
+    dump_id: i32,
+    /// The last three bytes before the trailing line ends.
+    tail: Vec<u8>,
+    /// Line ends after the last other byte.
+    newlines: usize,
+    total: u64,
+}
+
+impl<R: Read> CopyEnd<R> {
+    fn new(inner: R, path: &Path, dump_id: i32) -> Self {
+        CopyEnd {
+            inner,
+            path: path.to_path_buf(),
+            dump_id,
+            tail: Vec::with_capacity(8),
+            newlines: 0,
+            total: 0,
+        }
+    }
+
+    fn note(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
+        let Some(i) = data.iter().rposition(|&b| b != b'\n') else {
+            self.newlines += data.len();
+            return;
+        };
+        // The last three bytes before the trailing line ends, across reads.
+        let mut w = std::mem::take(&mut self.tail);
+        w.resize(w.len() + self.newlines.min(3), b'\n');
+        w.extend_from_slice(&data[i.saturating_sub(2)..=i]);
+        self.tail = w[w.len().saturating_sub(3)..].to_vec();
+        self.newlines = data.len() - 1 - i;
+    }
+
+    /// Whether what was read ends with a `\\.` line and only line ends after it (the whole
+    /// data is `\\.` for an empty table).
+    fn complete(&self) -> bool {
+        let content = self.total - self.newlines as u64;
+        self.newlines > 0 && (self.tail == b"\n\\." || (self.tail == b"\\." && content == 2))
+    }
+}
+
+impl<R: Read> Read for CopyEnd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.note(&buf[..n]);
+        } else if !buf.is_empty() && !self.complete() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{}: truncated: the COPY data of TOC entry {} ends without its \\. line \
+                     ({} bytes read): the file was cut short",
+                    self.path.display(),
+                    self.dump_id,
+                    self.total
+                ),
+            ));
+        }
+        Ok(n)
     }
 }
 
@@ -351,5 +428,51 @@ impl DirectoryWriter {
     /// Removes the temporary directory (after an error).
     pub fn abandon(self) {
         let _ = std::fs::remove_dir_all(&self.temp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(data: &[u8], step: usize) -> io::Result<Vec<u8>> {
+        let r = CopyEnd::new(testkit::Trickle::new(data, step), Path::new("3.dat"), 3);
+        let mut out = Vec::new();
+        io::BufReader::with_capacity(step, r).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn copy_data_must_end_with_its_terminator_line() {
+        let complete: &[&[u8]] = &[
+            b"\\.\n\n\n",
+            b"\\.\n",
+            b"1\tx\n2\ty\n\\.\n\n\n",
+            b"1\tx\n\\.\n",
+            b"\n\n\\.\n",
+        ];
+        let cut: &[&[u8]] = &[
+            b"",
+            b"1\tx\n",
+            b"1\tx\n2\ty\n",
+            b"1\tx\n\\.",
+            b"a\\\\.\n",
+            b"x\\.\n\n\n",
+            b"\n\n\n",
+        ];
+        for step in [1, 2, 3, 5, 64] {
+            for data in complete {
+                assert_eq!(read(data, step).unwrap(), *data, "{data:?} step {step}");
+            }
+            for data in cut {
+                let err = read(data, step).unwrap_err();
+                assert_eq!(
+                    err.kind(),
+                    io::ErrorKind::UnexpectedEof,
+                    "{data:?} step {step}"
+                );
+                assert!(err.to_string().contains("truncated: "), "{err}");
+            }
+        }
     }
 }

@@ -105,3 +105,34 @@ fn marked_files_read_everywhere_and_cut_ones_fail_only_for_us() {
     // pg_dump's own single-stream files read as before.
     assert!(data_of(&src).unwrap() == copy_text);
 }
+
+/// Nothing marks the end of an uncompressed data file but its `\.` line: a file cut at a line
+/// end (pg_dump's or ours) is an error for our reader too.
+#[test]
+fn uncompressed_data_files_cut_at_a_line_end_fail() {
+    let s = TestServer::start();
+    s.create_db("src");
+    s.psql("src", SCHEMA);
+    let dir = s.scratch().join("plain.dir");
+    run(s
+        .command("pg_dump")
+        .args(["-d", "src", "-F", "d", "-Z", "0", "-f"])
+        .arg(&dir));
+    let a = DirectoryArchive::open(&dir).unwrap();
+    let file = data_file(&a);
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(
+        bytes.ends_with(b"\n\\.\n\n\n"),
+        "pg_dump ends COPY data with \\."
+    );
+    assert!(data_of(&a).unwrap() == bytes);
+    let cut = bytes[..bytes.len() / 2]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    std::fs::write(&file, &bytes[..cut]).unwrap();
+    let err = data_of(&a).unwrap_err().to_string();
+    assert!(err.contains("truncated: "), "{err}");
+    assert!(err.contains(&file.display().to_string()), "{err}");
+}
