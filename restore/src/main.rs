@@ -17,59 +17,61 @@ use restore::RestoreError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let abort = interruptions();
-    match run(&cli, abort) {
-        Ok(code) => code,
-        Err(e) => failed(&e),
+    // The one signal setup: SIGINT, SIGTERM and SIGHUP raise the flag every step checks; the
+    // restore stops between steps, records its state, and exits 130, 143 or 129 saying how
+    // to resume.
+    let interrupt = match interrupt::install("cbrestore", interrupt::Mode::Poll) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("cbrestore: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(&cli, interrupt.flag()) {
+        Ok(code) if !interrupt.stdout_closed() => code,
+        Ok(_) => interrupt.conclude(Ok(())),
+        Err(e) => failed(&e, &interrupt),
     }
 }
 
-/// The one place signals are handled: SIGINT, SIGTERM and SIGHUP raise the flag every step
-/// checks; the restore stops between steps, records its state and says how to resume.
-fn interruptions() -> Arc<AtomicBool> {
-    let abort = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&abort);
-    if let Err(e) =
-        ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
-    {
-        eprintln!("cbrestore: warning: cannot handle interruptions: {e}");
+/// Reports an error: one line (plus the server's detail) and the command that resumes when
+/// there is one; exit status 2 for usage, 130/143/129 for a signal, 1 otherwise. A closed
+/// stdout (`cbrestore -l x | head`) ends quietly.
+fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
+    if let Some(io) = e.chain().find_map(broken_pipe) {
+        interrupt.note_stdout_error(io);
+        return interrupt.conclude(Ok(()));
     }
-    abort
-}
-
-/// Reports an error: one line (plus the server's detail), the command that resumes when there
-/// is one, and the exit status (2 usage, 130 interrupted, 1 otherwise). A closed stdout
-/// (`cbrestore -l x | head`) ends quietly.
-fn failed(e: &anyhow::Error) -> ExitCode {
-    if e.chain().any(is_broken_pipe) {
-        return ExitCode::SUCCESS;
-    }
-    eprintln!("cbrestore: error: {e:#}");
     if e.downcast_ref::<Usage>().is_some() {
+        eprintln!("cbrestore: error: {e:#}");
         return ExitCode::from(2);
     }
     let restore = e.downcast_ref::<RestoreError>();
     if let Some(state) = restore.and_then(RestoreError::resumable_from) {
-        eprintln!(
-            "cbrestore: progress is recorded in {}; to resume:\n  {}",
+        interrupt.set_left(format!(
+            "progress is recorded in {}; to resume:\n  {}",
             state.display(),
             resume_command()
-        );
+        ));
     }
-    match restore.map(RestoreError::cause) {
-        Some(RestoreError::Interrupted) => ExitCode::from(130),
-        _ => ExitCode::from(1),
+    if let Some(RestoreError::Interrupted) = restore.map(RestoreError::cause) {
+        if interrupt.signal().is_none() {
+            // Raised without a signal (a closed pipe): still 130, as before.
+            eprintln!("cbrestore: error: {e:#}");
+            return ExitCode::from(130);
+        }
     }
+    interrupt.conclude(Err(format!("{e:#}")))
 }
 
-fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+fn broken_pipe<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e std::io::Error> {
     let io =
         e.downcast_ref::<std::io::Error>()
             .or_else(|| match e.downcast_ref::<RestoreError>() {
                 Some(RestoreError::Io { source, .. }) => Some(source),
                 _ => None,
             });
-    io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    io.filter(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// This command line with `--resume`, quoted for a POSIX shell, passwords in conninfo strings

@@ -680,10 +680,10 @@ fn open_out(
         return Ok(Out::Verify);
     }
     if o.list {
-        println!(
+        stdout_line(&format!(
             ";\n; Archive: {} (plain SQL script)\n;\n; Selected entries (statement; line TYPE SCHEMA NAME OWNER):\n;",
             src.shown
-        );
+        ))?;
         return Ok(Out::List);
     }
     if let Some(p) = &o.script {
@@ -924,7 +924,7 @@ impl<'a> PlainRun<'a> {
     fn dispatch(&mut self, sp: &mut Sp, s: Stmt) -> Result<(), RestoreError> {
         let included = self.included(&s);
         if included && s.kind != Kind::Session {
-            self.list_line(&s);
+            self.list_line(&s)?;
         }
         let is_copy = matches!(s.kind, Kind::Copy(..));
         if !included {
@@ -961,14 +961,14 @@ impl<'a> PlainRun<'a> {
     }
 
     /// `-l`: one line per entry, at its first statement.
-    fn list_line(&mut self, s: &Stmt) {
+    fn list_line(&mut self, s: &Stmt) -> Result<(), RestoreError> {
         let (Out::List, Some(e)) = (&self.out, &s.entry) else {
-            return;
+            return Ok(());
         };
         if self.listed.as_ref() == Some(e) {
-            return;
+            return Ok(());
         }
-        println!(
+        stdout_line(&format!(
             "{}; {} {} {} {} {}",
             s.step,
             s.line,
@@ -976,8 +976,9 @@ impl<'a> PlainRun<'a> {
             e.schema.as_deref().unwrap_or("-"),
             e.name,
             e.owner.as_deref().unwrap_or("-")
-        );
+        ))?;
         self.listed = Some(e.clone());
+        Ok(())
     }
 
     /// Reads a COPY block's data without sending it; its rows.
@@ -1283,6 +1284,15 @@ impl PlainRun<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// A line on stdout; a closed stdout (`cbrestore -l x.sql | head`) is an error the caller
+/// ends quietly on.
+fn stdout_line(line: &str) -> Result<(), RestoreError> {
+    writeln!(std::io::stdout().lock(), "{line}").map_err(|source| RestoreError::Io {
+        path: PathBuf::from("stdout"),
+        source,
+    })
 }
 
 /// Where a COPY block can be read again: the script (stdin spooled to a file).

@@ -328,3 +328,73 @@ fn an_unwritable_state_directory_is_not_fatal() {
     );
     assert_eq!(out.status.code(), Some(1), "--resume needs its state");
 }
+
+/// `cbrestore -l x.sql | head -1`: the closed pipe ends it quietly, no panic, no message.
+#[test]
+fn a_listing_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let server = TestServer::start();
+    server.create_db("src");
+    let mut sql = String::new();
+    for i in 0..3000 {
+        sql.push_str(&format!("CREATE TABLE public.t{i} (n int);\n"));
+    }
+    server.psql("src", &sql);
+    let plain = pg_dump(&server, &[], &server.scratch().join("many.sql"));
+    let mut child = server
+        .tool(env!("CARGO_BIN_EXE_cbrestore"))
+        .arg("-l")
+        .arg(&plain)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, ";\n");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && err.is_empty(), "{err}");
+    assert_ne!(out.status.code(), Some(101), "no panic");
+}
+
+/// SIGTERM (what `timeout` and systemd send): the restore stops after the step in flight,
+/// exits 143 and prints the command that resumes it; that command finishes the restore.
+#[test]
+fn sigterm_stops_between_steps_and_says_how_to_resume() {
+    let server = TestServer::start();
+    source(&server);
+    let want = fingerprints(&server, "src");
+    let archive = pg_dump(&server, &["-Fc"], &server.scratch().join("t.dump"));
+    server.create_db("t");
+    let child = server
+        .tool(env!("CARGO_BIN_EXE_cbrestore"))
+        .args(["-d", "t"])
+        .arg(&archive)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(server.wait_for_active("datname = 't'", "COPY public.big", 60));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    let resume = err
+        .lines()
+        .skip_while(|l| !l.contains("to resume:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no resume command in: {err}"))
+        .trim()
+        .to_string();
+    assert!(resume.ends_with("--resume"), "{resume}");
+    let words: Vec<&str> = resume.split_whitespace().collect();
+    ok(&cbrestore(&server, &words[1..]));
+    assert_eq!(fingerprints(&server, "t"), want);
+    assert_eq!(server.schema_dump("t"), server.schema_dump("src"));
+}
