@@ -129,39 +129,32 @@ pub fn export(
     abort: &Arc<AtomicBool>,
     counters: &Counters,
 ) -> Result<Vec<TableData>, DumpError> {
-    let Workers {
-        conn,
-        snapshot_id,
-        session_sql,
-        jobs,
-        ..
-    } = *workers;
-    // (task, chunk) units; chunked only where the format allows.
-    let mut units: Vec<(usize, usize)> = Vec::new();
-    for (t, task) in tasks.iter().enumerate() {
-        for c in 0..encoding.units(task) {
-            units.push((t, c));
-        }
-    }
-    // Biggest tables first.
-    units.sort_by_key(|(t, c)| (std::cmp::Reverse(tasks[*t].relation.pages), *t, *c));
-    let queue = Mutex::new(units.into_iter().rev().collect::<Vec<_>>());
-    // Each table's file grows in chunk order as chunks finish, on the worker that finished
-    // the next one in line: only the last chunk of the last table is joined after the COPYs.
-    let joins: Vec<Mutex<Join>> = tasks
-        .iter()
-        .map(|t| {
-            Mutex::new(Join {
-                units: encoding.units(t),
-                ..Join::default()
+    let pool = Pool {
+        workers,
+        tasks,
+        dir,
+        encoding,
+        abort,
+        counters,
+        queue: Mutex::new(units(tasks, encoding)),
+        // Each table's file grows in chunk order as chunks finish, on the worker that
+        // finished the next one in line: only the last chunk of the last table is joined
+        // after the COPYs.
+        joins: tasks
+            .iter()
+            .map(|t| {
+                Mutex::new(Join {
+                    units: encoding.units(t),
+                    ..Join::default()
+                })
             })
-        })
-        .collect();
-    let finished: Mutex<Vec<TableData>> = Mutex::new(Vec::new());
-    let first_error: Mutex<Option<DumpError>> = Mutex::new(None);
-    let cancel: Arc<Mutex<Vec<Canceller>>> = Arc::new(Mutex::new(Vec::new()));
+            .collect(),
+        finished: Mutex::new(Vec::new()),
+        first_error: Mutex::new(None),
+        cancel: Arc::new(Mutex::new(Vec::new())),
+    };
     let _cancel_on_signal = {
-        let (cancel, conn) = (Arc::clone(&cancel), conn.clone());
+        let (cancel, conn) = (Arc::clone(&pool.cancel), workers.conn.clone());
         workers.interrupt.on_signal(move || {
             for tok in cancel.lock().expect("lock").iter() {
                 tok.cancel(&conn);
@@ -169,86 +162,132 @@ pub fn export(
         })
     };
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
-            scope.spawn(|| {
-                let mut client = match CopySession::connect(conn).and_then(|mut c| {
-                    c.batch_execute(session_sql)
-                        .map_err(cluster::ClusterError::query("setting up the session"))?;
-                    snapshot::import_into(&mut c, snapshot_id).map(|_| c)
-                }) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        first_error.lock().expect("lock").get_or_insert(e.into());
-                        abort.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                };
-                cancel.lock().expect("lock").push(client.cancel_token());
-                loop {
-                    if abort.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Some((t, c)) = queue.lock().expect("lock").pop() else {
-                        break;
-                    };
-                    let task = &tasks[t];
-                    let chunk = match encoding {
-                        Encoding::ZstdFrame(_) => &Chunk::Whole,
-                        _ => &task.chunks[c],
-                    };
-                    let temp = dir.join(format!(".{}.{c}.part", task.file_name));
-                    let (share, share_rows) = match encoding {
-                        Encoding::ZstdFrame(_) => chunk_share(&task.relation, &[Chunk::Whole], 0),
-                        _ => chunk_share(&task.relation, &task.chunks, c),
-                    };
-                    let flight =
-                        workers
-                            .progress
-                            .begin(&task.relation.display(), share, share_rows);
-                    let on = (counters, &flight);
-                    let r = dump_unit(&mut client, task, chunk, &temp, encoding, on, abort)
-                        .and_then(|piece| {
-                            let mut join = joins[t].lock().expect("lock");
-                            if let Some(mut data) = join.add(c, piece, dir, task, encoding)? {
-                                data.index = t;
-                                finished.lock().expect("lock").push(data);
-                                counters.tables_done.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(())
-                        });
-                    match r {
-                        Ok(()) => {}
-                        Err(e) => {
-                            first_error.lock().expect("lock").get_or_insert(e);
-                            abort.store(true, Ordering::SeqCst);
-                            for tok in cancel.lock().expect("lock").iter() {
-                                tok.cancel(conn);
-                            }
-                            break;
-                        }
-                    }
-                }
-                // The read-only transaction ends before the session does: a bare disconnect
-                // leaves "unexpected EOF on client connection with an open transaction" in the
-                // server log. A dead connection just fails here.
-                let clean = !abort.load(Ordering::SeqCst);
-                let _ = client.batch_execute(if clean { "COMMIT" } else { "ROLLBACK" });
-            });
+        for _ in 0..workers.jobs.max(1) {
+            scope.spawn(|| pool.work());
         }
     });
-    let mut out = finished.into_inner().expect("lock");
-    let failed = first_error.into_inner().expect("lock");
-    if failed.is_some() || abort.load(Ordering::SeqCst) {
-        for j in joins {
-            j.into_inner().expect("lock").discard();
+    pool.finish()
+}
+
+/// (task, chunk) units, chunked only where the format allows, biggest tables popped first.
+fn units(tasks: &[TableTask], encoding: Encoding) -> Vec<(usize, usize)> {
+    let mut units: Vec<(usize, usize)> = Vec::new();
+    for (t, task) in tasks.iter().enumerate() {
+        for c in 0..encoding.units(task) {
+            units.push((t, c));
         }
-        for d in &out {
-            let _ = std::fs::remove_file(&d.path);
-        }
-        return Err(failed.unwrap_or(DumpError::Interrupted));
     }
-    out.sort_by_key(|d| d.index);
-    Ok(out)
+    units.sort_by_key(|(t, c)| (std::cmp::Reverse(tasks[*t].relation.pages), *t, *c));
+    units.reverse();
+    units
+}
+
+/// The workers' shared state for one [`export`].
+struct Pool<'a> {
+    workers: &'a Workers<'a>,
+    tasks: &'a [TableTask],
+    dir: &'a Path,
+    encoding: Encoding,
+    abort: &'a Arc<AtomicBool>,
+    counters: &'a Counters,
+    queue: Mutex<Vec<(usize, usize)>>,
+    joins: Vec<Mutex<Join>>,
+    finished: Mutex<Vec<TableData>>,
+    first_error: Mutex<Option<DumpError>>,
+    cancel: Arc<Mutex<Vec<Canceller>>>,
+}
+
+impl Pool<'_> {
+    /// One worker session: units until none is left, one fails or the run stops.
+    fn work(&self) {
+        let Some(mut client) = self.connect() else {
+            return;
+        };
+        while !self.abort.load(Ordering::SeqCst) {
+            let Some((t, c)) = self.queue.lock().expect("lock").pop() else {
+                break;
+            };
+            if let Err(e) = self.unit(&mut client, t, c) {
+                self.first_error.lock().expect("lock").get_or_insert(e);
+                self.abort.store(true, Ordering::SeqCst);
+                for tok in self.cancel.lock().expect("lock").iter() {
+                    tok.cancel(self.workers.conn);
+                }
+                break;
+            }
+        }
+        // The read-only transaction ends before the session does: a bare disconnect leaves
+        // "unexpected EOF on client connection with an open transaction" in the server log.
+        // A dead connection just fails here.
+        let clean = !self.abort.load(Ordering::SeqCst);
+        let _ = client.batch_execute(if clean { "COMMIT" } else { "ROLLBACK" });
+    }
+
+    /// A session with pg_dump's settings on the leader's snapshot, registered for cancels.
+    fn connect(&self) -> Option<CopySession> {
+        let w = self.workers;
+        let connected = CopySession::connect(w.conn).and_then(|mut c| {
+            c.batch_execute(w.session_sql)
+                .map_err(cluster::ClusterError::query("setting up the session"))?;
+            snapshot::import_into(&mut c, w.snapshot_id).map(|_| c)
+        });
+        match connected {
+            Ok(c) => {
+                self.cancel.lock().expect("lock").push(c.cancel_token());
+                Some(c)
+            }
+            Err(e) => {
+                self.first_error
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert(e.into());
+                self.abort.store(true, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+
+    /// Chunk `c` of table `t`, appended to its table's file when it is next in line.
+    fn unit(&self, client: &mut CopySession, t: usize, c: usize) -> Result<(), DumpError> {
+        let (task, encoding) = (&self.tasks[t], self.encoding);
+        let whole = [Chunk::Whole];
+        let (chunks, i) = match encoding {
+            Encoding::ZstdFrame(_) => (&whole[..], 0),
+            _ => (&task.chunks[..], c),
+        };
+        let temp = self.dir.join(format!(".{}.{c}.part", task.file_name));
+        let (share, share_rows) = chunk_share(&task.relation, chunks, i);
+        let flight = self
+            .workers
+            .progress
+            .begin(&task.relation.display(), share, share_rows);
+        let on = (self.counters, &flight);
+        let piece = dump_unit(client, task, &chunks[i], &temp, encoding, on, self.abort)?;
+        let mut join = self.joins[t].lock().expect("lock");
+        if let Some(mut data) = join.add(c, piece, self.dir, task, encoding)? {
+            data.index = t;
+            self.finished.lock().expect("lock").push(data);
+            self.counters.tables_done.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Every table's file in task order, or the first error with everything written removed.
+    fn finish(self) -> Result<Vec<TableData>, DumpError> {
+        let mut out = self.finished.into_inner().expect("lock");
+        let failed = self.first_error.into_inner().expect("lock");
+        if failed.is_some() || self.abort.load(Ordering::SeqCst) {
+            for j in self.joins {
+                j.into_inner().expect("lock").discard();
+            }
+            for d in &out {
+                let _ = std::fs::remove_file(&d.path);
+            }
+            return Err(failed.unwrap_or(DumpError::Interrupted));
+        }
+        out.sort_by_key(|d| d.index);
+        Ok(out)
+    }
 }
 
 /// A finished chunk: its file, and for zlib pieces the Adler-32 of its uncompressed bytes.
