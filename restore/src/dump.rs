@@ -147,7 +147,7 @@ pub fn run(
             o.input.display()
         ))
     })?;
-    let (entries, changed) = transform(archive.entries(), &o.distribution)?;
+    let (mut entries, mut changed) = transform(archive.entries(), &o.distribution)?;
     let manifest = Manifest::load(&archive).map_err(RestoreError::Input)?;
     let state = open_state(o, &entries)?;
     let mut report = DumpRestoreReport {
@@ -158,7 +158,6 @@ pub fn run(
             Archive::Directory(_) => "directory",
         },
         archive_version: format!("{}.{}", archive.header().major, archive.header().minor),
-        distribution_statements_changed: changed,
         ..Default::default()
     };
     if state.resuming && state.finished() {
@@ -167,6 +166,17 @@ pub fn run(
         return Ok(report);
     }
     let (mut target, conn) = open_out(o, &entries, &state)?;
+    // A Cloudberry/Greenplum archive into PostgreSQL: distfix's translation (DISTRIBUTED,
+    // append-optimized options, column encodings, gp_* privileges), as --strip-distribution.
+    if matches!(o.distribution, Distribution::Keep)
+        && looks_mpp(&entries)
+        && live_postgres(&mut target)?
+    {
+        let (translated, n) = for_postgres(&entries)?;
+        entries = translated;
+        changed += n;
+    }
+    report.distribution_statements_changed = changed;
     let mut out = target.out(o.single_transaction);
     let restore = Restore::new(o, &archive, &entries, &manifest, state, abort, &mut out)?;
     report.target = restore.target.clone();
@@ -627,7 +637,10 @@ impl<'e> Phases<'e> {
             if e.section > 1 {
                 current = e.section;
             }
-            if !selection.wants(e) {
+            // An entry whose data pg_restore would not restore (distfix's translation marks the
+            // doubled data of a partitioned parent so).
+            let no_data = e.is("TABLE DATA") && e.had_dumper == 0;
+            if !selection.wants(e) || no_data {
                 continue;
             }
             p.selected.push(e);
@@ -1003,7 +1016,7 @@ fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u
     let err = |e: distfix::rewrite::RewriteError| RestoreError::Input(e.to_string());
     match d {
         Distribution::Keep => Ok((entries.to_vec(), 0)),
-        Distribution::Strip => distfix::archive::strip(entries).map_err(err),
+        Distribution::Strip => for_postgres(entries),
         Distribution::Rewrite(rules) => {
             let catalog = distfix::archive::collect(entries).map_err(err)?;
             let plan = rules
@@ -1012,6 +1025,44 @@ fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u
             distfix::archive::apply(entries, &plan).map_err(err)
         }
     }
+}
+
+/// An archive pg_dump wrote from Cloudberry or Greenplum: a table with a distribution clause
+/// or an append-optimized access method.
+fn looks_mpp(entries: &[TocEntry]) -> bool {
+    entries.iter().any(|e| {
+        e.is("TABLE")
+            && (e.defn().contains(" DISTRIBUTED ")
+                || e.tableam.as_deref().is_some_and(|a| a.starts_with(b"ao_")))
+    })
+}
+
+/// Whether the restore goes into a live PostgreSQL (not Cloudberry/Greenplum).
+fn live_postgres(target: &mut Target) -> Result<bool, RestoreError> {
+    match target {
+        Target::Live(c) => {
+            let server = cluster::flavor::detect(c, &cluster::mpp::MppCatalog::from_env())?;
+            Ok(!server.flavor.is_mpp())
+        }
+        Target::Script(_) => Ok(false),
+    }
+}
+
+/// distfix's translation of an MPP archive for PostgreSQL; the entries it changed.
+fn for_postgres(entries: &[TocEntry]) -> Result<(Vec<TocEntry>, u64), RestoreError> {
+    let mut tr = distfix::translate::Translator::new();
+    let out = distfix::translate::translate_entries(entries, &mut tr).map_err(|u| {
+        RestoreError::Input(format!(
+            "{} {} cannot be restored into PostgreSQL: {}",
+            u.objecttype, u.name, u.reason
+        ))
+    })?;
+    let changed = entries
+        .iter()
+        .zip(&out)
+        .filter(|(a, b)| a.defn != b.defn || a.had_dumper != b.had_dumper)
+        .count() as u64;
+    Ok((out, changed))
 }
 
 /// The converter's type of every column of pg_dump's plain `COPY name (cols) FROM stdin;`,

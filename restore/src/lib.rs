@@ -56,9 +56,9 @@ pub enum RestoreError {
     #[error("interrupted")]
     Interrupted,
     /// The restore stopped with its state recorded in `state`: it can be resumed.
-    #[error("{source}")]
+    #[error("{error}")]
     Stopped {
-        source: Box<RestoreError>,
+        error: Box<RestoreError>,
         state: PathBuf,
     },
 }
@@ -67,7 +67,7 @@ impl RestoreError {
     /// The error under a [`RestoreError::Stopped`].
     pub fn cause(&self) -> &RestoreError {
         match self {
-            RestoreError::Stopped { source, .. } => source.cause(),
+            RestoreError::Stopped { error, .. } => error.cause(),
             e => e,
         }
     }
@@ -89,7 +89,7 @@ impl RestoreError {
                     && !matches!(e, RestoreError::State(_) | RestoreError::Stopped { .. }) =>
             {
                 RestoreError::Stopped {
-                    source: Box::new(self),
+                    error: Box::new(self),
                     state: p.to_path_buf(),
                 }
             }

@@ -726,6 +726,8 @@ struct PlainRun<'a> {
     /// The first statement after a resume: "already exists" there is the step the killed
     /// run finished without recording (only for statements run outside a transaction).
     first_after_resume: bool,
+    /// `--strip-distribution`: MPP statements made PostgreSQL's.
+    translator: distfix::translate::Translator,
 }
 
 impl<'a> PlainRun<'a> {
@@ -754,6 +756,7 @@ impl<'a> PlainRun<'a> {
             listed: None,
             block: None,
             first_after_resume: resume_from > 0,
+            translator: distfix::translate::Translator::new(),
         }
     }
 
@@ -873,13 +876,8 @@ impl<'a> PlainRun<'a> {
                 self.report.distribution_statements_changed += 1;
             }
         }
-        if self.src.strip {
-            if let Some(b) = distfix::rewrite::strip_statement(&bytes, standard_strings, "public") {
-                if b != bytes {
-                    self.report.distribution_statements_changed += 1;
-                }
-                bytes = b;
-            }
+        if self.src.strip && copy_in_target(&String::from_utf8_lossy(&bytes)).is_none() {
+            bytes = self.for_postgres(line, bytes)?;
         }
         let text = String::from_utf8(bytes)
             .map_err(|_| self.input_error(line, "statement is not valid UTF-8"))?;
@@ -906,6 +904,32 @@ impl<'a> PlainRun<'a> {
             entry,
             trivia,
         })
+    }
+
+    /// `--strip-distribution`: distfix's translation of a Cloudberry/Greenplum statement for
+    /// PostgreSQL (DISTRIBUTED, append-optimized options, column encodings, gp_* privileges);
+    /// a statement with nothing left becomes an empty one.
+    fn for_postgres(&mut self, line: u64, bytes: Vec<u8>) -> Result<Vec<u8>, RestoreError> {
+        let (kind, name) = match &self.entry {
+            Some(e) => (
+                e.kind.clone(),
+                format!("{}.{}", e.schema.as_deref().unwrap_or(""), e.name),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let object = distfix::translate::Object {
+            section: "pre-data",
+            objecttype: &kind,
+            name: &name,
+        };
+        let out = self.translator.translate(&bytes, &object).map_err(|u| {
+            self.input_error(line, format!("{} {}: {}", u.objecttype, u.name, u.reason))
+        })?;
+        let out = out.unwrap_or_else(|| b";".to_vec());
+        if out != bytes {
+            self.report.distribution_statements_changed += 1;
+        }
+        Ok(out)
     }
 
     /// Whether the selection keeps `s` (session statements always run).
