@@ -12,8 +12,8 @@
 //!
 //! Some regression tests fail in this environment (Debian's psql and contrib modules are a newer
 //! minor release than the source package the mirror serves, and the wheel lacks ICU, libxml and
-//! lz4): that is fine, the database stays populated; the failures are listed in
-//! `failed-tests.txt` beside the dumps and in [`RegressDumps::notes`].
+//! lz4): that is fine, the database stays populated; the failures are listed in the
+//! `COMPLETE` marker beside the dumps and in [`RegressDumps::notes`].
 //!
 //! [`database`] returns `None`, having said why on stderr, when the database cannot be built here
 //! (no apt, no network, not root to install the prerequisites, no PostgreSQL 18 wheel), so tests

@@ -1,10 +1,11 @@
 //! Building the regression database's dumps into the cache directory, step by step.
 //!
 //! Cache layout (`CBTOOLS_REGRESS_CACHE`, else `target/regress` of the workspace):
-//! `src/` the unpacked source package; `<major>/lib/` regress.so, refint.so and autoinc.so for
-//! that server (the database's C functions name this directory, so the cache must not move);
-//! `<major>/pg_regress/` pg_regress's output; `<major>/regression.{dump,dir,sql}`, `roles.sql`,
-//! `failed-tests.txt` and the `COMPLETE` marker written last.
+//! `src/regress` the source package's `src/test/regress`; `<major>/lib/` regress.so, refint.so
+//! and autoinc.so for that server (the database's C functions name this directory, so the
+//! cache must not move); `<major>/pg_regress/` pg_regress's output; `<major>/regression.dump`,
+//! `.dir`, `.sql`, `roles.sql`, and `COMPLETE`, written last, holding the build's notes (failed
+//! pg_regress tests, statements PostgreSQL 18 refused).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -118,7 +119,7 @@ fn build_18(cache: &Path, d15: &RegressDumps) -> Result<RegressDumps, Unavailabl
     let old = TestServer::start_with(&install15);
     d15.create_roles(&old);
     d15.pg_restore(&old, DATABASE, &d15.custom, &[]);
-    let script = dump_for_18(&old, &install18, &cache.join("15/lib"), &lib)?;
+    let script = dump_for_18(&old, &install18, &lib)?;
     drop(old);
     let load = dir.join("load.sql");
     std::fs::write(&load, script).map_err(|e| unavailable(format!("{}: {e}", load.display())))?;
@@ -228,32 +229,32 @@ fn pg_regress(pg_config: &Path) -> Option<PathBuf> {
 }
 
 /// `src/test/regress` of Debian's postgresql-15 source package, fetched with `apt-get source`
-/// on first use. The installed version first, then every version the archive lists: a mirror
-/// may lack the security pool's sources.
+/// on first use and kept alone as `src/regress` (the whole unpacked package is 188 MB). The
+/// installed version first, then every version the archive lists: a mirror may lack the
+/// security pool's sources.
 fn regress_source(cache: &Path) -> Result<PathBuf, Unavailable> {
-    let src = cache.join("src");
-    if let Some(found) = find_regress_dir(&src) {
-        return Ok(found);
+    let kept = cache.join("src/regress");
+    if is_regress_dir(&kept) {
+        return Ok(kept);
     }
-    let _ = std::fs::remove_dir_all(&src);
-    std::fs::create_dir_all(&src).map_err(|e| unavailable(e.to_string()))?;
+    let download = fresh_dir(&cache.join("src.download"))?;
     let mut errors = Vec::new();
     for version in source_versions() {
         let out = Command::new("apt-get")
             .args(["source", "-q", &format!("postgresql-15={version}")])
-            .current_dir(&src)
+            .current_dir(&download)
             .output()
             .map_err(|e| unavailable(format!("running apt-get: {e}")))?;
-        if out.status.success() {
-            if let Some(found) = find_regress_dir(&src) {
-                return Ok(found);
-            }
+        if let Some(found) = find_regress_dir(&download).filter(|_| out.status.success()) {
+            fresh_dir(&cache.join("src"))?;
+            std::fs::rename(&found, &kept).map_err(|e| unavailable(e.to_string()))?;
+            let _ = std::fs::write(cache.join("src/VERSION"), format!("{version}\n"));
+            let _ = std::fs::remove_dir_all(&download);
+            return Ok(kept);
         }
         let stderr = String::from_utf8_lossy(&out.stderr);
-        errors.push(format!(
-            "{version}: {}",
-            stderr.lines().find(|l| l.starts_with("E:")).unwrap_or("")
-        ));
+        let first = stderr.lines().find(|l| l.starts_with("E:")).unwrap_or("");
+        errors.push(format!("{version}: {first}"));
     }
     Err(unavailable(format!(
         "apt-get source postgresql-15 failed: {}",
@@ -261,12 +262,16 @@ fn regress_source(cache: &Path) -> Result<PathBuf, Unavailable> {
     )))
 }
 
+fn is_regress_dir(dir: &Path) -> bool {
+    dir.join("parallel_schedule").is_file() && dir.join("regress.c").is_file()
+}
+
 fn find_regress_dir(src: &Path) -> Option<PathBuf> {
     std::fs::read_dir(src)
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("src/test/regress"))
-        .find(|d| d.join("parallel_schedule").is_file() && d.join("regress.c").is_file())
+        .find(|d| is_regress_dir(d))
 }
 
 fn source_versions() -> Vec<String> {
@@ -448,15 +453,26 @@ fn write_dumps(server: &TestServer, dir: &Path) -> Result<(), Unavailable> {
 }
 
 /// pg_dump 18's plain script of the database on the old server, ready for PostgreSQL 18: the
-/// C functions point at the libraries built for 18, and the `pg_attver` column options
-/// Debian's PostgreSQL 15.20 stores on every column (pg_dump 15 leaves them out, pg_dump 18
-/// prints them, PostgreSQL 18 refuses them) are dropped.
+/// C functions point at the libraries built for 18 (whichever directories the old server's
+/// functions name: the dumps may have been built in another cache), and the `pg_attver` column
+/// options Debian's PostgreSQL 15.20 stores on every column (pg_dump 15 leaves them out,
+/// pg_dump 18 prints them, PostgreSQL 18 refuses them) are dropped.
 fn dump_for_18(
     old: &TestServer,
     install18: &PgInstall,
-    lib15: &Path,
     lib18: &Path,
 ) -> Result<String, Unavailable> {
+    let old_dirs: Vec<String> = old
+        .client(DATABASE)
+        .query(
+            "SELECT DISTINCT regexp_replace(probin, '[^/]*$', '') FROM pg_proc \
+              WHERE probin LIKE '/%'",
+            &[],
+        )
+        .map_err(|e| unavailable(format!("listing C functions' libraries: {e}")))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let mut cmd = Command::new(install18.bin("pg_dump"));
     old.apply_env(&mut cmd);
     let out = run(
@@ -464,14 +480,16 @@ fn dump_for_18(
         "pg_dump 18 of the PostgreSQL 15 database",
     )?;
     let text = String::from_utf8(out.stdout).map_err(|e| unavailable(e.to_string()))?;
-    let (from, to) = (
-        format!("{}/", lib15.display()),
-        format!("{}/", lib18.display()),
-    );
+    let to = format!("{}/", lib18.display());
     Ok(text
         .lines()
         .filter(|l| !(l.starts_with("ALTER TABLE ONLY ") && l.contains(" SET (pg_attver=")))
-        .map(|l| format!("{}\n", l.replace(&from, &to)))
+        .map(|l| {
+            let line = old_dirs.iter().fold(l.to_string(), |line, dir| {
+                line.replace(&format!("'{dir}"), &format!("'{to}"))
+            });
+            format!("{line}\n")
+        })
         .collect())
 }
 
