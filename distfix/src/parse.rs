@@ -680,7 +680,19 @@ impl Parser<'_> {
     /// an expression.
     fn index_column(&self, s: usize, e: usize) -> Option<String> {
         let c = &self.c;
-        if c.kind(s) == Some(TokenKind::LParen) || c.kind(s + 1) == Some(TokenKind::LParen) {
+        if c.kind(s) == Some(TokenKind::LParen) {
+            // PostgreSQL takes `(col)` and `(col COLLATE x)` for the column itself, not an
+            // expression (ComputeIndexAttrs); found by the sqlparser oracle test.
+            let close = c.close_paren(s)?;
+            let collated = c.kw(s + 2, "collate")
+                && (close == s + 4 || (close == s + 6 && c.punct(s + 4, b'.')));
+            return if close == s + 2 || collated {
+                c.ident(s + 1)
+            } else {
+                None
+            };
+        }
+        if c.kind(s + 1) == Some(TokenKind::LParen) {
             return None;
         }
         if s + 1 < e && (c.punct(s + 1, b'.') || c.punct(s + 1, b':')) {
