@@ -459,120 +459,146 @@ fn dump_unit(
         };
         DumpError::Data(label.clone(), msg)
     };
+    let mut feed = |consume: &mut Consume| pump(&mut reader, abort, &stream_err, flight, consume);
     match encoding {
-        Encoding::Members(c) => {
-            let dir = temp.parent().unwrap_or(Path::new("."));
-            let name = temp
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let mut w = StreamWriter::new(
-                dir,
-                name,
-                c,
-                SplitLimits::default(),
-                HeaderMode::Absent,
-                RowSyntax::Text,
-                false,
-            );
-            let r = pump(&mut reader, abort, &stream_err, flight, |b| {
-                w.write(b).map_err(|e| DumpError::io(temp, e))?;
-                counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                Ok(())
-            });
-            if let Err(e) = r {
-                w.discard();
-                return Err(e);
-            }
-            let mut parts = w.finish().map_err(|e| DumpError::io(temp, e))?;
-            let file = parts.remove(0);
-            counters.rows.fetch_add(file.rows, Ordering::Relaxed);
-            Ok(Piece { file, adler: 1 })
-        }
-        Encoding::ZstdFrame(level) => {
-            let file = std::fs::File::create(temp).map_err(|e| DumpError::io(temp, e))?;
-            let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
-            let mut enc = zstd::stream::write::Encoder::new(buffered, level)
-                .map_err(|e| DumpError::io(temp, e))?;
-            let mut scanner = RowScanner::new(RowSyntax::Text);
-            let mut ends = Vec::new();
-            let (mut rows, mut raw) = (0u64, 0u64);
-            let r = pump(&mut reader, abort, &stream_err, flight, |b| {
-                ends.clear();
-                scanner.scan(b, &mut ends);
-                rows += ends.len() as u64;
-                raw += b.len() as u64;
-                enc.write_all(b).map_err(|e| DumpError::io(temp, e))?;
-                counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                Ok(())
-            })
-            .and_then(|_| {
-                enc.write_all(TERMINATOR)
-                    .and_then(|_| enc.finish())
-                    .and_then(|mut w| w.flush())
-                    .map_err(|e| DumpError::io(temp, e))
-            });
-            if let Err(e) = r {
-                let _ = std::fs::remove_file(temp);
-                return Err(e);
-            }
-            counters.rows.fetch_add(rows, Ordering::Relaxed);
-            Ok(Piece {
-                file: PartFile {
-                    temp: temp.to_path_buf(),
-                    rows,
-                    raw_bytes: raw + TERMINATOR.len() as u64,
-                    file_bytes: 0,
-                    sha256: [0; 32],
-                },
-                adler: 1,
-            })
-        }
-        Encoding::Zlib(level) => {
-            let file = std::fs::File::create(temp).map_err(|e| DumpError::io(temp, e))?;
-            let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
-            let mut piece = zlibjoin::PieceWriter::new(buffered, level);
-            let mut scanner = RowScanner::new(RowSyntax::Text);
-            let mut ends = Vec::new();
-            let mut rows = 0u64;
-            let r = pump(&mut reader, abort, &stream_err, flight, |b| {
-                ends.clear();
-                scanner.scan(b, &mut ends);
-                rows += ends.len() as u64;
-                piece.write_all(b).map_err(|e| DumpError::io(temp, e))?;
-                counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                Ok(())
-            })
-            .and_then(|_| {
-                let (w, adler, len) = piece.finish(false).map_err(|e| DumpError::io(temp, e))?;
-                let f = w
-                    .into_inner()
-                    .map_err(|e| DumpError::io(temp, e.into_error()))?;
-                let file_bytes = f.metadata().map_err(|e| DumpError::io(temp, e))?.len();
-                Ok((adler, len, file_bytes))
-            });
-            match r {
-                Ok((adler, raw_bytes, file_bytes)) => {
-                    counters.rows.fetch_add(rows, Ordering::Relaxed);
-                    Ok(Piece {
-                        file: PartFile {
-                            temp: temp.to_path_buf(),
-                            rows,
-                            raw_bytes,
-                            file_bytes,
-                            // Pieces are hashed once joined.
-                            sha256: [0; 32],
-                        },
-                        adler,
-                    })
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(temp);
-                    Err(e)
-                }
-            }
-        }
+        Encoding::Members(c) => members_piece(temp, c, counters, &mut feed),
+        Encoding::ZstdFrame(level) => zstd_piece(temp, level, counters, &mut feed),
+        Encoding::Zlib(level) => zlib_piece(temp, level, counters, &mut feed),
     }
+}
+
+/// What takes each buffer of the COPY stream.
+type Consume<'c> = dyn FnMut(&[u8]) -> Result<(), DumpError> + 'c;
+/// Runs the COPY stream through a [`Consume`] ([`pump`]).
+type Feed<'f> = dyn FnMut(&mut Consume) -> Result<(), DumpError> + 'f;
+
+/// Directory archives and uncompressed or zstd custom archives' chunks: members (or frames, or
+/// raw text) written by the shared [`StreamWriter`].
+fn members_piece(
+    temp: &Path,
+    c: Compression,
+    counters: &Counters,
+    feed: &mut Feed,
+) -> Result<Piece, DumpError> {
+    let dir = temp.parent().unwrap_or(Path::new("."));
+    let name = temp
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut w = StreamWriter::new(
+        dir,
+        name,
+        c,
+        SplitLimits::default(),
+        HeaderMode::Absent,
+        RowSyntax::Text,
+        false,
+    );
+    let r = feed(&mut |b| {
+        w.write(b).map_err(|e| DumpError::io(temp, e))?;
+        counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(())
+    });
+    if let Err(e) = r {
+        w.discard();
+        return Err(e);
+    }
+    let mut parts = w.finish().map_err(|e| DumpError::io(temp, e))?;
+    let file = parts.remove(0);
+    counters.rows.fetch_add(file.rows, Ordering::Relaxed);
+    Ok(Piece { file, adler: 1 })
+}
+
+/// Custom archives with zstd: the whole table as one frame, terminator included.
+fn zstd_piece(
+    temp: &Path,
+    level: i32,
+    counters: &Counters,
+    feed: &mut Feed,
+) -> Result<Piece, DumpError> {
+    let file = std::fs::File::create(temp).map_err(|e| DumpError::io(temp, e))?;
+    let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut enc =
+        zstd::stream::write::Encoder::new(buffered, level).map_err(|e| DumpError::io(temp, e))?;
+    let mut scanner = RowScanner::new(RowSyntax::Text);
+    let mut ends = Vec::new();
+    let (mut rows, mut raw) = (0u64, 0u64);
+    let r = feed(&mut |b| {
+        ends.clear();
+        scanner.scan(b, &mut ends);
+        rows += ends.len() as u64;
+        raw += b.len() as u64;
+        enc.write_all(b).map_err(|e| DumpError::io(temp, e))?;
+        counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(())
+    })
+    .and_then(|_| {
+        enc.write_all(TERMINATOR)
+            .and_then(|_| enc.finish())
+            .and_then(|mut w| w.flush())
+            .map_err(|e| DumpError::io(temp, e))
+    });
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(temp);
+        return Err(e);
+    }
+    counters.rows.fetch_add(rows, Ordering::Relaxed);
+    Ok(Piece {
+        file: PartFile {
+            temp: temp.to_path_buf(),
+            rows,
+            raw_bytes: raw + TERMINATOR.len() as u64,
+            file_bytes: 0,
+            sha256: [0; 32],
+        },
+        adler: 1,
+    })
+}
+
+/// Custom archives with gzip: a raw deflate piece and its Adler-32, joined pigz-style later.
+fn zlib_piece(
+    temp: &Path,
+    level: u32,
+    counters: &Counters,
+    feed: &mut Feed,
+) -> Result<Piece, DumpError> {
+    let file = std::fs::File::create(temp).map_err(|e| DumpError::io(temp, e))?;
+    let buffered = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut piece = zlibjoin::PieceWriter::new(buffered, level);
+    let mut scanner = RowScanner::new(RowSyntax::Text);
+    let mut ends = Vec::new();
+    let mut rows = 0u64;
+    let r = feed(&mut |b| {
+        ends.clear();
+        scanner.scan(b, &mut ends);
+        rows += ends.len() as u64;
+        piece.write_all(b).map_err(|e| DumpError::io(temp, e))?;
+        counters.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+        Ok(())
+    })
+    .and_then(|_| {
+        let (w, adler, len) = piece.finish(false).map_err(|e| DumpError::io(temp, e))?;
+        let f = w
+            .into_inner()
+            .map_err(|e| DumpError::io(temp, e.into_error()))?;
+        let file_bytes = f.metadata().map_err(|e| DumpError::io(temp, e))?.len();
+        Ok((adler, len, file_bytes))
+    });
+    let (adler, raw_bytes, file_bytes) = r.inspect_err(|_| {
+        let _ = std::fs::remove_file(temp);
+    })?;
+    counters.rows.fetch_add(rows, Ordering::Relaxed);
+    Ok(Piece {
+        file: PartFile {
+            temp: temp.to_path_buf(),
+            rows,
+            raw_bytes,
+            file_bytes,
+            // Pieces are hashed once joined.
+            sha256: [0; 32],
+        },
+        adler,
+    })
 }
 
 /// Reads the COPY stream on a second thread while `consume` (compression) runs on this one
