@@ -110,7 +110,7 @@ fn toc_readers_survive_mutated_archives() {
         let a = Archive::Custom(CustomArchive::open(&fc).unwrap());
         read_everything(&a);
         let target = scratch.join(format!("m{z}.dump"));
-        let mut runner = TestRunner::new(config(150));
+        let mut runner = TestRunner::new(config(100));
         runner
             .run(&prop::collection::vec(mutation(), 1..4), |mutations| {
                 let mut b = original.clone();
@@ -143,7 +143,7 @@ fn toc_readers_survive_mutated_archives() {
         .collect();
     read_everything(&Archive::Directory(DirectoryArchive::open(&fd).unwrap()));
     let target = scratch.join("m.dir");
-    let mut runner = TestRunner::new(config(150));
+    let mut runner = TestRunner::new(config(100));
     let strategy = (
         any::<prop::sample::Index>(),
         prop::collection::vec(mutation(), 1..4),
