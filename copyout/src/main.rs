@@ -158,87 +158,123 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
+    if cli.jobs == 0 {
+        bail!("-j/--jobs must be at least 1");
+    }
     let conn = ConnParams::resolve(&cli.conn, "cbcopyout")?;
-    let format = CopyFormat {
+    if cli.on_segment.is_some() {
+        return on_segment(cli, conn, interrupt);
+    }
+    let json = cli.json;
+    let opts = export_options(cli, conn)?;
+    let report = copyout::run(&opts, interrupt)?;
+    if json {
+        return print_stdout(interrupt, &report.to_json());
+    }
+    if opts.verbose || opts.output != "-" {
+        let tables = report.tables.len();
+        eprintln!(
+            "cbcopyout: exported {} rows from {tables} {} into {} files ({}) in {:.1}s",
+            report.total_rows,
+            if tables == 1 { "table" } else { "tables" },
+            report.files.len(),
+            pipeline::progress::human(report.total_file_bytes),
+            report.elapsed_seconds
+        );
+    }
+    Ok(())
+}
+
+/// `--json` on stdout, through the `interrupt` crate's stdout: a closed pipe ends the tool
+/// quietly instead of `println!`'s panic.
+fn print_stdout(interrupt: &Interrupt, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = interrupt.stdout();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The COPY options of the command line.
+fn copy_format(cli: &Cli) -> CopyFormat {
+    CopyFormat {
         format: cli.format,
-        delimiter: cli.delimiter,
-        null: cli.null,
+        delimiter: cli.delimiter.clone(),
+        null: cli.null.clone(),
         header: cli.header,
-        quote: cli.quote,
-        escape: cli.escape,
-        force_quote: cli.force_quote.map(|f| {
+        quote: cli.quote.clone(),
+        escape: cli.escape.clone(),
+        force_quote: cli.force_quote.as_ref().map(|f| {
             if f.trim() == "*" {
                 ForceQuote::All
             } else {
                 ForceQuote::Columns(f.split(',').map(|c| c.trim().to_string()).collect())
             }
         }),
-        encoding: cli.encoding,
+        encoding: cli.encoding.clone(),
+    }
+}
+
+fn selection(cli: &Cli) -> anyhow::Result<Selection> {
+    Ok(Selection::from_patterns(
+        &cli.tables,
+        &cli.exclude_tables,
+        &cli.schemas,
+        &cli.exclude_schemas,
+    )?)
+}
+
+/// `--on-segment`: every segment writes its own rows on its own host.
+fn on_segment(cli: Cli, conn: ConnParams, interrupt: &Interrupt) -> anyhow::Result<()> {
+    if cli.output.is_some() || cli.compress.is_some() || cli.split_rows.is_some() {
+        bail!("--on-segment writes server-side files on the segment hosts; -o, --compress and --split-* do not apply");
+    }
+    if cli.filter.is_some() {
+        bail!("--on-segment exports whole tables (COPY ... ON SEGMENT takes no WHERE); use -o with --where instead");
+    }
+    let options = OnSegmentOptions {
+        conn,
+        selection: selection(&cli)?,
+        format: copy_format(&cli),
+        columns: cli.columns,
+        path_template: cli.on_segment.unwrap_or_default(),
+        jobs: cli.jobs,
+        verbose: cli.verbose,
     };
-    if cli.jobs == 0 {
-        bail!("-j/--jobs must be at least 1");
+    let report = onsegment::run(&options, interrupt.flag())?;
+    if cli.json {
+        let text = serde_json::to_string_pretty(&report).expect("report serializes");
+        return print_stdout(interrupt, &text);
     }
+    eprintln!(
+        "cbcopyout: {} rows from {} tables written on the segments",
+        report.total_rows,
+        report.tables.len()
+    );
+    Ok(())
+}
 
-    if let Some(template) = cli.on_segment {
-        if cli.output.is_some() || cli.compress.is_some() || cli.split_rows.is_some() {
-            bail!("--on-segment writes server-side files on the segment hosts; -o, --compress and --split-* do not apply");
-        }
-        if cli.filter.is_some() {
-            bail!("--on-segment exports whole tables (COPY ... ON SEGMENT takes no WHERE); use -o with --where instead");
-        }
-        let selection = Selection::from_patterns(
-            &cli.tables,
-            &cli.exclude_tables,
-            &cli.schemas,
-            &cli.exclude_schemas,
-        )?;
-        let report = onsegment::run(
-            &OnSegmentOptions {
-                conn,
-                selection,
-                columns: cli.columns,
-                format,
-                path_template: template,
-                jobs: cli.jobs,
-                verbose: cli.verbose,
-            },
-            interrupt.flag(),
-        )?;
-        if cli.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("report serializes")
-            );
-        } else {
-            eprintln!(
-                "cbcopyout: {} rows from {} tables written on the segments",
-                report.total_rows,
-                report.tables.len()
-            );
-        }
-        return Ok(());
-    }
-
-    let Some(output) = cli.output else {
+/// The export the command line asks for, checked.
+fn export_options(cli: Cli, conn: ConnParams) -> anyhow::Result<ExportOptions> {
+    let Some(output) = cli.output.clone() else {
         bail!("no output given: use -o DIR, -o FILE or -o - (or --on-segment PATH)");
     };
     if cli.json && output == "-" {
         bail!("--json prints the report on stdout, which -o - already uses for data; use --manifest FILE instead");
     }
+    if cli.split_rows == Some(0) {
+        bail!("--split-rows must be at least 1");
+    }
+    let format = copy_format(&cli);
     let what = match cli.query {
         Some(q) => What::Query(q),
         None => What::Tables {
-            selection: Selection::from_patterns(
-                &cli.tables,
-                &cli.exclude_tables,
-                &cli.schemas,
-                &cli.exclude_schemas,
-            )?,
+            selection: selection(&cli)?,
             columns: cli.columns,
             filter: cli.filter,
         },
     };
-    let opts = ExportOptions {
+    Ok(ExportOptions {
         conn,
         what,
         format,
@@ -259,29 +295,7 @@ fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
         manifest: cli.manifest,
         verbose: cli.verbose,
         lock_wait_timeout_ms: cli.lock_wait_timeout,
-    };
-    if opts.limits.rows == Some(0) {
-        bail!("--split-rows must be at least 1");
-    }
-    let report = copyout::run(&opts, interrupt)?;
-    if cli.json {
-        println!("{}", report.to_json());
-    } else if cli.verbose || opts.output != "-" {
-        eprintln!(
-            "cbcopyout: exported {} rows from {} {} into {} files ({}) in {:.1}s",
-            report.total_rows,
-            report.tables.len(),
-            if report.tables.len() == 1 {
-                "table"
-            } else {
-                "tables"
-            },
-            report.files.len(),
-            pipeline::progress::human(report.total_file_bytes),
-            report.elapsed_seconds
-        );
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]
