@@ -6,6 +6,7 @@
 
 mod measure;
 mod mpp_restore;
+mod mpp_dump;
 mod soak;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,8 @@ fn run() -> Result<()> {
         "soak" => soak::soak(&args),
         "mpp-restore" => mpp_restore::mpp_restore(rows),
         "all" => {
+        "mpp-dump" => mpp_dump::mpp_dump(rows),
+        "clone" => clone::clone(rows),
             dump(rows)?;
             copyout(rows)?;
             distfix(rows)?;

@@ -238,12 +238,7 @@ pub fn write_backup_set(
         fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
     let mut files = Vec::new();
-
-    // Metadata first: it is what gpbackup writes first too.
-    let mut toc = Toc::default();
-    let metadata_path = coord_dir.join(format!("gpbackup_{ts}_metadata.sql"));
-    write_metadata(source, &metadata_path, &mut toc)?;
-    files.push(metadata_path);
+    let dumps = spawn_schema_dumps(source)?;
 
     let base_tables: Vec<String> = opts
         .base
@@ -262,6 +257,10 @@ pub fn write_backup_set(
     } else {
         write_table_files(source, root, opts, &tables, &mut files)?
     };
+    let mut toc = Toc::default();
+    let metadata_path = coord_dir.join(format!("gpbackup_{ts}_metadata.sql"));
+    write_metadata(source, &metadata_path, &mut toc, dumps)?;
+    files.insert(0, metadata_path);
     let mut written = BTreeMap::new();
     for (t, rows) in tables.iter().zip(per_content_rows) {
         let sum: u64 = rows.iter().sum();
@@ -550,8 +549,34 @@ impl Encoder {
     }
 }
 
+/// The two `pg_dump --schema-only` runs (pre-data, post-data), started together and before the
+/// data is copied, so their catalog reads overlap the data and each other: each run costs about
+/// 0.55 s against the Greenplum-7 stand-in, which a 2M-row set's whole data copy (1.9 s) would
+/// otherwise wait for twice. Output beyond a pipe's buffer waits until [`write_metadata`] reads it.
+fn spawn_schema_dumps(source: &mut dyn SetSource) -> Result<Vec<std::process::Child>> {
+    ["pre-data", "post-data"]
+        .iter()
+        .map(|section| {
+            let mut cmd = source.pg_dump()?;
+            cmd.args([
+                "--schema-only",
+                "--format=plain",
+                &format!("--section={section}"),
+            ]);
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            cmd.spawn()
+                .map_err(|e| werr(format!("running pg_dump: {e}")))
+        })
+        .collect()
+}
+
 /// metadata.sql: SESSION GUCS, pg_dump's pre-data entries, sequence positions, post-data entries.
-fn write_metadata(source: &mut dyn SetSource, path: &Path, toc: &mut Toc) -> Result<()> {
+fn write_metadata(
+    source: &mut dyn SetSource,
+    path: &Path,
+    toc: &mut Toc,
+    dumps: Vec<std::process::Child>,
+) -> Result<()> {
     let mut out = CountingFile {
         file: AtomicFile::create(path)?,
         pos: 0,
@@ -566,17 +591,7 @@ fn write_metadata(source: &mut dyn SetSource, path: &Path, toc: &mut Toc) -> Res
         endbyte: out.pos,
         ..Default::default()
     });
-    for (section, entries) in [("pre-data", 0), ("post-data", 1)] {
-        let mut cmd = source.pg_dump()?;
-        cmd.args([
-            "--schema-only",
-            "--format=plain",
-            &format!("--section={section}"),
-        ]);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| werr(format!("running pg_dump: {e}")))?;
+    for (entries, mut child) in dumps.into_iter().enumerate() {
         let stdout = child
             .stdout
             .take()
