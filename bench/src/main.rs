@@ -43,7 +43,6 @@ fn run() -> Result<()> {
         "mpp-restore" => mpp_restore::mpp_restore(rows),
         "all" => {
         "mpp-dump" => mpp_dump::mpp_dump(rows),
-        "clone" => clone::clone(rows),
             dump(rows)?;
             copyout(rows)?;
             distfix(rows)?;
