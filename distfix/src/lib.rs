@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod catalog;
 pub mod clause;
+pub mod cli;
 pub mod lexer;
 pub mod names;
 pub mod parse;

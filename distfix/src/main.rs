@@ -14,68 +14,17 @@ use archive::codec::Compression;
 use archive::custom::rewrite_toc;
 use archive::{Archive, DirectoryArchive, TocEntry};
 use distfix::catalog::Catalog;
+use distfix::cli::Cli;
 use distfix::policy::Plan;
 use distfix::report::Report;
 use distfix::rewrite;
 use distfix::rules::PlanOutcome;
 use interrupt::{Interrupt, Mode, TempPath};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "cbdistfix",
-    version,
-    about = "Add Apache Cloudberry DISTRIBUTED clauses to the tables of a pg_dump (or strip them)"
-)]
-struct Cli {
-    /// A plain SQL dump (optionally .gz/.zst compressed), a pg_dump custom archive (-Fc), a
-    /// directory archive (-Fd), or `-` for stdin. The format is read from the content.
-    input: PathBuf,
-    /// Output file (a new directory for -Fd input), or `-` for stdout (plain dumps only).
-    /// Required unless --dry-run, --check or --in-place.
-    #[arg(short, long)]
-    output: Option<PathBuf>,
-    /// Directory archives: rewrite toc.dat where it is (data files are never touched).
-    #[arg(long, conflicts_with = "output")]
-    in_place: bool,
-    #[command(flatten)]
-    rules: distfix::rules::RuleArgs,
-    /// Replace DISTRIBUTED clauses the dump already has.
-    #[arg(long)]
-    force: bool,
-    /// Remove DISTRIBUTED clauses (and nothing else) so the dump loads into PostgreSQL.
-    #[arg(long, conflicts_with_all = ["policy", "default_rule", "on_conflict", "force", "stats"])]
-    strip: bool,
-    /// `postgres`: translate a dump of an MPP server into plain PostgreSQL (DISTRIBUTED clauses,
-    /// append-optimized storage options and column ENCODINGs, `gp_*` settings, grants on `gp_*`
-    /// catalog objects, a partitioned parent's doubled rows); every change is listed on stderr.
-    #[arg(long, value_enum, conflicts_with_all = ["strip", "policy", "default_rule", "on_conflict", "force", "stats"])]
-    target: Option<Target>,
-    /// Write the decisions as JSON to this file.
-    #[arg(long, value_name = "FILE.json")]
-    report: Option<PathBuf>,
-    /// Exit with status 2 when any table gets a default clause or needed conflict handling.
-    #[arg(long)]
-    check: bool,
-    /// Decide and report, write no output.
-    #[arg(long)]
-    dry_run: bool,
-    /// Connection string of the source database; pg_stats then guides the default choice.
-    #[arg(long, value_name = "CONNSTRING")]
-    stats: Option<String>,
-    /// Output compression of a plain dump: none, gzip[:LEVEL], zstd[:LEVEL] (default: same as the input).
-    #[arg(long, value_parser = parse_compression)]
-    compress: Option<Compression>,
-}
-
 /// Signals (SIGINT, SIGTERM, SIGHUP) go through the `interrupt` crate in its immediate mode:
 /// the rewrite is one thread streaming into temporary files, with nothing to cancel or unwind,
 /// so the first signal removes the temporary files and exits 128 + the signal number at once.
 /// A closed stdout (`cbdistfix dump.sql -o - | head`) ends it quietly by SIGPIPE, as pg_dump.
-/// `--target`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Target {
-    Postgres,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,10 +42,6 @@ fn main() -> ExitCode {
         }
         Err(e) => interrupt.conclude(Err(format!("{e:#}"))),
     }
-}
-
-fn parse_compression(s: &str) -> Result<Compression, String> {
-    Compression::parse(s).map_err(|e| e.to_string())
 }
 
 /// The input as a file we can read twice: stdin is spooled to a temporary file (exclusive

@@ -1,0 +1,70 @@
+//! `cbdistfix`'s command line, in the library so that man pages and completions are generated
+//! from it (`cbtools-package`).
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use archive::codec::Compression;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cbdistfix",
+    version,
+    about = "Add Apache Cloudberry DISTRIBUTED clauses to the tables of a pg_dump (or strip them)"
+)]
+pub struct Cli {
+    /// A plain SQL dump (optionally .gz/.zst compressed), a pg_dump custom archive (-Fc), a
+    /// directory archive (-Fd), or `-` for stdin. The format is read from the content.
+    pub input: PathBuf,
+    /// Output file (a new directory for -Fd input), or `-` for stdout (plain dumps only).
+    /// Required unless --dry-run, --check or --in-place.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Directory archives: rewrite toc.dat where it is (data files are never touched).
+    #[arg(long, conflicts_with = "output")]
+    pub in_place: bool,
+    #[command(flatten)]
+    pub rules: crate::rules::RuleArgs,
+    /// Replace DISTRIBUTED clauses the dump already has.
+    #[arg(long)]
+    pub force: bool,
+    /// Remove DISTRIBUTED clauses (and nothing else) so the dump loads into PostgreSQL.
+    #[arg(long, conflicts_with_all = ["policy", "default_rule", "on_conflict", "force", "stats"])]
+    pub strip: bool,
+    /// `postgres`: translate a dump of an MPP server into plain PostgreSQL (DISTRIBUTED clauses,
+    /// append-optimized storage options and column ENCODINGs, `gp_*` settings, grants on `gp_*`
+    /// catalog objects, a partitioned parent's doubled rows); every change is listed on stderr.
+    #[arg(long, value_enum, conflicts_with_all = ["strip", "policy", "default_rule", "on_conflict", "force", "stats"])]
+    pub target: Option<Target>,
+    /// Write the decisions as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Exit with status 2 when any table gets a default clause or needed conflict handling.
+    #[arg(long)]
+    pub check: bool,
+    /// Decide and report, write no output.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Connection string of the source database; pg_stats then guides the default choice.
+    #[arg(long, value_name = "CONNSTRING")]
+    pub stats: Option<String>,
+    /// Output compression of a plain dump: none, gzip[:LEVEL], zstd[:LEVEL] (default: same as the input).
+    #[arg(long, value_parser = parse_compression)]
+    pub compress: Option<Compression>,
+}
+
+/// `--target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    Postgres,
+}
+
+pub fn parse_compression(s: &str) -> Result<Compression, String> {
+    Compression::parse(s).map_err(|e| e.to_string())
+}
+
+/// The clap definition, for man pages and completions.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
