@@ -769,6 +769,30 @@ impl SegmentSink {
         }
     }
 
+    /// Runs `work` while a watcher cancels the statement in flight as soon as `abort` is raised
+    /// (SIGINT/SIGTERM/SIGHUP): a table's load can take minutes, and a cancelled one rolls back
+    /// whole. A cancel that reaches the COMMIT is harmless: its transaction id is recorded first
+    /// (see state.rs), so `--resume` asks the server what became of it.
+    fn cancelling<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> T {
+        let token = self.client.cancel_token();
+        let abort = Arc::clone(&self.abort);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::SeqCst) {
+                    if abort.load(Ordering::SeqCst) {
+                        let _ = token.cancel_query(postgres::NoTls);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            });
+            let result = work(self);
+            done.store(true, Ordering::SeqCst);
+            result
+        })
+    }
+
     /// One table in one transaction; the COPY route falls back to the web table when the
     /// server finds a row that belongs to another segment.
     fn load(&mut self, table: &PlannedTable) -> Result<SegmentTableReport, RestoreError> {
@@ -927,7 +951,10 @@ impl RestoreSink for SegmentSink {
             }
             return Ok(None);
         }
-        match self.load(table) {
+        match self.cancelling(|sink| sink.load(table)) {
+            Err(_) if self.abort.load(Ordering::SeqCst) => {
+                Err(target_error(format!("loading {fqn}"), "interrupted".into()))
+            }
             Ok(done) => {
                 self.progress.table_done(&fqn);
                 if self.verbose {

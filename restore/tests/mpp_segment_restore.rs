@@ -638,3 +638,96 @@ fn real_gpbackup_set_loads_on_its_segments() {
         drop_db(&target, &db);
     }
 }
+
+/// SIGTERM while the segments load a table: the statement is cancelled and rolled back (the
+/// table is empty, never half loaded), the exit status says so, and `--resume` finishes with
+/// every row once.
+#[test]
+fn sigterm_cancels_the_segments_load_and_resume_finishes() {
+    let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
+        eprintln!("skipped: CBTOOLS_TEST_MPP not set (an MPP coordinator's conninfo)");
+        return;
+    };
+    let tag = format!("sig_{}", std::process::id());
+    let src_db = format!("cbt_segrest_{tag}");
+    fresh_db(&coord, &src_db);
+    connect(&coord, &src_db)
+        .batch_execute(
+            "CREATE TABLE big (id int, note text, amount numeric(12,2)) DISTRIBUTED BY (id); \
+             INSERT INTO big SELECT g, repeat('n', g % 50), g * 0.5 FROM generate_series(1, 1500000) g; \
+             CREATE TABLE small (a int) DISTRIBUTED RANDOMLY; INSERT INTO small SELECT generate_series(1, 10);",
+        )
+        .unwrap();
+    let base = tempfile::Builder::new()
+        .prefix("cbt-segrest-sig-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let set_root = base.path().join("set");
+    std::fs::create_dir(&set_root).unwrap();
+    std::fs::set_permissions(&set_root, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = Command::new(testkit::workspace_bin("cbdump"))
+        .args(["-d", &with_db(&coord, &src_db), "-Z", "gzip:6", "--pg-dump"])
+        .arg(mpp_bin("pg_dump"))
+        .arg("--on-segment")
+        .arg(&set_root)
+        .output()
+        .unwrap();
+    testkit::success(&out, "cbdump --on-segment");
+    let coordinator_dir = find_coordinator_dir(&set_root);
+    let state = tempfile::tempdir().unwrap();
+    let db = format!("{src_db}_r");
+    fresh_db(&coord, &db);
+    let child = cbrestore(state.path())
+        .args(["-d", &with_db(&coord, &db), "--on-segment"])
+        .arg(&coordinator_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut watch = connect(&coord, "postgres");
+    let started = std::time::Instant::now();
+    loop {
+        let busy: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
+                   AND query LIKE 'COPY public.big%on_segment true%'",
+                &[&db],
+            )
+            .unwrap()
+            .get(0);
+        if busy > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the load of big never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "SIGTERM stops the restore");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let rows: i64 = connect(&coord, &db)
+        .query_one("SELECT count(*) FROM public.big", &[])
+        .unwrap()
+        .get(0);
+    assert!(rows == 0 || rows == 1_500_000, "never half loaded: {rows}");
+    eprintln!("after SIGTERM: public.big holds {rows} rows; {stderr}");
+    let out = cbrestore(state.path())
+        .args(["-d", &with_db(&coord, &db), "--on-segment", "--resume"])
+        .arg(&coordinator_dir)
+        .output()
+        .unwrap();
+    testkit::success(&out, "--resume");
+    let source = shape(&mut connect(&coord, &src_db));
+    assert_eq!(shape(&mut connect(&coord, &db)), source);
+    drop_db(&coord, &db);
+    drop_db(&coord, &src_db);
+}
