@@ -145,6 +145,48 @@ fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
     if cli.all_databases {
         return all_databases(&cli, conn, compress, interrupt);
     }
+    if cli.globals && output.as_os_str() == "-" {
+        bail!("--globals writes a second file: give -f");
+    }
+    let (json, verbose) = (cli.json, cli.verbose);
+    let opts = options(cli, conn, output, compress);
+    let report = dump::run(&opts, interrupt)?;
+    if json {
+        let text = serde_json::to_string_pretty(&report).expect("report serializes");
+        print_stdout(interrupt, &text)?;
+    }
+    if opts.output.as_os_str() != "-" || verbose {
+        eprintln!(
+            "cbdump: {} ({}): {} tables, {} rows, snapshot {}, {:.1}s",
+            report.output,
+            report.format,
+            report.tables.len(),
+            report.total_rows,
+            report.snapshot,
+            report.elapsed_seconds
+        );
+    }
+    Ok(())
+}
+
+/// `--json` on stdout, through the `interrupt` crate's stdout: a closed pipe ends the tool
+/// quietly instead of `println!`'s panic.
+fn print_stdout(interrupt: &Interrupt, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = interrupt.stdout();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The dump the command line asks for.
+fn options(
+    cli: Cli,
+    conn: ConnParams,
+    output: PathBuf,
+    compress: Option<Compression>,
+) -> DumpOptions {
+    // Roles and tablespaces: inside a directory archive, else beside the output.
     let globals = cli.globals.then(|| {
         if cli.format == Format::Directory {
             output.join("globals.sql")
@@ -154,10 +196,7 @@ fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
             PathBuf::from(s)
         }
     });
-    if globals.is_some() && output.as_os_str() == "-" {
-        bail!("--globals writes a second file: give -f");
-    }
-    let opts = DumpOptions {
+    DumpOptions {
         on_segment: cli.on_segment.clone(),
         globals,
         conn,
@@ -186,26 +225,7 @@ fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
         schema_flags: Vec::new(),
         script_flags: Vec::new(),
         encoding: None,
-    };
-    let report = dump::run(&opts, interrupt)?;
-    if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
-        );
     }
-    if opts.output.as_os_str() != "-" || cli.verbose {
-        eprintln!(
-            "cbdump: {} ({}): {} tables, {} rows, snapshot {}, {:.1}s",
-            report.output,
-            report.format,
-            report.tables.len(),
-            report.total_rows,
-            report.snapshot,
-            report.elapsed_seconds
-        );
-    }
-    Ok(())
 }
 
 /// `--all-databases`: one directory holding globals.sql and one archive per database, built
