@@ -6,6 +6,7 @@
 //! The bytes of every file are the server's own `COPY ... TO STDOUT` output for the same
 //! options: we move and compress them, we never re-format them.
 
+pub mod cli;
 pub mod export;
 pub mod format;
 pub mod onsegment;

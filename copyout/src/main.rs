@@ -1,130 +1,19 @@
 //! `cbcopyout`: export tables or queries with COPY TO into local files.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use clap::{ArgAction, Parser};
+use clap::Parser;
 
 use cluster::catalog::Selection;
-use cluster::{ConnParams, ConnectionArgs};
+use cluster::ConnParams;
+use copyout::cli::Cli;
 use copyout::compress::Compression;
-use copyout::format::{CopyFormat, ForceQuote, Format};
+use copyout::format::{CopyFormat, ForceQuote};
 use copyout::onsegment::{self, OnSegmentOptions};
 use copyout::{ExportOptions, What};
 use interrupt::{Interrupt, Mode};
 use pipeline::sink::SplitLimits;
-
-/// Export tables, column subsets, filtered rows or a query with COPY TO into delimited files on
-/// this host: one consistent snapshot, parallel workers, compression, split parts, manifest.
-#[derive(Parser, Debug)]
-#[command(
-    name = "cbcopyout",
-    version,
-    disable_help_flag = true,
-    after_help = "Exit status: 0 success, 1 failure (nothing left under a final name), 2 usage error, \
-                  130/143/129 stopped by SIGINT/SIGTERM/SIGHUP (temporary files removed); killed by SIGPIPE, \
-                  without a message, when the reader of -o - goes away (as pg_dump).\n\
-                  Examples:\n  cbcopyout -d shop -t 'sales.*' --format csv --header --compress zstd -j 4 -o exports/\n  \
-                  cbcopyout -d shop -t public.orders --where \"status = 'open'\" -o open_orders.csv.gz --format csv\n  \
-                  cbcopyout -d shop --query 'SELECT id, total FROM orders' -o -"
-)]
-struct Cli {
-    #[command(flatten)]
-    conn: ConnectionArgs,
-
-    /// Export tables matching PATTERN (repeatable; psql patterns with * and ?)
-    #[arg(short = 't', long = "table", value_name = "PATTERN")]
-    tables: Vec<String>,
-    /// Do not export tables matching PATTERN
-    #[arg(short = 'T', long = "exclude-table", value_name = "PATTERN")]
-    exclude_tables: Vec<String>,
-    /// Export the tables of schemas matching PATTERN
-    #[arg(short = 'n', long = "schema", value_name = "PATTERN")]
-    schemas: Vec<String>,
-    /// Do not export schemas matching PATTERN
-    #[arg(short = 'N', long = "exclude-schema", value_name = "PATTERN")]
-    exclude_schemas: Vec<String>,
-    /// Export the result of one query instead of tables
-    #[arg(long, value_name = "SQL", conflicts_with_all = ["tables", "schemas", "exclude_tables", "exclude_schemas", "columns", "filter", "on_segment"])]
-    query: Option<String>,
-    /// Export only these columns (comma-separated, exact names) of one table
-    #[arg(long, value_name = "COL,...", value_delimiter = ',')]
-    columns: Option<Vec<String>>,
-    /// Export only rows of one table for which this SQL expression is true
-    #[arg(long = "where", value_name = "EXPR")]
-    filter: Option<String>,
-
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
-    /// Field delimiter (default: tab for text, comma for csv)
-    #[arg(long, value_name = "CHAR")]
-    delimiter: Option<String>,
-    /// String written for NULL (default: \N for text, empty for csv)
-    #[arg(long, value_name = "STRING")]
-    null: Option<String>,
-    /// Write a header line with the column names (repeated at the top of every part)
-    #[arg(long)]
-    header: bool,
-    /// CSV quote character
-    #[arg(long, value_name = "CHAR")]
-    quote: Option<String>,
-    /// CSV escape character
-    #[arg(long, value_name = "CHAR")]
-    escape: Option<String>,
-    /// CSV: always quote these columns (comma-separated), or * for all
-    #[arg(long = "force-quote", value_name = "COL,...|*")]
-    force_quote: Option<String>,
-    /// Encoding of the output (COPY's ENCODING option)
-    #[arg(long, value_name = "ENCODING")]
-    encoding: Option<String>,
-
-    /// Output: a directory (one file per table), a file (one table or query), or - for stdout
-    #[arg(short = 'o', long = "output", value_name = "DIR|FILE|-")]
-    output: Option<String>,
-    /// Compression: none, gzip[:LEVEL], zstd[:LEVEL] (default: from a .gz/.zst file name, else none)
-    #[arg(short = 'Z', long = "compress", value_name = "METHOD[:LEVEL]")]
-    compress: Option<String>,
-    /// Start a new numbered part file after this many rows
-    #[arg(long = "split-rows", value_name = "N")]
-    split_rows: Option<u64>,
-    /// Start a new numbered part before a part would exceed SIZE bytes (e.g. 500M, 2G)
-    #[arg(long = "split-bytes", value_name = "SIZE")]
-    split_bytes: Option<String>,
-    /// Overwrite existing output files
-    #[arg(long)]
-    force: bool,
-    /// Do not fsync files before renaming them into place (faster, not crash-safe)
-    #[arg(long = "no-sync")]
-    no_sync: bool,
-    /// Write a JSON manifest: every file with table, rows, bytes and sha256
-    #[arg(long, value_name = "FILE.json")]
-    manifest: Option<PathBuf>,
-    /// Print a machine-readable report on stdout
-    #[arg(long)]
-    json: bool,
-
-    /// Number of parallel workers (connections), all reading one snapshot
-    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
-    jobs: usize,
-    /// Size of the ctid chunks big tables are split into for the workers (default: when compressing, about four per worker, at least 16M; uncompressed tables are split only when this is given)
-    #[arg(long = "chunk-size", value_name = "SIZE")]
-    chunk_size: Option<String>,
-    /// Fail instead of waiting more than MS milliseconds for a table lock
-    #[arg(long = "lock-wait-timeout", value_name = "MS")]
-    lock_wait_timeout: Option<u64>,
-    /// Cloudberry/Greenplum: every segment writes its own rows to this server-side path (must contain <SEGID>; <TABLE> for several tables)
-    #[arg(long = "on-segment", value_name = "PATH_WITH_<SEGID>")]
-    on_segment: Option<String>,
-
-    /// Verbose messages on stderr
-    #[arg(short = 'v', long)]
-    verbose: bool,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    help: Option<bool>,
-}
 
 /// The error and those of its causes that add something: our messages often quote their cause
 /// already, and saying it twice reads badly.
