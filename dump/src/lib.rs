@@ -9,6 +9,7 @@
 
 pub mod blobs;
 pub mod build;
+pub mod cli;
 pub mod data;
 pub mod output;
 pub mod pgdump;
