@@ -242,3 +242,39 @@ fn workers_end_their_transactions_before_disconnecting() {
         "server log:\n{log}"
     );
 }
+
+/// A signal while the leader itself waits (its catalog read meets a lock the test holds):
+/// the leader's statement is cancelled on the server and the dump ends at once.
+#[test]
+fn a_signal_cancels_the_leaders_wait() {
+    let server = server();
+    let dir = server.scratch().join("leader-wait");
+    std::fs::create_dir(&dir).unwrap();
+    let mut holder = server.client(DB);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE public.big IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let child = cbdump(&server)
+        .args(["-F", "d", "-f"])
+        .arg(dir.join("out"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_sessions(
+            &server,
+            "application_name = 'cbdump' AND wait_event_type = 'Lock'",
+            1
+        ),
+        "the leader never waited on the test's lock"
+    );
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // The test keeps its lock: only a cancel request ends the leader's wait.
+    let out = finish_within(child, 60, "cbdump waiting on a lock after SIGTERM");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert_eq!(entries(&dir), Vec::<String>::new());
+    assert!(wait_sessions(&server, "application_name = 'cbdump'", 0));
+    holder.batch_execute("COMMIT").unwrap();
+}
