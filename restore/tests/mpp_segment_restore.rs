@@ -397,6 +397,31 @@ fn missing_files_are_found_before_anything_is_restored() {
     std::fs::remove_file(&gone).unwrap();
     let db = format!("{}_r", src.db);
     fresh_db(&coord, &db);
+    // A role that may not make the segments run programs is refused first.
+    let role = format!("cbt_segrest_plain_{}", std::process::id());
+    let mut admin = connect(&coord, "postgres");
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN; GRANT ALL ON DATABASE {db} TO {role}"
+        ))
+        .unwrap();
+    let out = cbrestore(src.state.path())
+        .args([
+            "-d",
+            &format!("{} user={role}", with_db(&coord, &db)),
+            "--on-segment",
+        ])
+        .arg(&src.coordinator_dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connect as a superuser"), "{stderr}");
+    admin
+        .batch_execute(&format!(
+            "REVOKE ALL ON DATABASE {db} FROM {role}; DROP ROLE {role}"
+        ))
+        .unwrap();
     let out = src.restore(&coord, &db, &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
