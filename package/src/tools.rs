@@ -57,7 +57,11 @@ fn tool(name: &'static str, binary: &Path) -> Result<Tool, PackageError> {
 /// not listed here goes through the [`helptext`] fallback.
 fn from_library(name: &str) -> Option<Command> {
     type Definition = fn() -> Command;
-    const EXPORTED: &[(&str, Definition)] = &[];
+    const EXPORTED: &[(&str, Definition)] = &[
+        ("cbdistfix", distfix::cli::command),
+        ("cbcopyout", copyout::cli::command),
+        ("cbdump", dump::cli::command),
+    ];
     EXPORTED
         .iter()
         .find(|(n, _)| *n == name)
