@@ -3,7 +3,8 @@
 //! says that it skipped otherwise. The translated plain script (through psql) and custom archive
 //! (through pg_restore) load into PostgreSQL 15 with exactly the source's rows: AO column tables,
 //! column encodings, DISTRIBUTED clauses, `gp_*` settings and catalog grants translated, and a
-//! partitioned table's rows loaded once although the fork's pg_dump writes them twice.
+//! partitioned table's rows loaded once although the fork's pg_dump writes them twice. cbrestore
+//! `--strip-distribution` loads the untranslated archive and script the same way.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -131,6 +132,20 @@ fn mpp_pg_dump_script_and_archive_load_into_postgres() {
         .unwrap();
     testkit::success(&out, "pg_restore of the translated archive");
     assert_eq!(counts(&mut pg.client("viaarchive")), expected);
+
+    // cbrestore reads the MPP's archive and script as they are: the target is PostgreSQL, so the
+    // same translation runs inside it.
+    for (input, name) in [(&custom, "cbrarchive"), (&plain, "cbrscript")] {
+        pg.create_db(name);
+        let out = pg
+            .tool(testkit::workspace_bin("cbrestore"))
+            .args(["-d", name, "--strip-distribution"])
+            .arg(input)
+            .output()
+            .unwrap();
+        testkit::success(&out, &format!("cbrestore of {}", input.display()));
+        assert_eq!(counts(&mut pg.client(name)), expected, "{name}");
+    }
 
     drop(src);
     admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
