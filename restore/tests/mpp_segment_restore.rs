@@ -269,6 +269,27 @@ fn same_shape_every_segment_loads_its_own_files() {
         .unwrap()["rows"]
         .as_u64();
     assert_eq!(rep_rows, Some(150), "replicated rows counted once");
+    // The coordinator restore's selection flags: one table, its files alone probed and read.
+    let one = format!("{}_one", src.db);
+    fresh_db(&coord, &one);
+    let report = ok(
+        &src.restore(&coord, &one, &["--include-table", "public.orders"]),
+        "--include-table",
+    );
+    assert_eq!(
+        routes(&report),
+        vec![("public.orders".into(), "copy-on-segment".into())]
+    );
+    let only = shape(&mut connect(&coord, &one));
+    assert_eq!(
+        only,
+        vec![source
+            .iter()
+            .find(|t| t.0 == "public.orders")
+            .unwrap()
+            .clone()]
+    );
+    drop_db(&coord, &one);
     drop_db(&coord, &db);
     drop_db(&coord, &src.db);
 }
