@@ -42,6 +42,8 @@ pub struct DataContext<'a> {
     pub resuming: bool,
     /// `COPY FREEZE` is used on the target (PostgreSQL; not on Cloudberry/Greenplum).
     pub freeze_allowed: bool,
+    /// Told each table's name once its last chunk committed (its indexes can then be built).
+    pub finished: Option<crossbeam_channel::Sender<String>>,
 }
 
 struct Accounting {
@@ -127,6 +129,9 @@ pub fn copy_tables(
                                 copy_chunk(&mut worker, table, c, chunk, mode, state, bytes)?;
                             if let Some(report) = account(accounting, t, table, copied) {
                                 progress.table_done(&report);
+                                if let Some(tx) = &ctx.finished {
+                                    let _ = tx.send(report.table.clone());
+                                }
                                 finished.lock().expect("lock").push(report);
                             }
                         }

@@ -31,6 +31,10 @@ struct Cli {
     /// post-data
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
     jobs: usize,
+    /// Cut tables larger than twice SIZE into chunks of SIZE (e.g. 256M) copied in parallel;
+    /// default: about four chunks per worker, none under 16 MiB
+    #[arg(long = "split-tables-larger-than", value_name = "SIZE", value_parser = pipeline::size::parse)]
+    split_tables_larger_than: Option<u64>,
     /// Clone only tables matching PATTERN
     #[arg(short = 't', long = "table", value_name = "PATTERN")]
     table: Vec<String>,
@@ -133,6 +137,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         source: resolve(&cli.source)?,
         target: resolve(&cli.target)?,
         jobs: cli.jobs,
+        split: match cli.split_tables_larger_than {
+            Some(b) => clone::tables::Split::LargerThan(b),
+            None => clone::tables::Split::Auto,
+        },
         dump: DumpFlags {
             tables: cli.table,
             exclude_tables: cli.exclude_table,

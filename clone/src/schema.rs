@@ -185,23 +185,71 @@ pub fn restore(
     tools::run(cmd, what)
 }
 
-/// For a resumed post-data step: a `-L` list of the archive's entries without the post-data
-/// objects an interrupted pg_restore already created (indexes, constraints, triggers, rules,
-/// policies), which would otherwise fail with "already exists". What remains is safe to run
-/// again (grants, comments, index attachments, which are no-ops when done).
-pub fn post_data_remaining(archive: &Path, target: &mut Client) -> Result<TempPath, CloneError> {
+/// The post-data entries that concern one table alone — its indexes and its primary key,
+/// unique and exclusion constraints — by `schema.table`. They can be built as soon as that
+/// table's rows are in, while other tables are still copying (foreign keys, which need two
+/// tables, and index attachments wait for the final pass).
+pub fn per_table_entries(archive: &Path) -> Result<HashMap<String, Vec<i32>>, CloneError> {
     let a = CustomArchive::open(archive).map_err(|e| CloneError::Rewrite(e.to_string()))?;
-    let (mut file, list) = crate::interrupt::temp_file(".cbclone-list-")?;
+    let tables: HashMap<i32, String> = a
+        .entries
+        .iter()
+        .filter(|e| e.desc() == "TABLE")
+        .map(|e| (e.dump_id, format!("{}.{}", e.namespace(), e.tag())))
+        .collect();
+    let mut out: HashMap<String, Vec<i32>> = HashMap::new();
+    for e in &a.entries {
+        let own = e.section == archive::toc::SECTION_POST_DATA as i64
+            && matches!(e.desc().as_ref(), "INDEX" | "CONSTRAINT");
+        let on: Vec<&String> = e
+            .dependencies()
+            .iter()
+            .filter_map(|d| tables.get(d))
+            .collect();
+        if own && on.len() == 1 {
+            out.entry(on[0].clone()).or_default().push(e.dump_id);
+        }
+    }
+    Ok(out)
+}
+
+/// A `-L` list of the archive's entries without `skip` (built early, per table) and, for a
+/// resumed run (`target` given), without the post-data objects an interrupted pg_restore
+/// already created (indexes, constraints, triggers, rules, policies), which would otherwise
+/// fail with "already exists". What remains is safe to run again (grants, comments, index
+/// attachments, which are no-ops when done).
+pub fn post_data_remaining(
+    archive: &Path,
+    mut target: Option<&mut Client>,
+    skip: &std::collections::BTreeSet<i32>,
+) -> Result<TempPath, CloneError> {
+    let a = CustomArchive::open(archive).map_err(|e| CloneError::Rewrite(e.to_string()))?;
     let mut text = String::new();
     for e in &a.entries {
-        if e.section == archive::toc::SECTION_POST_DATA as i64 && exists(target, e)? {
+        if skip.contains(&e.dump_id) {
             continue;
+        }
+        if let Some(target) = target.as_deref_mut() {
+            if e.section == archive::toc::SECTION_POST_DATA as i64 && exists(target, e)? {
+                continue;
+            }
         }
         text.push_str(&format!("{};\n", e.dump_id));
     }
+    write_list(&text)
+}
+
+/// A `-L` list of exactly these entries.
+pub fn list_of(ids: &[i32]) -> Result<TempPath, CloneError> {
+    let text: String = ids.iter().map(|id| format!("{id};\n")).collect();
+    write_list(&text)
+}
+
+fn write_list(text: &str) -> Result<TempPath, CloneError> {
+    let (mut file, list) = crate::interrupt::temp_file(".cbclone-list-")?;
     file.write_all(text.as_bytes())
         .and_then(|_| file.flush())
-        .map_err(CloneError::io("writing the post-data list"))?;
+        .map_err(CloneError::io("writing a pg_restore list"))?;
     Ok(list)
 }
 

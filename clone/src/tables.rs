@@ -77,6 +77,16 @@ pub struct Filters {
     pub exclude_table_data: Vec<NamePattern>,
 }
 
+/// How big tables are cut for the workers (`--split-tables-larger-than`, as pgcopydb's and
+/// cbrestore's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// The pipeline's rule: about four chunks per worker, none under 16 MiB.
+    Auto,
+    /// Chunks of this many bytes, for tables of at least twice that.
+    LargerThan(u64),
+}
+
 /// Reads the relations inside the leader's snapshot and plans every selected table. Biggest
 /// first, so the longest copy starts earliest.
 pub fn select(
@@ -85,15 +95,23 @@ pub fn select(
     source: &ServerInfo,
     target_major: u32,
     workers: usize,
+    split: Split,
 ) -> Result<Selected, CloneError> {
     let all = catalog::list_relations(leader)?;
+    let block_size: i32 = leader
+        .query_one("SELECT current_setting('block_size')::int", &[])
+        .map_err(CloneError::query("reading block_size"))?
+        .get(0);
     let chosen = filters.selection.select(&all)?;
     let types = TypeCatalog::read(leader)?;
     let generated = generated_expr(leader)?;
     let same_major = source.version_num / 10000 == target_major as i32;
     let policy = ChunkPolicy {
         workers,
-        chunk_pages: None,
+        chunk_pages: match split {
+            Split::Auto => None,
+            Split::LargerThan(bytes) => Some((bytes / block_size.max(1) as u64).max(1) as i64),
+        },
         tid_range_scan: source.has_tid_range_scan(),
         segments: source.segments.len(),
     };
@@ -109,9 +127,9 @@ pub fn select(
                 {
                     continue;
                 }
-                tables.push(plan_table(
-                    leader, r, &types, generated, same_major, &policy,
-                )?);
+                let mut t = plan_table(leader, r, &types, generated, same_major, &policy)?;
+                t.bytes = (r.pages.max(0) as u64) * block_size as u64;
+                tables.push(t);
             }
             RelKind::MaterializedView => matviews.push(r.clone()),
             _ => {}
@@ -165,7 +183,7 @@ fn plan_table(
         job,
         columns,
         binary,
-        bytes: (r.pages.max(0) as u64) * 8192,
+        bytes: 0,
     })
 }
 

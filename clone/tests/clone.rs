@@ -107,9 +107,11 @@ fn selection_flags_follow_pg_dump() {
                 "-n",
                 "\"Odd Schema\"",
                 "-t",
-                "big",
+                "floats",
+                "-t",
+                "empty_one",
                 "--exclude-table-data",
-                "big",
+                "floats",
             ],
         )
         .output()
@@ -118,7 +120,81 @@ fn selection_flags_follow_pg_dump() {
     );
     let fp = server.table_fingerprints("dst", &['r']);
     let names: Vec<&str> = fp.keys().map(String::as_str).collect();
-    // -t wins over -n, as in pg_dump; big's definition without its rows.
-    assert_eq!(names, vec!["public.big"]);
-    assert_eq!(fp["public.big"], "0:");
+    // -t wins over -n, as in pg_dump; floats' definition without its rows.
+    assert_eq!(names, vec!["public.empty_one", "public.floats"]);
+    assert_eq!(fp["public.floats"], "0:");
+}
+
+#[test]
+fn schema_only_and_exclusions() {
+    let server = TestServer::start();
+    generated_db(&server, "src");
+    server.create_db("dst");
+    let pg_restore = server.install().bin("pg_restore");
+    let out = clone_cmd(
+        &server,
+        "src",
+        "dst",
+        &[
+            "-s",
+            "-T",
+            "empty_one",
+            "-N",
+            "\"Odd Schema\"",
+            "-v",
+            "--pg-restore",
+        ],
+    )
+    .arg(&pg_restore)
+    .output()
+    .unwrap();
+    ok(&out, "cbclone -s");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cbclone: pre-data"),
+        "-v names the steps: {stderr}"
+    );
+    let fp = server.table_fingerprints("dst", &['r']);
+    let names: Vec<&str> = fp.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        vec![
+            "public.big",
+            "public.events_2024",
+            "public.events_2025",
+            "public.floats"
+        ]
+    );
+    assert!(fp.values().all(|v| v == "0:"), "schema only: {fp:?}");
+    // Indexes and constraints of post-data are there.
+    let idx = server.psql(
+        "dst",
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'big'",
+    );
+    assert_eq!(idx.trim(), "2");
+}
+
+#[test]
+fn lock_wait_timeout_names_the_table() {
+    let server = TestServer::start();
+    server.create_db("src");
+    server.psql(
+        "src",
+        "CREATE TABLE locked (a int); INSERT INTO locked VALUES (1);",
+    );
+    server.create_db("dst");
+    let mut holder = server.client("src");
+    holder
+        .batch_execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let out = clone_cmd(&server, "src", "dst", &["--lock-wait-timeout", "200"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("locked") && err.contains("lock timeout"),
+        "{err}"
+    );
+    holder.batch_execute("ROLLBACK").unwrap();
 }

@@ -84,3 +84,37 @@ fn killed_during_copy_then_resumed_twice_equals_the_source() {
     }
     resume(&server, "dst", &state);
 }
+
+#[test]
+fn sigterm_during_copy_exits_143_without_temp_files_then_resumes() {
+    let server = TestServer::start();
+    generated_db(&server, "src");
+    server.create_db("dst");
+    let state = server.scratch().join("state");
+    let tmp = server.scratch().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let child = clone_cmd(&server, "src", "dst", &["-j", "2", "--state-dir"])
+        .arg(&state)
+        .env("TMPDIR", &tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        server.wait_for_active(
+            "datname = 'dst' AND application_name = 'cbclone'",
+            "COPY \"public\".\"big\"",
+            60,
+        ),
+        "no COPY into big seen"
+    );
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    resume(&server, "dst", &state);
+}
