@@ -30,7 +30,12 @@ fn main() -> ExitCode {
     match run(&cli, interrupt.flag()) {
         Ok(code) if !interrupt.stdout_closed() => code,
         Ok(_) => interrupt.conclude(Ok(())),
-        Err(e) => failed(&e, &interrupt),
+        Err(e) => {
+            if cli.json {
+                json_failure(&e);
+            }
+            failed(&e, &interrupt)
+        }
     }
 }
 
@@ -62,6 +67,23 @@ fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
         }
     }
     interrupt.conclude(Err(format!("{e:#}")))
+}
+
+/// `--json` on failure: the error, and where the state of a resumable restore is.
+fn json_failure(e: &anyhow::Error) {
+    let state = e
+        .downcast_ref::<RestoreError>()
+        .and_then(RestoreError::resumable_from);
+    let report = serde_json::json!({
+        "tool": "cbrestore",
+        "error": format!("{e:#}"),
+        "state_file": state.map(|p| p.display().to_string()),
+        "resume": state.map(|_| resume_command()),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("report serializes")
+    );
 }
 
 fn broken_pipe<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e std::io::Error> {

@@ -80,7 +80,48 @@ struct Book {
     finished: bool,
 }
 
+/// One line of the journal that follows the book's snapshot in the state file: a step's
+/// transaction id before its COMMIT (`done` false), or the step done after it. Appending a
+/// line per event keeps each step's bookkeeping a few dozen bytes however many steps were done
+/// before (rewriting the whole book each time made a restore of many small objects quadratic).
+#[derive(Debug, Serialize, Deserialize)]
+struct Line {
+    k: String,
+    #[serde(default)]
+    x: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    done: bool,
+}
+
 impl Book {
+    /// The snapshot on the first line, then the journal's lines in order. A last line a kill
+    /// cut short is ignored: its event had not happened yet as far as anyone knows.
+    fn read(bytes: &[u8]) -> Result<Book, serde_json::Error> {
+        let mut lines = bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+        let mut book: Book = serde_json::from_slice(lines.next().unwrap_or(b"{}"))?;
+        for line in lines {
+            let Ok(l) = serde_json::from_slice::<Line>(line) else {
+                continue;
+            };
+            let p = Pending {
+                xid: l.x,
+                creates: l.c,
+                through: l.t,
+            };
+            if l.done {
+                book.pending.remove(&l.k);
+                book.apply(&l.k, &p);
+            } else {
+                book.pending.insert(l.k, p);
+            }
+        }
+        Ok(book)
+    }
+
     fn apply(&mut self, key: &str, p: &Pending) {
         self.done.insert(key.to_string());
         if let Some(t) = &p.creates {
@@ -155,6 +196,8 @@ pub struct State {
     uncertain: Mutex<bool>,
     /// Nothing was written yet (a run that fails before its first step leaves no file).
     written: Mutex<bool>,
+    /// The state file opened for appending, after its snapshot.
+    journal: Mutex<Option<std::fs::File>>,
 }
 
 impl State {
@@ -170,6 +213,7 @@ impl State {
             resuming,
             uncertain: Mutex::new(false),
             written: Mutex::new(false),
+            journal: Mutex::new(None),
         }
     }
 
@@ -185,11 +229,9 @@ impl State {
             ..Default::default()
         };
         let old = match std::fs::read(path) {
-            Ok(bytes) => Some(serde_json::from_slice::<Book>(&bytes).map_err(|source| {
-                StateError::Unreadable {
-                    path: path.clone(),
-                    source,
-                }
+            Ok(bytes) => Some(Book::read(&bytes).map_err(|source| StateError::Unreadable {
+                path: path.clone(),
+                source,
             })?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
@@ -343,7 +385,7 @@ impl State {
             through: step.through,
         };
         book.apply(&step.key, &p);
-        self.write(&book)
+        self.append(&book, &step.key, &p, true)
     }
 
     fn xid_of<C: GenericClient>(&self, client: &mut C) -> Result<Option<i64>, CommitError> {
@@ -370,15 +412,45 @@ impl State {
         if xid.is_some() {
             let mut book = self.book.lock().expect("state lock");
             book.pending.insert(step.key.clone(), p.clone());
-            self.write(&book).map_err(CommitError::State)?;
+            self.append(&book, &step.key, &p, false)
+                .map_err(CommitError::State)?;
         }
         commit().map_err(CommitError::Server)?;
         let mut book = self.book.lock().expect("state lock");
         book.pending.remove(&step.key);
         book.apply(&step.key, &p);
-        // Written with the next step's pending record (or at the end): until then the pending
-        // record says the same, through the server.
+        if xid.is_some() {
+            self.append(&book, &step.key, &p, true)
+                .map_err(CommitError::State)?;
+        }
         Ok(())
+    }
+
+    /// One event at the end of the journal (the snapshot first, when there is none yet).
+    /// Called with the book locked, so lines never interleave.
+    fn append(&self, book: &Book, key: &str, p: &Pending, done: bool) -> Result<(), StateError> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let mut journal = self.journal.lock().expect("journal lock");
+        if journal.is_none() {
+            drop(journal);
+            return self.write(book);
+        }
+        let line = Line {
+            k: key.to_string(),
+            x: p.xid,
+            c: p.creates.clone(),
+            t: p.through,
+            done,
+        };
+        let mut bytes = serde_json::to_vec(&line).expect("state serializes");
+        bytes.push(b'\n');
+        let file = journal.as_mut().expect("journal open");
+        file.write_all(&bytes).map_err(|source| StateError::Io {
+            path: path.clone(),
+            source,
+        })
     }
 
     /// The restore ran to its end: the book shrinks to its fingerprint and `finished`.
@@ -392,17 +464,19 @@ impl State {
         self.write(&book)
     }
 
-    /// Writes what is recorded now (before a stop, so a resume skips what is done).
+    /// Writes what is recorded now (before a stop, so a resume skips what is done): the
+    /// journal holds every event already; a book never written needs no file.
     pub fn save(&self) -> Result<(), StateError> {
         let book = self.book.lock().expect("state lock");
-        if book.steps() == 0 && book.pending.is_empty() && !*self.written.lock().expect("lock") {
+        if book.steps() == 0 || *self.written.lock().expect("lock") {
             return Ok(());
         }
         self.write(&book)
     }
 
-    /// Called with the book locked, so writers never interleave. A fresh temporary file
-    /// (`O_EXCL`, random name) beside the state, renamed over it.
+    /// The book's snapshot, alone in a fresh temporary file (`O_EXCL`, random name) beside the
+    /// state, renamed over it; the journal then continues it. Called with the book locked, so
+    /// writers never interleave.
     fn write(&self, book: &Book) -> Result<(), StateError> {
         let Some(path) = &self.path else {
             return Ok(());
@@ -418,9 +492,11 @@ impl State {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(io)?;
-        temp.write_all(&serde_json::to_vec(book).expect("state serializes"))
-            .map_err(io)?;
-        temp.persist(path).map_err(|e| io(e.error))?;
+        let mut snapshot = serde_json::to_vec(book).expect("state serializes");
+        snapshot.push(b'\n');
+        temp.write_all(&snapshot).map_err(io)?;
+        let file = temp.persist(path).map_err(|e| io(e.error))?;
+        *self.journal.lock().expect("journal lock") = Some(file);
         *self.written.lock().expect("state lock") = true;
         Ok(())
     }
@@ -594,8 +670,15 @@ mod tests {
             .unwrap();
         s.record(Step::sequential(41)).unwrap();
         drop(s);
+        // A line a kill cut short is ignored.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(b"{\"k\":\"entry:9\",\"do").unwrap();
+        drop(f);
         let s = State::open(&place_at(&path, "fp1", true)).unwrap();
-        assert!(s.done("entry:3") && !s.done("entry:4"));
+        assert!(s.done("entry:3") && !s.done("entry:4") && !s.done("entry:9"));
         assert!(s.created("\"public\".\"t\""));
         assert_eq!(s.through(), 42);
         let e = State::open(&place_at(&path, "fp2", true))
