@@ -124,7 +124,7 @@ impl Catalog {
             Stmt::CreateMatView(m) => self.insert(Relation {
                 name: m.name.clone(),
                 kind: RelKind::MatView,
-                columns: m.columns.clone(),
+                columns: self.typed_matview_columns(m),
                 inherits: Vec::new(),
                 partitioned: false,
                 existing: m.existing.as_ref().map(|e| e.clause.clone()),
@@ -172,6 +172,26 @@ impl Catalog {
             Stmt::SearchPath(_) | Stmt::CopyFrom(_) | Stmt::Other => {}
         }
         Ok(())
+    }
+
+    /// A matview's output columns, typed where the query passes a column of the one relation it
+    /// reads through unchanged (pg_dump writes them `t.a`); the others stay of unknown type.
+    fn typed_matview_columns(&self, m: &crate::parse::CreateMatView) -> Vec<Column> {
+        let mut columns = m.columns.clone();
+        let Some((from, sources)) = &m.source else {
+            return columns;
+        };
+        let Some(table) = self.relations.get(from) else {
+            return columns;
+        };
+        for (col, src) in columns.iter_mut().zip(sources) {
+            if let Some(src) = src {
+                if let Some(tc) = table.columns.iter().find(|c| &c.name == src) {
+                    col.type_ref = tc.type_ref.clone();
+                }
+            }
+        }
+        columns
     }
 
     fn insert(&mut self, rel: Relation) -> Result<(), DuplicateRelation> {

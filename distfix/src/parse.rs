@@ -78,11 +78,19 @@ pub struct CreateTable {
     pub splice_at: usize,
 }
 
+/// Words that may follow a single FROM relation (and its alias) in a matview's query.
+const STOP_AFTER_FROM: &[&str] = &[
+    "where", "group", "having", "order", "limit", "offset", "window", "with",
+];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateMatView {
     pub name: QualName,
     /// Output column names when they can be read off the statement.
     pub columns: Vec<Column>,
+    /// `SELECT ... FROM <one relation> ...`: that relation, and for each output column the
+    /// source column it names unchanged (`t.a`, `a`), so its type can be taken from the table.
+    pub source: Option<(QualName, Vec<Option<String>>)>,
     pub existing: Option<ExistingClause>,
     pub splice_at: usize,
 }
@@ -770,22 +778,32 @@ impl Parser<'_> {
                 }
             }
         }
+        let mut source = None;
         if columns.is_empty() {
-            columns = self.select_list(as_at + 1, query_end);
+            let (cols, from) = self.select_list(as_at + 1, query_end);
+            columns = cols;
+            source = from;
         }
         Some(CreateMatView {
             name,
             columns,
+            source,
             existing,
             splice_at,
         })
     }
 
-    /// Output column names of `SELECT ... FROM`, when every item's name is evident.
-    fn select_list(&self, s: usize, e: usize) -> Vec<Column> {
+    /// Output column names of `SELECT ... FROM`, when every item's name is evident; with a
+    /// single relation after FROM, also that relation and the column each item passes through.
+    #[allow(clippy::type_complexity)]
+    fn select_list(
+        &self,
+        s: usize,
+        e: usize,
+    ) -> (Vec<Column>, Option<(QualName, Vec<Option<String>>)>) {
         let c = &self.c;
         if !c.kw(s, "select") {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         let mut k = s + 1;
         if c.kw(k, "distinct") {
@@ -793,7 +811,7 @@ impl Parser<'_> {
             if c.kw(k, "on") && c.kind(k + 1) == Some(TokenKind::LParen) {
                 match c.close_paren(k + 1) {
                     Some(close) => k = close + 1,
-                    None => return Vec::new(),
+                    None => return (Vec::new(), None),
                 }
             }
         } else if c.kw(k, "all") {
@@ -819,7 +837,7 @@ impl Parser<'_> {
             }
         }
         if k >= end {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         // Reuse the element splitter on a virtual paren pair.
         let mut items = Vec::new();
@@ -838,9 +856,10 @@ impl Parser<'_> {
         }
         items.push((start, end));
         let mut out = Vec::new();
+        let mut sources = Vec::new();
         for (a, b) in items {
             if b == 0 || a >= b {
-                return Vec::new();
+                return (Vec::new(), None);
             }
             let last = b - 1;
             let named = matches!(
@@ -848,8 +867,11 @@ impl Parser<'_> {
                 Some(TokenKind::Ident | TokenKind::QuotedIdent)
             ) && (last == a || c.kw(last - 1, "as") || c.punct(last - 1, b'.'));
             if !named || c.punct(last, b'*') {
-                return Vec::new();
+                return (Vec::new(), None);
             }
+            // `a` or `t.a`: the item passes a source column through unchanged.
+            let passes = last == a || (last == a + 2 && c.punct(a + 1, b'.'));
+            sources.push(if passes { c.ident(last) } else { None });
             if let Some(n) = c.ident(last) {
                 out.push(Column {
                     name: n,
@@ -859,7 +881,28 @@ impl Parser<'_> {
                 });
             }
         }
-        out
+        let from = self.single_from(end, e).map(|t| (t, sources));
+        (out, from)
+    }
+
+    /// `FROM <relation> [[AS] alias]` followed by the end or a WHERE/GROUP/ORDER/... clause.
+    fn single_from(&self, at: usize, e: usize) -> Option<QualName> {
+        let c = &self.c;
+        if !c.kw(at, "from") {
+            return None;
+        }
+        let (table, mut k) = c.qualname(at + 1, self.default_schema)?;
+        if c.kw(k, "as") {
+            k += 1;
+        }
+        if k < e
+            && c.kind(k) == Some(TokenKind::Ident)
+            && !STOP_AFTER_FROM.iter().any(|w| c.kw(k, w))
+        {
+            k += 1;
+        }
+        let ends = k >= e || STOP_AFTER_FROM.iter().any(|w| c.kw(k, w));
+        ends.then_some(table)
     }
 
     fn unique_index(&self, mut i: usize) -> Option<UniqueIndex> {

@@ -1,5 +1,6 @@
 //! cbdistfix's decisions on shapes of PostgreSQL's regression database (issue 12): typed tables
-//! get their keys from the dump's `CREATE TYPE`, and with `--on-conflict fail` every conflict is
+//! get their keys from the dump's `CREATE TYPE`, materialized views from the table their query
+//! reads, and with `--on-conflict fail` every conflict is
 //! shown in one pass and `--report` is written anyway. When `CBTOOLS_TEST_MPP` names an MPP
 //! coordinator, the rewritten script is also loaded there and the policies read back.
 
@@ -9,7 +10,9 @@ use std::str::FromStr;
 const TYPED: &str = "CREATE TYPE public.person_type AS (\n\tid integer,\n\tname text\n);\n\
 CREATE TABLE public.persons3 OF public.person_type (\n    name WITH OPTIONS DEFAULT ''::text NOT NULL\n);\n\
 ALTER TABLE ONLY public.persons3\n    ADD CONSTRAINT persons3_pkey PRIMARY KEY (id);\n\
-CREATE TABLE public.bit_defaults (\n    b1 bit(4) DEFAULT '1001'::\"bit\",\n    b2 bit varying(5)\n);\n";
+CREATE TABLE public.bit_defaults (\n    b1 bit(4) DEFAULT '1001'::\"bit\",\n    b2 bit varying(5)\n);\n\
+CREATE TABLE public.orders (\n    note text,\n    customer integer,\n    total numeric\n);\n\
+CREATE MATERIALIZED VIEW public.mv AS\n SELECT orders.note,\n    orders.customer,\n    sum(orders.total) AS total\n   FROM public.orders\n  GROUP BY orders.note, orders.customer\n  WITH NO DATA;\n";
 
 /// Two tables whose unique constraints share no column.
 const CONFLICTS: &str = "CREATE TABLE public.a (x int, y int);\n\
@@ -43,6 +46,12 @@ fn typed_tables_take_their_keys_from_the_type() {
     // bit and varbit have default hash operator classes in the Greenplum-7 line (checked in the
     // stand-in's pg_opclass), so bit(4) is a key there.
     assert!(text.contains(") DISTRIBUTED BY (b1);"), "{text}");
+    // A matview's columns are typed through the one table its query reads: the first hashable
+    // one is the key, as for a table.
+    assert!(
+        text.contains("  WITH NO DATA DISTRIBUTED BY (note);"),
+        "{text}"
+    );
 
     if let Some(coord) = std::env::var("CBTOOLS_TEST_MPP")
         .ok()
