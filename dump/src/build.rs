@@ -80,6 +80,8 @@ pub struct DumpOptions {
     /// `-E`: the client encoding of the data and of pg_dump's schema pass (default: the
     /// database's, as pg_dump).
     pub encoding: Option<String>,
+    /// How progress is shown on stderr (`--progress`).
+    pub progress: pipeline::progress::Display,
     /// Also write roles and tablespaces (`pg_dumpall --globals-only`) to this file.
     pub globals: Option<PathBuf>,
     /// Cloudberry parallel mode: a gpbackup backup set under this directory, every segment
@@ -527,7 +529,7 @@ fn data_with_progress(
         .iter()
         .map(|t| t.relation.pages.max(0) as u64 * 8192)
         .sum();
-    let progress = pipeline::progress::Progress::new(tasks.len(), false)
+    let progress = pipeline::progress::Progress::with_display(tasks.len(), false, run.o.progress)
         .named("cbdump")
         .expecting(expected);
     let finished = AtomicBool::new(false);

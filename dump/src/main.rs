@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::Parser;
 
 use archive::Compression;
 use cluster::ConnParams;
@@ -14,7 +13,7 @@ use dump::{DumpOptions, Format};
 use interrupt::{Interrupt, Mode};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = dump::cli::parse();
     let interrupt = match interrupt::install("cbdump", Mode::Poll) {
         Ok(i) => i,
         Err(e) => {
@@ -27,23 +26,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
-    if cli.jobs == 0 {
-        bail!("-j/--jobs must be at least 1");
-    }
-    if cli.rules.any() && !cli.distribute {
-        bail!(
-            "--policy, --default and --on-conflict are distribution rules: they need --distribute"
-        );
-    }
     let output = match (&cli.file, cli.format, &cli.on_segment) {
         (_, _, Some(dir)) => dir.clone(),
         (Some(f), _, _) => f.clone(),
         (None, Format::Plain, _) => PathBuf::from("-"),
         (None, _, _) => bail!("-F c and -F d need -f OUTPUT"),
     };
-    if cli.json && output.as_os_str() == "-" {
-        bail!("--json prints on stdout, which -f - already uses");
-    }
     let compress = cli
         .compress
         .as_deref()
@@ -104,6 +92,9 @@ fn options(
             PathBuf::from(s)
         }
     });
+    let (schema_only, data_only) = cli.data_sections();
+    let (schema_flags, script_flags) = (cli.schema_flags(), cli.script_flags());
+    let progress = cli.progress_display();
     DumpOptions {
         on_segment: cli.on_segment.clone(),
         globals,
@@ -117,8 +108,8 @@ fn options(
         schemas: cli.schema,
         exclude_schemas: cli.exclude_schema,
         exclude_table_data: cli.exclude_table_data,
-        schema_only: cli.schema_only,
-        data_only: cli.data_only,
+        schema_only,
+        data_only,
         no_owner: cli.no_owner,
         no_acl: cli.no_acl,
         pg_dump: cli.pg_dump,
@@ -130,9 +121,10 @@ fn options(
         }),
         lock_wait_timeout_ms: cli.lock_wait_timeout,
         verbose: cli.verbose,
-        schema_flags: Vec::new(),
-        script_flags: Vec::new(),
-        encoding: None,
+        schema_flags,
+        script_flags,
+        encoding: cli.encoding,
+        progress,
     }
 }
 
@@ -186,8 +178,8 @@ fn all_databases(
             schemas: Vec::new(),
             exclude_schemas: Vec::new(),
             exclude_table_data: cli.exclude_table_data.clone(),
-            schema_only: cli.schema_only,
-            data_only: cli.data_only,
+            schema_only: cli.data_sections().0,
+            data_only: cli.data_sections().1,
             no_owner: cli.no_owner,
             no_acl: cli.no_acl,
             pg_dump: Some(pg_dump.path.clone()),
@@ -196,9 +188,10 @@ fn all_databases(
             verbose: cli.verbose,
             globals: None,
             on_segment: None,
-            schema_flags: Vec::new(),
-            script_flags: Vec::new(),
-            encoding: None,
+            schema_flags: cli.schema_flags(),
+            script_flags: cli.script_flags(),
+            encoding: cli.encoding.clone(),
+            progress: cli.progress_display(),
         };
         let report = dump::run(&opts, interrupt).with_context(|| format!("database {db}"))?;
         eprintln!(
