@@ -147,10 +147,16 @@ impl SegmentRestoreReport {
     /// were skipped under `--on-error-continue`.
     pub fn finish(&self, json: bool) -> std::process::ExitCode {
         if json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(self).expect("report serializes")
-            );
+            use std::io::Write;
+            let text = serde_json::to_string_pretty(self).expect("report serializes");
+            // A closed stdout (`| head`) ends quietly, as pg_restore -l does; any other write
+            // error is one.
+            if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    eprintln!("cbrestore: error: writing the report: {e}");
+                    return std::process::ExitCode::from(1);
+                }
+            }
         }
         let copies = self
             .tables
