@@ -4,6 +4,7 @@
 //! Run on demand, not in CI: `cargo build --release --bins && target/release/cbtools-bench copyout`.
 //! `--rows N` changes the size (default: the issues' 3 million rows, about 330 MB of COPY text).
 
+mod clone;
 mod measure;
 mod mpp_restore;
 mod mpp_dump;
@@ -39,6 +40,7 @@ fn run() -> Result<()> {
         "gprestore" => gprestore(rows),
         "restore" => restore(rows),
         "dump" => dump(rows),
+        "clone" => clone::clone(rows),
         "soak" => soak::soak(&args),
         "mpp-restore" => mpp_restore::mpp_restore(rows),
         "all" => {
