@@ -3,7 +3,12 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use std::sync::OnceLock;
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+use cluster::args::Refused;
+use pipeline::progress::Display;
 
 use cluster::ConnectionArgs;
 
@@ -100,7 +105,7 @@ pub struct Cli {
     pub json: bool,
 
     /// Number of parallel workers (connections), all reading one snapshot
-    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = parse_jobs)]
     pub jobs: usize,
     /// Size of the ctid chunks big tables are split into for the workers (default: when compressing, about four per worker, at least 16M; uncompressed tables are split only when this is given)
     #[arg(long = "chunk-size", value_name = "SIZE")]
@@ -115,12 +120,86 @@ pub struct Cli {
     /// Verbose messages on stderr
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Progress on stderr: auto (a live line when stderr is a terminal), json (one object per
+    /// second), none
+    #[arg(long = "progress", value_name = "WHEN", default_value = "auto", value_parser = ["auto", "json", "none"])]
+    pub progress: String,
     /// Print help
-    #[arg(long, action = ArgAction::Help)]
+    #[arg(short = '?', long, action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// pg_dump's flags a pg_dump user may try here, each with what to do instead.
+pub const REFUSED: &[Refused] = &[
+    Refused::valued("file", "cbcopyout writes to -o DIR|FILE|-").short('f'),
+    Refused::switch("data-only", "cbcopyout exports rows only, always").short('a'),
+    Refused::switch("schema-only", "cbcopyout exports rows, not definitions; for the schema use cbdump -s").short('s'),
+    Refused::switch("inserts", "cbcopyout writes COPY formats (--format text|csv|binary); for INSERT statements use pg_dump --inserts"),
+    Refused::switch("column-inserts", "cbcopyout writes COPY formats (--format text|csv|binary); for INSERT statements use pg_dump --column-inserts"),
+    Refused::valued("snapshot", "cbcopyout takes its own snapshot and shares it with every worker"),
+    Refused::valued("section", "cbcopyout exports rows only; sections are cbdump's (--section)"),
+    Refused::switch("clean", "cbcopyout writes files, not SQL; use --force to overwrite existing files").short('c'),
+];
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `0.1.0 (inflate: isa-l)`: the build's inflater.
+fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (inflate: {})",
+            env!("CARGO_PKG_VERSION"),
+            archive::inflate::backend()
+        )
+    })
+}
+
+/// The command line, or exit 2 with clap's usage message (refused flags and flag combinations
+/// that cannot work included).
+pub fn parse() -> Cli {
+    cluster::args::parse(command(), REFUSED, Cli::validate)
+}
+
+impl Cli {
+    /// Flag combinations that cannot work, found before connecting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.on_segment.is_some() {
+            if self.output.is_some() || self.compress.is_some() || self.split_rows.is_some() {
+                return Err("--on-segment writes server-side files on the segment hosts; -o, --compress and --split-* do not apply".into());
+            }
+            if self.filter.is_some() {
+                return Err("--on-segment exports whole tables (COPY ... ON SEGMENT takes no WHERE); use -o with --where instead".into());
+            }
+            return Ok(());
+        }
+        let Some(output) = &self.output else {
+            return Err(
+                "no output given: use -o DIR, -o FILE or -o - (or --on-segment PATH)".into(),
+            );
+        };
+        if self.json && output == "-" {
+            return Err("--json prints the report on stdout, which -o - already uses for data; use --manifest FILE instead".into());
+        }
+        if self.split_rows == Some(0) {
+            return Err("--split-rows must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// `--progress`.
+    pub fn progress_display(&self) -> Display {
+        self.progress.parse().unwrap_or_default()
+    }
 }
 
 /// The clap definition, for man pages and completions (`cbtools-package`).
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    Cli::command().version(version())
 }

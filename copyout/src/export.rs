@@ -60,6 +60,8 @@ pub struct ExportOptions {
     pub manifest: Option<PathBuf>,
     pub verbose: bool,
     pub lock_wait_timeout_ms: Option<u64>,
+    /// How progress is shown on stderr (`--progress`).
+    pub progress: pipeline::progress::Display,
 }
 
 /// Where the output goes, once the number of jobs is known.
@@ -146,7 +148,8 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
     let expected = jobs
         .iter()
         .map(|j| (0..j.chunks.len()).map(|c| j.share(c).0).sum::<u64>());
-    let progress = Progress::new(jobs.len(), opts.verbose).expecting(expected.sum());
+    let progress =
+        Progress::with_display(jobs.len(), opts.verbose, opts.progress).expecting(expected.sum());
 
     let outcome = match &staging {
         None => export_to_stdout(opts, &jobs[0], compression, leader.id(), &shared, &progress),

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use clap::Parser;
 
 use cluster::catalog::Selection;
 use cluster::ConnParams;
@@ -34,7 +33,7 @@ fn parse_size(s: &str) -> anyhow::Result<u64> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = copyout::cli::parse();
     let interrupt = match interrupt::install("cbcopyout", Mode::Poll) {
         Ok(i) => i,
         Err(e) => {
@@ -47,9 +46,6 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
-    if cli.jobs == 0 {
-        bail!("-j/--jobs must be at least 1");
-    }
     let conn = ConnParams::resolve(&cli.conn, "cbcopyout")?;
     if cli.on_segment.is_some() {
         return on_segment(cli, conn, interrupt);
@@ -115,12 +111,6 @@ fn selection(cli: &Cli) -> anyhow::Result<Selection> {
 
 /// `--on-segment`: every segment writes its own rows on its own host.
 fn on_segment(cli: Cli, conn: ConnParams, interrupt: &Interrupt) -> anyhow::Result<()> {
-    if cli.output.is_some() || cli.compress.is_some() || cli.split_rows.is_some() {
-        bail!("--on-segment writes server-side files on the segment hosts; -o, --compress and --split-* do not apply");
-    }
-    if cli.filter.is_some() {
-        bail!("--on-segment exports whole tables (COPY ... ON SEGMENT takes no WHERE); use -o with --where instead");
-    }
     let options = OnSegmentOptions {
         conn,
         selection: selection(&cli)?,
@@ -148,13 +138,8 @@ fn export_options(cli: Cli, conn: ConnParams) -> anyhow::Result<ExportOptions> {
     let Some(output) = cli.output.clone() else {
         bail!("no output given: use -o DIR, -o FILE or -o - (or --on-segment PATH)");
     };
-    if cli.json && output == "-" {
-        bail!("--json prints the report on stdout, which -o - already uses for data; use --manifest FILE instead");
-    }
-    if cli.split_rows == Some(0) {
-        bail!("--split-rows must be at least 1");
-    }
     let format = copy_format(&cli);
+    let progress = cli.progress_display();
     let what = match cli.query {
         Some(q) => What::Query(q),
         None => What::Tables {
@@ -184,6 +169,7 @@ fn export_options(cli: Cli, conn: ConnParams) -> anyhow::Result<ExportOptions> {
         manifest: cli.manifest,
         verbose: cli.verbose,
         lock_wait_timeout_ms: cli.lock_wait_timeout,
+        progress,
     })
 }
 
