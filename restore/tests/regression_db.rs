@@ -4,7 +4,7 @@
 //! archives. Each restore must exit 0, and `pg_dump` of its result must equal `pg_dump` of
 //! pg_restore's (or psql's) result on the same server, COPY rows sorted.
 //!
-//! The tests marked `#[ignore = "issue 13: ..."]` fail today for the reason they name;
+//! The ten-run tests are ignored for their time only;
 //! `cargo test -p cbtools-restore --test regression_db -- --include-ignored` runs them all.
 //! Skipped, saying why, when the regression database cannot be built here.
 
@@ -100,25 +100,21 @@ fn same_as_reference(major: u32, input: Input, jobs: u32, runs: usize) {
 }
 
 #[test]
-#[ignore = "issue 13: ALTER PROCEDURE ptest10(...) OWNER built from the TOC tag is ambiguous (not unique)"]
 fn pg15_custom_one_job() {
     same_as_reference(15, Input::Custom, 1, 1);
 }
 
 #[test]
-#[ignore = "issue 13: ALTER PROCEDURE ptest10(...) OWNER built from the TOC tag is ambiguous (not unique)"]
 fn pg15_custom_two_jobs() {
     same_as_reference(15, Input::Custom, 2, 1);
 }
 
 #[test]
-#[ignore = "issue 13: ALTER PROCEDURE ptest10(...) OWNER built from the TOC tag is ambiguous (not unique)"]
 fn pg15_directory_one_job() {
     same_as_reference(15, Input::Directory, 1, 1);
 }
 
 #[test]
-#[ignore = "issue 13: ALTER PROCEDURE ptest10(...) OWNER built from the TOC tag is ambiguous (not unique)"]
 fn pg15_directory_two_jobs() {
     same_as_reference(15, Input::Directory, 2, 1);
 }
@@ -129,25 +125,21 @@ fn pg15_plain_script() {
 }
 
 #[test]
-#[ignore = "issue 13: ambiguous ptest10 owner; BLOB METADATA never creates the large objects"]
 fn pg18_custom_one_job() {
     same_as_reference(18, Input::Custom, 1, 1);
 }
 
 #[test]
-#[ignore = "issue 13: ambiguous ptest10 owner; BLOB METADATA never creates the large objects"]
 fn pg18_custom_two_jobs() {
     same_as_reference(18, Input::Custom, 2, 1);
 }
 
 #[test]
-#[ignore = "issue 13: ambiguous ptest10 owner; BLOB METADATA never creates the large objects"]
 fn pg18_directory_one_job() {
     same_as_reference(18, Input::Directory, 1, 1);
 }
 
 #[test]
-#[ignore = "issue 13: ambiguous ptest10 owner; BLOB METADATA never creates the large objects"]
 fn pg18_directory_two_jobs() {
     same_as_reference(18, Input::Directory, 2, 1);
 }
@@ -159,13 +151,13 @@ fn pg18_plain_script() {
 
 /// Issue 13's deadlock happened in about 1 run of 15: ten runs each.
 #[test]
-#[ignore = "issue 13: ambiguous ptest10 owner, -j 2 FK deadlocks; ten restores, slow"]
+#[ignore = "slow: ten restores (run with --include-ignored)"]
 fn pg15_custom_two_jobs_ten_runs() {
     same_as_reference(15, Input::Custom, 2, 10);
 }
 
 #[test]
-#[ignore = "issue 13: ptest10 owner, BLOB METADATA, -j 2 FK deadlocks; ten restores, slow"]
+#[ignore = "slow: ten restores (run with --include-ignored)"]
 fn pg18_directory_two_jobs_ten_runs() {
     same_as_reference(18, Input::Directory, 2, 10);
 }
@@ -217,13 +209,11 @@ fn cbdump_then_cbrestore(major: u32, format: &str, jobs: u32) {
 }
 
 #[test]
-#[ignore = "issue 13: ALTER PROCEDURE ptest10(...) OWNER built from the TOC tag is ambiguous (not unique)"]
 fn pg15_cbdump_directory_two_jobs() {
     cbdump_then_cbrestore(15, "d", 2);
 }
 
 #[test]
-#[ignore = "issue 13: ambiguous ptest10 owner; BLOB METADATA never creates the large objects"]
 fn pg18_cbdump_custom_one_job() {
     cbdump_then_cbrestore(18, "c", 1);
 }
