@@ -3,7 +3,11 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use std::sync::OnceLock;
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+use cluster::args::Refused;
 
 use archive::codec::Compression;
 
@@ -11,6 +15,7 @@ use archive::codec::Compression;
 #[command(
     name = "cbdistfix",
     version,
+    disable_help_flag = true,
     about = "Add Apache Cloudberry DISTRIBUTED clauses to the tables of a pg_dump (or strip them)"
 )]
 pub struct Cli {
@@ -52,6 +57,53 @@ pub struct Cli {
     /// Output compression of a plain dump: none, gzip[:LEVEL], zstd[:LEVEL] (default: same as the input).
     #[arg(long, value_parser = parse_compression)]
     pub compress: Option<Compression>,
+    /// Print help (-h is the host in the other tools, so help is -? here too)
+    #[arg(short = '?', long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// What a pg_dump/pg_restore user may try here, with what to do instead.
+pub const REFUSED: &[Refused] = &[
+    Refused::switch("host", "cbdistfix reads a dump, not a server: give the server for --stats as a conninfo (--stats 'host=... dbname=...'); help is -? or --help").short('h'),
+    Refused::valued("dbname", "cbdistfix reads a dump, not a server: give the database for --stats as a conninfo (--stats 'dbname=...')").short('d'),
+    Refused::valued("port", "cbdistfix reads a dump, not a server: give the port for --stats in its conninfo (--stats 'port=...')").short('p'),
+    Refused::valued("username", "cbdistfix reads a dump, not a server: give the user for --stats in its conninfo (--stats 'user=...')").short('U'),
+    Refused::valued("file", "cbdistfix writes to -o FILE (-o - for stdout)").short('f'),
+    Refused::switch("no-comments", "cbdistfix changes DISTRIBUTED clauses only; leave comments out with pg_dump or pg_restore --no-comments"),
+    Refused::switch("no-owner", "cbdistfix changes DISTRIBUTED clauses only; leave owners out with pg_restore -O").short('O'),
+    Refused::switch("no-privileges", "cbdistfix changes DISTRIBUTED clauses only; leave privileges out with pg_restore -x").short('x'),
+    Refused::switch("clean", "cbdistfix changes DISTRIBUTED clauses only; add DROPs with pg_restore -c").short('c'),
+];
+
+/// `0.1.0 (inflate: isa-l)`: the build's inflater.
+fn version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        format!(
+            "{} (inflate: {})",
+            env!("CARGO_PKG_VERSION"),
+            archive::inflate::backend()
+        )
+    })
+}
+
+/// The command line, or exit 2 with clap's usage message (refused flags and flag combinations
+/// that cannot work included).
+pub fn parse() -> Cli {
+    cluster::args::parse(command(), REFUSED, Cli::validate)
+}
+
+impl Cli {
+    /// Flag combinations that cannot work, found before reading anything.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.output.is_none() && !self.dry_run && !self.check && !self.in_place {
+            return Err(
+                "no output given: use -o FILE, -o - for stdout, --in-place, --dry-run or --check"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `--target`.
@@ -66,5 +118,5 @@ pub fn parse_compression(s: &str) -> Result<Compression, String> {
 
 /// The clap definition, for man pages and completions.
 pub fn command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
+    Cli::command().version(version())
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
 
 use archive::codec::Compression;
 use archive::custom::rewrite_toc;
@@ -25,9 +24,8 @@ use interrupt::{Interrupt, Mode, TempPath};
 /// the rewrite is one thread streaming into temporary files, with nothing to cancel or unwind,
 /// so the first signal removes the temporary files and exits 128 + the signal number at once.
 /// A closed stdout (`cbdistfix dump.sql -o - | head`) ends it quietly by SIGPIPE, as pg_dump.
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = distfix::cli::parse();
     let interrupt = match interrupt::install("cbdistfix", Mode::Immediate) {
         Ok(i) => i,
         Err(e) => {
@@ -58,9 +56,6 @@ fn materialize(input: &Path, interrupt: &Interrupt) -> Result<(PathBuf, Option<T
 }
 
 fn run(cli: Cli, interrupt: &Interrupt) -> Result<ExitCode> {
-    if cli.output.is_none() && !cli.dry_run && !cli.check && !cli.in_place {
-        bail!("no output given: use -o FILE, -o - for stdout, --in-place, --dry-run or --check");
-    }
     let (path, _spool) = materialize(&cli.input, interrupt)?;
     let shown = cli.input.display().to_string();
     if let Some(archive) = Archive::open(&path).with_context(|| shown.clone())? {
