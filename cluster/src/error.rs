@@ -102,3 +102,62 @@ pub fn server_message(e: &postgres::Error) -> String {
         }
     }
 }
+
+/// An error and its causes on one line, each part said once: context we add often quotes its
+/// cause already (`pagila.dmp: pagila.dmp: No such file or directory (os error 2): No such file
+/// or directory (os error 2)` was one such message, issue 15). A cause already contained in
+/// the line is dropped; a cause that starts with the line so far replaces it.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if text.starts_with(&line) {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::one_line;
+
+    #[derive(Debug)]
+    struct E(String, Option<Box<E>>);
+    impl std::fmt::Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for E {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+    fn chain(parts: &[&str]) -> E {
+        parts
+            .iter()
+            .rev()
+            .fold(None, |inner, p| Some(E(p.to_string(), inner.map(Box::new))))
+            .unwrap()
+    }
+
+    #[test]
+    fn every_part_once() {
+        let os = "No such file or directory (os error 2)";
+        let e = chain(&["pagila.dmp", &format!("pagila.dmp: {os}"), os]);
+        assert_eq!(one_line(&e), format!("pagila.dmp: {os}"));
+        let e = chain(&["restoring public.t", "COPY failed", "connection reset"]);
+        assert_eq!(
+            one_line(&e),
+            "restoring public.t: COPY failed: connection reset"
+        );
+        let e = chain(&["reading x: disk full", "disk full"]);
+        assert_eq!(one_line(&e), "reading x: disk full");
+    }
+}
