@@ -14,20 +14,6 @@ use copyout::{ExportOptions, What};
 use interrupt::{Interrupt, Mode};
 use pipeline::sink::SplitLimits;
 
-/// The error and those of its causes that add something: our messages often quote their cause
-/// already, and saying it twice reads badly.
-fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !text.contains(&c) {
-            text.push_str(": ");
-            text.push_str(&c);
-        }
-    }
-    text
-}
-
 fn parse_size(s: &str) -> anyhow::Result<u64> {
     pipeline::size::parse(s).map_err(anyhow::Error::msg)
 }
@@ -41,7 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = run(cli, &interrupt).map_err(|e| error_chain(&e));
+    let outcome = run(cli, &interrupt).map_err(|e| cluster::error::one_line(e.as_ref()));
     interrupt.conclude(outcome)
 }
 

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             let _ = interrupt.conclude(Ok(()));
             code
         }
-        Err(e) => interrupt.conclude(Err(format!("{e:#}"))),
+        Err(e) => interrupt.conclude(Err(cluster::error::one_line(e.as_ref()))),
     }
 }
 

@@ -58,3 +58,14 @@ fn version_names_the_inflater() {
         "{v}"
     );
 }
+
+#[test]
+fn a_missing_file_is_named_once_with_its_cause_once() {
+    let out = cbdistfix(&["/nonexistent/pagila.dmp", "-o", "/tmp/never-written.sql"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert_eq!(
+        e.trim(),
+        "cbdistfix: error: /nonexistent/pagila.dmp: No such file or directory (os error 2)"
+    );
+}

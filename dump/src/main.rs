@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = run(cli, &interrupt).map_err(|e| format!("{e:#}"));
+    let outcome = run(cli, &interrupt).map_err(|e| cluster::error::one_line(e.as_ref()));
     interrupt.conclude(outcome)
 }
 
