@@ -288,3 +288,41 @@ pub fn describe_chunk(chunk: &Chunk) -> String {
         Chunk::Segment(c) => format!("segment {c}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(typtype: &str, base: u32, elem: u32, is_array: bool, io: bool) -> TypeRow {
+        TypeRow {
+            typtype: typtype.into(),
+            base,
+            elem,
+            is_array,
+            has_binary_io: io,
+        }
+    }
+
+    #[test]
+    fn binary_only_where_both_ends_read_it_alike() {
+        let cat = TypeCatalog(HashMap::from([
+            (20, ty("b", 0, 0, false, true)),       // int8
+            (1016, ty("b", 0, 20, true, true)),     // int8[]
+            (16400, ty("e", 0, 0, false, true)),    // an enum
+            (16401, ty("b", 0, 16400, true, true)), // its array: carries the enum's OID
+            (16402, ty("c", 0, 0, false, true)),    // a composite
+            (16403, ty("d", 20, 0, false, true)),   // a domain over int8
+            (16404, ty("b", 0, 0, false, true)),    // an extension's base type
+            (16405, ty("b", 0, 0, false, false)),   // one without send/receive
+        ]));
+        assert!(cat.binary_safe(20, false));
+        assert!(cat.binary_safe(1016, false));
+        assert!(cat.binary_safe(16400, false));
+        assert!(!cat.binary_safe(16401, true));
+        assert!(!cat.binary_safe(16402, true));
+        assert!(cat.binary_safe(16403, false));
+        assert!(cat.binary_safe(16404, true) && !cat.binary_safe(16404, false));
+        assert!(!cat.binary_safe(16405, true));
+        assert!(!cat.binary_safe(99999, true));
+    }
+}
