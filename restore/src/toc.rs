@@ -337,14 +337,25 @@ pub fn with_if_exists(drop: &str) -> String {
 
 /// The entries a post-data entry takes an exclusive lock on (pg_restore's `lockDeps`): every
 /// TABLE or TABLE DATA among its dependencies, except for `CREATE INDEX`, which does not lock
-/// out other readers. `desc_of` gives an entry's kind by dump id.
+/// out other readers; for `INDEX ATTACH` also the indexes it depends on. `desc_of` gives an
+/// entry's kind by dump id.
 pub fn lock_deps(e: &TocEntry, deps: &[i32], desc_of: impl Fn(i32) -> Option<String>) -> Vec<i32> {
     if e.section != archive::toc::SECTION_POST_DATA as i64 || e.is("INDEX") {
         return Vec::new();
     }
+    // Beyond pg_restore: attaching partitions' indexes of one partitioned index, one at a
+    // time. Two attaches in different branches of a tree that commit at once each see the
+    // other's branch still invalid, and the root index stays invalid for good (a foreign key
+    // to it then fails: "no unique constraint matching given keys", seen on the regression
+    // database with -j 2). They share the root's index or constraint among their dependencies.
+    let attach = e.is("INDEX ATTACH");
     deps.iter()
         .copied()
-        .filter(|d| matches!(desc_of(*d).as_deref(), Some("TABLE" | "TABLE DATA")))
+        .filter(|d| match desc_of(*d).as_deref() {
+            Some("TABLE" | "TABLE DATA") => true,
+            Some("INDEX" | "CONSTRAINT") => attach,
+            _ => false,
+        })
         .collect()
 }
 
