@@ -44,7 +44,10 @@ fn check(server: &TestServer, db: &str, rows: u64) -> Result<()> {
     );
     let want = format!("{rows} {} 2", rows / 3);
     if got.trim() != want {
-        bail!("{db}: expected rows/rows/indexes {want}, found {}", got.trim());
+        bail!(
+            "{db}: expected rows/rows/indexes {want}, found {}",
+            got.trim()
+        );
     }
     Ok(())
 }
@@ -131,12 +134,20 @@ pub fn clone(rows: u64) -> Result<()> {
     for round in 0..3 {
         let s = dump_restore(&server)?;
         check(&server, "via_dump", rows)?;
-        line(&format!("pg_dump -Fd -j 2 + pg_restore -j 2 (#{round})"), &s, None);
+        line(
+            &format!("pg_dump -Fd -j 2 + pg_restore -j 2 (#{round})"),
+            &s,
+            None,
+        );
         dr.push(s);
         if have_pgcopydb {
             let s = pgcopydb(&server)?;
             check(&server, "via_pgcopydb", rows)?;
-            line(&format!("pgcopydb clone --table/index-jobs 2 (#{round})"), &s, None);
+            line(
+                &format!("pgcopydb clone --table/index-jobs 2 (#{round})"),
+                &s,
+                None,
+            );
             pc.push(s);
         }
         let s = cbclone(&server, &cb)?;
@@ -150,7 +161,11 @@ pub fn clone(rows: u64) -> Result<()> {
     };
     let (dr, ours) = (median(&mut dr), median(&mut ours));
     line("pg_dump -Fd -j 2 + pg_restore -j 2, median", &dr, None);
-    line("cbclone -j 2 vs pg_dump+pg_restore, median", &ours, Some(&dr));
+    line(
+        "cbclone -j 2 vs pg_dump+pg_restore, median",
+        &ours,
+        Some(&dr),
+    );
     if have_pgcopydb {
         let pc = median(&mut pc);
         line("pgcopydb clone, median", &pc, None);

@@ -6,8 +6,8 @@
 
 mod clone;
 mod measure;
-mod mpp_restore;
 mod mpp_dump;
+mod mpp_restore;
 mod soak;
 
 use std::path::{Path, PathBuf};
@@ -40,11 +40,11 @@ fn run() -> Result<()> {
         "gprestore" => gprestore(rows),
         "restore" => restore(rows),
         "dump" => dump(rows),
-        "clone" => clone::clone(rows),
         "soak" => soak::soak(&args),
         "mpp-restore" => mpp_restore::mpp_restore(rows),
-        "all" => {
         "mpp-dump" => mpp_dump::mpp_dump(rows),
+        "clone" => clone::clone(rows),
+        "all" => {
             dump(rows)?;
             copyout(rows)?;
             distfix(rows)?;
