@@ -11,8 +11,8 @@
 
 mod compare;
 pub mod gpset;
-pub mod kill;
 mod install;
+pub mod kill;
 pub mod regress;
 mod server;
 
