@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
+use crate::gpset::TargetChoice;
 use cluster::ConnectionArgs;
-use restore::gpset::TargetChoice;
 
 /// Restore through the coordinator: pg_dump/cbdump custom and directory archives, and gpbackup
 /// backup sets (every segment's files merged into one COPY per table, into a cluster of any
@@ -183,6 +183,11 @@ fn parse_size(s: &str) -> Result<u64, String> {
     pipeline::size::parse(s)
 }
 
+/// cbrestore's command line as clap sees it (man page and completions are built from it).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// A command line that cannot work; exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -331,8 +336,8 @@ impl Cli {
         Ok(filter)
     }
 
-    pub fn distribution(&self) -> restore::dump::Distribution {
-        use restore::dump::Distribution;
+    pub fn distribution(&self) -> crate::dump::Distribution {
+        use crate::dump::Distribution;
         if self.strip_distribution {
             Distribution::Strip
         } else if self.distribute {
@@ -342,8 +347,8 @@ impl Cli {
         }
     }
 
-    pub fn archive_options(&self, conn: cluster::ConnParams) -> restore::dump::DumpRestoreOptions {
-        restore::dump::DumpRestoreOptions {
+    pub fn archive_options(&self, conn: cluster::ConnParams) -> crate::dump::DumpRestoreOptions {
+        crate::dump::DumpRestoreOptions {
             conn,
             input: self.paths[0].clone(),
             jobs: if self.file.is_some() { 1 } else { self.jobs },
@@ -352,7 +357,7 @@ impl Cli {
             create: self.create,
             no_owner: self.no_owner,
             single_transaction: self.single_transaction,
-            selection: restore::toc::Selection {
+            selection: crate::toc::Selection {
                 tables: self.table.clone(),
                 schemas: self.schema.clone(),
                 exclude_tables: self.exclude_table_name.clone(),
@@ -373,8 +378,8 @@ impl Cli {
         }
     }
 
-    pub fn plain_options(&self, conn: cluster::ConnParams) -> restore::plain::PlainRestoreOptions {
-        restore::plain::PlainRestoreOptions {
+    pub fn plain_options(&self, conn: cluster::ConnParams) -> crate::plain::PlainRestoreOptions {
+        crate::plain::PlainRestoreOptions {
             conn,
             input: self.paths[0].clone(),
             single_transaction: self.single_transaction,
@@ -383,7 +388,7 @@ impl Cli {
             script: self.file.clone(),
             list: self.list,
             verify_only: self.verify_only,
-            selection: restore::plain::PlainSelection {
+            selection: crate::plain::PlainSelection {
                 tables: self.table.clone(),
                 schemas: self.schema.clone(),
                 exclude_tables: self.exclude_table_name.clone(),
@@ -402,8 +407,8 @@ impl Cli {
         &self,
         conn: cluster::ConnParams,
         filter: gpbackup::Filter,
-    ) -> restore::gpset::GpRestoreOptions {
-        restore::gpset::GpRestoreOptions {
+    ) -> crate::gpset::GpRestoreOptions {
+        crate::gpset::GpRestoreOptions {
             conn,
             roots: self.paths.clone(),
             timestamp: self.timestamp.clone(),

@@ -13,6 +13,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod binary;
+pub mod cli;
 pub mod dump;
 pub mod engine;
 pub mod fingerprint;

@@ -1,7 +1,6 @@
 //! `cbrestore`: load backups back through the coordinator.
 #![warn(clippy::too_many_lines)]
 
-mod cli;
 mod summary;
 
 use std::path::Path;
@@ -11,8 +10,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use cli::{Cli, Usage};
 use cluster::ConnParams;
+use restore::cli::{Cli, Usage};
 use restore::RestoreError;
 
 fn main() -> ExitCode {

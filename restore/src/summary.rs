@@ -11,7 +11,7 @@ use gpbackup::{BackupSet, Filter};
 use restore::gpset::TargetChoice;
 use serde::Serialize;
 
-use crate::cli::Cli;
+use restore::cli::Cli;
 
 /// `--json`: the report on stdout.
 pub fn json<T: Serialize>(cli: &Cli, report: &T) -> std::io::Result<()> {
