@@ -102,7 +102,8 @@ pub fn select(
         .query_one("SELECT current_setting('block_size')::int", &[])
         .map_err(CloneError::query("reading block_size"))?
         .get(0);
-    let chosen = filters.selection.select(&all)?;
+    let mut chosen = filters.selection.select(&all)?;
+    catalog::measure(leader, &mut chosen)?;
     let types = TypeCatalog::read(leader)?;
     let generated = generated_expr(leader)?;
     let same_major = source.version_num / 10000 == target_major as i32;

@@ -59,7 +59,8 @@ pub struct Relation {
     pub schema: String,
     pub name: String,
     pub kind: RelKind,
-    /// Size of the main fork in pages (0 for relations without storage).
+    /// Size of the main fork in pages (0 for relations without storage): the catalog's
+    /// `relpages` estimate from [`list_relations`], exact after [`measure`].
     pub pages: i64,
     /// The planner's row estimate (`reltuples`, -1 when never analyzed).
     pub estimated_rows: f64,
@@ -72,9 +73,9 @@ impl Relation {
         quote::qualified(&self.schema, &self.name)
     }
 
-    /// `schema.name` unquoted, for messages and reports.
+    /// `schema.name` for messages and reports, quoted only where SQL needs it.
     pub fn display(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
+        quote::display(&self.schema, &self.name)
     }
 }
 
@@ -87,7 +88,12 @@ pub struct Column {
     pub generated: bool,
 }
 
-/// Every relation outside the system schemas, in (schema, name) order.
+/// Every relation outside the system schemas, in (schema, name) order, without taking a lock
+/// on any of them: sizes are the catalog's `relpages` estimate. `pg_relation_size` opens each
+/// relation with an ACCESS SHARE lock, so listing with it waited behind any ACCESS EXCLUSIVE
+/// lock anywhere in the database (an unrelated `ALTER TABLE` or `TRUNCATE` blocked
+/// `cbcopyout -t actor`; pg_dump -t locks only what it dumps). Callers [`measure`] the
+/// relations they selected, after locking them.
 pub fn list_relations(client: &mut Client) -> Result<Vec<Relation>, ClusterError> {
     // relispartition exists from PostgreSQL 10 on; Greenplum 6 (9.4) lacks it.
     let has_relispartition = client
@@ -105,7 +111,7 @@ pub fn list_relations(client: &mut Client) -> Result<Vec<Relation>, ClusterError
     };
     let sql = format!(
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind, \
-                CASE WHEN c.relkind IN ('r','m') THEN pg_relation_size(c.oid) / current_setting('block_size')::int ELSE 0 END::int8, \
+                CASE WHEN c.relkind IN ('r','m') THEN greatest(c.relpages, 0) ELSE 0 END::int8, \
                 c.reltuples::float8, {partition_expr} \
            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
           WHERE c.relkind IN ('r','p','m','v','f') \
@@ -130,6 +136,35 @@ pub fn list_relations(client: &mut Client) -> Result<Vec<Relation>, ClusterError
             })
         })
         .collect())
+}
+
+/// Replaces the `relpages` estimates of `relations` with their exact sizes (a never-vacuumed
+/// table says 0 pages: chunking and progress need the real size). Opens only these relations,
+/// which the caller has selected and normally already locked; one that was dropped meanwhile
+/// keeps its estimate.
+pub fn measure(client: &mut Client, relations: &mut [Relation]) -> Result<(), ClusterError> {
+    let oids: Vec<u32> = relations
+        .iter()
+        .filter(|r| matches!(r.kind, RelKind::Table | RelKind::MaterializedView))
+        .map(|r| r.oid)
+        .collect();
+    if oids.is_empty() {
+        return Ok(());
+    }
+    let rows = client
+        .query(
+            "SELECT o, (pg_relation_size(o) / current_setting('block_size')::int)::int8 \
+               FROM unnest($1::oid[]) AS o",
+            &[&oids],
+        )
+        .map_err(ClusterError::query("measuring the selected relations"))?;
+    for row in rows {
+        let (oid, pages): (u32, Option<i64>) = (row.get(0), row.get(1));
+        if let (Some(r), Some(pages)) = (relations.iter_mut().find(|r| r.oid == oid), pages) {
+            r.pages = pages;
+        }
+    }
+    Ok(())
 }
 
 /// The live columns of a relation in attribute order.

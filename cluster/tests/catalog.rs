@@ -128,3 +128,40 @@ fn workers_share_the_leaders_snapshot() {
     assert!(err.contains("snapshot"), "{err}");
     leader.finish().unwrap();
 }
+
+/// Listing takes no lock: an ACCESS EXCLUSIVE lock on an unrelated table (an `ALTER TABLE` or
+/// `TRUNCATE` in progress) does not hold up a selection of other tables. With `lock_timeout`
+/// set, a list that needed the lock fails instead of waiting. `measure` then gives the selected
+/// table its real size although the catalog's estimate is 0 (never vacuumed).
+#[test]
+fn listing_takes_no_locks_and_measure_gives_real_sizes() {
+    let server = TestServer::start();
+    server.psql(
+        "postgres",
+        "CREATE TABLE public.busy (x int);
+         CREATE TABLE public.wanted AS SELECT g AS x FROM generate_series(1, 50000) g;",
+    );
+    let mut holder = server.client("postgres");
+    let mut txn = holder.transaction().unwrap();
+    txn.batch_execute("LOCK TABLE public.busy IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+
+    let mut c = server.client("postgres");
+    c.batch_execute("SET lock_timeout = '3s'").unwrap();
+    let all = catalog::list_relations(&mut c).expect("listing must not wait for locks");
+    let sel = Selection::from_patterns(&["public.wanted".into()], &[], &[], &[]).unwrap();
+    let mut picked = sel.select(&all).unwrap();
+    assert_eq!(picked.len(), 1);
+    assert_eq!(picked[0].pages, 0, "relpages of a never-vacuumed table");
+    catalog::measure(&mut c, &mut picked).unwrap();
+    let exact: i64 = c
+        .query_one(
+            "SELECT (pg_relation_size('public.wanted') / current_setting('block_size')::int)::int8",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(exact > 100, "50,000 rows span more than 100 pages: {exact}");
+    assert_eq!(picked[0].pages, exact);
+    txn.rollback().unwrap();
+}

@@ -223,7 +223,7 @@ fn skip_unpopulated(
     picked.retain(|r| {
         let skip = empty.contains(&r.oid);
         if skip {
-            eprintln!(
+            logline::say!(
                 "cbcopyout: note: skipping materialized view {}: it was never populated (REFRESH MATERIALIZED VIEW fills it)",
                 r.display()
             );
@@ -259,6 +259,7 @@ fn plan_jobs(
             let all = catalog::list_relations(client)?;
             let mut picked = selection.select(&all)?;
             skip_unpopulated(client, &mut picked)?;
+            catalog::measure(client, &mut picked)?;
             if picked.is_empty() {
                 return Err(ExportError::NothingSelected);
             }

@@ -115,6 +115,8 @@ pub struct TableReport {
     pub bytes: u64,
     pub sha256: String,
     pub chunks: usize,
+    /// Seconds from the table's first COPY to its data complete.
+    pub seconds: f64,
 }
 
 /// What every step after the snapshot needs.
@@ -159,7 +161,9 @@ pub fn run(o: &DumpOptions, interrupt: &Interrupt) -> Result<DumpReport, DumpErr
     let _cancel_leader = cancel_on_signal(interrupt, client.cancel_token(), &o.conn);
     let mut leader = SnapshotLeader::begin(client, &[], o.lock_wait_timeout_ms)?;
     if let Some(root) = &o.on_segment {
-        return crate::segment_set::write(o, root, &pg_dump, &mpp, &server, leader, started);
+        return crate::segment_set::write(
+            o, root, &pg_dump, &mpp, &server, leader, started, interrupt,
+        );
     }
     // STEP 3: the tables whose rows we dump ourselves, locked in the snapshot.
     let relations = select_tables(o, &mut leader)?;
@@ -187,7 +191,10 @@ pub fn run(o: &DumpOptions, interrupt: &Interrupt) -> Result<DumpReport, DumpErr
     if interrupt.requested() {
         return Err(DumpError::Interrupted);
     }
-    // STEP 8: the archive written and renamed into place (with the globals beside it).
+    // STEP 8: the archive written and renamed into place (with the globals beside it). The
+    // manifest written there has the run's seconds up to now (issue 15: it said 0.0).
+    let mut assembled = assembled;
+    assembled.report.elapsed_seconds = started.elapsed().as_secs_f64();
     output::publish(&run, &assembled)?;
     Ok(DumpReport {
         elapsed_seconds: started.elapsed().as_secs_f64(),
@@ -244,6 +251,7 @@ fn select_tables(o: &DumpOptions, leader: &mut SnapshotLeader) -> Result<Vec<Rel
     let members = tables::extension_members(leader.client())?;
     relations.retain(|r| !members.contains(&r.oid));
     leader.lock(&relations.iter().map(|r| r.qualified()).collect::<Vec<_>>())?;
+    catalog::measure(leader.client(), &mut relations)?;
     Ok(relations)
 }
 
@@ -379,7 +387,7 @@ fn schema_command(run: &Run, snapshot: &str, relations: &[Relation]) -> Result<C
         cmd.arg(format!("--encoding={encoding}"));
     }
     if o.verbose {
-        eprintln!("cbdump: running {} on snapshot {snapshot}", pg_dump.version);
+        logline::say!("cbdump: running {} on snapshot {snapshot}", pg_dump.version);
     }
     Ok(cmd)
 }
@@ -388,7 +396,7 @@ fn schema_command(run: &Run, snapshot: &str, relations: &[Relation]) -> Result<C
 fn referenced_first(relations: Vec<Relation>, fks: &[(u32, u32)]) -> Vec<Relation> {
     let (ordered, cyclic) = tables::referenced_first(relations, |r| r.oid, fks);
     if !cyclic.is_empty() {
-        eprintln!(
+        logline::say!(
             "cbdump: warning: circular foreign-key constraints among {} tables; restoring the data may need --disable-triggers",
             cyclic.len()
         );
@@ -565,6 +573,7 @@ fn data_with_progress(
                 jobs: run.o.jobs.max(1),
                 interrupt: run.interrupt,
                 progress: &progress,
+                verbose: run.o.verbose,
             },
             tasks,
             &run.data_dir(),
@@ -782,6 +791,7 @@ fn report(run: &Run, snapshot: &str, numbered: &Numbered, changed: u64) -> DumpR
             bytes: d.file_bytes,
             sha256: hex::encode(d.sha256),
             chunks: numbered.tasks[d.index].chunks.len(),
+            seconds: d.seconds,
         })
         .collect();
     DumpReport {
