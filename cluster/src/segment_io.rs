@@ -114,6 +114,100 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// `template` (a path holding `<SEGID>` and/or `<SEG_DATA_DIR>`) as one word for the shell of a
+/// web table's command ([`run_on_every_segment`]), where the server gives the segment's id and
+/// data directory as `$GP_SEGMENT_ID` and `$GP_SEG_DATADIR`: the rest is single-quoted.
+pub fn segment_shell_word(template: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    loop {
+        let next = [
+            ("<SEGID>", "\"$GP_SEGMENT_ID\""),
+            ("<SEG_DATA_DIR>", "\"$GP_SEG_DATADIR\""),
+        ]
+        .into_iter()
+        .filter_map(|(p, v)| rest.find(p).map(|at| (at, p, v)))
+        .min_by_key(|(at, _, _)| *at);
+        let Some((at, placeholder, variable)) = next else {
+            if !rest.is_empty() || out.is_empty() {
+                out.push_str(&shell_quote(rest));
+            }
+            return out;
+        };
+        if at > 0 {
+            out.push_str(&shell_quote(&rest[..at]));
+        }
+        out.push_str(variable);
+        rest = &rest[at + placeholder.len()..];
+    }
+}
+
+/// Runs `command` once on every primary segment, through a temporary `EXECUTE ... ON ALL` web
+/// table read to its end and dropped; returns how many lines the segments printed. Used to
+/// clean up files the segments wrote (they are on the segment hosts, owned by the server's OS
+/// user: this process can neither see nor remove them). Needs the rights of
+/// [`web_table_sql`]'s tables (superuser, or a role allowed `EXECUTE` external tables).
+pub fn run_on_every_segment(
+    client: &mut Client,
+    command: &str,
+    what: &str,
+) -> Result<u64, ClusterError> {
+    let name = format!("cbtools_segment_command_{}", std::process::id());
+    let error = |cause: postgres::Error| ClusterError::Query {
+        what: what.to_string(),
+        message: crate::error::server_message(&cause),
+        cause,
+    };
+    client
+        .batch_execute(&format!(
+            "DROP EXTERNAL TABLE IF EXISTS {0}; {1}",
+            quote::ident(&name),
+            web_table_sql(&name, &[("line".into(), "text".into())], command)
+        ))
+        .map_err(error)?;
+    let row = client
+        .query_one(
+            &format!("SELECT count(*) FROM {}", quote::ident(&name)),
+            &[],
+        )
+        .map_err(error)?;
+    client
+        .batch_execute(&format!("DROP EXTERNAL TABLE {}", quote::ident(&name)))
+        .map_err(error)?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// Removes on every segment host the files `files` name and every file whose name starts
+/// with one of `prefixes` (paths with `<SEGID>` / `<SEG_DATA_DIR>`, taken literally otherwise),
+/// then the directories `dirs` name if they are empty, in the order given. What is not there
+/// is no error.
+pub fn remove_on_every_segment(
+    client: &mut Client,
+    files: &[String],
+    prefixes: &[String],
+    dirs: &[String],
+    what: &str,
+) -> Result<(), ClusterError> {
+    let words: Vec<String> = files
+        .iter()
+        .map(|f| segment_shell_word(f))
+        .chain(
+            prefixes
+                .iter()
+                .map(|p| format!("{}*", segment_shell_word(p))),
+        )
+        .collect();
+    let mut command = String::new();
+    for chunk in words.chunks(100) {
+        command.push_str(&format!("rm -f -- {}; ", chunk.join(" ")));
+    }
+    for d in dirs {
+        command.push_str(&format!("rmdir -- {} 2>/dev/null; ", segment_shell_word(d)));
+    }
+    command.push_str("echo removed");
+    run_on_every_segment(client, &command, what).map(|_| ())
+}
+
 /// Runs one segment statement; returns the command tag's row count. `what` names the table or
 /// step for the message.
 pub fn run(client: &mut Client, sql: &str, what: &str) -> Result<u64, ClusterError> {
@@ -182,6 +276,15 @@ mod tests {
             "CREATE EXTERNAL WEB TEMP TABLE \"w\" (\"a\" integer) EXECUTE 'cat x' ON ALL FORMAT 'csv' (DELIMITER ',')"
         );
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(
+            segment_shell_word("/d/x_<SEGID>.csv"),
+            "'/d/x_'\"$GP_SEGMENT_ID\"'.csv'"
+        );
+        assert_eq!(
+            segment_shell_word("<SEG_DATA_DIR>/it's_<SEGID>"),
+            "\"$GP_SEG_DATADIR\"'/it'\\''s_'\"$GP_SEGMENT_ID\""
+        );
+        assert_eq!(segment_shell_word(""), "''");
         assert!(segment_hint("ERROR: mkdir: Permission denied").contains("OS user"));
     }
 }

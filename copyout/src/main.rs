@@ -106,7 +106,7 @@ fn on_segment(cli: Cli, conn: ConnParams, interrupt: &Interrupt) -> anyhow::Resu
         jobs: cli.jobs,
         verbose: cli.verbose,
     };
-    let report = onsegment::run(&options, interrupt.flag())?;
+    let report = onsegment::run(&options, interrupt)?;
     if cli.json {
         let text = serde_json::to_string_pretty(&report).expect("report serializes");
         return print_stdout(interrupt, &text);
