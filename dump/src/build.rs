@@ -161,9 +161,7 @@ pub fn run(o: &DumpOptions, interrupt: &Interrupt) -> Result<DumpReport, DumpErr
     let _cancel_leader = cancel_on_signal(interrupt, client.cancel_token(), &o.conn);
     let mut leader = SnapshotLeader::begin(client, &[], o.lock_wait_timeout_ms)?;
     if let Some(root) = &o.on_segment {
-        return crate::segment_set::write(
-            o, root, &pg_dump, &mpp, &server, leader, started, interrupt,
-        );
+        return crate::segment_set::write(o, root, &pg_dump, &server, leader, started, interrupt);
     }
     // STEP 3: the tables whose rows we dump ourselves, locked in the snapshot.
     let relations = select_tables(o, &mut leader)?;

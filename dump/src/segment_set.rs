@@ -1,7 +1,7 @@
 //! `cbdump --on-segment DIR`: the parallel mode of an MPP server, written as a gpbackup backup
 //! set in which every segment writes its own data files on its own host.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -15,7 +15,9 @@ use gpbackup::writer::{
     WriterLayout, WriterOptions,
 };
 
-use crate::build::{DumpOptions, DumpReport, TableReport};
+use interrupt::Interrupt;
+
+use crate::build::{dies_with_us, DumpOptions, DumpReport, TableReport};
 use crate::pgdump::{self, PgDump};
 use crate::DumpError;
 
@@ -28,16 +30,25 @@ use crate::DumpError;
 /// DIR must already exist on every host (as gpbackup's `--backup-dir` does): the segments create
 /// their own subdirectories as the server's OS user, and a DIR this process created would belong
 /// to the invoking user, where the segments could not write.
+///
+/// Nothing half-written is presented as a set: the coordinator's files are written in a private
+/// staging directory beside `<ts>` and renamed to `<ts>` once every segment has written its
+/// files (a set is found by its coordinator directory). A run that does not finish (an error,
+/// SIGTERM, SIGINT: the signal's cancel hook stops the segments' `COPY`) removes its staging
+/// directory and, through the segments themselves, every file they wrote for this timestamp.
+/// SIGKILL can leave the hidden staging directory and segment files under `<ts>` with no
+/// coordinator directory: no set, and readers skip hidden directories.
 pub(crate) fn write(
     o: &DumpOptions,
     root: &Path,
     pg_dump: &PgDump,
-    mpp: &MppCatalog,
     server: &cluster::ServerInfo,
     mut leader: SnapshotLeader,
     started: Instant,
+    interrupt: &Interrupt,
 ) -> Result<DumpReport, DumpError> {
     check_root(root)?;
+    let mpp = &MppCatalog::from_env();
     let prefix = segment_prefix(mpp, &mut leader)?;
     let selection =
         Selection::from_patterns(&o.tables, &o.exclude_tables, &o.schemas, &o.exclude_schemas)?;
@@ -52,16 +63,18 @@ pub(crate) fn write(
         Compression::Gzip(_) => gpbackup::Compression::Gzip,
         Compression::Zstd(_) => gpbackup::Compression::Zstd,
     };
-    let ts = local_timestamp();
+    let layout = WriterLayout::PerContent {
+        prefix: prefix.clone(),
+    };
+    let ts = free_timestamp(root, &layout);
+    let place = CoordinatorPlace::prepare(root, &layout, &ts, interrupt)?;
     let snapshot = leader.id().to_string();
     let opts = WriterOptions {
         timestamp: ts.clone(),
         segments: server.segments.len() as u32,
         compression,
         single_data_file: false,
-        layout: WriterLayout::PerContent {
-            prefix: prefix.clone(),
-        },
+        layout,
         written_by: format!("cbdump {}", env!("CARGO_PKG_VERSION")),
         filters: SetFilters {
             include_relations: o.tables.clone(),
@@ -69,6 +82,7 @@ pub(crate) fn write(
             include_schemas: o.schemas.clone(),
             exclude_schemas: o.exclude_schemas.clone(),
         },
+        coordinator_dir: Some(place.staging.path().to_path_buf()),
         ..Default::default()
     };
     let mut source = SegmentSource {
@@ -80,14 +94,25 @@ pub(crate) fn write(
         leader: &mut leader,
         verbose: o.verbose,
     };
-    let written = match write_backup_set(&mut source, root, &opts) {
-        Ok(w) => w,
+    let outcome = write_backup_set(&mut source, root, &opts)
+        .map_err(|e| DumpError::Data("--on-segment".into(), e.to_string()))
+        .and_then(|w| {
+            leader
+                .finish()
+                .map_err(|e| DumpError::SnapshotLost(e.to_string()))?;
+            if interrupt.requested() {
+                return Err(DumpError::Interrupted);
+            }
+            Ok(w)
+        });
+    let published = match outcome {
+        Ok(w) => place.publish().map(|()| w),
         Err(e) => {
-            remove_coordinator_dir(root, &opts.layout, &ts);
-            return Err(DumpError::Data("--on-segment".into(), e.to_string()));
+            place.abandon();
+            Err(e)
         }
     };
-    leader.finish()?;
+    let written = published.inspect_err(|_| remove_segment_files(o, root, &opts, interrupt))?;
     Ok(DumpReport {
         tool: "cbdump",
         version: env!("CARGO_PKG_VERSION"),
@@ -111,10 +136,148 @@ pub(crate) fn write(
                 bytes: 0,
                 sha256: String::new(),
                 chunks: server.segments.len(),
+                seconds: 0.0,
             })
             .collect(),
         distribution_statements_changed: 0,
     })
+}
+
+/// A timestamp key (gpbackup's, to the second) whose coordinator directory does not exist yet:
+/// two runs within a second must not share a set's names.
+fn free_timestamp(root: &Path, layout: &WriterLayout) -> String {
+    loop {
+        let ts = local_timestamp();
+        if !gpbackup::writer::dir_for(root, layout, -1, &ts).exists() {
+            return ts;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The coordinator's part of the set: a private staging directory beside its final `<ts>`
+/// directory, and the parents this run had to create (taken back if the set is not published).
+struct CoordinatorPlace {
+    staging: interrupt::TempPath,
+    final_dir: PathBuf,
+    created: Vec<PathBuf>,
+}
+
+impl CoordinatorPlace {
+    fn prepare(
+        root: &Path,
+        layout: &WriterLayout,
+        ts: &str,
+        interrupt: &Interrupt,
+    ) -> Result<CoordinatorPlace, DumpError> {
+        let final_dir = gpbackup::writer::dir_for(root, layout, -1, ts);
+        let parent = final_dir.parent().unwrap_or(root).to_path_buf();
+        let mut created = Vec::new();
+        let mut p = parent.as_path();
+        while p != root && !p.exists() {
+            created.push(p.to_path_buf());
+            p = p.parent().unwrap_or(root);
+        }
+        std::fs::create_dir_all(&parent).map_err(|e| DumpError::io(&parent, e))?;
+        let staging = interrupt
+            .staging_dir(&parent, ".cbdump-")
+            .map_err(|e| DumpError::Usage(format!("--on-segment: {e}")));
+        match staging {
+            Ok(staging) => Ok(CoordinatorPlace {
+                staging,
+                final_dir,
+                created,
+            }),
+            Err(e) => {
+                remove_empty(&created);
+                Err(e)
+            }
+        }
+    }
+
+    /// The set appears under its name: one rename, after every file is in place.
+    fn publish(self) -> Result<(), DumpError> {
+        let CoordinatorPlace {
+            staging,
+            final_dir,
+            created,
+        } = self;
+        staging.persist(&final_dir).map_err(|e| {
+            remove_empty(&created);
+            DumpError::io(&final_dir, e)
+        })
+    }
+
+    /// The set is not published: the staging directory goes, then the parents this run made.
+    fn abandon(self) {
+        drop(self.staging);
+        remove_empty(&self.created);
+    }
+}
+
+/// Removes directories deepest first, each only if empty.
+fn remove_empty(dirs: &[PathBuf]) {
+    for d in dirs {
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+    }
+}
+
+/// After a run that did not finish: the segments remove the files they wrote for this
+/// timestamp (they are on the segment hosts, owned by the server's OS user) and the
+/// directories left empty; the final message says so, or what is left when that fails.
+fn remove_segment_files(o: &DumpOptions, root: &Path, opts: &WriterOptions, interrupt: &Interrupt) {
+    let ts = &opts.timestamp;
+    let dir = segment_dir_template(root, &opts.layout, ts);
+    let mut dirs = vec![dir.clone()];
+    let mut d = Path::new(&dir);
+    while let Some(p) = d.parent() {
+        if p == root || !p.starts_with(root) {
+            break;
+        }
+        dirs.push(p.display().to_string());
+        d = p;
+    }
+    let removed = cluster::connect(&o.conn)
+        .map_err(|e| cluster::error::one_line(&e))
+        .and_then(|mut c| {
+            segment_io::remove_on_every_segment(
+                &mut c,
+                &[],
+                &[format!("{dir}/gpbackup_<SEGID>_{ts}_")],
+                &dirs,
+                "removing the segments' files of the unfinished set",
+            )
+            .map_err(|e| cluster::error::one_line(&e))
+        });
+    match removed {
+        Ok(()) => interrupt.set_left(format!(
+            "the set {ts} was not finished: its coordinator files and the segments' data files \
+             were removed; nothing is left under a set's name"
+        )),
+        Err(e) => interrupt.set_left(format!(
+            "the set {ts} was not finished and has no coordinator files; the segments' data \
+             files could not be removed ({e}): remove {dir}/gpbackup_<SEGID>_{ts}_* on every \
+             segment host (<SEGID> is the content id)"
+        )),
+    }
+}
+
+/// The segments' directory of set `ts`, with `<SEGID>` where the content id goes.
+fn segment_dir_template(root: &Path, layout: &WriterLayout, ts: &str) -> String {
+    match layout {
+        WriterLayout::PerContent { prefix } => root
+            .join(format!("{prefix}<SEGID>"))
+            .join("backups")
+            .join(&ts[..8])
+            .join(ts)
+            .display()
+            .to_string(),
+        other => gpbackup::writer::dir_for(root, other, 0, ts)
+            .display()
+            .to_string(),
+    }
 }
 
 /// DIR must exist (on this host; the segments' hosts are checked by the segments themselves).
@@ -150,21 +313,6 @@ fn segment_prefix(mpp: &MppCatalog, leader: &mut SnapshotLeader) -> Result<Strin
         })
         .and_then(|n| n.strip_suffix("-1").map(str::to_string))
         .unwrap_or_else(|| "gpseg".into()))
-}
-
-/// A failed set leaves nothing on this host: the coordinator's timestamp directory goes, and
-/// its parents if they are empty. Files the segments wrote are theirs (on their hosts, owned by
-/// the server's OS user).
-fn remove_coordinator_dir(root: &Path, layout: &WriterLayout, ts: &str) {
-    let dir = gpbackup::writer::dir_for(root, layout, -1, ts);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut parent = dir.parent();
-    while let Some(p) = parent {
-        if p == root || std::fs::remove_dir(p).is_err() {
-            break;
-        }
-        parent = p.parent();
-    }
 }
 
 /// The MPP server as the source of a set the segments write themselves.
@@ -262,6 +410,8 @@ impl SetSource for SegmentSource<'_> {
         let o = self.options;
         let (conninfo, password) = pgdump::conninfo(&o.conn);
         let mut c = Command::new(&self.pg_dump.path);
+        // A SIGKILLed cbdump must not leave pg_dump running on its snapshot.
+        dies_with_us(&mut c);
         c.arg("-d")
             .arg(&conninfo)
             .arg(format!("--snapshot={}", self.snapshot));

@@ -262,7 +262,13 @@ pub fn discover<P: AsRef<Path>>(roots: &[P]) -> Result<Discovery> {
     for root in roots {
         let root = root.as_ref();
         std::fs::metadata(root).map_err(|e| Error::io(root, e))?;
-        for entry in WalkDir::new(root).follow_links(true) {
+        // Hidden entries are skipped: a writer's private staging directory (cbdump's
+        // `.cbdump-*`, left by a SIGKILL) holds a set that was never finished.
+        let walk = WalkDir::new(root)
+            .follow_links(true)
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        for entry in walk {
             let entry = entry.map_err(|e| {
                 let path = e.path().unwrap_or(root).to_path_buf();
                 Error::io(

@@ -60,6 +60,9 @@ pub struct WriterOptions {
     /// Recorded as `writtenby` when not empty (our own name; gprestore ignores the key).
     pub written_by: String,
     pub base: Option<IncrementalBase>,
+    /// Where the coordinator's files go instead of their place in the layout: a staging
+    /// directory the caller renames into place once the set is complete (cbdump --on-segment).
+    pub coordinator_dir: Option<PathBuf>,
     /// `-t`/`-n`/`-T`/`-N` as given, recorded in config.yaml's filter keys.
     pub filters: SetFilters,
 }
@@ -86,6 +89,7 @@ impl Default for WriterOptions {
             backup_version: "1.30.5".into(),
             written_by: String::new(),
             base: None,
+            coordinator_dir: None,
             filters: SetFilters::default(),
         }
     }
@@ -222,7 +226,10 @@ pub fn write_backup_set(
         return Err(werr("segments must be at least 1"));
     }
     let ts = opts.timestamp.as_str();
-    let coord_dir = dir_for(root, &opts.layout, -1, ts);
+    let coord_dir = opts
+        .coordinator_dir
+        .clone()
+        .unwrap_or_else(|| dir_for(root, &opts.layout, -1, ts));
     let on_segments = source.segments_write_files();
     if on_segments && opts.single_data_file {
         return Err(werr("sets the segments write have one file per table and segment; single-data-file needs gpbackup's helper"));
@@ -234,7 +241,10 @@ pub fn write_backup_set(
         -1..opts.segments as i32
     };
     for c in local_contents {
-        let d = dir_for(root, &opts.layout, c, ts);
+        let d = match c {
+            -1 => coord_dir.clone(),
+            _ => dir_for(root, &opts.layout, c, ts),
+        };
         fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
     let mut files = Vec::new();
