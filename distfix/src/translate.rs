@@ -350,6 +350,9 @@ impl Translator {
         }
     }
 
+    /// One statement for a PostgreSQL target, in three steps: statements with no PostgreSQL
+    /// meaning are skipped, those that cannot be translated stop with the reason, and the rest
+    /// lose their Greenplum-only clauses.
     fn one(
         &mut self,
         sql: &[u8],
@@ -357,98 +360,141 @@ impl Translator {
         objecttype: &str,
         fqn: &str,
     ) -> Result<One, Untranslatable> {
-        if RE_RESOURCE.is_match(m) {
+        // STEP 1: skipped whole.
+        if let Some(why) = self.skip_reason(m, fqn) {
+            return Ok(One::Skip(why));
+        }
+        // STEP 2: refused.
+        if let Some(why) = untranslatable_reason(m) {
+            return Err(Self::untranslatable(objecttype, fqn, why));
+        }
+        // STEP 3: clauses removed or renamed.
+        let mut e = Edits::default();
+        e.distribution(m);
+        e.storage_options(sql, m);
+        e.column_encodings(m);
+        e.functions_indexes_aggregates(sql, m);
+        let role_stmt = e.role_options(m);
+        if e.edits.is_empty() {
+            return Ok(One::Keep);
+        }
+        let new = apply(sql, e.edits);
+        if role_stmt && RE_EMPTY_ALTER_ROLE.is_match(&mask(&new)) {
             return Ok(One::Skip(
-                "resource queue/group statement (Greenplum-only)".into(),
+                "ALTER ROLE held only Greenplum role options".into(),
             ));
         }
-        if RE_PROTOCOL.is_match(m) {
-            return Ok(One::Skip(
-                "external protocol statement (Greenplum-only)".into(),
-            ));
+        let mut what = e.what;
+        what.dedup();
+        Ok(One::Edit(new, what))
+    }
+
+    /// Why a statement has no PostgreSQL counterpart at all, if it has none. An external
+    /// table's name is remembered, so its data and dependent statements are skipped too.
+    fn skip_reason(&mut self, m: &[u8], fqn: &str) -> Option<String> {
+        let greenplum_only = |checks: &[(&Regex, &str)]| {
+            checks
+                .iter()
+                .find(|(re, _)| re.is_match(m))
+                .map(|(_, why)| (*why).to_string())
+        };
+        let before_external: [(&Regex, &str); 2] = [
+            (
+                &RE_RESOURCE,
+                "resource queue/group statement (Greenplum-only)",
+            ),
+            (&RE_PROTOCOL, "external protocol statement (Greenplum-only)"),
+        ];
+        if let Some(why) = greenplum_only(&before_external) {
+            return Some(why);
         }
         if RE_EXTERNAL.is_match(m) || RE_GP_FOREIGN_EXT.is_match(m) {
             self.skipped_relations.insert(fqn.to_string());
-            return Ok(One::Skip(
+            return Some(
                 "external table (reads/writes outside files or programs; not portable)".into(),
-            ));
+            );
         }
-        if RE_STORAGE_SERVER.is_match(m) {
-            return Ok(One::Skip(
-                "storage server statement (Cloudberry-only)".into(),
-            ));
+        let others: [(&Regex, &str); 6] = [
+            (
+                &RE_STORAGE_SERVER,
+                "storage server statement (Cloudberry-only)",
+            ),
+            (&RE_ROLE_DENY, "role DENY time rule (Greenplum-only)"),
+            (
+                &RE_SET_DIST,
+                "ALTER TABLE ... SET DISTRIBUTED (Greenplum-only)",
+            ),
+            (
+                &RE_TYPE_ENCODING,
+                "type default column ENCODING (Greenplum-only)",
+            ),
+            (
+                &RE_SET_AO_AM,
+                "append-optimized default access method (heap is used)",
+            ),
+            (
+                &RE_GP_CATALOG_ACL,
+                "privileges on a Greenplum catalog object (gp_*)",
+            ),
+        ];
+        if let Some(why) = greenplum_only(&others) {
+            return Some(why);
         }
-        if RE_ROLE_DENY.is_match(m) {
-            return Ok(One::Skip("role DENY time rule (Greenplum-only)".into()));
-        }
-        if RE_SET_DIST.is_match(m) {
-            return Ok(One::Skip(
-                "ALTER TABLE ... SET DISTRIBUTED (Greenplum-only)".into(),
-            ));
-        }
-        if RE_TYPE_ENCODING.is_match(m) {
-            return Ok(One::Skip(
-                "type default column ENCODING (Greenplum-only)".into(),
-            ));
-        }
-        if RE_SET_AO_AM.is_match(m) {
-            return Ok(One::Skip(
-                "append-optimized default access method (heap is used)".into(),
-            ));
-        }
-        if RE_GP_CATALOG_ACL.is_match(m) {
-            return Ok(One::Skip(
-                "privileges on a Greenplum catalog object (gp_*)".into(),
-            ));
-        }
-        if let Some(c) = RE_SET_GUC.captures(m) {
-            let name = String::from_utf8_lossy(&c[1]).into_owned();
-            if is_gp_setting(&name) {
-                return Ok(One::Skip(format!(
-                    "setting {name} exists only in Greenplum"
-                )));
-            }
-        }
-        if RE_FILESPACE.is_match(m) {
-            return Err(Self::untranslatable(
-                objecttype,
-                fqn,
-                "tablespace uses a Greenplum 5 FILESPACE",
-            ));
-        }
-        if RE_SUBPARTITION.is_match(m) || RE_PARTITION_ALTER.is_match(m) {
-            return Err(Self::untranslatable(objecttype, fqn, "Greenplum partition syntax (SUBPARTITION / partition maintenance) has no PostgreSQL equivalent; restore with --leaf-partition-data or into Cloudberry"));
-        }
-        for mat in RE_PARTITION_BY.find_iter(m) {
-            let open = mat.end() - 1;
-            if let Some(close) = matching_paren(m, open) {
-                let next = m[close..].iter().find(|b| !b.is_ascii_whitespace());
-                if next == Some(&b'(') {
-                    return Err(Self::untranslatable(objecttype, fqn, "Greenplum 6 inline partition definitions (PARTITION BY ... (START ... END ...)) have no direct PostgreSQL equivalent"));
-                }
-            }
-        }
+        let name = RE_SET_GUC
+            .captures(m)
+            .map(|c| String::from_utf8_lossy(&c[1]).into_owned())?;
+        is_gp_setting(&name).then(|| format!("setting {name} exists only in Greenplum"))
+    }
+}
 
-        let mut edits = Vec::new();
-        let mut what = Vec::new();
-        // DISTRIBUTED BY (...) / RANDOMLY / REPLICATED
+/// Why a statement cannot be restored into PostgreSQL, if it cannot.
+fn untranslatable_reason(m: &[u8]) -> Option<&'static str> {
+    if RE_FILESPACE.is_match(m) {
+        return Some("tablespace uses a Greenplum 5 FILESPACE");
+    }
+    if RE_SUBPARTITION.is_match(m) || RE_PARTITION_ALTER.is_match(m) {
+        return Some("Greenplum partition syntax (SUBPARTITION / partition maintenance) has no PostgreSQL equivalent; restore with --leaf-partition-data or into Cloudberry");
+    }
+    let inline_partitions = RE_PARTITION_BY.find_iter(m).any(|mat| {
+        matching_paren(m, mat.end() - 1).is_some_and(|close| {
+            m[close..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'(')
+        })
+    });
+    inline_partitions.then_some("Greenplum 6 inline partition definitions (PARTITION BY ... (START ... END ...)) have no direct PostgreSQL equivalent")
+}
+
+/// The edits of one statement and what each did, in words for the report.
+#[derive(Default)]
+struct Edits {
+    edits: Vec<Edit>,
+    what: Vec<String>,
+}
+
+impl Edits {
+    fn remove(&mut self, range: Range<usize>, what: &str) {
+        self.replace(range, Vec::new(), what);
+    }
+
+    fn replace(&mut self, range: Range<usize>, with: Vec<u8>, what: &str) {
+        self.edits.push(Edit { range, with });
+        self.what.push(what.to_string());
+    }
+
+    /// `DISTRIBUTED BY (...)`, `DISTRIBUTED RANDOMLY`, `DISTRIBUTED REPLICATED`.
+    fn distribution(&mut self, m: &[u8]) {
         for mat in RE_DISTRIBUTED_BY.find_iter(m) {
             if let Some(close) = matching_paren(m, mat.end() - 1) {
-                edits.push(Edit {
-                    range: mat.start()..close,
-                    with: Vec::new(),
-                });
-                what.push("removed DISTRIBUTED clause".to_string());
+                self.remove(mat.start()..close, "removed DISTRIBUTED clause");
             }
         }
         for mat in RE_DISTRIBUTED_OTHER.find_iter(m) {
-            edits.push(Edit {
-                range: mat.range(),
-                with: Vec::new(),
-            });
-            what.push("removed DISTRIBUTED clause".to_string());
+            self.remove(mat.range(), "removed DISTRIBUTED clause");
         }
-        // WITH (appendonly=..., orientation=..., compresstype=..., ...)
+    }
+
+    /// `WITH (appendonly=..., orientation=..., compresstype=..., ...)`: the Greenplum options
+    /// go, the others stay (the whole clause goes when nothing is left).
+    fn storage_options(&mut self, sql: &[u8], m: &[u8]) {
         for mat in RE_WITH_OPTIONS.find_iter(m) {
             let open = mat.end() - 1;
             let Some(close) = matching_paren(m, open) else {
@@ -467,36 +513,30 @@ impl Translator {
                 continue;
             }
             let names: Vec<String> = gp.iter().map(name_of).collect();
-            what.push(format!("removed storage options {}", names.join(", ")));
+            let what = format!("removed storage options {}", names.join(", "));
             if keep
                 .iter()
                 .all(|r| m[r.clone()].iter().all(u8::is_ascii_whitespace))
             {
-                edits.push(Edit {
-                    range: mat.start()..close,
-                    with: Vec::new(),
-                });
+                self.remove(mat.start()..close, &what);
             } else {
                 let kept: Vec<&[u8]> = keep.iter().map(|r| trim(&sql[r.clone()])).collect();
                 let mut with = sql[mat.start()..open + 1].to_vec();
                 with.extend_from_slice(&kept.join(&b", "[..]));
                 with.push(b')');
-                edits.push(Edit {
-                    range: mat.start()..close,
-                    with,
-                });
+                self.replace(mat.start()..close, with, &what);
             }
         }
-        // Column ENCODING (...) clauses of column-oriented tables.
+    }
+
+    /// Column `ENCODING (...)` clauses of column-oriented tables, as separate elements and
+    /// inline after a column's type; `USING ao_row/ao_column`.
+    fn column_encodings(&mut self, m: &[u8]) {
         let mut encoding_starts = HashSet::new();
         for mat in RE_ELEMENT_ENCODING.find_iter(m) {
             if let Some(close) = matching_paren(m, mat.end() - 1) {
                 encoding_starts.insert(mat.end() - 1);
-                edits.push(Edit {
-                    range: mat.start()..close,
-                    with: Vec::new(),
-                });
-                what.push("removed column ENCODING clauses".to_string());
+                self.remove(mat.start()..close, "removed column ENCODING clauses");
             }
         }
         for mat in RE_INLINE_ENCODING.find_iter(m) {
@@ -504,74 +544,50 @@ impl Translator {
                 continue;
             }
             if let Some(close) = matching_paren(m, mat.end() - 1) {
-                edits.push(Edit {
-                    range: mat.start()..close,
-                    with: Vec::new(),
-                });
-                what.push("removed column ENCODING clauses".to_string());
+                self.remove(mat.start()..close, "removed column ENCODING clauses");
             }
         }
         for mat in RE_USING_AO.find_iter(m) {
-            edits.push(Edit {
-                range: mat.range(),
-                with: Vec::new(),
-            });
-            what.push("removed append-optimized access method (heap is used)".to_string());
+            self.remove(
+                mat.range(),
+                "removed append-optimized access method (heap is used)",
+            );
         }
+    }
+
+    /// Greenplum function attributes, bitmap indexes (as btree), aggregates' `PREFUNC`.
+    fn functions_indexes_aggregates(&mut self, sql: &[u8], m: &[u8]) {
         if RE_CREATE_FUNCTION.is_match(m) {
             for mat in RE_FUNC_GP_ATTRS.find_iter(m) {
                 let attr = String::from_utf8_lossy(&sql[mat.range()])
                     .trim()
                     .to_string();
-                edits.push(Edit {
-                    range: mat.range(),
-                    with: Vec::new(),
-                });
-                what.push(format!("removed function attribute {attr}"));
-            }
-        }
-        let role_stmt = RE_ROLE_STMT.is_match(m);
-        if role_stmt {
-            for mat in RE_ROLE_GP_OPTS.find_iter(m) {
-                edits.push(Edit {
-                    range: mat.range(),
-                    with: Vec::new(),
-                });
-            }
-            if RE_ROLE_GP_OPTS.is_match(m) {
-                what.push(
-                    "removed Greenplum role options (RESOURCE QUEUE/GROUP, CREATEEXTTABLE, ...)"
-                        .to_string(),
-                );
+                self.remove(mat.range(), &format!("removed function attribute {attr}"));
             }
         }
         if RE_CREATE_INDEX.is_match(m) {
             for mat in RE_USING_BITMAP.find_iter(m) {
-                edits.push(Edit {
-                    range: mat.range(),
-                    with: b"USING btree".to_vec(),
-                });
-                what.push("bitmap index created as btree".to_string());
+                let with = b"USING btree".to_vec();
+                self.replace(mat.range(), with, "bitmap index created as btree");
             }
         }
         for mat in RE_PREFUNC.find_iter(m) {
-            edits.push(Edit {
-                range: mat.range(),
-                with: b"COMBINEFUNC =".to_vec(),
-            });
-            what.push("aggregate PREFUNC renamed COMBINEFUNC".to_string());
+            let with = b"COMBINEFUNC =".to_vec();
+            self.replace(mat.range(), with, "aggregate PREFUNC renamed COMBINEFUNC");
         }
-        if edits.is_empty() {
-            return Ok(One::Keep);
+    }
+
+    /// Greenplum role options (`RESOURCE QUEUE`, `CREATEEXTTABLE`, ...); whether the statement
+    /// is a role statement at all.
+    fn role_options(&mut self, m: &[u8]) -> bool {
+        if !RE_ROLE_STMT.is_match(m) {
+            return false;
         }
-        let new = apply(sql, edits);
-        if role_stmt && RE_EMPTY_ALTER_ROLE.is_match(&mask(&new)) {
-            return Ok(One::Skip(
-                "ALTER ROLE held only Greenplum role options".into(),
-            ));
+        let what = "removed Greenplum role options (RESOURCE QUEUE/GROUP, CREATEEXTTABLE, ...)";
+        for mat in RE_ROLE_GP_OPTS.find_iter(m) {
+            self.remove(mat.range(), what);
         }
-        what.dedup();
-        Ok(One::Edit(new, what))
+        true
     }
 }
 
