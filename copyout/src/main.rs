@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     let interrupt = match interrupt::install("cbcopyout", Mode::Poll) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("cbcopyout: error: {e}");
+            logline::say!("cbcopyout: error: {e}");
             return ExitCode::from(1);
         }
     };
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
+    cli.progress.open_log()?;
     let conn = ConnParams::resolve(&cli.conn, "cbcopyout")?;
     if cli.on_segment.is_some() {
         return on_segment(cli, conn, interrupt);
@@ -44,7 +45,7 @@ fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
     }
     if opts.verbose || opts.output != "-" {
         let tables = report.tables.len();
-        eprintln!(
+        logline::say!(
             "cbcopyout: exported {} rows from {tables} {} into {} files ({}) in {:.1}s",
             report.total_rows,
             if tables == 1 { "table" } else { "tables" },
@@ -111,7 +112,7 @@ fn on_segment(cli: Cli, conn: ConnParams, interrupt: &Interrupt) -> anyhow::Resu
         let text = serde_json::to_string_pretty(&report).expect("report serializes");
         return print_stdout(interrupt, &text);
     }
-    eprintln!(
+    logline::say!(
         "cbcopyout: {} rows from {} tables written on the segments",
         report.total_rows,
         report.tables.len()

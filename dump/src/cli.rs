@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use clap::{ArgAction, CommandFactory, Parser};
 
 use cluster::args::Refused;
-use pipeline::progress::Display;
+use pipeline::progress::{Display, ProgressArgs};
 
 use cluster::ConnectionArgs;
 
@@ -152,10 +152,8 @@ pub struct Cli {
     /// Do not dump TOAST compression methods
     #[arg(long = "no-toast-compression")]
     pub no_toast_compression: bool,
-    /// Progress on stderr: auto (a live line when stderr is a terminal), json (one object per
-    /// second), none
-    #[arg(long = "progress", value_name = "WHEN", default_value = "auto", value_parser = ["auto", "json", "none"])]
-    pub progress: String,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
     /// Print help
     #[arg(short = '?', long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -299,7 +297,7 @@ impl Cli {
 
     /// `--progress`.
     pub fn progress_display(&self) -> Display {
-        self.progress.parse().unwrap_or_default()
+        self.progress.progress
     }
 }
 

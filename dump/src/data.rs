@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use archive::Compression;
 use cluster::catalog::Relation;
@@ -96,6 +97,9 @@ pub struct TableData {
     pub raw_bytes: u64,
     pub file_bytes: u64,
     pub sha256: [u8; 32],
+    /// From its first chunk's COPY to its file complete (chunks of other tables may have run
+    /// in between: with -j, the seconds of all tables add up to more than the run's).
+    pub seconds: f64,
 }
 
 /// Progress counters shared with the caller's display.
@@ -117,6 +121,8 @@ pub struct Workers<'a> {
     pub interrupt: &'a Interrupt,
     /// Every table or chunk in flight is shown there with its share of the tables' bytes.
     pub progress: &'a pipeline::progress::Progress,
+    /// `-v`: a line per table dumped.
+    pub verbose: bool,
 }
 
 /// Dumps every task's data into `dir` on `jobs` connections that import `snapshot_id`.
@@ -262,10 +268,26 @@ impl Pool<'_> {
             .progress
             .begin(&task.relation.display(), share, share_rows);
         let on = (self.counters, &flight);
+        let started = Instant::now();
+        self.joins[t]
+            .lock()
+            .expect("lock")
+            .started
+            .get_or_insert(started);
         let piece = dump_unit(client, task, &chunks[i], &temp, encoding, on, self.abort)?;
         let mut join = self.joins[t].lock().expect("lock");
         if let Some(mut data) = join.add(c, piece, self.dir, task, encoding)? {
             data.index = t;
+            data.seconds = join.started.unwrap_or(started).elapsed().as_secs_f64();
+            if self.workers.verbose {
+                logline::say!(
+                    "cbdump: dumped {}: {} rows, {} in {:.2} s",
+                    task.relation.display(),
+                    data.rows,
+                    pipeline::progress::human(data.file_bytes),
+                    data.seconds
+                );
+            }
             self.finished.lock().expect("lock").push(data);
             self.counters.tables_done.fetch_add(1, Ordering::Relaxed);
         }
@@ -309,6 +331,8 @@ struct Join {
     adler: u32,
     /// Gzip pieces' end members, left out and counted in the file's one end member.
     pieces: archive::gzip_members::Join,
+    /// When the table's first chunk started.
+    started: Option<Instant>,
 }
 
 impl Join {
@@ -336,6 +360,7 @@ impl Join {
                 raw_bytes: p.file.raw_bytes,
                 file_bytes,
                 sha256,
+                seconds: 0.0,
             }));
         }
         while let Some(p) = self.waiting.remove(&self.next) {
@@ -373,6 +398,7 @@ impl Join {
             raw_bytes: self.raw_bytes + TERMINATOR.len() as u64,
             file_bytes,
             sha256,
+            seconds: 0.0,
         }))
     }
 

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let interrupt = match interrupt::install("cbdump", Mode::Poll) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("cbdump: error: {e}");
+            logline::say!("cbdump: error: {e}");
             return ExitCode::from(1);
         }
     };
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
+    cli.progress.open_log()?;
     let output = match (&cli.file, cli.format, &cli.on_segment) {
         (_, _, Some(dir)) => dir.clone(),
         (Some(f), _, _) => f.clone(),
@@ -52,7 +53,7 @@ fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {
         print_stdout(interrupt, &text)?;
     }
     if opts.output.as_os_str() != "-" || verbose {
-        eprintln!(
+        logline::say!(
             "cbdump: {} ({}): {} tables, {} rows, snapshot {}, {:.1}s",
             report.output,
             report.format,
@@ -194,7 +195,7 @@ fn all_databases(
             progress: cli.progress_display(),
         };
         let report = dump::run(&opts, interrupt).with_context(|| format!("database {db}"))?;
-        eprintln!(
+        logline::say!(
             "cbdump: {db}: {} tables, {} rows -> {}",
             report.tables.len(),
             report.total_rows,

@@ -451,7 +451,7 @@ impl SetSource for SegmentSource<'_> {
             "FORMAT csv, DELIMITER ','",
         );
         if self.verbose {
-            eprintln!("cbdump: {sql}");
+            logline::say!("cbdump: {sql}");
         }
         segment_io::run(self.leader.client(), &sql, &t.fqn()).map_err(|e| gpbackup::Error::Target {
             what: format!("the segments writing {}", t.fqn()),

@@ -28,7 +28,8 @@
 //!
 //! Why a crate of its own and not part of `pipeline`: cbdistfix has no COPY pipeline and
 //! cbrestore's resume state is no pipeline concern, but both need the same signals and the
-//! same cleanup; it depends on no crate of ours, so any layer may register a temporary path.
+//! same cleanup; it depends on no crate of ours but `logline` (its last messages reach
+//! `--log-file` too), so any layer may register a temporary path.
 //! signal-hook rather than `ctrlc`: `ctrlc` reports neither which signal arrived (needed for
 //! the exit status) nor, without its `termination` feature, SIGTERM and SIGHUP at all.
 
@@ -307,16 +308,16 @@ impl Interrupt {
         let tool = self.0.tool;
         if let Some(s) = self.signal() {
             if outcome.is_err() {
-                eprintln!("{tool}: interrupted by {}: {}", s.name(), self.left_text());
+                logline::say!("{tool}: interrupted by {}: {}", s.name(), self.left_text());
                 return ExitCode::from(s.exit_status());
             }
         }
         match outcome {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
-                eprintln!("{tool}: error: {message}");
+                logline::say!("{tool}: error: {message}");
                 if let Some(left) = lock(&self.0.left).as_deref() {
-                    eprintln!("{tool}: {left}");
+                    logline::say!("{tool}: {left}");
                 }
                 ExitCode::from(1)
             }
@@ -341,6 +342,9 @@ impl Interrupt {
             .signal
             .compare_exchange(0, s.number(), Ordering::SeqCst, Ordering::SeqCst)
             .is_ok();
+        if first {
+            logline::record(&format!("{}: received {}; stopping", self.0.tool, s.name()));
+        }
         if first && self.0.mode == Mode::Poll {
             // On a thread of their own: a cancel request to an unreachable server may take its
             // connect timeout, and this thread must stay free to see a second signal.
@@ -363,7 +367,7 @@ impl Interrupt {
             }
         }
         let s = self.signal().unwrap_or(s);
-        eprintln!(
+        logline::say!(
             "{}: interrupted by {}: {}",
             self.0.tool,
             s.name(),

@@ -1,5 +1,6 @@
 //! Progress on stderr: a live line on a terminal (nothing otherwise), or with `--progress json`
-//! one JSON object per second for scripts; `-v` adds a line per table.
+//! one JSON object per second for scripts; `-v` adds a line per table. Message lines from
+//! anywhere (`logline::say`) are written around the live line while it is shown.
 //!
 //! Progress is measured in the bytes there are to read, not in tables: one 2 GB table among 21
 //! small ones made `tables 0/22 (0s left)` a lie for most of a dump (issue 15). The caller says
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown (`--progress`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Display {
     /// A live line when stderr is a terminal, nothing otherwise.
     #[default]
@@ -41,6 +42,30 @@ impl FromStr for Display {
             "json" => Ok(Display::Json),
             "none" => Ok(Display::None),
             other => Err(format!("{other:?}: expected auto, json or none")),
+        }
+    }
+}
+
+/// `--progress` and `--log-file`: how a run shows itself, spelled and meaning the same in every
+/// tool.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ProgressArgs {
+    /// Progress on stderr: auto (a live line when stderr is a terminal), json (one object per
+    /// second), none
+    #[arg(long = "progress", value_name = "WHEN", value_enum, default_value_t = Display::Auto)]
+    pub progress: Display,
+    /// Append every message line (the -v lines with -v, notes, the summary, errors and the
+    /// resume command) to FILE too, each with an ISO-8601 timestamp and the process id
+    #[arg(long = "log-file", value_name = "FILE")]
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+impl ProgressArgs {
+    /// Starts `--log-file` (a first line names the command); call it before anything is said.
+    pub fn open_log(&self) -> Result<(), logline::LogFileError> {
+        match &self.log_file {
+            Some(path) => logline::to_file(path),
+            None => Ok(()),
         }
     }
 }
@@ -214,6 +239,8 @@ pub struct Progress {
     tool: &'static str,
     stop: Arc<AtomicBool>,
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// While the live line is shown, `logline` writes its lines around it.
+    attached: Mutex<Option<logline::Attached>>,
 }
 
 impl Progress {
@@ -230,6 +257,10 @@ impl Progress {
         };
         let bar = ProgressBar::with_draw_target(None, target);
         bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+        let attached = (display == Display::Auto).then(|| {
+            let bar = bar.clone();
+            logline::attach(move |line| bar.suspend(line))
+        });
         let p = Progress {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -244,6 +275,7 @@ impl Progress {
             tool: "cbcopyout",
             stop: Arc::new(AtomicBool::new(false)),
             ticker: Mutex::new(None),
+            attached: Mutex::new(attached),
         };
         p.start_ticker();
         p
@@ -291,9 +323,10 @@ impl Progress {
 
     /// Counts a finished table; with `-v`, says so on a line of its own.
     ///
-    /// The count is taken before [`ProgressBar::suspend`]: `suspend` holds the bar's state
-    /// lock while its closure runs (issue 14: `cbcopyout -v` hung on its first finished table
-    /// when the position was read inside it).
+    /// The count is taken before the line is written: `logline` writes it inside
+    /// [`ProgressBar::suspend`], which holds the bar's state lock while its closure runs
+    /// (issue 14: `cbcopyout -v` hung on its first finished table when the position was read
+    /// inside it).
     pub fn table_done(&self, label: &str) {
         let done = {
             let mut s = self.shared.lock();
@@ -301,11 +334,11 @@ impl Progress {
             s.tables_done
         };
         if self.verbose {
-            let line = format!(
+            logline::say!(
                 "{}: exported {label} ({done}/{})",
-                self.tool, self.shared.tables
+                self.tool,
+                self.shared.tables
             );
-            self.bar.suspend(|| eprintln!("{line}"));
         }
     }
 
@@ -324,6 +357,10 @@ impl Progress {
         if let Some(t) = ticker {
             let _ = t.join();
         }
+        self.attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.bar.finish_and_clear();
         if self.display == Display::Json {
             let line = json_line(self.tool, &self.shared.snapshot());
