@@ -18,14 +18,14 @@ pub fn lookup(path: &Path, host: &str, port: &str, dbname: &str, user: &str) -> 
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() {
-        eprintln!(
+        logline::say!(
             "WARNING: password file \"{}\" is not a plain file",
             path.display()
         );
         return None;
     }
     if meta.mode() & 0o077 != 0 {
-        eprintln!(
+        logline::say!(
             "WARNING: password file \"{}\" has group or world access; permissions should be u=rw (0600) or less",
             path.display()
         );

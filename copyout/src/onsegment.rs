@@ -253,7 +253,7 @@ fn worker(
         }
         let w = &work[i];
         if opts.verbose {
-            eprintln!("cbcopyout: {}", w.sql);
+            logline::say!("cbcopyout: {}", w.sql);
         }
         match segment_io::run(&mut client, &w.sql, &w.label) {
             Ok(rows) => out.push(Ok((i, rows))),
