@@ -406,15 +406,15 @@ fn missing_files_are_found_before_anything_is_restored() {
         return;
     };
     let src = Source::make(&coord, "missing", "gzip");
-    let victim = std::fs::read_dir(src.set_root.join("gpseg1"))
-        .map(|_| ())
-        .ok();
-    assert!(victim.is_some(), "cbdump wrote gpseg1");
-    // One data file of content 1 disappears.
-    let gone = walk_files(&src.set_root.join("gpseg1"))
+    // One data file of content 1 disappears (its directory's name is the cluster's prefix,
+    // e.g. gpseg1 or demoDataDir1: the file name says the content).
+    let gone = walk_files(&src.set_root)
         .into_iter()
-        .find(|p| p.to_string_lossy().ends_with(".gz"))
-        .unwrap();
+        .find(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("gpbackup_1_") && name.ends_with(".gz")
+        })
+        .expect("cbdump wrote data files of content 1");
     std::fs::remove_file(&gone).unwrap();
     let db = format!("{}_r", src.db);
     fresh_db(&coord, &db);
