@@ -6,12 +6,12 @@
 //! memory stays flat whatever the table's size and both servers work at once.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use cluster::copy_stream::CopySession;
 use cluster::Client;
 use pipeline::plan::Chunk;
+use pipeline::progress::InFlight;
 
 use crate::state::{Event, State};
 use crate::tables::{describe_chunk, Table};
@@ -44,7 +44,8 @@ pub struct Copied {
 }
 
 /// Copies `chunk` (the `index`-th) of `table` and commits it, logging the transaction id before
-/// the commit and the chunk after it. `bytes` counts what went by, for the progress line.
+/// the commit and the chunk after it. `flight` is told the bytes and rows that went by, for
+/// the progress line.
 pub fn copy_chunk(
     worker: &mut Worker,
     table: &Table,
@@ -52,7 +53,7 @@ pub fn copy_chunk(
     chunk: &Chunk,
     mode: LoadMode,
     state: &State,
-    bytes: &AtomicU64,
+    flight: &InFlight,
 ) -> Result<Copied, CloneError> {
     let started = Instant::now();
     let label = table.label();
@@ -84,7 +85,7 @@ pub fn copy_chunk(
         |data| {
             writer.write_all(data)?;
             sent += data.len() as u64;
-            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            flight.add(data.len() as u64, 0);
             Ok(())
         },
     );
@@ -93,6 +94,7 @@ pub fn copy_chunk(
     consumed.map_err(|e| fail(format!("writing to the target: {}", io_message(&e))))?;
     drop(out);
     let rows = writer.finish().map_err(server)?;
+    flight.add(0, rows);
     let xid: String = tx
         .query_one("SELECT txid_current()::text", &[])
         .map_err(server)?

@@ -6,10 +6,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use cluster::ConnParams;
+use pipeline::progress::Progress;
 use serde::Serialize;
 
 use crate::copy::{copy_chunk, Copied, LoadMode, Worker};
-use crate::progress::Progress;
 use crate::state::{Event, Recorded, State};
 use crate::tables::Table;
 use crate::{interrupt, session, CloneError};
@@ -44,6 +44,8 @@ pub struct DataContext<'a> {
     pub freeze_allowed: bool,
     /// Told each table's name once its last chunk committed (its indexes can then be built).
     pub finished: Option<crossbeam_channel::Sender<String>>,
+    /// `-v`: a line per table copied.
+    pub verbose: bool,
 }
 
 struct Accounting {
@@ -68,7 +70,11 @@ pub fn copy_tables(
             chunks: t.job.chunks.len(),
         })?;
     }
-    progress.skip_bytes(reports.iter().map(|r| r.bytes).sum());
+    for r in &reports {
+        // An earlier run copied it: its share counts as read, so the ETA covers what is left.
+        drop(progress.begin(&r.table, r.bytes, 0.0));
+        progress.table_done(&r.table);
+    }
     let tasks: Vec<(usize, usize)> = todo
         .iter()
         .enumerate()
@@ -97,7 +103,6 @@ pub fn copy_tables(
     drop(tx);
     let failed = AtomicBool::new(false);
     let workers = ctx.workers.min(tasks.len()).max(1);
-    let bytes = progress.bytes_counter();
     let results: Vec<Result<(), CloneError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -125,10 +130,16 @@ pub fn copy_tables(
                                 freeze: ctx.created_by_us && one && ctx.freeze_allowed,
                             };
                             let chunk = &table.job.chunks[c];
+                            let (share, share_rows) = table.chunk_share(c);
+                            let flight = progress.begin(&table.label(), share, share_rows);
                             let copied =
-                                copy_chunk(&mut worker, table, c, chunk, mode, state, bytes)?;
+                                copy_chunk(&mut worker, table, c, chunk, mode, state, &flight)?;
+                            drop(flight);
                             if let Some(report) = account(accounting, t, table, copied) {
-                                progress.table_done(&report);
+                                progress.table_done(&report.table);
+                                if ctx.verbose {
+                                    say_copied(&report);
+                                }
                                 if let Some(tx) = &ctx.finished {
                                     let _ = tx.send(report.table.clone());
                                 }
@@ -153,6 +164,20 @@ pub fn copy_tables(
     first_error(results)?;
     reports.extend(finished.into_inner().expect("lock"));
     Ok(reports)
+}
+
+/// `-v`'s line for a table copied.
+fn say_copied(t: &TableReport) {
+    logline::say!(
+        "cbclone: copied {} ({} rows, {}, {:.2} s, {} chunk{}, {})",
+        t.table,
+        t.rows,
+        pipeline::progress::human(t.bytes),
+        t.seconds,
+        t.chunks,
+        if t.chunks == 1 { "" } else { "s" },
+        t.format
+    );
 }
 
 /// The first real error: an interruption is reported only when nothing else went wrong.

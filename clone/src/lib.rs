@@ -16,12 +16,12 @@
 //!
 //! `--resume` continues a run that was killed at any point (see [`state`] and [`resume`]).
 
+pub mod cli;
 pub mod copy;
 pub mod data;
 pub mod error;
 pub mod interrupt;
 pub mod objects;
-pub mod progress;
 pub mod resume;
 pub mod schema;
 pub mod session;
@@ -42,7 +42,7 @@ use sha2::{Digest, Sha256};
 pub use error::CloneError;
 
 use data::{DataContext, TableReport};
-use progress::Progress;
+use pipeline::progress::{Display, Progress};
 use schema::{DumpFlags, Section};
 use state::{Event, State};
 use tables::{Filters, Selected};
@@ -67,6 +67,8 @@ pub struct CloneOptions {
     pub verify: Option<Verify>,
     pub lock_wait_timeout: Option<u64>,
     pub verbose: bool,
+    /// How progress is shown on stderr (`--progress`).
+    pub progress: Display,
 }
 
 /// What a clone did (`--json`).
@@ -174,7 +176,7 @@ fn step<'a, T>(
     interrupt::check()?;
     let started = Instant::now();
     if run.opts.verbose {
-        eprintln!("cbclone: {name}");
+        logline::say!("cbclone: {name}");
     }
     let out = body(run)?;
     run.report.steps.push(StepTime {
@@ -448,7 +450,9 @@ fn copy_data(
 ) -> Result<Vec<TableReport>, CloneError> {
     let opts = run.opts;
     let total: u64 = selected.tables.iter().map(|t| t.bytes).sum();
-    let progress = Progress::new(total, selected.tables.len(), opts.verbose);
+    let progress = Progress::with_display(selected.tables.len(), false, opts.progress)
+        .named("cbclone")
+        .expecting(total);
     let per_table = match schema {
         Some((archive, _)) if !run.state.recorded().post_data => {
             schema::per_table_entries(archive.path())?
@@ -467,6 +471,7 @@ fn copy_data(
         resuming: opts.resume,
         freeze_allowed: !run.target.flavor.is_mpp(),
         finished: None,
+        verbose: opts.verbose,
     };
     let data_done = std::sync::atomic::AtomicBool::new(false);
     let (reports, early) = std::thread::scope(|scope| {

@@ -195,7 +195,7 @@ pub fn per_table_entries(archive: &Path) -> Result<HashMap<String, Vec<i32>>, Cl
         .entries
         .iter()
         .filter(|e| e.desc() == "TABLE")
-        .map(|e| (e.dump_id, format!("{}.{}", e.namespace(), e.tag())))
+        .map(|e| (e.dump_id, cluster::quote::display(&e.namespace(), &e.tag())))
         .collect();
     let mut out: HashMap<String, Vec<i32>> = HashMap::new();
     for e in &a.entries {

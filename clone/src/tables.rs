@@ -30,9 +30,19 @@ impl Table {
         }
     }
 
-    /// `schema.name`, unquoted: the key in the state and the report.
+    /// `schema.name`, quoted where SQL needs it: the key in the state and the report.
     pub fn label(&self) -> String {
         self.relation().display()
+    }
+
+    /// Chunk `index`'s share of [`Table::bytes`] and of the estimated rows, for progress.
+    pub fn chunk_share(&self, index: usize) -> (u64, f64) {
+        let (share, rows) = self.job.share(index);
+        // chunk_share counts 8 KiB pages; the server's blocks may be bigger (32 KiB on
+        // Cloudberry), and the total expected is counted in the server's blocks.
+        let pages = self.relation().pages.max(1) as u64;
+        let bytes = (share as u128 * self.bytes as u128 / (pages as u128 * 8192)) as u64;
+        (bytes, rows)
     }
 
     pub fn format(&self) -> &'static str {
