@@ -134,10 +134,11 @@ fn write_control(root: &Path, arch: &str, depends: &[String]) -> Result<(), Pack
          Depends: {}\n\
          Section: database\n\
          Priority: optional\n\
-         Description: backup, export, rewrite and restore tools for Apache Cloudberry and PostgreSQL\n \
-         cbdump, cbrestore, cbcopyout and cbdistfix: pg_dump-compatible dumps through the\n \
-         coordinator from one snapshot, parallel restores of archives and gpbackup sets,\n \
-         COPY exports, and DISTRIBUTED-clause rewriting of pg_dump output.\n",
+         Description: backup, export, rewrite, restore and clone tools for Apache Cloudberry and PostgreSQL\n \
+         cbdump, cbrestore, cbcopyout, cbdistfix and cbclone: pg_dump-compatible dumps through\n \
+         the coordinator from one snapshot, parallel restores of archives and gpbackup sets,\n \
+         COPY exports, DISTRIBUTED-clause rewriting of pg_dump output, and server-to-server\n \
+         copies of a database.\n",
         env!("CARGO_PKG_VERSION"),
         depends.join(", ")
     );

@@ -2,12 +2,11 @@
 //! definition, and a Debian package holding the binaries with both.
 //!
 //! The .deb is written by `dpkg-deb` from a staging tree we lay out ourselves rather than by
-//! `cargo-deb`: the package holds binaries of four crates (cargo-deb packages one crate's), every
+//! `cargo-deb`: the package holds binaries of five crates (cargo-deb packages one crate's), every
 //! Debian machine has `dpkg-deb`, and CI then needs no extra tool built from crates.io (cargo-deb
 //! takes minutes to compile on CI's two cores; the whole package step takes seconds).
 
 pub mod deb;
-pub mod helptext;
 pub mod pages;
 pub mod tools;
 
@@ -16,8 +15,6 @@ pub mod tools;
 pub enum PackageError {
     #[error("running {0}: {1}")]
     Run(String, std::io::Error),
-    #[error("{0} --help failed")]
-    HelpFailed(String),
     #[error("{program} failed: {stderr}")]
     Failed { program: String, stderr: String },
     #[error("{path}: {source}")]

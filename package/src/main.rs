@@ -47,12 +47,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating this binary")?;
     let bin_dir = exe.parent().context("locating this binary's directory")?;
     let tools = package::tools::all(bin_dir)?;
-    for t in tools.iter().filter(|t| t.from_help_text) {
-        eprintln!(
-            "cbtools-package: {}: FALLBACK: man page and completions read from its --help (its clap definition is not in its library yet)",
-            t.name
-        );
-    }
     match cli.what {
         What::Assets { dir } => {
             let written = package::pages::write_all(&tools, &dir)?;
