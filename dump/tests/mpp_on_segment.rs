@@ -227,9 +227,204 @@ fn on_segment_set_restores_into_mpp_and_postgres() {
         .unwrap();
 }
 
-/// The MPP's own client programs (its pg_dump matches the server): `CBTOOLS_MPP_BIN`, else the
-/// stand-in's install.
+/// The MPP's own client programs (its pg_dump matches the server): `CBTOOLS_TEST_MPP_BIN` (or
+/// `CBTOOLS_MPP_BIN`), else the stand-in's install.
 fn mpp_bin(tool: &str) -> std::path::PathBuf {
-    let bin = std::env::var("CBTOOLS_MPP_BIN").unwrap_or_else(|_| "/opt/mpp/install/bin".into());
+    let bin = std::env::var("CBTOOLS_TEST_MPP_BIN")
+        .or_else(|_| std::env::var("CBTOOLS_MPP_BIN"))
+        .unwrap_or_else(|_| "/opt/mpp/install/bin".into());
     Path::new(&bin).join(tool)
+}
+
+/// Waits until a statement of `db` whose text contains `like` is running on the coordinator.
+fn wait_for_active(c: &mut postgres::Client, db: &str, like: &str) -> bool {
+    for _ in 0..6000 {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
+                   AND strpos(query, $2) > 0",
+                &[&db, &like],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// Sessions of `db` still doing something for a run that is over (pg_dump, a COPY).
+fn busy_sessions(c: &mut postgres::Client, db: &str) -> i64 {
+    c.query_one(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() \
+           AND (application_name = 'pg_dump' OR strpos(query, 'on_segment') > 0 AND state = 'active')",
+        &[&db],
+    )
+    .unwrap()
+    .get(0)
+}
+
+fn cbdump_on_segment(coord: &str, db: &str, dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cbdump"));
+    c.args(["-d", &with_db(coord, db), "--pg-dump"])
+        .arg(mpp_bin("pg_dump"))
+        .arg("--on-segment")
+        .arg(dir);
+    c
+}
+
+/// Killed while the segments write (issue 14): SIGTERM and SIGINT cancel the segments' COPY and
+/// leave nothing at all in DIR (the coordinator's staging directory, and every segment's files
+/// of the timestamp, removed through the segments); SIGKILL leaves no set (no coordinator
+/// directory under a set's name, pg_dump gone with cbdump), and the next run into the same DIR
+/// restores exactly, the killed run's leftovers notwithstanding.
+#[test]
+fn killed_while_the_segments_write_leaves_no_set() {
+    let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
+        eprintln!(
+            "SKIPPED: set CBTOOLS_TEST_MPP to an MPP coordinator's conninfo to run this test"
+        );
+        return;
+    };
+    let db = format!("cbt_onseg_kill_{}", std::process::id());
+    let restored = format!("{db}_r");
+    let mut admin = connect(&coord, "postgres");
+    for name in [&db, &restored] {
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+    }
+    connect(&coord, &db)
+        .batch_execute(
+            "CREATE TABLE a_small (id int PRIMARY KEY, v text) DISTRIBUTED BY (id);
+             INSERT INTO a_small SELECT g, 'v' || g FROM generate_series(1, 1000) g;
+             CREATE TABLE big (id int, note text) DISTRIBUTED BY (id);
+             INSERT INTO big SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 1500000) g;",
+        )
+        .unwrap();
+    let base = tempfile::Builder::new()
+        .prefix("cbt-onseg-kill-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (signal, status) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let dir = base.path().join(format!("term{signal}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let child = cbdump_on_segment(&coord, &db, &dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_for_active(&mut admin, &db, "COPY public.big("),
+            "no COPY of big seen"
+        );
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "{stderr}");
+        assert!(stderr.contains("were removed"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "left after signal {signal}: {left:?} {:?}",
+            walk(&dir)
+        );
+        assert_eq!(
+            busy_sessions(&mut admin, &db),
+            0,
+            "the segments' COPY was cancelled"
+        );
+    }
+
+    let dir = base.path().join("kill");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let mut child = cbdump_on_segment(&coord, &db, &dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for_active(&mut admin, &db, "COPY public.big("),
+        "no COPY of big seen"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let visible: Vec<_> = walk(&dir)
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().contains("/."))
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            name.ends_with("_config.yaml")
+                || name.ends_with("_toc.yaml")
+                || name.ends_with("_metadata.sql")
+        })
+        .collect();
+    assert!(
+        visible.is_empty(),
+        "a killed run presents a set: {visible:?}"
+    );
+    // pg_dump dies with cbdump; the orphaned COPY may still finish on the server.
+    for _ in 0..500 {
+        if busy_sessions(&mut admin, &db) == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        busy_sessions(&mut admin, &db),
+        0,
+        "sessions of the killed run left"
+    );
+    let out = std::process::Command::new(testkit::workspace_bin("cbrestore"))
+        .args(["-d", &with_db(&coord, &restored)])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "cbrestore restored a killed run's set"
+    );
+
+    // The next run into the same directory is a set, and restores exactly.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    ok(
+        &cbdump_on_segment(&coord, &db, &dir).output().unwrap(),
+        "cbdump --on-segment after a killed run",
+    );
+    let config = walk(&dir)
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy().ends_with("_config.yaml") && !p.to_string_lossy().contains("/.")
+        })
+        .expect("the new set's config.yaml");
+    let ts = config.file_name().unwrap().to_string_lossy()["gpbackup_".len()..]
+        .split('_')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new(testkit::workspace_bin("cbrestore"))
+        .args(["-d", &with_db(&coord, &restored), "--timestamp", &ts])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    ok(&out, "cbrestore of the set written after the killed run");
+    assert_eq!(
+        shape(&mut connect(&coord, &restored)),
+        shape(&mut connect(&coord, &db))
+    );
+    for name in [&db, &restored] {
+        admin
+            .batch_execute(&format!("DROP DATABASE {name}"))
+            .unwrap();
+    }
 }
