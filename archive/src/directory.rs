@@ -101,6 +101,15 @@ impl DirectoryArchive {
 
     /// The decompressed data of a TABLE DATA entry.
     pub fn table_data(&self, entry: &TocEntry) -> Result<Box<dyn Read + Send>, ArchiveError> {
+        self.table_data_watched(entry, crate::watch::unwatched())
+    }
+
+    /// [`DirectoryArchive::table_data`], telling `on_read` the bytes of the data file read.
+    pub fn table_data_watched(
+        &self,
+        entry: &TocEntry,
+        on_read: crate::watch::OnRead,
+    ) -> Result<Box<dyn Read + Send>, ArchiveError> {
         let path = self
             .data_file(entry)?
             .ok_or_else(|| entry_error(&self.dir, entry, "has no data file"))?;
@@ -119,7 +128,7 @@ impl DirectoryArchive {
             path: path.clone(),
             source,
         })?;
-        let r = BufReader::with_capacity(256 * 1024, f);
+        let r = BufReader::with_capacity(256 * 1024, crate::watch::Watched::new(f, on_read));
         let d = c.decoder(r).map_err(|source| ArchiveError::Io {
             path: path.clone(),
             source,

@@ -26,6 +26,7 @@ mod gzip_reader;
 pub mod inflate;
 pub mod primitives;
 pub mod toc;
+pub mod watch;
 
 pub use codec::Compression;
 pub use custom::CustomArchive;
@@ -115,9 +116,19 @@ impl Archive {
         &self,
         entry: &TocEntry,
     ) -> Result<Box<dyn std::io::Read + Send>, ArchiveError> {
+        self.table_data_watched(entry, watch::unwatched())
+    }
+
+    /// [`Archive::table_data`], telling `on_read` how many stored bytes (compressed, as in
+    /// [`Archive::stored_size`]) were read so far.
+    pub fn table_data_watched(
+        &self,
+        entry: &TocEntry,
+        on_read: watch::OnRead,
+    ) -> Result<Box<dyn std::io::Read + Send>, ArchiveError> {
         match self {
-            Archive::Custom(a) => a.table_data(entry),
-            Archive::Directory(a) => a.table_data(entry),
+            Archive::Custom(a) => a.table_data_watched(entry, on_read),
+            Archive::Directory(a) => a.table_data_watched(entry, on_read),
         }
     }
 }

@@ -564,6 +564,8 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// A table's clause: the policy file's entry when it has one, else the key common to its
+    /// primary and unique keys, else the defaults (first hashable column or RANDOMLY).
     fn choose(
         &self,
         root: &Relation,
@@ -571,128 +573,155 @@ impl Ctx<'_> {
         single: bool,
     ) -> Result<Chosen, PolicyError> {
         let uniques = self.uniques_of(family);
-        let unknown_ok = root.kind == RelKind::MatView;
-        let conflict = |detail: String| PolicyError::Conflict {
-            table: root.name.clone(),
-            line: root.line,
-            detail,
-        };
         if let Some(choice) = self.file.choice_for(&root.name) {
-            let clause = match choice {
-                Choice::Hash(cols) => self.hash(root, cols),
-                Choice::Random => Clause::Random,
-                Choice::Replicated if !single => {
-                    return Err(conflict(
-                        "policy says replicated, but partitioned or inheritance tables cannot be replicated".into(),
-                    ))
-                }
-                Choice::Replicated => Clause::Replicated,
-            };
-            let key: Vec<String> = match choice {
-                Choice::Hash(cols) => cols.clone(),
-                _ => Vec::new(),
-            };
-            let mut demote = Vec::new();
-            if *choice != Choice::Replicated {
-                for u in &uniques {
-                    if !holds(u, &key) {
-                        if self.on_conflict != OnConflict::DemoteUnique {
-                            return Err(conflict(format!(
-                                "policy clause {clause} is incompatible with {} (use --on-conflict demote-unique or change the policy)",
-                                describe(u)
-                            )));
-                        }
-                        demote.push(self.demotable(root, u)?);
-                    }
-                }
-            }
-            return Ok(Chosen {
-                clause,
-                reason: Reason::Policy,
-                detail: "policy file".into(),
-                demote,
-            });
+            return self.by_policy_file(root, choice, &uniques, single);
         }
         if !uniques.is_empty() {
-            let pk = uniques
-                .iter()
-                .find(|u| u.spec.kind == UniqueKind::PrimaryKey && is_root(u, root, self.catalog));
-            let order_src = pk.copied().unwrap_or(uniques[0]);
-            let key: Vec<String> = order_src
-                .spec
-                .columns
-                .iter()
-                .flatten()
-                .filter(|c| {
-                    uniques
-                        .iter()
-                        .all(|u| u.spec.columns.iter().flatten().any(|x| x == *c))
-                })
-                .filter(|c| self.usable(root, c, unknown_ok))
-                .cloned()
-                .collect();
-            if !key.is_empty() {
-                let reason = if order_src.spec.kind == UniqueKind::PrimaryKey {
-                    Reason::PrimaryKey
-                } else {
-                    Reason::Unique
-                };
-                return Ok(Chosen {
-                    clause: self.hash(root, &key),
-                    reason,
-                    detail: format!("common key of {}", names(&uniques)),
-                    demote: Vec::new(),
-                });
-            }
-            let what = format!("no hashable column is common to {}", names(&uniques));
-            return match self.on_conflict {
-                OnConflict::Fail => Err(conflict(format!(
-                    "{what} (use --on-conflict replicated|demote-unique or a policy entry)"
-                ))),
-                OnConflict::Replicated if !single => Err(conflict(format!(
-                    "{what}, and partitioned or inheritance tables cannot be replicated"
-                ))),
-                OnConflict::Replicated => Ok(Chosen {
-                    clause: Clause::Replicated,
-                    reason: Reason::Conflict,
-                    detail: format!("{what}; replicated keeps every constraint"),
-                    demote: Vec::new(),
-                }),
-                OnConflict::DemoteUnique => {
-                    let keeper = order_src;
-                    let key: Vec<String> = keeper
-                        .spec
-                        .columns
-                        .iter()
-                        .flatten()
-                        .filter(|c| self.usable(root, c, unknown_ok))
-                        .cloned()
-                        .collect();
-                    if key.is_empty() {
-                        return Err(conflict(format!(
-                            "{what}, and {} has no hashable column to keep",
-                            describe(keeper)
-                        )));
-                    }
-                    let mut demote = Vec::new();
-                    for u in &uniques {
-                        if !holds(u, &key) {
-                            demote.push(self.demotable(root, u)?);
-                        }
-                    }
-                    Ok(Chosen {
-                        clause: self.hash(root, &key),
-                        reason: Reason::Conflict,
-                        detail: format!(
-                            "{what}; kept {}, demoted the others to plain indexes",
-                            describe(keeper)
-                        ),
-                        demote,
-                    })
-                }
-            };
+            return self.by_unique_keys(root, &uniques, single);
         }
         self.default_choice(root, family, single)
+    }
+
+    /// The policy file's clause; a unique key it does not hold is a conflict, or demoted to a
+    /// plain index with `--on-conflict demote-unique`.
+    fn by_policy_file(
+        &self,
+        root: &Relation,
+        choice: &Choice,
+        uniques: &[&UniqueObject],
+        single: bool,
+    ) -> Result<Chosen, PolicyError> {
+        let (clause, key) = match choice {
+            Choice::Hash(cols) => (self.hash(root, cols), cols.clone()),
+            Choice::Random => (Clause::Random, Vec::new()),
+            Choice::Replicated if !single => {
+                return Err(conflict(root,
+                    "policy says replicated, but partitioned or inheritance tables cannot be replicated".into(),
+                ))
+            }
+            Choice::Replicated => (Clause::Replicated, Vec::new()),
+        };
+        let mut demote = Vec::new();
+        if *choice != Choice::Replicated {
+            for u in uniques.iter().filter(|u| !holds(u, &key)) {
+                if self.on_conflict != OnConflict::DemoteUnique {
+                    return Err(conflict(root, format!(
+                        "policy clause {clause} is incompatible with {} (use --on-conflict demote-unique or change the policy)",
+                        describe(u)
+                    )));
+                }
+                demote.push(self.demotable(root, u)?);
+            }
+        }
+        Ok(Chosen {
+            clause,
+            reason: Reason::Policy,
+            detail: "policy file".into(),
+            demote,
+        })
+    }
+
+    /// The hashable columns common to every unique key, in the primary key's order (or the
+    /// first key's); when there are none, `--on-conflict` decides.
+    fn by_unique_keys(
+        &self,
+        root: &Relation,
+        uniques: &[&UniqueObject],
+        single: bool,
+    ) -> Result<Chosen, PolicyError> {
+        let unknown_ok = root.kind == RelKind::MatView;
+        let pk = uniques
+            .iter()
+            .find(|u| u.spec.kind == UniqueKind::PrimaryKey && is_root(u, root, self.catalog));
+        let order_src = pk.copied().unwrap_or(uniques[0]);
+        let key: Vec<String> = order_src
+            .spec
+            .columns
+            .iter()
+            .flatten()
+            .filter(|c| {
+                uniques
+                    .iter()
+                    .all(|u| u.spec.columns.iter().flatten().any(|x| x == *c))
+            })
+            .filter(|c| self.usable(root, c, unknown_ok))
+            .cloned()
+            .collect();
+        if key.is_empty() {
+            return self.on_key_conflict(root, uniques, order_src, single);
+        }
+        let reason = if order_src.spec.kind == UniqueKind::PrimaryKey {
+            Reason::PrimaryKey
+        } else {
+            Reason::Unique
+        };
+        Ok(Chosen {
+            clause: self.hash(root, &key),
+            reason,
+            detail: format!("common key of {}", names(uniques)),
+            demote: Vec::new(),
+        })
+    }
+
+    /// No column common to every unique key: fail, replicate, or keep `keeper` and demote the
+    /// keys it does not hold, as `--on-conflict` says.
+    fn on_key_conflict(
+        &self,
+        root: &Relation,
+        uniques: &[&UniqueObject],
+        keeper: &UniqueObject,
+        single: bool,
+    ) -> Result<Chosen, PolicyError> {
+        let what = format!("no hashable column is common to {}", names(uniques));
+        match self.on_conflict {
+            OnConflict::Fail => Err(conflict(
+                root,
+                format!("{what} (use --on-conflict replicated|demote-unique or a policy entry)"),
+            )),
+            OnConflict::Replicated if !single => Err(conflict(
+                root,
+                format!("{what}, and partitioned or inheritance tables cannot be replicated"),
+            )),
+            OnConflict::Replicated => Ok(Chosen {
+                clause: Clause::Replicated,
+                reason: Reason::Conflict,
+                detail: format!("{what}; replicated keeps every constraint"),
+                demote: Vec::new(),
+            }),
+            OnConflict::DemoteUnique => {
+                let unknown_ok = root.kind == RelKind::MatView;
+                let key: Vec<String> = keeper
+                    .spec
+                    .columns
+                    .iter()
+                    .flatten()
+                    .filter(|c| self.usable(root, c, unknown_ok))
+                    .cloned()
+                    .collect();
+                if key.is_empty() {
+                    return Err(conflict(
+                        root,
+                        format!(
+                            "{what}, and {} has no hashable column to keep",
+                            describe(keeper)
+                        ),
+                    ));
+                }
+                let mut demote = Vec::new();
+                for u in uniques.iter().filter(|u| !holds(u, &key)) {
+                    demote.push(self.demotable(root, u)?);
+                }
+                Ok(Chosen {
+                    clause: self.hash(root, &key),
+                    reason: Reason::Conflict,
+                    detail: format!(
+                        "{what}; kept {}, demoted the others to plain indexes",
+                        describe(keeper)
+                    ),
+                    demote,
+                })
+            }
+        }
     }
 
     fn demotable(&self, root: &Relation, u: &UniqueObject) -> Result<(u64, String), PolicyError> {
@@ -804,6 +833,15 @@ fn is_root(u: &UniqueObject, root: &Relation, catalog: &Catalog) -> bool {
 }
 
 /// Does the unique object contain every key column?
+/// A table's distribution cannot be chosen: the statement's table and line, and why.
+fn conflict(root: &Relation, detail: String) -> PolicyError {
+    PolicyError::Conflict {
+        table: root.name.clone(),
+        line: root.line,
+        detail,
+    }
+}
+
 fn holds(u: &UniqueObject, key: &[String]) -> bool {
     !key.is_empty()
         && key

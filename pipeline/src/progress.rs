@@ -294,6 +294,11 @@ impl Progress {
         self
     }
 
+    /// `bytes` more to read than said so far (a script's size, known once it is opened).
+    pub fn expect_more(&self, bytes: u64) {
+        self.shared.total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     /// One table or chunk starts: `expected` of the expected bytes are its share,
     /// `expected_rows` the catalog's estimate (0 or less when unknown).
     pub fn begin(&self, label: &str, expected: u64, expected_rows: f64) -> InFlight {
@@ -454,14 +459,12 @@ pub fn line(s: &Snapshot) -> String {
     if let Some(pct) = (s.done * 100).checked_div(s.total) {
         out.push_str(&format!("{pct:>3}% of {}  ", human(s.total)));
     }
-    out.push_str(&format!(
-        "{}, {} rows  {}/{} tables  {}",
-        human(s.bytes),
-        s.rows,
-        s.tables_done,
-        s.tables,
-        clock(s.elapsed.as_secs_f64())
-    ));
+    out.push_str(&format!("{}, {} rows  ", human(s.bytes), s.rows));
+    // A script's tables are not known before it is read.
+    if s.tables > 0 {
+        out.push_str(&format!("{}/{} tables  ", s.tables_done, s.tables));
+    }
+    out.push_str(&clock(s.elapsed.as_secs_f64()));
     match s.eta {
         Some(eta) => out.push_str(&format!(", ETA {}", clock(eta))),
         None if s.total > 0 => out.push_str(", ETA --"),

@@ -174,6 +174,8 @@ pub struct Cli {
     /// Verbose messages on stderr
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub progress: pipeline::progress::ProgressArgs,
     /// Print help
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -375,6 +377,7 @@ impl Cli {
             distribution: self.distribution(),
             script: self.file.clone(),
             verbose: self.verbose,
+            progress: self.progress.progress,
         }
     }
 
@@ -400,6 +403,7 @@ impl Cli {
             state_file: self.state_file.clone(),
             state_dir: self.state_dir.clone(),
             verbose: self.verbose,
+            progress: self.progress.progress,
         }
     }
 
@@ -428,6 +432,7 @@ impl Cli {
             state_file: self.state_file.clone(),
             state_dir: self.state_dir.clone(),
             verbose: self.verbose,
+            progress: self.progress.progress,
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct DumpRestoreOptions {
     /// `-f FILE` (`-` for stdout): write the SQL instead of running it.
     pub script: Option<PathBuf>,
     pub verbose: bool,
+    /// How progress is shown on stderr (`--progress`).
+    pub progress: pipeline::progress::Display,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -104,6 +106,12 @@ fn entry_label(e: &TocEntry) -> String {
 /// `schema.table` of a TABLE or TABLE DATA entry, quoted.
 fn table_name(e: &TocEntry) -> String {
     quote::qualified(&e.namespace(), &e.tag())
+}
+
+/// `schema.table` of a TABLE DATA entry as reports, progress and `-v` lines spell it in every
+/// tool: quoted only where SQL needs it.
+fn shown_name(e: &TocEntry) -> String {
+    quote::display(&e.namespace(), &e.tag())
 }
 
 fn entry_key(e: &TocEntry) -> String {
@@ -364,7 +372,7 @@ impl<'a> Restore<'a> {
         let tables = entries
             .iter()
             .filter(|e| e.is("TABLE DATA") && o.selection.wants(e))
-            .count();
+            .collect::<Vec<_>>();
         let r = Restore {
             o,
             archive,
@@ -384,7 +392,11 @@ impl<'a> Restore<'a> {
             statements: AtomicUsize::new(0),
             large_objects: AtomicUsize::new(0),
             loaded: Mutex::new(Vec::new()),
-            progress: pipeline::progress::Progress::new(tables, false),
+            progress: crate::progress::start(
+                tables.len(),
+                crate::progress::archive_total(archive, tables.iter().copied()),
+                o.progress,
+            ),
             board: Board::default(),
         };
         r.begin(out)?;
@@ -529,7 +541,7 @@ impl<'a> Restore<'a> {
             return Ok(());
         }
         if self.o.verbose {
-            eprintln!("cbrestore: {}", entry_label(e));
+            logline::say!("cbrestore: {}", entry_label(e));
         }
         match self.send(out, step.clone(), &sql, Some(e)) {
             Ok(()) => {
@@ -694,7 +706,7 @@ impl Work for Parallel<'_, '_> {
             return false;
         };
         if self.restore.o.verbose {
-            eprintln!(
+            logline::say!(
                 "cbrestore: joining the load of {} with another COPY stream",
                 load.table()
             );
@@ -769,6 +781,8 @@ impl<'a> Restore<'a> {
         self.check_abort()?;
         let table = table_name(e);
         if self.state.table_done(&table) || e.copy_stmt().trim().is_empty() {
+            // Loaded by an earlier run, or nothing to load: its share counts as read.
+            crate::progress::skipped(&self.progress, self.archive, e, &shown_name(e));
             return Ok(());
         }
         let started = Instant::now();
@@ -786,12 +800,13 @@ impl<'a> Restore<'a> {
         };
         match r {
             Ok(Some(l)) => {
-                self.progress.table_done(&table);
+                let shown = shown_name(e);
+                self.progress.table_done(&shown);
                 if self.o.verbose {
-                    eprintln!("cbrestore: loaded {table}: {} rows", l.rows);
+                    logline::say!("cbrestore: loaded {shown}: {} rows", l.rows);
                 }
                 self.loaded.lock().expect("loaded lock").push(TableLoaded {
-                    table,
+                    table: shown,
                     rows: l.rows,
                     bytes: l.bytes,
                     seconds: started.elapsed().as_secs_f64(),
@@ -809,9 +824,7 @@ impl<'a> Restore<'a> {
     fn script_table(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<(), RestoreError> {
         s.write(toc_comment(e, "Data for ", self.o.no_owner).as_bytes())?;
         s.write(e.copy_stmt().as_bytes())?;
-        let mut data = self
-            .archive
-            .table_data(e)
+        let mut data = crate::progress::table_data(&self.progress, self.archive, e, &shown_name(e))
             .map_err(|x| RestoreError::Input(format!("{}: {x}", entry_label(e))))?;
         s.copy_from(&mut data)?;
         Ok(s.write(b"\n")?)
@@ -835,7 +848,8 @@ impl<'a> Restore<'a> {
         crate::verify::check_file(self.archive, e, self.manifest)
             .map_err(|m| LoadError::Read(std::io::Error::other(m)))?;
         let expected = self.manifest.get(e.dump_id).map(|r| r.rows);
-        let mut data = self.archive.table_data(e).map_err(read_error)?;
+        let mut data = crate::progress::table_data(&self.progress, self.archive, e, &shown_name(e))
+            .map_err(read_error)?;
         if single {
             // --single-transaction: the COPY joins the one transaction.
             return copy_plain(client, copy, &mut data);
@@ -890,7 +904,7 @@ impl<'a> Restore<'a> {
         match load_fresh_table(client, &sql, table, &mut rows, expected, seal) {
             Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
                 if self.o.verbose {
-                    eprintln!("cbrestore: {table}: {x}; loading it as text");
+                    logline::say!("cbrestore: {}: {x}; loading it as text", shown_name(e));
                 }
                 let mut again = self.archive.table_data(e).map_err(read_error)?;
                 load_fresh_table(client, copy, table, &mut again, expected, seal)

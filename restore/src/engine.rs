@@ -30,7 +30,7 @@ impl Policy {
     /// An error: recorded and skipped under `--on-error-continue`, else the restore stops.
     pub fn fail(&self, what: String) -> Result<(), RestoreError> {
         if self.continue_on_error {
-            eprintln!("cbrestore: error (continuing): {what}");
+            logline::say!("cbrestore: error (continuing): {what}");
             self.errors.lock().expect("errors lock").push(what);
             Ok(())
         } else {

@@ -23,6 +23,7 @@ use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOpt
 use gpbackup::{BackupSet, Filter, PlannedTable};
 
 use crate::binary::{BinaryRows, Input};
+use crate::progress::Counted;
 use crate::engine::run_step;
 use crate::load::{load_fresh_table, load_table, LoadError, Seal};
 use crate::split::{load_split, Board, SplitCopy};
@@ -30,6 +31,7 @@ use crate::state::{State, Step};
 use crate::RestoreError;
 use crossbeam_channel::RecvTimeoutError;
 use gpbackup::data::PieceSource;
+use pipeline::progress::InFlight;
 use pipeline::rows::RowSyntax;
 
 /// Which dialect the target speaks.
@@ -66,6 +68,8 @@ pub struct GpRestoreOptions {
     /// Where the state file goes (default: the user's state directory, see state.rs).
     pub state_dir: Option<PathBuf>,
     pub verbose: bool,
+    /// How progress is shown on stderr (`--progress`).
+    pub progress: pipeline::progress::Display,
 }
 
 /// The set as `--resume` must find it again: every timestamp's toc and config by content,
@@ -305,6 +309,7 @@ struct Worker {
     split_larger_than: Option<u64>,
     verbose: bool,
     abort: Arc<AtomicBool>,
+    progress: Arc<pipeline::progress::Progress>,
 }
 
 type Done = Result<TableWritten, gpbackup::Error>;
@@ -357,7 +362,7 @@ impl Worker {
         match self.board.joinable() {
             Some(load) => {
                 if self.verbose {
-                    eprintln!(
+                    logline::say!(
                         "cbrestore: joining the load of {} with another COPY stream",
                         load.table()
                     );
@@ -381,6 +386,9 @@ impl Worker {
                 .map(|limit| (&*self.board, limit)),
             verbose: self.verbose,
         };
+        let flight = self
+            .progress
+            .begin(&job.fqn, job.stored_bytes, job.expected as f64);
         load_one(
             client,
             &self.state,
@@ -389,7 +397,7 @@ impl Worker {
             &job.copy_sql,
             job.expected,
             &job.source_timestamp,
-            job.reader,
+            (job.reader, Arc::new(flight)),
         )
     }
 }
@@ -457,8 +465,9 @@ fn load_one(
     copy_sql: &str,
     expected: u64,
     source_timestamp: &str,
-    mut reader: gpbackup::data::TableReader,
+    (mut reader, flight): (gpbackup::data::TableReader, Arc<InFlight>),
 ) -> Result<TableWritten, gpbackup::Error> {
+    // The progress display is told the rows read, against the rows the set records.
     // Emptied only when asked (--truncate-table) or created by this restore: a load that a
     // kill interrupted rolled back, so a table the user had keeps exactly its own rows.
     let truncate = (how.truncate || how.fresh).then_some(fqn);
@@ -476,7 +485,7 @@ fn load_one(
             },
             limit,
         };
-        load_split(client, board, what, &mut reader, Some(expected), seal)
+        load_split(client, board, what, &mut Counted::new(&mut reader, Arc::clone(&flight)), Some(expected), seal)
     } else {
         let load = |client: &mut postgres::Client, sql: &str, source: &mut (dyn Read + Send)| {
             if how.fresh && how.freeze {
@@ -498,20 +507,20 @@ fn load_one(
                 let r = load(
                     client,
                     &sql,
-                    &mut BinaryRows::new(&mut reader, types, Input::Csv),
+                    &mut BinaryRows::new(&mut Counted::new(&mut reader, Arc::clone(&flight)), types, Input::Csv),
                 );
                 match r {
                     Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
                         if how.verbose {
-                            eprintln!("cbrestore: {fqn}: {x}; loading it as CSV");
+                            logline::say!("cbrestore: {fqn}: {x}; loading it as CSV");
                         }
                         reader = reader.again();
-                        load(client, copy_sql, &mut reader)
+                        load(client, copy_sql, &mut Counted::new(&mut reader, Arc::clone(&flight)))
                     }
                     other => other,
                 }
             }
-            None => load(client, copy_sql, &mut reader),
+            None => load(client, copy_sql, &mut Counted::new(&mut reader, Arc::clone(&flight))),
         }
     };
     match loaded {
@@ -539,7 +548,9 @@ impl LiveSink {
         // Single-data-file sets keep one decoder per segment file, positioned where the
         // previous table ended: their tables are read in order, one at a time.
         let sequential = set.config.singledatafile || opts.jobs <= 1;
-        let tables = set.tables_filtered(&opts.filter).count();
+        let (tables, total) = set
+            .tables_filtered(&opts.filter)
+            .fold((0, 0), |(n, bytes), t| (n + 1, bytes + stored_bytes(t)));
         LiveSink {
             conn: opts.conn.clone(),
             client,
@@ -552,7 +563,7 @@ impl LiveSink {
             pool: None,
             abort: Arc::clone(abort),
             verbose: opts.verbose,
-            progress: Arc::new(pipeline::progress::Progress::new(tables, false)),
+            progress: Arc::new(crate::progress::start(tables, total, opts.progress)),
             freeze,
             board: Arc::new(Board::default()),
             split_larger_than: opts.split_larger_than,
@@ -580,6 +591,7 @@ impl LiveSink {
                 split_larger_than: self.split_larger_than,
                 verbose: self.verbose,
                 abort: Arc::clone(&self.abort),
+                progress: Arc::clone(&self.progress),
             };
             let (rx, tx) = (job_rx.clone(), done_tx.clone());
             workers.push(std::thread::spawn(move || worker.run(&rx, &tx)));
@@ -604,7 +616,7 @@ impl LiveSink {
 
     fn table_failed(&mut self, e: gpbackup::Error) -> Result<(), gpbackup::Error> {
         if self.on_error_continue {
-            eprintln!("cbrestore: error (continuing): {e}");
+            logline::say!("cbrestore: error (continuing): {e}");
             self.errors.lock().expect("errors lock").push(e.to_string());
             Ok(())
         } else {
@@ -639,7 +651,7 @@ impl RestoreSink for LiveSink {
         let text = std::str::from_utf8(sql)
             .map_err(|_| target_error(what.clone(), "statement is not valid UTF-8".into()))?;
         if self.verbose {
-            eprintln!("cbrestore: {what}");
+            logline::say!("cbrestore: {what}");
         }
         match run_step(&mut self.client, &self.state, step.clone(), text) {
             Ok(()) => Ok(()),
@@ -650,7 +662,7 @@ impl RestoreSink for LiveSink {
                 .map_err(|e| target_error("recording progress".into(), e.to_string())),
             Err(e) if self.on_error_continue => {
                 let e = target_error(what, e.to_string());
-                eprintln!("cbrestore: error (continuing): {e}");
+                logline::say!("cbrestore: error (continuing): {e}");
                 self.errors.lock().expect("errors lock").push(e.to_string());
                 Ok(())
             }
@@ -675,8 +687,11 @@ impl RestoreSink for LiveSink {
         }
         let fqn = table.fqn();
         if self.state.table_done(&fqn) {
+            // An earlier run loaded it: its share counts as read.
+            drop(self.progress.begin(&fqn, stored_bytes(table), 0.0));
+            self.progress.table_done(&fqn);
             if self.verbose {
-                eprintln!("cbrestore: {fqn} already loaded (resume)");
+                logline::say!("cbrestore: {fqn} already loaded (resume)");
             }
             return Ok(None);
         }
@@ -690,6 +705,9 @@ impl RestoreSink for LiveSink {
                 split: None,
                 verbose: self.verbose,
             };
+            let flight = self
+                .progress
+                .begin(&fqn, stored_bytes(table), table.expected_rows as f64);
             let r = load_one(
                 &mut self.client,
                 &self.state,
@@ -698,13 +716,13 @@ impl RestoreSink for LiveSink {
                 &table.copy_statement(),
                 table.expected_rows,
                 &table.source_timestamp,
-                reader,
+                (reader, Arc::new(flight)),
             );
             return match r {
                 Ok(done) => {
                     self.progress.table_done(&done.name);
                     if self.verbose {
-                        eprintln!(
+                        logline::say!(
                             "cbrestore: loaded {fqn}: {} rows in {:.2}s",
                             done.rows,
                             started.elapsed().as_secs_f64()
@@ -746,13 +764,13 @@ impl RestoreSink for LiveSink {
                 Ok(t) => {
                     self.progress.table_done(&t.name);
                     if self.verbose {
-                        eprintln!("cbrestore: loaded {}: {} rows", t.name, t.rows);
+                        logline::say!("cbrestore: loaded {}: {} rows", t.name, t.rows);
                     }
                     done.push(t);
                 }
                 Err(e) => {
                     if self.on_error_continue {
-                        eprintln!("cbrestore: error (continuing): {e}");
+                        logline::say!("cbrestore: error (continuing): {e}");
                         self.errors.lock().expect("errors lock").push(e.to_string());
                     } else if first_error.is_none() {
                         // Stop handing out work; loads already running finish or roll back.

@@ -20,6 +20,7 @@ pub mod fingerprint;
 pub mod gpset;
 pub mod load;
 pub mod plain;
+pub mod progress;
 pub mod script;
 pub mod segment_restore;
 pub mod split;

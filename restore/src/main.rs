@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     let interrupt = match interrupt::install("cbrestore", interrupt::Mode::Poll) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("cbrestore: error: {e}");
+            logline::say!("cbrestore: error: {e}");
             return ExitCode::from(1);
         }
     };
@@ -47,7 +47,7 @@ fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
         return interrupt.conclude(Ok(()));
     }
     if e.downcast_ref::<Usage>().is_some() {
-        eprintln!("cbrestore: error: {e:#}");
+        logline::say!("cbrestore: error: {e:#}");
         return ExitCode::from(2);
     }
     let restore = e.downcast_ref::<RestoreError>();
@@ -61,7 +61,7 @@ fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
     if let Some(RestoreError::Interrupted) = restore.map(RestoreError::cause) {
         if interrupt.signal().is_none() {
             // Raised without a signal (a closed pipe): still 130, as before.
-            eprintln!("cbrestore: error: {e:#}");
+            logline::say!("cbrestore: error: {e:#}");
             return ExitCode::from(130);
         }
     }
@@ -131,6 +131,7 @@ fn shell_word(w: &str) -> String {
 /// What the input is decides the restore: a custom or directory archive (pg_restore's job), a
 /// plain script (psql's), or gpbackup backup directories.
 fn run(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+    cli.progress.open_log()?;
     cli.check()?;
     let first = &cli.paths[0];
     if cli.paths.len() == 1 && first != Path::new("-") {
@@ -191,7 +192,7 @@ fn restore_plain(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
     let live = !(cli.list || cli.verify_only || cli.file.is_some());
     if cli.jobs > 1 && live {
         // pg_restore refuses plain scripts outright; running it in order is still useful.
-        eprintln!(
+        logline::say!(
             "cbrestore: note: -j {} does not apply to a plain SQL script: its statements run in order on one connection, as psql runs them (a custom or directory archive restores in parallel)",
             cli.jobs
         );

@@ -70,6 +70,8 @@ pub struct PlainRestoreOptions {
     pub state_file: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub verbose: bool,
+    /// How progress is shown on stderr (`--progress`).
+    pub progress: pipeline::progress::Display,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -766,7 +768,8 @@ impl<'a> PlainRun<'a> {
 
     /// Every item of the script, in order.
     fn all(&mut self, abort: &AtomicBool) -> Result<(), RestoreError> {
-        let mut sp = Splitter::new(open(&self.src.path)?);
+        let progress = crate::progress::start(0, 0, self.o.progress);
+        let mut sp = Splitter::new(crate::progress::script(&progress, &self.src.path)?);
         loop {
             if abort.load(Ordering::SeqCst) {
                 return Err(RestoreError::Interrupted);
@@ -852,7 +855,7 @@ impl<'a> PlainRun<'a> {
         self.state.forget_created();
         self.copied_tables.clear();
         if self.o.verbose {
-            eprintln!("cbrestore: connected to database {db}");
+            logline::say!("cbrestore: connected to database {db}");
         }
         Ok(())
     }
@@ -1216,7 +1219,7 @@ impl PlainRun<'_> {
     fn loaded(&mut self, name: &str, line: u64, l: crate::load::Loaded, started: Instant) {
         self.report.total_rows += l.rows;
         if self.o.verbose {
-            eprintln!("cbrestore: loaded {name}: {} rows", l.rows);
+            logline::say!("cbrestore: loaded {name}: {} rows", l.rows);
         }
         self.report.tables.push(PlainTable {
             table: name.to_string(),
@@ -1446,7 +1449,7 @@ fn copy_fresh(
         Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
             drop(tx);
             if again.verbose {
-                eprintln!("cbrestore: {table}: {x}; loading it as text");
+                logline::say!("cbrestore: {table}: {x}; loading it as text");
             }
             block.drain().map_err(LoadError::Read)?;
             let mut sp = splitter_at(again.path, again.line).map_err(|e| {

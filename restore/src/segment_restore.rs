@@ -153,7 +153,7 @@ impl SegmentRestoreReport {
             // error is one.
             if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
                 if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    eprintln!("cbrestore: error: writing the report: {e}");
+                    logline::say!("cbrestore: error: writing the report: {e}");
                     return std::process::ExitCode::from(1);
                 }
             }
@@ -163,7 +163,7 @@ impl SegmentRestoreReport {
             .iter()
             .filter(|t| t.route == Route::CopyOnSegment)
             .count();
-        eprintln!(
+        logline::say!(
             "cbrestore: restored backup {} ({} segment(s)) into {} from the segments' own files: {} tables ({} by COPY ON SEGMENT, {} through external web tables), {} rows, {} statements, in {:.1}s",
             self.backup_timestamp,
             self.source_segments,
@@ -178,12 +178,12 @@ impl SegmentRestoreReport {
         if self.errors.is_empty() {
             return std::process::ExitCode::SUCCESS;
         }
-        eprintln!(
+        logline::say!(
             "cbrestore: {} errors were skipped (--on-error-continue):",
             self.errors.len()
         );
         for e in &self.errors {
-            eprintln!("  {e}");
+            logline::say!("  {e}");
         }
         std::process::ExitCode::from(1)
     }
@@ -767,7 +767,7 @@ impl SegmentSink {
 
     fn skip_or_fail(&mut self, e: gpbackup::Error) -> gpbackup::Result<()> {
         if self.on_error_continue {
-            eprintln!("cbrestore: error (continuing): {e}");
+            logline::say!("cbrestore: error (continuing): {e}");
             self.errors.push(e.to_string());
             Ok(())
         } else {
@@ -818,7 +818,7 @@ impl SegmentSink {
                 if plan.may_fall_back && mpp_load::is_misplaced_row(&e) =>
             {
                 if self.verbose {
-                    eprintln!("cbrestore: {fqn}: the files were cut by another policy; loading through an external web table");
+                    logline::say!("cbrestore: {fqn}: the files were cut by another policy; loading through an external web table");
                 }
                 plan = plan_table(
                     table.entry.isreplicated,
@@ -925,7 +925,7 @@ impl RestoreSink for SegmentSink {
         let text = std::str::from_utf8(sql)
             .map_err(|_| target_error(what.clone(), "statement is not valid UTF-8".into()))?;
         if self.verbose {
-            eprintln!("cbrestore: {what}");
+            logline::say!("cbrestore: {what}");
         }
         match run_step(&mut self.client, &self.state, step.clone(), text) {
             Ok(()) => Ok(()),
@@ -953,7 +953,7 @@ impl RestoreSink for SegmentSink {
         let fqn = table.fqn();
         if self.state.table_done(&fqn) {
             if self.verbose {
-                eprintln!("cbrestore: {fqn} already loaded (resume)");
+                logline::say!("cbrestore: {fqn} already loaded (resume)");
             }
             return Ok(None);
         }
@@ -964,7 +964,7 @@ impl RestoreSink for SegmentSink {
             Ok(done) => {
                 self.progress.table_done(&fqn);
                 if self.verbose {
-                    eprintln!(
+                    logline::say!(
                         "cbrestore: loaded {fqn}: {} rows by {:?} in {:.2}s",
                         done.rows, done.route, done.seconds
                     );

@@ -564,7 +564,7 @@ impl XactCheck {
                 return Ok(s);
             }
             if !said && started.elapsed() > Duration::from_secs(2) {
-                eprintln!("cbrestore: waiting for transaction {xid} of the interrupted run to end");
+                logline::say!("cbrestore: waiting for transaction {xid} of the interrupted run to end");
                 said = true;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -613,7 +613,7 @@ pub fn place(
                     })
                 }
                 Some((d, Err(e))) => {
-                    eprintln!("cbrestore: warning: {}: {e}; this restore cannot be resumed if it is interrupted", d.display());
+                    logline::say!("cbrestore: warning: {}: {e}; this restore cannot be resumed if it is interrupted", d.display());
                     None
                 }
                 None if resume => {

@@ -27,12 +27,12 @@ fn with_errors(errors: &[String]) -> ExitCode {
     if errors.is_empty() {
         return ExitCode::SUCCESS;
     }
-    eprintln!(
+    logline::say!(
         "cbrestore: warning: errors ignored on restore: {}",
         errors.len()
     );
     for e in errors {
-        eprintln!("  {}", e.lines().next().unwrap_or(""));
+        logline::say!("  {}", e.lines().next().unwrap_or(""));
     }
     ExitCode::from(1)
 }
@@ -41,10 +41,10 @@ pub fn gpset(cli: &Cli, report: &restore::gpset::GpRestoreReport) -> std::io::Re
     json(cli, report)?;
     if cli.verbose {
         for t in &report.translation {
-            eprintln!("cbrestore: {t}");
+            logline::say!("cbrestore: {t}");
         }
     }
-    eprintln!(
+    logline::say!(
         "cbrestore: restored backup {} ({} segment(s)) into {}: {} tables, {} rows, {} statements, {} translated or skipped for PostgreSQL, in {:.1}s",
         report.backup_timestamp,
         report.segment_count,
@@ -64,7 +64,7 @@ pub fn plain(cli: &Cli, report: &restore::plain::PlainRestoreReport) -> std::io:
         return Ok(ExitCode::SUCCESS);
     }
     if report.already_finished {
-        eprintln!(
+        logline::say!(
             "cbrestore: the restore of {} into {} finished already: nothing to resume",
             report.input, report.target
         );
@@ -95,7 +95,7 @@ pub fn plain(cli: &Cli, report: &restore::plain::PlainRestoreReport) -> std::io:
             report.resumed_statements
         ));
     }
-    eprintln!(
+    logline::say!(
         "cbrestore: {verb} {}{into}: {} statements, {} COPY blocks, {} rows{extra} in {:.1}s",
         report.input,
         report.statements,
@@ -109,13 +109,13 @@ pub fn plain(cli: &Cli, report: &restore::plain::PlainRestoreReport) -> std::io:
 pub fn archive(cli: &Cli, report: &restore::dump::DumpRestoreReport) -> std::io::Result<ExitCode> {
     json(cli, report)?;
     if report.already_finished {
-        eprintln!(
+        logline::say!(
             "cbrestore: the restore of {} into {} finished already: nothing to resume",
             report.input, report.target
         );
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
+    logline::say!(
         "cbrestore: restored {} ({} archive {}) into {}: {} statements, {} tables, {} rows, {} large objects in {:.1}s",
         report.input,
         report.format,
@@ -136,7 +136,7 @@ pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<
         Ok(tables) => {
             json(cli, &tables)?;
             let rows: u64 = tables.iter().map(|t| t.rows).sum();
-            eprintln!(
+            logline::say!(
                 "cbrestore: {} verified: {} tables, {} rows, every data stream complete{}",
                 cli.paths[0].display(),
                 tables.len(),
@@ -154,7 +154,7 @@ pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<
         }
         Err(problems) => {
             for p in &problems {
-                eprintln!("cbrestore: error: {p}");
+                logline::say!("cbrestore: error: {p}");
             }
             Ok(ExitCode::from(1))
         }
@@ -163,7 +163,7 @@ pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<
 
 /// Without manifest.json: what could not be checked, per kind of data file.
 fn unchecked_ends(tables: &[restore::verify::Verified]) {
-    eprintln!("cbrestore: warning: no manifest.json: row counts and sha256 checksums not compared");
+    logline::say!("cbrestore: warning: no manifest.json: row counts and sha256 checksums not compared");
     for (kind, what) in [
         ("gzip trailer only", "are gzip without cbdump's end member: each gzip member's trailer was checked, but a file cut between two members would pass"),
         ("zstd frames", "are zstd: a file cut between two frames would pass"),
@@ -176,7 +176,7 @@ fn unchecked_ends(tables: &[restore::verify::Verified]) {
             .collect();
         if !files.is_empty() {
             let first: Vec<&str> = files.iter().take(5).copied().collect();
-            eprintln!(
+            logline::say!(
                 "cbrestore: warning: {} data files ({}{}) {what}",
                 files.len(),
                 first.join(", "),
@@ -191,7 +191,7 @@ pub fn verify_set(cli: &Cli, filter: &Filter) -> anyhow::Result<ExitCode> {
     let tables = restore::gpset::verify(&cli.paths, cli.timestamp.as_deref(), filter)?;
     json(cli, &tables)?;
     let rows: u64 = tables.iter().map(|t| t.rows).sum();
-    eprintln!(
+    logline::say!(
         "cbrestore: verified the backup set: {} tables, {rows} rows, every file present and complete, row counts equal to the backup's",
         tables.len()
     );
@@ -272,7 +272,7 @@ pub fn to_sql(cli: &Cli, out: &Path, filter: Filter) -> anyhow::Result<ExitCode>
             "warnings": report.warnings,
         }),
     )?;
-    eprintln!(
+    logline::say!(
         "cbrestore: wrote {}: {} tables, {} rows, {} statements",
         out.display(),
         report.tables.len(),

@@ -170,12 +170,23 @@ impl CustomArchive {
 
     /// The decompressed payload of a TABLE DATA entry: COPY rows ending with the `\.` line.
     pub fn table_data(&self, entry: &TocEntry) -> Result<Box<dyn Read + Send>, ArchiveError> {
+        self.table_data_watched(entry, crate::watch::unwatched())
+    }
+
+    /// [`CustomArchive::table_data`], telling `on_read` the bytes read from the data block's
+    /// start (reads are 256 KiB ahead of the decoder, so the last may run into the next block).
+    pub fn table_data_watched(
+        &self,
+        entry: &TocEntry,
+        on_read: crate::watch::OnRead,
+    ) -> Result<Box<dyn Read + Send>, ArchiveError> {
         let mut scanned = None;
         let pos = self
             .block_position(entry, &mut scanned)?
             .ok_or_else(|| entry_error(&self.path, entry, "has no data block"))?;
         let mut f = self.file()?;
         f.seek(SeekFrom::Start(pos)).map_err(|e| self.io(e))?;
+        let f = crate::watch::Watched::new(f, on_read);
         let mut r = PrimReader::new(BufReader::with_capacity(256 * 1024, f));
         r.int_size = self.header.int_size as usize;
         r.off_size = self.header.off_size as usize;
