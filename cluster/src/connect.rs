@@ -155,7 +155,7 @@ fn stdin_is_tty() -> bool {
 }
 
 /// Reads a password from the terminal without echo, like libpq's `simple_prompt`.
-fn prompt_password() -> Result<Option<String>, ClusterError> {
+pub(crate) fn prompt_password() -> Result<Option<String>, ClusterError> {
     use std::os::unix::io::AsRawFd;
     let tty = match std::fs::OpenOptions::new()
         .read(true)

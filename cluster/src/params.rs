@@ -144,9 +144,19 @@ impl std::fmt::Debug for ConnParams {
 impl ConnParams {
     /// Resolves flags, conninfo, service file, environment, defaults and password file.
     /// `tool` becomes the default `application_name` (libpq's `fallback_application_name`).
+    ///
+    /// `-W` prompts here, once: every connection of the run (workers, and the pg_dump or
+    /// pg_restore it starts) then has the password, where a prompt per connection asked for
+    /// it again or left the workers without it.
     pub fn resolve(args: &ConnectionArgs, tool: &str) -> Result<ConnParams, ClusterError> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::resolve_with_env(args, tool, &env)
+        let mut params = Self::resolve_with_env(args, tool, &env)?;
+        if params.force_prompt && params.password().is_none() {
+            if let Some(pw) = crate::connect::prompt_password()? {
+                params.set("password", &pw);
+            }
+        }
+        Ok(params)
     }
 
     /// [`resolve`](Self::resolve) with an explicit environment, so tests need not touch the
