@@ -15,6 +15,7 @@ mod install;
 pub mod kill;
 pub mod regress;
 mod server;
+pub mod tty;
 
 pub use compare::success;
 pub use install::PgInstall;
