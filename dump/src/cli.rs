@@ -282,12 +282,17 @@ impl Cli {
         flags
     }
 
-    /// The flags of the pg_restore that renders a plain script.
+    /// The flags of the pg_restore that renders a plain script. pg_dump ignores `-O`,
+    /// `--no-tablespaces` and `--no-table-access-method` when it writes an archive (they are
+    /// pg_restore's to apply), so they go here as well as to the schema pass.
     pub fn script_flags(&self) -> Vec<String> {
         [
             ("--clean", self.clean),
             ("--create", self.create),
             ("--if-exists", self.if_exists),
+            ("--no-owner", self.no_owner),
+            ("--no-tablespaces", self.no_tablespaces),
+            ("--no-table-access-method", self.no_table_access_method),
         ]
         .iter()
         .filter(|(_, on)| *on)
