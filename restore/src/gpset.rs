@@ -23,9 +23,9 @@ use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOpt
 use gpbackup::{BackupSet, Filter, PlannedTable};
 
 use crate::binary::{BinaryRows, Input};
-use crate::progress::Counted;
 use crate::engine::run_step;
 use crate::load::{load_fresh_table, load_table, LoadError, Seal};
+use crate::progress::Counted;
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::{State, Step};
 use crate::RestoreError;
@@ -485,7 +485,14 @@ fn load_one(
             },
             limit,
         };
-        load_split(client, board, what, &mut Counted::new(&mut reader, Arc::clone(&flight)), Some(expected), seal)
+        load_split(
+            client,
+            board,
+            what,
+            &mut Counted::new(&mut reader, Arc::clone(&flight)),
+            Some(expected),
+            seal,
+        )
     } else {
         let load = |client: &mut postgres::Client, sql: &str, source: &mut (dyn Read + Send)| {
             if how.fresh && how.freeze {
@@ -507,7 +514,11 @@ fn load_one(
                 let r = load(
                     client,
                     &sql,
-                    &mut BinaryRows::new(&mut Counted::new(&mut reader, Arc::clone(&flight)), types, Input::Csv),
+                    &mut BinaryRows::new(
+                        &mut Counted::new(&mut reader, Arc::clone(&flight)),
+                        types,
+                        Input::Csv,
+                    ),
                 );
                 match r {
                     Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
@@ -515,12 +526,20 @@ fn load_one(
                             logline::say!("cbrestore: {fqn}: {x}; loading it as CSV");
                         }
                         reader = reader.again();
-                        load(client, copy_sql, &mut Counted::new(&mut reader, Arc::clone(&flight)))
+                        load(
+                            client,
+                            copy_sql,
+                            &mut Counted::new(&mut reader, Arc::clone(&flight)),
+                        )
                     }
                     other => other,
                 }
             }
-            None => load(client, copy_sql, &mut Counted::new(&mut reader, Arc::clone(&flight))),
+            None => load(
+                client,
+                copy_sql,
+                &mut Counted::new(&mut reader, Arc::clone(&flight)),
+            ),
         }
     };
     match loaded {

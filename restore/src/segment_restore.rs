@@ -966,7 +966,9 @@ impl RestoreSink for SegmentSink {
                 if self.verbose {
                     logline::say!(
                         "cbrestore: loaded {fqn}: {} rows by {:?} in {:.2}s",
-                        done.rows, done.route, done.seconds
+                        done.rows,
+                        done.route,
+                        done.seconds
                     );
                 }
                 self.tables.push(done);

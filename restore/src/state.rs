@@ -564,7 +564,9 @@ impl XactCheck {
                 return Ok(s);
             }
             if !said && started.elapsed() > Duration::from_secs(2) {
-                logline::say!("cbrestore: waiting for transaction {xid} of the interrupted run to end");
+                logline::say!(
+                    "cbrestore: waiting for transaction {xid} of the interrupted run to end"
+                );
                 said = true;
             }
             std::thread::sleep(Duration::from_millis(100));

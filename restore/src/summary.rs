@@ -66,7 +66,8 @@ pub fn plain(cli: &Cli, report: &restore::plain::PlainRestoreReport) -> std::io:
     if report.already_finished {
         logline::say!(
             "cbrestore: the restore of {} into {} finished already: nothing to resume",
-            report.input, report.target
+            report.input,
+            report.target
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -111,7 +112,8 @@ pub fn archive(cli: &Cli, report: &restore::dump::DumpRestoreReport) -> std::io:
     if report.already_finished {
         logline::say!(
             "cbrestore: the restore of {} into {} finished already: nothing to resume",
-            report.input, report.target
+            report.input,
+            report.target
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -163,7 +165,9 @@ pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<
 
 /// Without manifest.json: what could not be checked, per kind of data file.
 fn unchecked_ends(tables: &[restore::verify::Verified]) {
-    logline::say!("cbrestore: warning: no manifest.json: row counts and sha256 checksums not compared");
+    logline::say!(
+        "cbrestore: warning: no manifest.json: row counts and sha256 checksums not compared"
+    );
     for (kind, what) in [
         ("gzip trailer only", "are gzip without cbdump's end member: each gzip member's trailer was checked, but a file cut between two members would pass"),
         ("zstd frames", "are zstd: a file cut between two frames would pass"),
