@@ -235,3 +235,246 @@ fn mpp_to_postgres_clones_equal() {
         .get(0);
     assert_eq!(seq, 77);
 }
+
+/// The target equals the source: every table's fingerprint, and `pg_dump -s` apart from
+/// distribution clauses (`source_dump` and `target_dump` are pg_dump binaries matching each).
+fn assert_clone_equal(
+    source: &str,
+    source_dump: &str,
+    target: &str,
+    target_dump: &str,
+    what: &str,
+) {
+    let a = fingerprints(source);
+    let b = fingerprints(target);
+    assert!(!a.is_empty());
+    for (t, fa) in &a {
+        assert_eq!(Some(fa), b.get(t), "{what}: table {t} differs");
+    }
+    assert_eq!(a.len(), b.len(), "{what}: tables");
+    let s = schema_statements(source_dump, source);
+    let t = schema_statements(target_dump, target);
+    let missing: Vec<&String> = s.iter().filter(|x| !t.contains(x)).collect();
+    let extra: Vec<&String> = t.iter().filter(|x| !s.contains(x)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: schemas differ\nonly on the source:\n{missing:#?}\nonly on the target:\n{extra:#?}"
+    );
+}
+
+fn mpp_bin(tool: &str) -> String {
+    let bin =
+        std::env::var("CBTOOLS_TEST_MPP_BIN").unwrap_or_else(|_| "/opt/mpp/install/bin".into());
+    format!("{bin}/{tool}")
+}
+
+/// cbclone from PostgreSQL 15 into the stand-in, killed with SIGKILL at points spread over a
+/// clean run's length (schema, each table's COPY, the index builds, the final pass), then
+/// `--resume`d: every table's fingerprint equals the source's, `pg_dump -s` equal apart from
+/// distribution clauses, no row loaded twice (the fingerprint counts rows).
+#[test]
+fn postgres_to_mpp_killed_anywhere_then_resumed_equals_the_source() {
+    let Some(admin) = mpp() else { return };
+    let server = TestServer::start();
+    generated_db(&server, "src");
+    let source = server.conn_string("src");
+    let source_dump = server.install().bin("pg_dump");
+    let clone_into = |target: &MppDb, state: &std::path::Path| {
+        let mut c = common::cbclone(&server);
+        c.arg("--source")
+            .arg(&source)
+            .args(["--target", &target.conninfo()])
+            .args(["-j", "3", "-O", "-x", "--no-blobs", "--state-dir"])
+            .arg(state);
+        c
+    };
+    // How long a whole run takes here, to spread the kills over it.
+    let pid = std::process::id();
+    let timing = MppDb::create(&admin, &format!("cbclone_kt{pid}"));
+    let started = std::time::Instant::now();
+    ok(
+        &clone_into(&timing, &server.scratch().join("timing"))
+            .output()
+            .unwrap(),
+        "cbclone into the MPP stand-in",
+    );
+    let whole = started.elapsed();
+    drop(timing);
+    let mut outcomes = Vec::new();
+    for (i, fraction) in [0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95].iter().enumerate() {
+        let target = MppDb::create(&admin, &format!("cbclone_k{i}_{pid}"));
+        let state = server.scratch().join(format!("state{i}"));
+        let mut child = clone_into(&target, &state)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(whole.mul_f64(*fraction));
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        outcomes.push(format!("{fraction}: {status}"));
+        let out = clone_into(&target, &state)
+            .args(["--resume", "--verify=checksum"])
+            .output()
+            .unwrap();
+        ok(
+            &out,
+            &format!("cbclone --resume after a kill at {fraction}"),
+        );
+        assert_clone_equal(
+            &source,
+            source_dump.to_str().unwrap(),
+            &target.conninfo(),
+            &mpp_bin("pg_dump"),
+            &format!("killed at {fraction} of {whole:?}"),
+        );
+    }
+    eprintln!(
+        "{} kills over a {whole:?} run, each resumed equal: {outcomes:?}",
+        outcomes.len()
+    );
+}
+
+/// Per table of the public schema: policy type, key columns, access method, column encodings
+/// (the segment count is the target cluster's own).
+fn mpp_shape(conninfo: &str) -> Vec<(String, String, String, String, String)> {
+    let mut c = postgres::Client::connect(conninfo, postgres::NoTls).unwrap();
+    c.query(
+        "SELECT c.relname::text, coalesce(p.policytype::text, ''), coalesce(p.distkey::text, ''), \
+                coalesce(a.amname::text, ''), \
+                coalesce((SELECT string_agg(e.attnum || '=' || array_to_string(e.attoptions, ','), ' ' ORDER BY e.attnum) \
+                            FROM pg_attribute_encoding e WHERE e.attrelid = c.oid), '') \
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           LEFT JOIN gp_distribution_policy p ON p.localoid = c.oid LEFT JOIN pg_am a ON a.oid = c.relam \
+          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+    .collect()
+}
+
+/// cbclone from the stand-in's 3-segment cluster into its 2-segment one (`CBTOOLS_TEST_MPP2`),
+/// once killed during the big table's COPY and resumed: rows, policies (hash keys, replicated,
+/// random), access methods, column encodings, partitions and a sequence equal; `pg_dump -s` of
+/// both equal with their DISTRIBUTED clauses.
+#[test]
+fn mpp_to_mpp_three_segments_into_two() {
+    let Some(admin) = mpp() else { return };
+    let Some(admin2) = std::env::var("CBTOOLS_TEST_MPP2")
+        .ok()
+        .filter(|c| !c.trim().is_empty())
+    else {
+        eprintln!("SKIPPED: CBTOOLS_TEST_MPP2 is not set (a second MPP cluster's conninfo)");
+        return;
+    };
+    let pid = std::process::id();
+    let source = MppDb::create(&admin, &format!("cbclone_ms{pid}"));
+    let target = MppDb::create(&admin2, &format!("cbclone_mt{pid}"));
+    let mut c = postgres::Client::connect(&source.conninfo(), postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE hashed (id bigint PRIMARY KEY, k text, at timestamptz) DISTRIBUTED BY (id);
+         INSERT INTO hashed SELECT g, md5(g::text), timestamptz '2024-01-01' + g * interval '1 minute'
+           FROM generate_series(1, 600000) g;
+         CREATE INDEX hashed_k ON hashed (k);
+         CREATE TABLE two_keys (a int, b text, c numeric) DISTRIBUTED BY (b, a);
+         INSERT INTO two_keys SELECT g, 'b' || (g % 97), g / 3.0 FROM generate_series(1, 20000) g;
+         CREATE TABLE ao_col (id int, v numeric, note text ENCODING (compresstype=zlib, compresslevel=5))
+           WITH (appendonly = true, orientation = column, compresstype = zlib) DISTRIBUTED BY (id);
+         INSERT INTO ao_col SELECT g, g / 7.0, repeat('n', g % 20) FROM generate_series(1, 20000) g;
+         CREATE TABLE ao_row (id int, v text) WITH (appendonly = true) DISTRIBUTED RANDOMLY;
+         INSERT INTO ao_row SELECT g, 'r' || g FROM generate_series(1, 3000) g;
+         CREATE TABLE everywhere (code text PRIMARY KEY, label text) DISTRIBUTED REPLICATED;
+         INSERT INTO everywhere VALUES ('a', 'alpha'), ('b', 'beta');
+         CREATE TABLE scattered (x int, y text) DISTRIBUTED RANDOMLY;
+         INSERT INTO scattered SELECT g, 'y' || g FROM generate_series(1, 5000) g;
+         CREATE TABLE parted (id int, day date, v text) DISTRIBUTED BY (id)
+           PARTITION BY RANGE (day) (START (date '2024-01-01') END (date '2024-04-01') EVERY (interval '1 month'));
+         INSERT INTO parted SELECT g, date '2024-01-01' + (g % 90), 'p' || g FROM generate_series(1, 9000) g;
+         CREATE SEQUENCE s START 7; SELECT setval('s', 77);
+         ANALYZE;",
+    )
+    .unwrap();
+    drop(c);
+    let state = tempfile::tempdir().unwrap();
+    let clone = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cbclone"));
+        c.args([
+            "--source",
+            &source.conninfo(),
+            "--target",
+            &target.conninfo(),
+        ])
+        .args(["-j", "3", "-O", "-x", "--pg-dump", &mpp_bin("pg_dump")])
+        .args(["--pg-restore", &mpp_bin("pg_restore"), "--state-dir"])
+        .arg(state.path());
+        c
+    };
+    let mut child = clone()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut watch = postgres::Client::connect(&admin2, postgres::NoTls).unwrap();
+    let mut seen = false;
+    for _ in 0..6000 {
+        let n: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND state = 'active' \
+                   AND strpos(query, 'COPY \"public\".\"hashed\"') > 0",
+                &[&target.name],
+            )
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(seen, "no COPY into hashed seen");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = clone()
+        .args(["--resume", "--verify=checksum", "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&out, "cbclone --resume MPP into MPP")).unwrap();
+    assert!(report["verify"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["equal"] == true));
+    assert_eq!(mpp_shape(&source.conninfo()), mpp_shape(&target.conninfo()));
+    let a = fingerprints(&source.conninfo());
+    assert_eq!(a.len(), 9, "{a:?}");
+    assert_eq!(a, fingerprints(&target.conninfo()));
+    let dump = |conninfo: &str| {
+        let out = Command::new(mpp_bin("pg_dump"))
+            .args(["-s", "-O", "-x", "-d", conninfo])
+            .output()
+            .unwrap();
+        let text = ok(&out, "pg_dump -s");
+        let mut stmts: Vec<String> = text
+            .split(";\n")
+            .map(|s| {
+                s.lines()
+                    .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+        stmts.sort();
+        stmts
+    };
+    assert_eq!(dump(&source.conninfo()), dump(&target.conninfo()));
+    let seq: i64 = postgres::Client::connect(&target.conninfo(), postgres::NoTls)
+        .unwrap()
+        .query_one("SELECT last_value FROM s", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(seq, 77);
+}
