@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser};
 
 use crate::gpset::TargetChoice;
+use crate::toc::Selection;
+use cluster::args::Refused;
 use cluster::ConnectionArgs;
 
 /// Restore through the coordinator: pg_dump/cbdump custom and directory archives, and gpbackup
@@ -38,12 +40,65 @@ pub struct Cli {
     /// Archives: restore only objects in this schema (repeatable)
     #[arg(short = 'n', long = "schema", value_name = "NAME")]
     pub schema: Vec<String>,
-    /// Archives: do not restore this table (repeatable)
-    #[arg(short = 'T', long = "exclude-table-name", value_name = "NAME")]
+    /// Archives: do not restore this table (repeatable; pg_restore has no such flag, and its
+    /// -T is --trigger)
+    #[arg(long = "exclude-table-name", value_name = "NAME")]
     pub exclude_table_name: Vec<String>,
-    /// Archives: do not restore objects in this schema (repeatable)
-    #[arg(short = 'N', long = "exclude-schema-name", value_name = "NAME")]
-    pub exclude_schema_name: Vec<String>,
+    /// Archives: restore only this index (repeatable; as pg_restore -I)
+    #[arg(short = 'I', long = "index", value_name = "NAME")]
+    pub index: Vec<String>,
+    /// Archives: restore only this function, aggregate or procedure, as NAME(ARGUMENT TYPES)
+    /// (repeatable; as pg_restore -P)
+    #[arg(short = 'P', long = "function", value_name = "NAME(ARGS)")]
+    pub function: Vec<String>,
+    /// Archives: restore only this trigger (repeatable; as pg_restore -T)
+    #[arg(short = 'T', long = "trigger", value_name = "NAME")]
+    pub trigger: Vec<String>,
+    /// Archives: restore only the entries listed in FILE, a `cbrestore -l`/`pg_restore -l`
+    /// listing edited (lines removed or commented out with `;`); the order stays the
+    /// archive's
+    #[arg(short = 'L', long = "use-list", value_name = "FILE")]
+    pub use_list: Option<PathBuf>,
+    /// Archives: restore only this section: pre-data, data or post-data (repeatable)
+    #[arg(long = "section", value_name = "SECTION", value_enum, conflicts_with_all = ["data_only", "metadata_only"])]
+    pub section: Vec<crate::toc::Section>,
+    /// Archives: every name given to -n, -t, -I, -P and -T must match an entry
+    #[arg(long = "strict-names")]
+    pub strict_names: bool,
+    /// Stop at the first error (the default; pg_restore's -e)
+    #[arg(
+        short = 'e',
+        long = "exit-on-error",
+        conflicts_with = "on_error_continue"
+    )]
+    pub exit_on_error: bool,
+    /// Archives: the format the input must have: c (custom), d (directory); t (tar) is read
+    /// as a directory once extracted. Detected from the input when not given
+    #[arg(short = 'F', long = "format", value_name = "c|d|t", value_parser = ["c", "custom", "d", "directory", "t", "tar"])]
+    pub format: Option<String>,
+    /// Do not restore comments
+    #[arg(long = "no-comments")]
+    pub no_comments: bool,
+    /// Do not restore publications
+    #[arg(long = "no-publications")]
+    pub no_publications: bool,
+    /// Do not restore subscriptions
+    #[arg(long = "no-subscriptions")]
+    pub no_subscriptions: bool,
+    /// Do not restore security labels
+    #[arg(long = "no-security-labels")]
+    pub no_security_labels: bool,
+    /// Archives: do not restore tablespace assignments (every object in the default
+    /// tablespace)
+    #[arg(long = "no-tablespaces")]
+    pub no_tablespaces: bool,
+    /// Archives: do not restore table access methods (every table with the default)
+    #[arg(long = "no-table-access-method")]
+    pub no_table_access_method: bool,
+    /// Archives, with -a: triggers (foreign keys' included) do not fire while the data loads
+    /// (session_replication_role = replica; needs a superuser, as pg_restore's)
+    #[arg(long = "disable-triggers")]
+    pub disable_triggers: bool,
     /// Archives: drop objects before recreating them
     #[arg(short = 'c', long)]
     pub clean: bool,
@@ -110,8 +165,13 @@ pub struct Cli {
     /// Schemas to restore, one per line
     #[arg(long = "include-schema-file", value_name = "FILE")]
     pub include_schema_file: Vec<PathBuf>,
-    /// Do not restore this schema (repeatable)
-    #[arg(long = "exclude-schema", value_name = "SCHEMA")]
+    /// Do not restore objects in this schema (repeatable; archives, scripts and backup sets)
+    #[arg(
+        short = 'N',
+        long = "exclude-schema",
+        visible_alias = "exclude-schema-name",
+        value_name = "SCHEMA"
+    )]
     pub exclude_schema: Vec<String>,
     /// Schemas not to restore, one per line
     #[arg(long = "exclude-schema-file", value_name = "FILE")]
@@ -177,7 +237,7 @@ pub struct Cli {
     #[command(flatten)]
     pub progress: pipeline::progress::ProgressArgs,
     /// Print help
-    #[arg(long, action = ArgAction::Help)]
+    #[arg(short = '?', long, action = ArgAction::Help)]
     pub help: Option<bool>,
 }
 
@@ -185,9 +245,31 @@ fn parse_size(s: &str) -> Result<u64, String> {
     pipeline::size::parse(s)
 }
 
+/// pg_restore's flags cbrestore does not take, each with what to do instead.
+pub const REFUSED: &[Refused] = &[
+    Refused::valued("superuser", "cbrestore does not switch users: connect as the superuser with -U (--disable-triggers needs one)").short('S'),
+    Refused::switch("enable-row-security", "not supported: cbrestore loads with row_security off, as pg_restore's default; use pg_restore --enable-row-security"),
+    Refused::switch("no-data-for-failed-tables", "not supported: cbrestore stops at the first error (so no data goes into a table whose CREATE failed) unless --on-error-continue; use pg_restore --no-data-for-failed-tables"),
+    Refused::switch("use-set-session-authorization", "not supported: ownership is set with ALTER ... OWNER TO, or left out with -O"),
+    Refused::valued("restrict-key", "not supported: the script cbrestore -f writes holds no \\restrict line"),
+    Refused::valued("transaction-size", "cbrestore commits each entry and each table's data on its own (what --resume picks up from); for one transaction use -1"),
+    Refused::valued("filter", "not supported: give -t, -n, -N, -I, -P and -T on the command line, or an edited listing with -L"),
+    Refused::switch("no-data", "not supported: use -s/--schema-only"),
+    Refused::switch("no-schema", "not supported: use -a/--data-only"),
+    Refused::switch("no-statistics", "not supported by cbrestore; use pg_restore --no-statistics"),
+    Refused::switch("statistics-only", "not supported by cbrestore; use pg_restore --statistics-only"),
+    Refused::switch("with-statistics", "not supported by cbrestore; use pg_restore --with-statistics"),
+    Refused::switch("no-policies", "not supported by cbrestore; use pg_restore --no-policies"),
+];
+
 /// cbrestore's command line as clap sees it (man page and completions are built from it).
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+/// The command line, or exit 2 with clap's usage message (refused flags included).
+pub fn parse() -> Cli {
+    cluster::args::parse(command(), REFUSED, |cli: &Cli| cli.check().map_err(|u| u.0))
 }
 
 /// A command line that cannot work; exit status 2.
@@ -249,7 +331,7 @@ impl Cli {
             (
                 !self.exclude_table.is_empty() || !self.exclude_table_file.is_empty(),
                 "--exclude-table",
-                "-T",
+                "--exclude-table-name",
             ),
             (
                 !self.include_schema.is_empty() || !self.include_schema_file.is_empty(),
@@ -257,8 +339,8 @@ impl Cli {
                 "-n",
             ),
             (
-                !self.exclude_schema.is_empty() || !self.exclude_schema_file.is_empty(),
-                "--exclude-schema",
+                !self.exclude_schema_file.is_empty(),
+                "--exclude-schema-file",
                 "-N",
             ),
             (self.create_db, "--create-db", "-C (archives)"),
@@ -303,6 +385,31 @@ impl Cli {
                 "--distribute/--strip-distribution",
                 "--target",
             ),
+            (
+                !self.exclude_table_name.is_empty(),
+                "--exclude-table-name",
+                "--exclude-table",
+            ),
+            (
+                !(self.index.is_empty() && self.function.is_empty() && self.trigger.is_empty()),
+                "-I/-P/-T",
+                "--include-table",
+            ),
+            (self.use_list.is_some(), "-L/--use-list", "--include-table-file"),
+            (!self.section.is_empty(), "--section", "-s or -a"),
+            (self.strict_names, "--strict-names", "nothing"),
+            (self.format.is_some(), "-F/--format", "nothing"),
+            (
+                self.no_comments
+                    || self.no_publications
+                    || self.no_subscriptions
+                    || self.no_security_labels
+                    || self.no_tablespaces
+                    || self.no_table_access_method,
+                "--no-comments/--no-publications/--no-subscriptions/--no-security-labels/--no-tablespaces/--no-table-access-method",
+                "nothing",
+            ),
+            (self.disable_triggers, "--disable-triggers", "nothing"),
         ];
         match given.iter().find(|(on, _, _)| *on) {
             Some((_, flag, instead)) => usage(format!(
@@ -322,12 +429,6 @@ impl Cli {
         };
         filter.include_tables.extend(self.table.iter().cloned());
         filter.include_schemas.extend(self.schema.iter().cloned());
-        filter
-            .exclude_tables
-            .extend(self.exclude_table_name.iter().cloned());
-        filter
-            .exclude_schemas
-            .extend(self.exclude_schema_name.iter().cloned());
         for t in filter.include_tables.iter().chain(&filter.exclude_tables) {
             if gpbackup::filter::split_fqn(t).is_none() {
                 anyhow::bail!(
@@ -349,7 +450,11 @@ impl Cli {
         }
     }
 
-    pub fn archive_options(&self, conn: cluster::ConnParams) -> crate::dump::DumpRestoreOptions {
+    pub fn archive_options(
+        &self,
+        conn: cluster::ConnParams,
+        selection: Selection,
+    ) -> crate::dump::DumpRestoreOptions {
         crate::dump::DumpRestoreOptions {
             conn,
             input: self.paths[0].clone(),
@@ -359,15 +464,7 @@ impl Cli {
             create: self.create,
             no_owner: self.no_owner,
             single_transaction: self.single_transaction,
-            selection: crate::toc::Selection {
-                tables: self.table.clone(),
-                schemas: self.schema.clone(),
-                exclude_tables: self.exclude_table_name.clone(),
-                exclude_schemas: self.exclude_schema_name.clone(),
-                schema_only: self.metadata_only,
-                data_only: self.data_only,
-                no_acl: self.no_privileges,
-            },
+            selection,
             on_error_continue: self.on_error_continue,
             resume: self.resume,
             state_file: self.state_file.clone(),
@@ -378,6 +475,103 @@ impl Cli {
             script: self.file.clone(),
             verbose: self.verbose,
             progress: self.progress.progress,
+            disable_triggers: self.disable_triggers && self.data_only,
+        }
+    }
+
+    /// The selection for an archive's `entries`: `-L`'s listing read and checked against them
+    /// (a line without an id is ignored with a warning, an unknown id is an error, as in
+    /// pg_restore), and `--strict-names`.
+    pub fn archive_selection(&self, entries: &[archive::TocEntry]) -> anyhow::Result<Selection> {
+        let use_list = match &self.use_list {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let (ids, ignored) = crate::toc::read_use_list(&text);
+                for line in ignored {
+                    logline::say!(
+                        "cbrestore: warning: {}: line ignored: {line}",
+                        path.display()
+                    );
+                }
+                if let Some(id) = ids
+                    .iter()
+                    .find(|id| !entries.iter().any(|e| e.dump_id == **id))
+                {
+                    anyhow::bail!("{}: could not find entry for ID {id}", path.display());
+                }
+                Some(ids)
+            }
+        };
+        let selection = self.selection(use_list);
+        if self.strict_names {
+            selection
+                .check_strict_names(entries)
+                .map_err(anyhow::Error::msg)?;
+        }
+        Ok(selection)
+    }
+
+    /// `-F`: the input must be what it names (`found`: custom, directory or a plain script).
+    pub fn check_format(&self, found: &str) -> anyhow::Result<()> {
+        let Some(given) = self.format.as_deref() else {
+            return Ok(());
+        };
+        let path = self.paths[0].display();
+        let wanted = match given {
+            "c" | "custom" => "custom",
+            "d" | "directory" => "directory",
+            _ => anyhow::bail!(
+                "-F {given}: tar archives are read once extracted (tar -xf FILE -C DIR, then give DIR): an extracted tar archive is a directory archive"
+            ),
+        };
+        if wanted != found {
+            anyhow::bail!("-F {given}: {path} is not a {wanted} archive but a {found}");
+        }
+        Ok(())
+    }
+
+    /// pg_restore's archive-only flags, which a plain script does not take.
+    pub fn refuse_script_flags(&self) -> Result<(), Usage> {
+        let given = [
+            (self.clean || self.create, "-c and -C"),
+            (self.use_list.is_some(), "-L/--use-list"),
+            (!self.section.is_empty(), "--section"),
+            (self.strict_names, "--strict-names"),
+            (self.no_tablespaces, "--no-tablespaces"),
+            (self.no_table_access_method, "--no-table-access-method"),
+            (self.disable_triggers, "--disable-triggers"),
+        ];
+        match given.iter().find(|(on, _)| *on) {
+            Some((_, flag)) => usage(format!(
+                "{flag} need a custom or directory archive (as with pg_restore); a plain script runs what pg_dump put in it"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// pg_restore's selection of archive entries; `use_list` is the dump ids `-L` read.
+    pub fn selection(&self, use_list: Option<Vec<i32>>) -> Selection {
+        Selection {
+            tables: self.table.clone(),
+            schemas: self.schema.clone(),
+            exclude_tables: self.exclude_table_name.clone(),
+            exclude_schemas: self.exclude_schema.clone(),
+            indexes: self.index.clone(),
+            functions: self.function.clone(),
+            triggers: self.trigger.clone(),
+            sections: self.section.clone(),
+            use_list,
+            schema_only: self.metadata_only,
+            data_only: self.data_only,
+            no_acl: self.no_privileges,
+            no_comments: self.no_comments,
+            no_publications: self.no_publications,
+            no_subscriptions: self.no_subscriptions,
+            no_security_labels: self.no_security_labels,
+            no_tablespaces: self.no_tablespaces,
+            no_table_access_method: self.no_table_access_method,
         }
     }
 
@@ -395,9 +589,16 @@ impl Cli {
                 tables: self.table.clone(),
                 schemas: self.schema.clone(),
                 exclude_tables: self.exclude_table_name.clone(),
-                exclude_schemas: self.exclude_schema_name.clone(),
+                exclude_schemas: self.exclude_schema.clone(),
+                indexes: self.index.clone(),
+                functions: self.function.clone(),
+                triggers: self.trigger.clone(),
                 schema_only: self.metadata_only,
                 data_only: self.data_only,
+                no_comments: self.no_comments,
+                no_publications: self.no_publications,
+                no_subscriptions: self.no_subscriptions,
+                no_security_labels: self.no_security_labels,
             },
             resume: self.resume,
             state_file: self.state_file.clone(),

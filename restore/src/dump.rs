@@ -66,6 +66,10 @@ pub struct DumpRestoreOptions {
     pub verbose: bool,
     /// How progress is shown on stderr (`--progress`).
     pub progress: pipeline::progress::Display,
+    /// `--disable-triggers` with `-a`: triggers (foreign keys' included) do not fire while
+    /// the data loads, through `session_replication_role` on every connection (pg_restore
+    /// runs `ALTER TABLE ... DISABLE TRIGGER ALL` around each table; both need a superuser).
+    pub disable_triggers: bool,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -156,6 +160,7 @@ pub fn run(
         ))
     })?;
     let (mut entries, mut changed) = transform(archive.entries(), &o.distribution)?;
+    o.selection.strip(&mut entries);
     let manifest = Manifest::load(&archive).map_err(RestoreError::Input)?;
     let state = open_state(o, &entries)?;
     let mut report = DumpRestoreReport {
@@ -354,7 +359,10 @@ impl<'a> Restore<'a> {
         abort: Arc<AtomicBool>,
         out: &mut Out<'_>,
     ) -> Result<Restore<'a>, RestoreError> {
-        let session = session_sql(entries);
+        let mut session = session_sql(entries);
+        if o.disable_triggers {
+            session.push_str("SET session_replication_role = replica;\n");
+        }
         let (target, freeze) = match out {
             Out::Live { client, .. } => {
                 let server =
@@ -369,9 +377,10 @@ impl<'a> Restore<'a> {
                 false,
             ),
         };
+        let wanted = o.selection.select(entries);
         let tables = entries
             .iter()
-            .filter(|e| e.is("TABLE DATA") && o.selection.wants(e))
+            .filter(|e| e.is("TABLE DATA") && wanted.contains(&e.dump_id))
             .collect::<Vec<_>>();
         let r = Restore {
             o,
@@ -645,6 +654,7 @@ impl<'e> Phases<'e> {
             refreshes: Vec::new(),
         };
         let mut current = SECTION_PRE_DATA as i64;
+        let wanted = selection.select(entries);
         for e in entries {
             if e.section > 1 {
                 current = e.section;
@@ -652,7 +662,7 @@ impl<'e> Phases<'e> {
             // An entry whose data pg_restore would not restore (distfix's translation marks the
             // doubled data of a partitioned parent so).
             let no_data = e.is("TABLE DATA") && e.had_dumper == 0;
-            if !selection.wants(e) || no_data {
+            if !wanted.contains(&e.dump_id) || no_data {
                 continue;
             }
             p.selected.push(e);

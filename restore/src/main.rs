@@ -8,14 +8,12 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::Parser;
-
 use cluster::ConnParams;
 use restore::cli::{Cli, Usage};
 use restore::RestoreError;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = restore::cli::parse();
     // The one signal setup: SIGINT, SIGTERM and SIGHUP raise the flag every step checks; the
     // restore stops between steps, records its state, and exits 130, 143 or 129 saying how
     // to resume.
@@ -158,8 +156,13 @@ fn restore_archive(
     abort: Arc<AtomicBool>,
 ) -> anyhow::Result<ExitCode> {
     cli.refuse_gprestore_flags("a pg_dump archive")?;
+    cli.check_format(match &archive {
+        archive::Archive::Custom(_) => "custom",
+        archive::Archive::Directory(_) => "directory",
+    })?;
+    let selection = cli.archive_selection(archive.entries())?;
     if cli.list {
-        summary::list(&cli.paths[0], &archive)?;
+        summary::list(&cli.paths[0], &archive, &selection, cli.create)?;
         return Ok(ExitCode::SUCCESS);
     }
     if cli.verify_only {
@@ -172,7 +175,7 @@ fn restore_archive(
         .into());
     }
     drop(archive);
-    let opts = cli.archive_options(connection(cli)?);
+    let opts = cli.archive_options(connection(cli)?, selection);
     let report = restore::dump::run(&opts, abort)?;
     Ok(summary::archive(cli, &report)?)
 }
@@ -180,9 +183,8 @@ fn restore_archive(
 /// psql's job for plain SQL dumps, with cbrestore's error handling and distribution rewriting.
 fn restore_plain(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
     cli.refuse_gprestore_flags("a plain SQL script")?;
-    if cli.clean || cli.create {
-        return Err(Usage("-c and -C need a custom or directory archive (as with pg_restore); a plain script drops and creates what pg_dump put in it".into()).into());
-    }
+    cli.refuse_script_flags()?;
+    cli.check_format("plain SQL script")?;
     if cli.resume && cli.single_transaction {
         return Err(Usage("--resume with --single-transaction: a single transaction is either committed or not, there is nothing to resume".into()).into());
     }

@@ -43,10 +43,20 @@ pub struct PlainSelection {
     pub exclude_tables: Vec<String>,
     /// `-N`: not these schemas.
     pub exclude_schemas: Vec<String>,
+    /// `-I`: only these indexes (with the other kinds named).
+    pub indexes: Vec<String>,
+    /// `-P`: only these functions, as `name(argument types)`.
+    pub functions: Vec<String>,
+    /// `-T/--trigger`: only these triggers.
+    pub triggers: Vec<String>,
     /// `-s`: no table data, sequence values or large objects.
     pub schema_only: bool,
     /// `-a`: only those.
     pub data_only: bool,
+    pub no_comments: bool,
+    pub no_publications: bool,
+    pub no_subscriptions: bool,
+    pub no_security_labels: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -177,8 +187,48 @@ impl PlainSelection {
             && self.schemas.is_empty()
             && self.exclude_tables.is_empty()
             && self.exclude_schemas.is_empty()
+            && !self.named_kinds()
             && !self.schema_only
-            && !self.data_only)
+            && !self.data_only
+            && !self.no_comments
+            && !self.no_publications
+            && !self.no_subscriptions
+            && !self.no_security_labels)
+    }
+
+    /// pg_restore's `selTypes`: `-t`, `-I`, `-P` or `-T` given, so only the objects named.
+    fn named_kinds(&self) -> bool {
+        !(self.tables.is_empty()
+            && self.indexes.is_empty()
+            && self.functions.is_empty()
+            && self.triggers.is_empty())
+    }
+
+    /// The entries a `--no-*` flag leaves out.
+    fn left_out(&self, kind: &str) -> bool {
+        (self.no_comments && kind == "COMMENT")
+            || (self.no_publications
+                && matches!(
+                    kind,
+                    "PUBLICATION" | "PUBLICATION TABLE" | "PUBLICATION TABLES IN SCHEMA"
+                ))
+            || (self.no_subscriptions && matches!(kind, "SUBSCRIPTION" | "SUBSCRIPTION TABLE"))
+            || (self.no_security_labels && kind == "SECURITY LABEL")
+    }
+
+    /// The list of names `-t -I -P -T` give for an entry of this kind, if any names it.
+    fn names_for(&self, e: &EntryHeader) -> Option<&[String]> {
+        if e.is_table_like() {
+            Some(&self.tables)
+        } else if e.kind == "INDEX" {
+            Some(&self.indexes)
+        } else if matches!(e.kind.as_str(), "FUNCTION" | "AGGREGATE" | "PROCEDURE") {
+            Some(&self.functions)
+        } else if e.kind == "TRIGGER" {
+            Some(&self.triggers)
+        } else {
+            None
+        }
     }
 
     fn names(list: &[String], schema: Option<&str>, name: &str) -> bool {
@@ -199,9 +249,16 @@ impl PlainSelection {
         if schema.is_some_and(|s| self.exclude_schemas.iter().any(|x| x == s)) {
             return false;
         }
-        let named = e.is_table_like() && Self::names(&self.tables, schema, &e.name);
-        if !self.tables.is_empty() && !named {
+        if self.left_out(&e.kind) {
             return false;
+        }
+        if self.named_kinds() {
+            let named = self
+                .names_for(e)
+                .is_some_and(|list| Self::names(list, schema, &e.name));
+            if !named {
+                return false;
+            }
         }
         if e.is_table_like() && Self::names(&self.exclude_tables, schema, &e.name) {
             return false;
@@ -943,7 +1000,7 @@ impl<'a> PlainRun<'a> {
                 Some(e) => sel.includes(e),
                 None => {
                     !sel.is_filtering()
-                        || (sel.tables.is_empty() && sel.schemas.is_empty() && !sel.data_only)
+                        || (!sel.named_kinds() && sel.schemas.is_empty() && !sel.data_only)
                 }
             }
     }

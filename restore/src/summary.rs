@@ -203,7 +203,13 @@ pub fn verify_set(cli: &Cli, filter: &Filter) -> anyhow::Result<ExitCode> {
 }
 
 /// `-l`: the TOC in pg_restore's list format.
-pub fn list(path: &Path, archive: &archive::Archive) -> std::io::Result<()> {
+pub fn list(
+    path: &Path,
+    archive: &archive::Archive,
+    selection: &restore::toc::Selection,
+    create: bool,
+) -> std::io::Result<()> {
+    let wanted = selection.select(archive.entries());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let h = archive.header();
     writeln!(out, ";\n; Archive: {}", path.display())?;
@@ -216,6 +222,17 @@ pub fn list(path: &Path, archive: &archive::Archive) -> std::io::Result<()> {
     writeln!(out, ";     Format: {format}")?;
     writeln!(out, ";\n;\n; Selected TOC Entries:\n;")?;
     for e in archive.entries() {
+        // As pg_restore lists them: never the session entries (ENCODING, STDSTRINGS,
+        // SEARCHPATH), DATABASE only with -C.
+        let desc = e.desc();
+        let listed = if toc_special(&desc) {
+            create && desc.starts_with("DATABASE")
+        } else {
+            wanted.contains(&e.dump_id)
+        };
+        if !listed {
+            continue;
+        }
         let (tableoid, oid) = e.catalog_id();
         let ns = e.namespace();
         writeln!(
@@ -231,6 +248,10 @@ pub fn list(path: &Path, archive: &archive::Archive) -> std::io::Result<()> {
         )?;
     }
     out.flush()
+}
+
+fn toc_special(desc: &str) -> bool {
+    restore::toc::is_session(desc) || desc == "DATABASE" || desc == "DATABASE PROPERTIES"
 }
 
 /// `--to-sql`: the whole set as one psql script.

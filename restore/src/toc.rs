@@ -3,10 +3,13 @@
 //! `identify_locking_dependencies`) and `pg_backup_db.c` (`IssueCommandPerBlob`,
 //! `IssueACLPerBlob`).
 
+use std::collections::HashSet;
+
 use archive::TocEntry;
 use cluster::quote;
 
-/// pg_restore's selection: `-t/-n/-T/-N`, `-a/-s`, `-x`.
+/// pg_restore's selection (`_tocEntryRequired`): `-t -n -N -I -P -T`, `-L`, `--section`,
+/// `-a/-s`, `-x`, the `--no-*` family; plus `--exclude-table-name`, which pg_restore lacks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Selection {
     /// `-t`: table names (exact, as pg_restore).
@@ -15,9 +18,46 @@ pub struct Selection {
     pub schemas: Vec<String>,
     pub exclude_tables: Vec<String>,
     pub exclude_schemas: Vec<String>,
+    /// `-I`: index names.
+    pub indexes: Vec<String>,
+    /// `-P`: functions, aggregates and procedures, as `name(argument types)`.
+    pub functions: Vec<String>,
+    /// `-T/--trigger`: trigger names.
+    pub triggers: Vec<String>,
+    /// `--section`: the sections restored (none given: all).
+    pub sections: Vec<Section>,
+    /// `-L`: the dump ids of the list file's lines.
+    pub use_list: Option<Vec<i32>>,
     pub schema_only: bool,
     pub data_only: bool,
     pub no_acl: bool,
+    pub no_comments: bool,
+    pub no_publications: bool,
+    pub no_subscriptions: bool,
+    pub no_security_labels: bool,
+    /// `--no-tablespaces`: no `SET default_tablespace` (see [`Selection::strip`]).
+    pub no_tablespaces: bool,
+    /// `--no-table-access-method`: no `SET default_table_access_method`.
+    pub no_table_access_method: bool,
+}
+
+/// A section of an archive, as `--section` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Section {
+    PreData,
+    Data,
+    PostData,
+}
+
+impl Section {
+    fn of(section: i64) -> Option<Section> {
+        match section {
+            s if s == archive::toc::SECTION_PRE_DATA as i64 => Some(Section::PreData),
+            s if s == archive::toc::SECTION_DATA as i64 => Some(Section::Data),
+            s if s == archive::toc::SECTION_POST_DATA as i64 => Some(Section::PostData),
+            _ => None,
+        }
+    }
 }
 
 /// `desc` values of entries restored after the main pass, as pg_restore does.
@@ -55,34 +95,205 @@ fn is_tableish(desc: &str) -> bool {
     )
 }
 
+fn is_routine(desc: &str) -> bool {
+    matches!(desc, "FUNCTION" | "AGGREGATE" | "PROCEDURE")
+}
+
+/// Entries that belong to another one (pg_restore restores them with their parent in a
+/// selective restore, and all of them otherwise).
+fn is_dependent(desc: &str) -> bool {
+    matches!(
+        desc,
+        "ACL" | "COMMENT" | "SECURITY LABEL" | "STATISTICS DATA"
+    )
+}
+
+/// The entries a `--no-*` flag leaves out.
+fn left_out_by_no_flags(s: &Selection, desc: &str) -> bool {
+    (s.no_acl && is_acl(desc))
+        || (s.no_comments && desc == "COMMENT")
+        || (s.no_publications
+            && matches!(
+                desc,
+                "PUBLICATION" | "PUBLICATION TABLE" | "PUBLICATION TABLES IN SCHEMA"
+            ))
+        || (s.no_security_labels && desc == "SECURITY LABEL")
+        || (s.no_subscriptions && matches!(desc, "SUBSCRIPTION" | "SUBSCRIPTION TABLE"))
+}
+
 impl Selection {
-    /// Whether pg_restore would restore `e`.
-    pub fn wants(&self, e: &TocEntry) -> bool {
+    /// Whether any of `-t -n -N -I -P -T` narrows the restore (pg_restore's selective mode, in
+    /// which comments, ACLs and security labels follow their object).
+    fn selective(&self) -> bool {
+        !self.schemas.is_empty() || !self.exclude_schemas.is_empty() || self.named_kinds()
+    }
+
+    /// pg_restore's `selTypes`: `-t`, `-I`, `-P` or `-T` given.
+    fn named_kinds(&self) -> bool {
+        !(self.tables.is_empty()
+            && self.indexes.is_empty()
+            && self.functions.is_empty()
+            && self.triggers.is_empty())
+    }
+
+    /// The dump ids pg_restore would restore, in one pass in TOC order as
+    /// `ProcessArchiveRestoreOptions` marks them: an entry without a section belongs to the
+    /// section of the entry before it; a comment, ACL or security label of a selective
+    /// restore goes with its object.
+    pub fn select(&self, entries: &[TocEntry]) -> HashSet<i32> {
+        let mut wanted = HashSet::new();
+        // What a dependent entry may follow: wanted entries other than ACLs (a column's ACL
+        // depends on its table's ACL too, which does not count).
+        let mut parents = HashSet::new();
+        // Tables `--exclude-table-name` leaves out, and what depends on them (their indexes,
+        // constraints, triggers), which could only fail without them.
+        let mut excluded = HashSet::new();
+        let mut current = Some(Section::PreData);
+        for e in entries {
+            if e.section != archive::toc::SECTION_NONE as i64 {
+                current = Section::of(e.section);
+            }
+            if self.excludes_table(e) || e.dependencies().iter().any(|d| excluded.contains(d)) {
+                excluded.insert(e.dump_id);
+                continue;
+            }
+            if self.required(e, current, &parents) {
+                wanted.insert(e.dump_id);
+                if !e.is("ACL") {
+                    parents.insert(e.dump_id);
+                }
+            }
+        }
+        wanted
+    }
+
+    fn excludes_table(&self, e: &TocEntry) -> bool {
+        is_tableish(&e.desc()) && self.exclude_tables.iter().any(|t| *t == e.tag())
+    }
+
+    fn required(&self, e: &TocEntry, section: Option<Section>, parents: &HashSet<i32>) -> bool {
         let desc = e.desc();
         if is_session(&desc) || desc == "DATABASE" || desc == "DATABASE PROPERTIES" {
             return false;
         }
-        if self.no_acl && is_acl(&desc) {
+        if left_out_by_no_flags(self, &desc) {
             return false;
+        }
+        if !self.sections.is_empty() && !section.is_some_and(|s| self.sections.contains(&s)) {
+            return false;
+        }
+        if let Some(ids) = &self.use_list {
+            if !ids.contains(&e.dump_id) {
+                return false;
+            }
         }
         if (self.schema_only && is_data(e)) || (self.data_only && !is_data(e)) {
             return false;
         }
+        if is_dependent(&desc) {
+            // Without selectivity everything goes, ownerless entries (ACLs of built-in
+            // objects) included; with it, only those of an object being restored.
+            return !self.selective() || e.dependencies().iter().any(|d| parents.contains(d));
+        }
+        self.standalone_wanted(e, &desc)
+    }
+
+    /// `-n -N -t -I -P -T` on an entry that stands alone.
+    fn standalone_wanted(&self, e: &TocEntry, desc: &str) -> bool {
         let ns = e.namespace();
-        if !self.schemas.is_empty() && !self.schemas.iter().any(|s| *s == ns) {
+        if !self.schemas.is_empty() && (ns.is_empty() || !self.schemas.iter().any(|s| *s == ns)) {
             return false;
         }
-        if self.exclude_schemas.iter().any(|s| *s == ns) {
+        if !ns.is_empty() && self.exclude_schemas.iter().any(|s| *s == ns) {
             return false;
         }
         let tag = e.tag();
-        let tableish = is_tableish(&desc);
-        let named = tableish && self.tables.iter().any(|t| *t == tag);
-        if !(self.tables.is_empty() || named) {
-            return false;
+        let named = |list: &[String]| list.iter().any(|t| *t == tag);
+        if !self.named_kinds() {
+            return true;
         }
-        !(tableish && self.exclude_tables.iter().any(|t| *t == tag))
+        if is_tableish(desc) {
+            named(&self.tables)
+        } else if desc == "INDEX" {
+            named(&self.indexes)
+        } else if is_routine(desc) {
+            named(&self.functions)
+        } else if desc == "TRIGGER" {
+            named(&self.triggers)
+        } else {
+            false
+        }
     }
+
+    /// `--strict-names`: every name given to `-n -t -I -P -T` must match an entry, or the
+    /// error pg_restore gives (`table "x" not found`).
+    pub fn check_strict_names(&self, entries: &[TocEntry]) -> Result<(), String> {
+        let lists: [(&str, &[String]); 5] = [
+            ("schema", &self.schemas),
+            ("table", &self.tables),
+            ("index", &self.indexes),
+            ("function", &self.functions),
+            ("trigger", &self.triggers),
+        ];
+        for (kind, names) in lists {
+            if let Some(name) = names
+                .iter()
+                .find(|n| !entries.iter().any(|e| names_entry(kind, n, e)))
+            {
+                return Err(format!("{kind} \"{name}\" not found"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--no-tablespaces` and `--no-table-access-method`: the entries without the placement
+    /// pg_restore would not set (no `SET default_tablespace`, no `Tablespace:` in a script's
+    /// comments).
+    pub fn strip(&self, entries: &mut [TocEntry]) {
+        for e in entries {
+            if self.no_tablespaces {
+                e.tablespace = None;
+            }
+            if self.no_table_access_method {
+                e.tableam = None;
+            }
+        }
+    }
+}
+
+/// Whether `name`, given for a `kind` of `--strict-names`, names entry `e`.
+fn names_entry(kind: &str, name: &str, e: &TocEntry) -> bool {
+    let desc = e.desc();
+    match kind {
+        "schema" => e.namespace() == name,
+        "table" => is_tableish(&desc) && e.tag() == name,
+        "index" => desc == "INDEX" && e.tag() == name,
+        "function" => is_routine(&desc) && e.tag() == name,
+        _ => desc == "TRIGGER" && e.tag() == name,
+    }
+}
+
+/// `-L FILE`: the dump ids of a list in `pg_restore -l`'s format (`;` starts a comment), and a
+/// warning for each line that names none or names one twice, as pg_restore ignores them.
+pub fn read_use_list(text: &str) -> (Vec<i32>, Vec<String>) {
+    let mut ids = Vec::new();
+    let mut ignored = Vec::new();
+    for line in text.lines() {
+        let before_comment = line.split(';').next().unwrap_or("");
+        if before_comment.trim().is_empty() {
+            continue;
+        }
+        let digits: String = before_comment
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        match digits.parse::<i32>() {
+            Ok(id) if id > 0 && !ids.contains(&id) => ids.push(id),
+            _ => ignored.push(line.to_string()),
+        }
+    }
+    (ids, ignored)
 }
 
 /// The object an `ALTER ... OWNER TO` names, as `_getObjectDescription` builds it: the kind and
@@ -385,6 +596,66 @@ mod tests {
             deps: vec![b"3".to_vec()],
             extra: archive::toc::Extra::File(None),
         }
+    }
+
+    #[test]
+    fn use_lists_read_like_pg_restore() {
+        let (ids, ignored) = read_use_list(
+            ";\n; Archive: x\n216; 1259 16389 TABLE s1 a app_owner\n;3368; 0 0 COMMENT s1 TABLE a\n\n  7; 2615 SCHEMA - s2\nbad line\n216; again\n",
+        );
+        assert_eq!(ids, [216, 7]);
+        assert_eq!(ignored, ["bad line", "216; again"]);
+    }
+
+    #[test]
+    fn comments_and_acls_follow_their_object_in_a_selective_restore() {
+        let mut table = entry(
+            "TABLE",
+            "s1",
+            "a",
+            "CREATE TABLE s1.a ();",
+            "DROP TABLE s1.a;",
+            "o",
+        );
+        table.dump_id = 3;
+        table.deps.clear();
+        let mut comment = entry("COMMENT", "s1", "TABLE a", "COMMENT ON ...;", "", "o");
+        comment.dump_id = 8;
+        comment.section = archive::toc::SECTION_NONE as i64;
+        let mut other = entry(
+            "TABLE",
+            "s1",
+            "b",
+            "CREATE TABLE s1.b ();",
+            "DROP TABLE s1.b;",
+            "o",
+        );
+        other.dump_id = 9;
+        let entries = [table, comment, other];
+        let picked = |s: &Selection| {
+            let mut ids: Vec<i32> = s.select(&entries).into_iter().collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(picked(&Selection::default()), [3, 8, 9]);
+        let t = |name: &str| Selection {
+            tables: vec![name.into()],
+            ..Default::default()
+        };
+        assert_eq!(picked(&t("a")), [3, 8]);
+        assert_eq!(picked(&t("b")), [9]);
+        let no_comments = Selection {
+            no_comments: true,
+            ..t("a")
+        };
+        assert_eq!(picked(&no_comments), [3]);
+        let excluded = Selection {
+            exclude_tables: vec!["a".into()],
+            ..Default::default()
+        };
+        assert_eq!(picked(&excluded), [9], "its comment goes with it");
+        let strict = t("nosuch").check_strict_names(&entries).unwrap_err();
+        assert_eq!(strict, "table \"nosuch\" not found");
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn filters_sections_list_and_script() {
 
     // -l: the entries that would be restored, without a server.
     let out = Command::new(env!("CARGO_BIN_EXE_cbrestore"))
-        .args(["-l", "-T", "customers", p])
+        .args(["-l", "--exclude-table-name", "customers", p])
         .output()
         .unwrap();
     let list = ok(&out);
