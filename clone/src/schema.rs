@@ -103,6 +103,13 @@ pub fn rewrite_for_target(
     rules: &distfix::rules::RuleArgs,
 ) -> Result<(TempPath, Rewritten), CloneError> {
     let bad = |e: &dyn std::fmt::Display| CloneError::Rewrite(e.to_string());
+    if !target.flavor.is_mpp() && rules.any() {
+        // Before anything reaches the target: a rule given for nothing is a mistake to say,
+        // not to ignore.
+        return Err(CloneError::Usage(
+            "--policy, --default and --on-conflict choose DISTRIBUTED clauses: the target is PostgreSQL, which has none".into(),
+        ));
+    }
     if !target.flavor.is_mpp() && !source.flavor.is_mpp() {
         return Ok((schema, Rewritten::default()));
     }
