@@ -69,3 +69,59 @@ fn a_missing_file_is_named_once_with_its_cause_once() {
         "cbdistfix: error: /nonexistent/pagila.dmp: No such file or directory (os error 2)"
     );
 }
+
+/// pg_dump's and pg_restore's flags a DBA may try: usage errors naming what to do instead.
+#[test]
+fn server_and_restore_flags_name_the_alternative() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["-p", "5432"], "--stats 'port=...'"),
+        (&["--port", "5432"], "--stats 'port=...'"),
+        (&["-U", "alice"], "--stats 'user=...'"),
+        (&["--username", "alice"], "--stats 'user=...'"),
+        (&["--host", "db1"], "--stats 'host=..."),
+        (&["--dbname", "shop"], "--stats 'dbname=...'"),
+        (&["--file", "out.sql"], "-o FILE"),
+        (&["--no-comments"], "pg_restore --no-comments"),
+        (&["-O"], "pg_restore -O"),
+        (&["--no-owner"], "pg_restore -O"),
+        (&["-x"], "pg_restore -x"),
+        (&["--no-privileges"], "pg_restore -x"),
+        (&["-c"], "pg_restore -c"),
+        (&["--clean"], "pg_restore -c"),
+    ];
+    for (args, says) in cases {
+        let e = usage_error(&cbdistfix(&[&["dump.sql", "-o", "x.sql"], *args].concat()));
+        assert!(e.contains(says), "{args:?}: {e}");
+        assert!(!e.contains("similar argument"), "{args:?}: {e}");
+    }
+}
+
+/// `--force`: a DISTRIBUTED clause the dump already has is kept unless --force replaces it
+/// with the rules' choice.
+#[test]
+fn force_replaces_existing_clauses() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.sql");
+    std::fs::write(
+        &input,
+        "CREATE TABLE public.t (\n    id integer NOT NULL,\n    v text\n) DISTRIBUTED RANDOMLY;\n\
+         ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n",
+    )
+    .unwrap();
+    let clause = |extra: &[&str]| -> String {
+        let out = cbdistfix(&[&[input.to_str().unwrap(), "-o", "-"], extra].concat());
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text.lines()
+            .find(|l| l.contains("DISTRIBUTED"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(clause(&[]), ") DISTRIBUTED RANDOMLY;");
+    assert_eq!(clause(&["--force"]), ") DISTRIBUTED BY (id);");
+}
