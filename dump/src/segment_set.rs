@@ -48,6 +48,9 @@ pub(crate) fn write(
     interrupt: &Interrupt,
 ) -> Result<DumpReport, DumpError> {
     check_root(root)?;
+    // The segments read the same path on their own hosts, where our working directory means
+    // nothing (and COPY takes only absolute file names).
+    let root = &std::path::absolute(root).map_err(|e| DumpError::io(root, e))?;
     let mpp = &MppCatalog::from_env();
     let prefix = segment_prefix(mpp, &mut leader)?;
     let selection =
@@ -93,6 +96,7 @@ pub(crate) fn write(
         relations,
         leader: &mut leader,
         verbose: o.verbose,
+        made_dirs: Default::default(),
     };
     let outcome = write_backup_set(&mut source, root, &opts)
         .map_err(|e| DumpError::Data("--on-segment".into(), e.to_string()))
@@ -324,6 +328,9 @@ struct SegmentSource<'a> {
     relations: Vec<Relation>,
     leader: &'a mut SnapshotLeader,
     verbose: bool,
+    /// Per segment directory template: whether the segments have created it (then an
+    /// uncompressed file is written by `COPY ... TO '<file>'` itself, without a program).
+    made_dirs: std::collections::HashMap<String, bool>,
 }
 
 fn source_err(e: impl std::fmt::Display) -> gpbackup::Error {
@@ -442,12 +449,22 @@ impl SetSource for SegmentSource<'_> {
     }
 
     fn segments_write(&mut self, t: &SourceTable, files: &SegmentFiles) -> gpbackup::Result<u64> {
-        // gpbackup's data file format: CSV with ',' and the set's compression, each segment
-        // creating its own directory.
+        // gpbackup's data file format: CSV with ',' and the set's compression. Uncompressed
+        // files are written by the COPY itself once the segments have made their directory:
+        // piping 2M rows (190 MB) through `cat` took 1.59-2.17 s where the file took 1.20-1.53 s
+        // on the stand-in. Compressed ones go through the program, which also makes the
+        // directory.
+        let program = files.write_program();
+        let end = if files.compression == gpbackup::Compression::None && self.dir_made(&files.dir)
+        {
+            SegmentEnd::File(&files.file)
+        } else {
+            SegmentEnd::Program(&program)
+        };
         let sql = segment_io::copy_to_sql(
             &format!("{}{}", t.fqn(), t.attributestring),
             None,
-            SegmentEnd::Program(&files.write_program()),
+            end,
             "FORMAT csv, DELIMITER ','",
         );
         if self.verbose {
@@ -457,6 +474,27 @@ impl SetSource for SegmentSource<'_> {
             what: format!("the segments writing {}", t.fqn()),
             message: e.to_string(),
         })
+    }
+}
+
+impl SegmentSource<'_> {
+    /// Has every segment create `dir` (once per directory), through a session of its own: the
+    /// snapshot's transaction is read-only. `false` when that is not allowed (the web table
+    /// needs rights `COPY ... TO PROGRAM` does not): the program makes it then.
+    fn dir_made(&mut self, dir: &str) -> bool {
+        if let Some(made) = self.made_dirs.get(dir) {
+            return *made;
+        }
+        let command = format!("mkdir -p {} && echo made", segment_io::segment_shell_word(dir));
+        let made = cluster::connect(&self.options.conn)
+            .and_then(|mut c| segment_io::run_on_every_segment(&mut c, &command, "mkdir"))
+            .map(|lines| lines > 0);
+        if let (Err(e), true) = (&made, self.verbose) {
+            logline::say!("cbdump: the segments write through a program: {e}");
+        }
+        let made = made.unwrap_or(false);
+        self.made_dirs.insert(dir.to_string(), made);
+        made
     }
 }
 
