@@ -455,8 +455,7 @@ impl SetSource for SegmentSource<'_> {
         // on the stand-in. Compressed ones go through the program, which also makes the
         // directory.
         let program = files.write_program();
-        let end = if files.compression == gpbackup::Compression::None && self.dir_made(&files.dir)
-        {
+        let end = if files.compression == gpbackup::Compression::None && self.dir_made(&files.dir) {
             SegmentEnd::File(&files.file)
         } else {
             SegmentEnd::Program(&program)
@@ -485,7 +484,10 @@ impl SegmentSource<'_> {
         if let Some(made) = self.made_dirs.get(dir) {
             return *made;
         }
-        let command = format!("mkdir -p {} && echo made", segment_io::segment_shell_word(dir));
+        let command = format!(
+            "mkdir -p {} && echo made",
+            segment_io::segment_shell_word(dir)
+        );
         let made = cluster::connect(&self.options.conn)
             .and_then(|mut c| segment_io::run_on_every_segment(&mut c, &command, "mkdir"))
             .map(|lines| lines > 0);
