@@ -5,6 +5,7 @@
 //! chunks of one table concatenated in order). Any error or interrupt removes every temporary
 //! file, so a failed run leaves nothing that looks like a finished export.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -99,6 +100,33 @@ struct Shared {
     cancel: Mutex<Vec<Canceller>>,
     leader_cancel: Mutex<Option<postgres::CancelToken>>,
     conn: ConnParams,
+    /// Each job's seconds, for the report.
+    timings: Mutex<Timings>,
+}
+
+/// When each job's first chunk started, and its seconds once its last one finished (with
+/// -j, chunks of other tables run in between: the seconds of all tables add up to more than
+/// the run's).
+#[derive(Default)]
+struct Timings {
+    started: HashMap<usize, Instant>,
+    seconds: HashMap<usize, f64>,
+}
+
+impl Timings {
+    fn start(&mut self, job: usize) {
+        self.started.entry(job).or_insert_with(Instant::now);
+    }
+
+    fn finish(&mut self, job: usize) {
+        if let Some(s) = self.started.get(&job) {
+            self.seconds.insert(job, s.elapsed().as_secs_f64());
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs the export. A signal (see the `interrupt` crate) cancels the server-side statements,
@@ -116,6 +144,7 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
         cancel: Mutex::new(Vec::new()),
         leader_cancel: Mutex::new(None),
         conn: opts.conn.clone(),
+        timings: Mutex::new(Timings::default()),
     });
     let _cancel_on_signal = {
         let shared = Arc::clone(&shared);
@@ -174,7 +203,16 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
     if shared.abort.load(Ordering::SeqCst) {
         return Err(ExportError::Interrupted);
     }
+    let seconds = std::mem::take(&mut lock(&shared.timings).seconds);
     let (tables, files) = commit(opts, &jobs, &finals, &dest, results, compression, interrupt)?;
+    let tables = tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| TableReport {
+            seconds: seconds.get(&i).copied().unwrap_or(0.0),
+            ..t
+        })
+        .collect();
     drop(staging);
     let report = Report::new(
         &server,
@@ -541,6 +579,7 @@ impl Worker<'_> {
         let opts = self.opts;
         let label = &self.labels[task.job];
         let (share, share_rows) = self.jobs[task.job].share(task.chunk);
+        lock(&self.shared.timings).start(task.job);
         let flight = self.progress.begin(label, share, share_rows);
         let writer = StreamWriter::new(
             self.dir,
@@ -595,6 +634,7 @@ fn collect(
                 received += 1;
                 chunks_left[done.job] -= 1;
                 if chunks_left[done.job] == 0 {
+                    lock(&shared.timings).finish(done.job);
                     progress.table_done(&jobs[done.job].label());
                 }
                 results[done.job][done.chunk] = done.parts;
@@ -763,6 +803,7 @@ fn stream_to_stdout(
         .copy_out(&sql)
         .map_err(|e| ExportError::copy(&label, &e))?;
     let (share, share_rows) = job.share(0);
+    lock(&shared.timings).start(0);
     let flight = progress.begin(&label, share, share_rows);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
@@ -787,6 +828,7 @@ fn stream_to_stdout(
         progress.update(raw, rows);
     }
     drop(reader);
+    lock(&shared.timings).finish(0);
     let hashing = encoder
         .finish()
         .map_err(|e| ExportError::Write("standard output".into(), e))?;
@@ -831,6 +873,7 @@ fn commit(
             file_bytes: 0,
             files: 0,
             chunks: job.chunks.len(),
+            seconds: 0.0,
         };
         if matches!(dest, Destination::Stdout) {
             let p = &parts[0];

@@ -41,6 +41,8 @@ pub struct TableReport {
     pub files: usize,
     /// How many slices were read in parallel.
     pub chunks: usize,
+    /// From its first slice's COPY to its last one's end.
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]

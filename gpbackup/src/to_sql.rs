@@ -52,13 +52,15 @@ pub struct ToSqlOptions {
 }
 
 /// One table written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TableWritten {
     pub name: String,
     pub source_timestamp: String,
     pub rows: u64,
     pub bytes: u64,
     pub files: Vec<PathBuf>,
+    /// From its first row read to its last written or committed.
+    pub seconds: f64,
 }
 
 /// What [`write_sql`] did.
@@ -410,6 +412,7 @@ impl<W: Write> RestoreSink for FileSink<'_, W> {
     }
 
     fn table(&mut self, set: &BackupSet, table: &PlannedTable) -> Result<Option<TableWritten>> {
+        let started = std::time::Instant::now();
         let copy = table.copy_statement();
         self.put(
             format!(
@@ -449,6 +452,7 @@ impl<W: Write> RestoreSink for FileSink<'_, W> {
             rows: reader.rows(),
             bytes: reader.bytes_read(),
             files: reader.files().to_vec(),
+            seconds: started.elapsed().as_secs_f64(),
         }))
     }
 }

@@ -163,6 +163,8 @@ pub struct TableReport {
     pub bytes: u64,
     pub source_timestamp: String,
     pub files: Vec<String>,
+    /// From its first row read to its load committed.
+    pub seconds: f64,
 }
 
 /// Runs the restore. `abort` is raised by Ctrl-C.
@@ -276,6 +278,7 @@ impl TableReport {
             bytes: t.bytes,
             source_timestamp: t.source_timestamp.clone(),
             files: t.files.iter().map(|f| f.display().to_string()).collect(),
+            seconds: t.seconds,
         }
     }
 }
@@ -468,6 +471,7 @@ fn load_one(
     (mut reader, flight): (gpbackup::data::TableReader, Arc<InFlight>),
 ) -> Result<TableWritten, gpbackup::Error> {
     // The progress display is told the rows read, against the rows the set records.
+    let started = Instant::now();
     // Emptied only when asked (--truncate-table) or created by this restore: a load that a
     // kill interrupted rolled back, so a table the user had keeps exactly its own rows.
     let truncate = (how.truncate || how.fresh).then_some(fqn);
@@ -549,6 +553,7 @@ fn load_one(
             rows: loaded.rows,
             bytes: loaded.bytes,
             files: reader.files().to_vec(),
+            seconds: started.elapsed().as_secs_f64(),
         }),
         Err(LoadError::Read(e)) => Err(gpbackup::Error::from_io(e, PathBuf::new())),
         Err(e) => Err(target_error(format!("loading {fqn}"), e.to_string())),
@@ -630,6 +635,19 @@ impl LiveSink {
             for w in pool.workers {
                 let _ = w.join();
             }
+        }
+    }
+
+    /// A table's load committed: counted, and with `-v` said.
+    fn loaded(&self, t: &TableWritten) {
+        self.progress.table_done(&t.name);
+        if self.verbose {
+            logline::say!(
+                "cbrestore: loaded {}: {} rows in {:.2}s",
+                t.name,
+                t.rows,
+                t.seconds
+            );
         }
     }
 
@@ -716,7 +734,6 @@ impl RestoreSink for LiveSink {
         }
         let reader = set.table_reader(table);
         if self.jobs <= 1 {
-            let started = Instant::now();
             let how = Emptying {
                 truncate: self.truncate,
                 fresh: self.state.created(&fqn),
@@ -739,14 +756,7 @@ impl RestoreSink for LiveSink {
             );
             return match r {
                 Ok(done) => {
-                    self.progress.table_done(&done.name);
-                    if self.verbose {
-                        logline::say!(
-                            "cbrestore: loaded {fqn}: {} rows in {:.2}s",
-                            done.rows,
-                            started.elapsed().as_secs_f64()
-                        );
-                    }
+                    self.loaded(&done);
                     Ok(Some(done))
                 }
                 Err(e) => self.table_failed(e).map(|_| None),
@@ -781,10 +791,7 @@ impl RestoreSink for LiveSink {
         for r in pool.done.iter() {
             match r {
                 Ok(t) => {
-                    self.progress.table_done(&t.name);
-                    if self.verbose {
-                        logline::say!("cbrestore: loaded {}: {} rows", t.name, t.rows);
-                    }
+                    self.loaded(&t);
                     done.push(t);
                 }
                 Err(e) => {
