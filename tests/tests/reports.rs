@@ -482,9 +482,22 @@ fn table_names_are_spelled_alike_in_every_report_with_real_seconds() {
     let out = tool(&server, "cbclone")
         .args(["--source", &server.conn_string("src")])
         .args(["--target", &server.conn_string("copy"), "--json"])
+        .args(["--progress", "json"])
         .output()
         .unwrap();
     let report: Value = serde_json::from_str(&ok(&out, "cbclone --json")).unwrap();
     assert_eq!(report_tables(&report), want);
     assert_table_seconds(&report);
+    // Its progress is the one every tool draws: from the tables' bytes, to the total.
+    let last = progress_objects(&out)
+        .pop()
+        .expect("a last progress object");
+    assert_eq!(last["tool"], "cbclone", "{last}");
+    assert!(last["bytes_total"].as_u64().unwrap() > 0, "{last}");
+    assert_eq!(last["bytes_done"], last["bytes_total"], "{last}");
+    assert_eq!(
+        (last["tables_done"].as_u64(), last["tables"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(last["rows"], 23000, "{last}");
 }
