@@ -114,67 +114,30 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// `template` (a path holding `<SEGID>` and/or `<SEG_DATA_DIR>`) as one word for the shell of a
-/// web table's command ([`run_on_every_segment`]), where the server gives the segment's id and
-/// data directory as `$GP_SEGMENT_ID` and `$GP_SEG_DATADIR`: the rest is single-quoted.
-pub fn segment_shell_word(template: &str) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    loop {
-        let next = [
-            ("<SEGID>", "\"$GP_SEGMENT_ID\""),
-            ("<SEG_DATA_DIR>", "\"$GP_SEG_DATADIR\""),
-        ]
-        .into_iter()
-        .filter_map(|(p, v)| rest.find(p).map(|at| (at, p, v)))
-        .min_by_key(|(at, _, _)| *at);
-        let Some((at, placeholder, variable)) = next else {
-            if !rest.is_empty() || out.is_empty() {
-                out.push_str(&shell_quote(rest));
-            }
-            return out;
-        };
-        if at > 0 {
-            out.push_str(&shell_quote(&rest[..at]));
-        }
-        out.push_str(variable);
-        rest = &rest[at + placeholder.len()..];
-    }
-}
-
-/// Runs `command` once on every primary segment, through a temporary `EXECUTE ... ON ALL` web
-/// table read to its end and dropped; returns how many lines the segments printed. Used to
-/// clean up files the segments wrote (they are on the segment hosts, owned by the server's OS
-/// user: this process can neither see nor remove them). Needs the rights of
-/// [`web_table_sql`]'s tables (superuser, or a role allowed `EXECUTE` external tables).
+/// Runs the shell `command` once on every primary segment, as the server's OS user on its
+/// host; `<SEGID>` and `<SEG_DATA_DIR>` in it are replaced by the server, as in a COPY path.
+/// Used to make the directories the segments write into and to clean up what they wrote (on
+/// the segment hosts, owned by that user: this process can neither see nor remove it).
+///
+/// It is `COPY (SELECT 1 FROM gp_dist_random('gp_id')) TO PROGRAM ... ON SEGMENT`: one row per
+/// segment, no DDL, so it runs inside a read-only snapshot transaction and needs only what
+/// `COPY ... TO PROGRAM` needs. An `EXECUTE ... ON ALL` web table did the same with a CREATE
+/// and a DROP and took 0.23-0.31 s on the stand-in where this took 0.08-0.28 s. The command's
+/// exit status is the statement's (its stderr is in the server's message).
 pub fn run_on_every_segment(
     client: &mut Client,
     command: &str,
     what: &str,
-) -> Result<u64, ClusterError> {
-    let name = format!("cbtools_segment_command_{}", std::process::id());
-    let error = |cause: postgres::Error| ClusterError::Query {
-        what: what.to_string(),
-        message: crate::error::server_message(&cause),
-        cause,
-    };
-    client
-        .batch_execute(&format!(
-            "DROP EXTERNAL TABLE IF EXISTS {0}; {1}",
-            quote::ident(&name),
-            web_table_sql(&name, &[("line".into(), "text".into())], command)
-        ))
-        .map_err(error)?;
-    let row = client
-        .query_one(
-            &format!("SELECT count(*) FROM {}", quote::ident(&name)),
-            &[],
-        )
-        .map_err(error)?;
-    client
-        .batch_execute(&format!("DROP EXTERNAL TABLE {}", quote::ident(&name)))
-        .map_err(error)?;
-    Ok(row.get::<_, i64>(0).max(0) as u64)
+) -> Result<(), ClusterError> {
+    // The program must read its one row, or the server's write may find the pipe closed.
+    let program = format!("({command}); s=$?; cat >/dev/null; exit $s");
+    let sql = copy_to_sql(
+        "(SELECT 1 FROM gp_dist_random('gp_id'))",
+        None,
+        SegmentEnd::Program(&program),
+        "",
+    );
+    run(client, &sql, what).map(|_| ())
 }
 
 /// Removes on every segment host the files `files` name and every file whose name starts
@@ -190,22 +153,18 @@ pub fn remove_on_every_segment(
 ) -> Result<(), ClusterError> {
     let words: Vec<String> = files
         .iter()
-        .map(|f| segment_shell_word(f))
-        .chain(
-            prefixes
-                .iter()
-                .map(|p| format!("{}*", segment_shell_word(p))),
-        )
+        .map(|f| shell_quote(f))
+        .chain(prefixes.iter().map(|p| format!("{}*", shell_quote(p))))
         .collect();
     let mut command = String::new();
     for chunk in words.chunks(100) {
         command.push_str(&format!("rm -f -- {}; ", chunk.join(" ")));
     }
     for d in dirs {
-        command.push_str(&format!("rmdir -- {} 2>/dev/null; ", segment_shell_word(d)));
+        command.push_str(&format!("rmdir -- {} 2>/dev/null; ", shell_quote(d)));
     }
-    command.push_str("echo removed");
-    run_on_every_segment(client, &command, what).map(|_| ())
+    command.push_str("true");
+    run_on_every_segment(client, &command, what)
 }
 
 /// Runs one segment statement; returns the command tag's row count. `what` names the table or
@@ -276,15 +235,6 @@ mod tests {
             "CREATE EXTERNAL WEB TEMP TABLE \"w\" (\"a\" integer) EXECUTE 'cat x' ON ALL FORMAT 'csv' (DELIMITER ',')"
         );
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(
-            segment_shell_word("/d/x_<SEGID>.csv"),
-            "'/d/x_'\"$GP_SEGMENT_ID\"'.csv'"
-        );
-        assert_eq!(
-            segment_shell_word("<SEG_DATA_DIR>/it's_<SEGID>"),
-            "\"$GP_SEG_DATADIR\"'/it'\\''s_'\"$GP_SEGMENT_ID\""
-        );
-        assert_eq!(segment_shell_word(""), "''");
         assert!(segment_hint("ERROR: mkdir: Permission denied").contains("OS user"));
     }
 }
