@@ -631,6 +631,7 @@ mod tests {
             "o",
         );
         other.dump_id = 9;
+        other.deps.clear();
         let entries = [table, comment, other];
         let picked = |s: &Selection| {
             let mut ids: Vec<i32> = s.select(&entries).into_iter().collect();
