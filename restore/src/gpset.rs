@@ -440,6 +440,14 @@ fn stored_bytes(table: &PlannedTable) -> u64 {
         .sum()
 }
 
+/// `reader` as the progress display counts it.
+fn shown<'r>(
+    reader: &'r mut gpbackup::data::TableReader,
+    flight: &Arc<InFlight>,
+) -> Counted<&'r mut gpbackup::data::TableReader> {
+    Counted::new(reader, Arc::clone(flight))
+}
+
 fn target_error(what: String, message: String) -> gpbackup::Error {
     gpbackup::Error::Target { what, message }
 }
@@ -458,7 +466,8 @@ struct Emptying<'b> {
     verbose: bool,
 }
 
-/// Loads one table on `client`, recording it in the state when committed.
+/// Loads one table on `client`, recording it in the state when committed; `flight` is told the
+/// rows read (progress judges them against the rows the set records).
 #[allow(clippy::too_many_arguments)]
 fn load_one(
     client: &mut postgres::Client,
@@ -470,7 +479,6 @@ fn load_one(
     source_timestamp: &str,
     (mut reader, flight): (gpbackup::data::TableReader, Arc<InFlight>),
 ) -> Result<TableWritten, gpbackup::Error> {
-    // The progress display is told the rows read, against the rows the set records.
     let started = Instant::now();
     // Emptied only when asked (--truncate-table) or created by this restore: a load that a
     // kill interrupted rolled back, so a table the user had keeps exactly its own rows.
@@ -493,7 +501,7 @@ fn load_one(
             client,
             board,
             what,
-            &mut Counted::new(&mut reader, Arc::clone(&flight)),
+            &mut shown(&mut reader, &flight),
             Some(expected),
             seal,
         )
@@ -518,11 +526,7 @@ fn load_one(
                 let r = load(
                     client,
                     &sql,
-                    &mut BinaryRows::new(
-                        &mut Counted::new(&mut reader, Arc::clone(&flight)),
-                        types,
-                        Input::Csv,
-                    ),
+                    &mut BinaryRows::new(&mut shown(&mut reader, &flight), types, Input::Csv),
                 );
                 match r {
                     Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
@@ -530,20 +534,12 @@ fn load_one(
                             logline::say!("cbrestore: {fqn}: {x}; loading it as CSV");
                         }
                         reader = reader.again();
-                        load(
-                            client,
-                            copy_sql,
-                            &mut Counted::new(&mut reader, Arc::clone(&flight)),
-                        )
+                        load(client, copy_sql, &mut shown(&mut reader, &flight))
                     }
                     other => other,
                 }
             }
-            None => load(
-                client,
-                copy_sql,
-                &mut Counted::new(&mut reader, Arc::clone(&flight)),
-            ),
+            None => load(client, copy_sql, &mut shown(&mut reader, &flight)),
         }
     };
     match loaded {
