@@ -102,6 +102,9 @@ fn entry_label(e: &TocEntry) -> String {
     let ns = e.namespace();
     if ns.is_empty() {
         format!("TOC entry {} ({} {})", e.dump_id, e.desc(), e.tag())
+    } else if e.is("TABLE") || e.is("TABLE DATA") {
+        // A table is spelled as in every report: `"Mixed Case"."t.1"`, not `Mixed Case.t.1`.
+        format!("TOC entry {} ({} {})", e.dump_id, e.desc(), shown_name(e))
     } else {
         format!("TOC entry {} ({} {}.{})", e.dump_id, e.desc(), ns, e.tag())
     }

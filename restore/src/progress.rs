@@ -79,14 +79,18 @@ pub fn script(progress: &Progress, path: &Path) -> Result<Box<dyn Read + Send>, 
     }))
 }
 
-/// COPY data on its way to the server, counted into its item: bytes, and rows as lines
-/// (a text or CSV value with a line break in it counts twice: this is a display, the report
-/// has the server's count). Whoever reads the stored source reports the item's input.
+/// COPY data on its way to the server, counted into its item: bytes, and rows as lines that
+/// are neither empty nor pg_dump's `\.` end line (a text or CSV value with a line break in it
+/// counts twice: this is a display, the report has the server's count). Whoever reads the
+/// stored source reports the item's input.
 pub struct Counted<R> {
     inner: R,
     flight: Arc<InFlight>,
     /// Lines are rows (COPY data, not a script).
     rows: bool,
+    /// The current line so far: its length and first two bytes.
+    line_len: usize,
+    line_head: [u8; 2],
 }
 
 impl<R> Counted<R> {
@@ -95,7 +99,32 @@ impl<R> Counted<R> {
             inner,
             flight,
             rows: true,
+            line_len: 0,
+            line_head: [0; 2],
         }
+    }
+
+    fn count_rows(&mut self, buf: &[u8]) -> u64 {
+        let mut rows = 0;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', buf) {
+            self.extend_line(&buf[start..end]);
+            let terminator = self.line_len == 2 && self.line_head == *b"\\.";
+            rows += u64::from(self.line_len > 0 && !terminator);
+            self.line_len = 0;
+            start = end + 1;
+        }
+        self.extend_line(&buf[start..]);
+        rows
+    }
+
+    fn extend_line(&mut self, part: &[u8]) {
+        for (i, &b) in part.iter().take(2).enumerate() {
+            if let Some(head) = self.line_head.get_mut(self.line_len + i) {
+                *head = b;
+            }
+        }
+        self.line_len = self.line_len.saturating_add(part.len());
     }
 }
 
@@ -103,7 +132,7 @@ impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         let rows = match self.rows {
-            true => memchr::memchr_iter(b'\n', &buf[..n]).count() as u64,
+            true => self.count_rows(&buf[..n]),
             false => 0,
         };
         self.flight.add(n as u64, rows);
@@ -149,11 +178,15 @@ mod tests {
     fn copy_data_counts_rows_as_lines() {
         let p = start(1, 100, Display::None);
         let flight = Arc::new(p.begin("public.t", 100, 10.0));
-        let data = b"1\ta\n2\tb\n".repeat(5);
+        // pg_dump's end line and the empty lines after it are no rows; lines split across
+        // reads are counted once.
+        let mut data = b"1\ta\n2\tb\n".repeat(5);
+        data.extend_from_slice(b"\\.\n\n\n");
         let mut r = Counted::new(&data[..], flight);
-        std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+        let mut buf = [0u8; 3];
+        while r.read(&mut buf).unwrap() > 0 {}
         let s = p.snapshot();
-        assert_eq!((s.bytes, s.rows), (40, 10));
+        assert_eq!((s.bytes, s.rows), (45, 10));
         // Without an input measure, rows against the expected rows: all there, not yet done.
         assert_eq!(s.done, 99);
     }
