@@ -630,7 +630,7 @@ INSERT INTO public.ancient VALUES (1, '2024-01-01'), (2, '0044-03-15 BC'), (3, N
         ok(&out);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("public\".\"ancient\": cannot convert") && err.contains("as text"),
+            err.contains("cbrestore: public.ancient: cannot convert") && err.contains("as text"),
             "{err}"
         );
         assert_eq!(server.table_fingerprints(&db, &['r']), want, "-j {jobs}");
