@@ -152,7 +152,7 @@ struct Set {
     /// Every host's directories (what the coordinator merge reads).
     root: PathBuf,
     coordinator_dir: PathBuf,
-    /// `<root>/gpseg<SEGID>/backups/<date>/<ts>/gpbackup_<SEGID>_<ts>_<oid>`.
+    /// `<root>/<prefix><SEGID>/backups/<date>/<ts>/gpbackup_<SEGID>_<ts>_<oid>`.
     file_template: String,
     files: Vec<PathBuf>,
 }
@@ -172,14 +172,14 @@ fn write_set(one: &Cluster, work: &Path, rows: u64) -> Result<Set> {
     std::fs::set_permissions(work, std::fs::Permissions::from_mode(0o755))?;
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1777))?;
     let out = Command::new(crate::tool("cbdump")?)
-        .args([
-            "-d",
-            &one.db(db),
-            "-Z",
-            "none",
-            "--pg-dump",
-            "/opt/mpp/install/bin/pg_dump",
-        ])
+        .args(["-d", &one.db(db), "-Z", "none", "--pg-dump"])
+        .arg(
+            Path::new(
+                &std::env::var("CBTOOLS_TEST_MPP_BIN")
+                    .unwrap_or_else(|_| "/opt/mpp/install/bin".into()),
+            )
+            .join("pg_dump"),
+        )
         .arg("--on-segment")
         .arg(&root)
         .output()?;
@@ -210,9 +210,18 @@ fn write_set(one: &Cluster, work: &Path, rows: u64) -> Result<Set> {
         .context("no data file written")?
         .to_string_lossy()
         .into_owned();
-    // .../gpseg0/backups/<date>/<ts>/gpbackup_0_<ts>_<oid> → <SEGID> in both places.
+    // <root>/<prefix>0/backups/<date>/<ts>/gpbackup_0_<ts>_<oid> → <SEGID> in both places
+    // (the prefix is the coordinator data directory's name: gpseg, demoDataDir, ...).
+    let prefix_dir = Path::new(&first)
+        .strip_prefix(&root)
+        .ok()
+        .and_then(|rest| rest.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .filter(|d| d.ends_with('0'))
+        .context("the set's content-0 directory")?;
+    let segid_dir = format!("{}<SEGID>", &prefix_dir[..prefix_dir.len() - 1]);
     let file_template = first
-        .replace("/gpseg0/", "/gpseg<SEGID>/")
+        .replace(&format!("/{prefix_dir}/"), &format!("/{segid_dir}/"))
         .replace("/gpbackup_0_", "/gpbackup_<SEGID>_");
     Ok(Set {
         root: root.clone(),
