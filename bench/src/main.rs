@@ -8,6 +8,7 @@ mod clone;
 mod measure;
 mod mpp_dump;
 mod mpp_restore;
+mod restore_small;
 mod soak;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ fn run() -> Result<()> {
         "mpp-restore" => mpp_restore::mpp_restore(rows),
         "mpp-dump" => mpp_dump::mpp_dump(rows),
         "clone" => clone::clone(rows),
+        "restore-small" => restore_small::restore_small(&args),
+        "restore-wide" => restore_small::restore_wide(&args),
         "all" => {
             dump(rows)?;
             copyout(rows)?;
@@ -52,7 +55,7 @@ fn run() -> Result<()> {
             restore(rows)
         }
         other => {
-            bail!("unknown benchmark {other:?}: use copyout, distfix, gprestore, restore or all")
+            bail!("unknown benchmark {other:?}: use copyout, distfix, gprestore, restore, restore-small, restore-wide, dump, soak, mpp-restore, mpp-dump, clone or all")
         }
     }
 }
