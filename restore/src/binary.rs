@@ -97,8 +97,7 @@ pub enum Input {
 pub fn copy_columns(client: &mut postgres::Client, copy: &str) -> Option<Vec<ColumnType>> {
     let target = crate::load::copy_target(copy)?;
     let after = copy.trim_start()[5..].trim_start()[target.len()..].trim_start();
-    let list = after.strip_prefix('(')?;
-    let names = column_names(list)?;
+    after.strip_prefix('(')?;
     let rows = client
         .query(
             "SELECT a.attname::text, a.atttypid::oid FROM pg_catalog.pg_attribute a \
@@ -106,11 +105,27 @@ pub fn copy_columns(client: &mut postgres::Client, copy: &str) -> Option<Vec<Col
             &[&target],
         )
         .ok()?;
-    let by_name: std::collections::HashMap<String, u32> =
-        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let known: Vec<(String, u32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    columns_of(copy, &known)
+}
+
+/// As [`copy_columns`], from the target's `(name, type oid)` pairs the caller has already
+/// asked for (see `load::Probe`).
+pub fn columns_of(copy: &str, known: &[(String, u32)]) -> Option<Vec<ColumnType>> {
+    let target = crate::load::copy_target(copy)?;
+    let after = copy.trim_start()[5..].trim_start()[target.len()..].trim_start();
+    let list = after.strip_prefix('(')?;
+    let names = column_names(list)?;
+    let by_name: std::collections::HashMap<&str, u32> =
+        known.iter().map(|(n, t)| (n.as_str(), *t)).collect();
     names
         .iter()
-        .map(|n| by_name.get(n).copied().and_then(ColumnType::from_oid))
+        .map(|n| {
+            by_name
+                .get(n.as_str())
+                .copied()
+                .and_then(ColumnType::from_oid)
+        })
         .collect()
 }
 

@@ -22,9 +22,9 @@ use serde::Serialize;
 
 use cluster::{quote, ConnParams};
 
-use crate::binary::{BinaryRows, ColumnType, Input};
-use crate::engine::{run_pool, run_step, Item, Policy, Work};
-use crate::load::{load_fresh_table, load_table, LoadError, Seal};
+use crate::binary::Input;
+use crate::engine::{run_pool, run_step, Batch, BatchFailure, Item, Policy, Work};
+use crate::load::{load_fresh_binary, load_fresh_table, load_table, LoadError, Seal};
 use crate::script::ScriptOut;
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::{State, Step};
@@ -457,12 +457,8 @@ impl<'a> Restore<'a> {
         if self.o.clean {
             self.clean(out, &plan.selected)?;
         }
-        for e in &plan.pre {
-            self.run_entry(out, e)?;
-        }
-        for e in &plan.sequences {
-            self.run_entry(out, e)?;
-        }
+        self.run_entries(out, &plan.pre)?;
+        self.run_entries(out, &plan.sequences)?;
         let jobs = match out {
             Out::Live { single: false, .. } => self.o.jobs.max(1),
             _ => 1,
@@ -479,9 +475,8 @@ impl<'a> Restore<'a> {
                 self.run_entry(out, e)?;
             }
         }
-        for e in plan.acls.iter().chain(&plan.refreshes) {
-            self.run_entry(out, e)?;
-        }
+        self.run_entries(out, &plan.acls)?;
+        self.run_entries(out, &plan.refreshes)?;
         self.analyze(out)
     }
 
@@ -540,21 +535,81 @@ impl<'a> Restore<'a> {
         }
     }
 
-    /// Runs one entry's statements as pg_restore issues them, unless a previous run did.
-    fn run_entry(&self, out: &mut Out<'_>, e: &TocEntry) -> Result<(), RestoreError> {
-        self.check_abort()?;
+    /// An entry's step and statements as pg_restore issues them; `None` when there is nothing
+    /// to run (no statement, or a previous run did it).
+    fn entry_work(&self, e: &TocEntry) -> Option<(Step, String)> {
         let creates = e.is("TABLE").then(|| table_name(e));
-        let step = Step::new(entry_key(e)).creating(creates.clone());
+        let step = Step::new(entry_key(e)).creating(creates);
         if self.state.done(&step.key) {
-            return Ok(());
+            return None;
         }
         let sql = toc::entry_sql(e, self.o.no_owner, |id| self.entry(id));
         if sql.trim().is_empty() || (!toc::has_body(e) && !sql.contains("OWNER TO")) {
-            return Ok(());
+            return None;
         }
         if self.o.verbose {
             logline::say!("cbrestore: {}", entry_label(e));
         }
+        Some((step, sql))
+    }
+
+    /// Entries run in order on the main connection: in batches (see [`Batch`]) on a live
+    /// connection outside `--single-transaction`, else one by one. A batch a statement of
+    /// which fails is rolled back and run again entry by entry, so the failing entry is named
+    /// and handled alone, as it would have been.
+    fn run_entries(&self, out: &mut Out<'_>, entries: &[&TocEntry]) -> Result<(), RestoreError> {
+        let Out::Live {
+            client,
+            single: false,
+        } = out
+        else {
+            return entries.iter().try_for_each(|e| self.run_entry(out, e));
+        };
+        let mut batch = Batch::default();
+        let mut members: Vec<&TocEntry> = Vec::new();
+        for e in entries {
+            self.check_abort()?;
+            let Some((step, sql)) = self.entry_work(e) else {
+                continue;
+            };
+            batch.push(step, &sql);
+            members.push(e);
+            if batch.full() {
+                self.flush(client, &mut batch, &mut members)?;
+            }
+        }
+        self.flush(client, &mut batch, &mut members)
+    }
+
+    fn flush(
+        &self,
+        client: &mut Client,
+        batch: &mut Batch,
+        members: &mut Vec<&TocEntry>,
+    ) -> Result<(), RestoreError> {
+        let members = std::mem::take(members);
+        match batch.run(client, &self.state) {
+            Ok(()) => {
+                self.statements.fetch_add(members.len(), Ordering::SeqCst);
+                Ok(())
+            }
+            Err(BatchFailure::State(e)) => Err(e.into()),
+            Err(BatchFailure::Rerun(_)) => {
+                let mut out = Out::Live {
+                    client,
+                    single: false,
+                };
+                members.iter().try_for_each(|e| self.run_entry(&mut out, e))
+            }
+        }
+    }
+
+    /// Runs one entry's statements as pg_restore issues them, unless a previous run did.
+    fn run_entry(&self, out: &mut Out<'_>, e: &TocEntry) -> Result<(), RestoreError> {
+        self.check_abort()?;
+        let Some((step, sql)) = self.entry_work(e) else {
+            return Ok(());
+        };
         match self.send(out, step.clone(), &sql, Some(e)) {
             Ok(()) => {
                 self.statements.fetch_add(1, Ordering::SeqCst);
@@ -909,12 +964,10 @@ impl<'a> Restore<'a> {
     ) -> Result<crate::load::Loaded, LoadError> {
         let copy = e.copy_stmt();
         let copy = copy.trim();
-        let binary = binary_columns(client, copy).zip(crate::binary::binary_statement(copy));
-        let Some((types, sql)) = binary else {
+        if !is_text_copy(copy) {
             return load_fresh_table(client, copy, table, &mut data, expected, seal);
-        };
-        let mut rows = BinaryRows::new(data, types, Input::Text);
-        match load_fresh_table(client, &sql, table, &mut rows, expected, seal) {
+        }
+        match load_fresh_binary(client, copy, table, &mut data, Input::Text, expected, seal) {
             Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
                 if self.o.verbose {
                     logline::say!("cbrestore: {}: {x}; loading it as text", shown_name(e));
@@ -1090,15 +1143,6 @@ fn for_postgres(entries: &[TocEntry]) -> Result<(Vec<TocEntry>, u64), RestoreErr
         .filter(|(a, b)| a.defn != b.defn || a.had_dumper != b.had_dumper)
         .count() as u64;
     Ok((out, changed))
-}
-
-/// The converter's type of every column of pg_dump's plain `COPY name (cols) FROM stdin;`,
-/// when all of them have one.
-fn binary_columns(client: &mut Client, copy: &str) -> Option<Vec<ColumnType>> {
-    if !is_text_copy(copy) {
-        return None;
-    }
-    crate::binary::copy_columns(client, copy)
 }
 
 /// pg_dump's `COPY name (cols) FROM stdin;`: text format, one row per line.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use postgres::Client;
 
-use crate::state::{CommitError, State, Step};
+use crate::state::{CommitError, State, StateError, Step};
 use crate::RestoreError;
 
 /// `--on-error-continue` or stop at the first error; the errors skipped, for the report.
@@ -97,6 +97,108 @@ pub fn run_step(
     };
     state.commit_xid(client, xid, step)?;
     Ok(())
+}
+
+/// Small steps sent together: one transaction, one message, one pair of journal writes.
+///
+/// A step of its own costs two round trips (the statements with `txid_current()`, then the
+/// COMMIT after the transaction id is recorded); the regression database's pre-data alone is
+/// about 4,000 of them. Consecutive steps collected here go as
+/// `BEGIN; s1; s2; ...; SELECT txid_current()`, then one COMMIT for all: two round trips per
+/// batch. A batch that fails is rolled back whole, and the caller runs its steps one by one
+/// (the step that fails is then named alone, and those before it commit, as they would have).
+#[derive(Debug, Default)]
+pub struct Batch {
+    sql: String,
+    steps: Vec<Step>,
+    statements: usize,
+}
+
+impl Batch {
+    /// At most this many steps (each holds its locks until the COMMIT: 64 keeps a batch far
+    /// below `max_locks_per_transaction` times the connections)...
+    const STEPS: usize = 64;
+    /// ...and this much text (a function body or a big view can be long).
+    const BYTES: usize = 256 * 1024;
+
+    pub fn push(&mut self, step: Step, sql: &str) {
+        self.push_session(sql);
+        self.steps.push(step);
+    }
+
+    /// A statement that is no step of its own (a script's `SET`): it runs with the batch, and
+    /// again with each statement after a failure.
+    pub fn push_session(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+        // A statement may end without its semicolon or in a `--` comment.
+        self.sql.push_str("\n;\n");
+        self.statements += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.statements == 0
+    }
+
+    /// Whether the next statement should go in a new batch.
+    pub fn full(&self) -> bool {
+        self.statements >= Batch::STEPS || self.sql.len() >= Batch::BYTES
+    }
+
+    /// Runs and commits the batch through the state, emptying it. On a server error the
+    /// transaction is rolled back (nothing of the batch stays) and the steps are returned for
+    /// the caller to run one by one; the bookkeeping failing is the restore's end.
+    pub fn run(&mut self, client: &mut Client, state: &State) -> Result<(), BatchFailure> {
+        let sql = std::mem::take(&mut self.sql);
+        let steps = std::mem::take(&mut self.steps);
+        if std::mem::take(&mut self.statements) == 0 {
+            return Ok(());
+        }
+        if !state.recording() {
+            // No journal: the COMMIT goes in the same message.
+            return match client.batch_execute(&format!("BEGIN;\n{sql}COMMIT")) {
+                Ok(()) => {
+                    steps.into_iter().for_each(|s| state.note(s));
+                    Ok(())
+                }
+                Err(_) => {
+                    let _ = client.batch_execute("ROLLBACK");
+                    Err(BatchFailure::Rerun(steps))
+                }
+            };
+        }
+        let batch = format!("BEGIN;\n{sql}SELECT pg_catalog.txid_current()");
+        let xid = client.simple_query(&batch).ok().and_then(|m| last_xid(&m));
+        let Some(xid) = xid else {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(BatchFailure::Rerun(steps));
+        };
+        match state.commit_steps(client, xid, &steps) {
+            Ok(()) => Ok(()),
+            Err(CommitError::State(e)) => {
+                let _ = client.batch_execute("ROLLBACK");
+                Err(BatchFailure::State(e))
+            }
+            // The COMMIT failed (a deferred constraint): one by one.
+            Err(CommitError::Server(_)) => Err(BatchFailure::Rerun(steps)),
+        }
+    }
+}
+
+/// Why a [`Batch`] did not commit.
+#[derive(Debug)]
+pub enum BatchFailure {
+    /// A statement failed and the batch was rolled back: its steps, to run one by one.
+    Rerun(Vec<Step>),
+    /// The state could not be written.
+    State(StateError),
+}
+
+/// The transaction id a batch's last statement returned.
+fn last_xid(messages: &[postgres::SimpleQueryMessage]) -> Option<i64> {
+    messages.iter().rev().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse::<i64>().ok()),
+        _ => None,
+    })
 }
 
 /// One schedulable item: its id, what must be done before it, and the tables it locks

@@ -24,7 +24,7 @@ use gpbackup::{BackupSet, Filter, PlannedTable};
 
 use crate::binary::{BinaryRows, Input};
 use crate::engine::run_step;
-use crate::load::{load_fresh_table, load_table, LoadError, Seal};
+use crate::load::{load_fresh_binary, load_fresh_table, load_table, LoadError, Seal};
 use crate::progress::Counted;
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::{State, Step};
@@ -440,6 +440,56 @@ fn stored_bytes(table: &PlannedTable) -> u64 {
         .sum()
 }
 
+/// One table's rows in one COPY. On PostgreSQL they go in as binary COPY when every column's
+/// type converts (see binary.rs; for a table created here the types come with the load's
+/// opening message); a value that does not convert rolls that attempt back and the table is
+/// loaded again as CSV from its first row.
+fn copy_rows(
+    client: &mut postgres::Client,
+    how: Emptying<'_>,
+    (fqn, copy_sql, expected): (&str, &str, u64),
+    seal: Seal<'_>,
+    reader: &mut gpbackup::data::TableReader,
+    flight: &Arc<InFlight>,
+) -> Result<crate::load::Loaded, LoadError> {
+    // Emptied only when asked (--truncate-table) or created by this restore: a load that a
+    // kill interrupted rolled back, so a table the user had keeps exactly its own rows.
+    let truncate = (how.truncate || how.fresh).then_some(fqn);
+    let fresh = how.fresh && how.freeze;
+    let expected = Some(expected);
+    let first = if fresh {
+        let mut rows = shown(reader, flight);
+        load_fresh_binary(client, copy_sql, fqn, &mut rows, Input::Csv, expected, seal)
+    } else {
+        let binary = how
+            .freeze
+            .then(|| crate::binary::copy_columns(client, copy_sql))
+            .flatten()
+            .zip(crate::binary::binary_statement(copy_sql));
+        let mut rows = shown(reader, flight);
+        let Some((types, sql)) = binary else {
+            return load_table(client, copy_sql, truncate, &mut rows, expected, seal);
+        };
+        let mut rows = BinaryRows::new(rows, types, Input::Csv);
+        load_table(client, &sql, truncate, &mut rows, expected, seal)
+    };
+    match first {
+        Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
+            if how.verbose {
+                logline::say!("cbrestore: {fqn}: {x}; loading it as CSV");
+            }
+            *reader = reader.again();
+            let mut rows = shown(reader, flight);
+            if fresh {
+                load_fresh_table(client, copy_sql, fqn, &mut rows, expected, seal)
+            } else {
+                load_table(client, copy_sql, truncate, &mut rows, expected, seal)
+            }
+        }
+        other => other,
+    }
+}
+
 /// `reader` as the progress display counts it.
 fn shown<'r>(
     reader: &'r mut gpbackup::data::TableReader,
@@ -480,9 +530,6 @@ fn load_one(
     (mut reader, flight): (gpbackup::data::TableReader, Arc<InFlight>),
 ) -> Result<TableWritten, gpbackup::Error> {
     let started = Instant::now();
-    // Emptied only when asked (--truncate-table) or created by this restore: a load that a
-    // kill interrupted rolled back, so a table the user had keeps exactly its own rows.
-    let truncate = (how.truncate || how.fresh).then_some(fqn);
     let step = Step::table(fqn);
     let seal = Seal { state, step: &step };
     let loaded = if let (Some((board, limit)), true, false) = (how.split, how.fresh, state.resuming)
@@ -506,41 +553,14 @@ fn load_one(
             seal,
         )
     } else {
-        let load = |client: &mut postgres::Client, sql: &str, source: &mut (dyn Read + Send)| {
-            if how.fresh && how.freeze {
-                load_fresh_table(client, sql, fqn, source, Some(expected), seal)
-            } else {
-                load_table(client, sql, truncate, source, Some(expected), seal)
-            }
-        };
-        // On PostgreSQL, rows go in as binary COPY when every column's type converts (see
-        // binary.rs); a value that does not convert rolls that attempt back and the table is
-        // loaded again as CSV from its first row.
-        let binary = how
-            .freeze
-            .then(|| crate::binary::copy_columns(client, copy_sql))
-            .flatten()
-            .zip(crate::binary::binary_statement(copy_sql));
-        match binary {
-            Some((types, sql)) => {
-                let r = load(
-                    client,
-                    &sql,
-                    &mut BinaryRows::new(&mut shown(&mut reader, &flight), types, Input::Csv),
-                );
-                match r {
-                    Err(LoadError::Read(x)) if crate::binary::is_unconvertible(&x) => {
-                        if how.verbose {
-                            logline::say!("cbrestore: {fqn}: {x}; loading it as CSV");
-                        }
-                        reader = reader.again();
-                        load(client, copy_sql, &mut shown(&mut reader, &flight))
-                    }
-                    other => other,
-                }
-            }
-            None => load(client, copy_sql, &mut shown(&mut reader, &flight)),
-        }
+        copy_rows(
+            client,
+            how,
+            (fqn, copy_sql, expected),
+            seal,
+            &mut reader,
+            &flight,
+        )
     };
     match loaded {
         Ok(loaded) => Ok(TableWritten {

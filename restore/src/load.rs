@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 
 use postgres::{Client, GenericClient};
 
+use crate::binary::{BinaryRows, Input};
 use crate::state::{CommitError, State, Step};
 
 /// How a load's transaction ends: committed as `step` of `state` (its transaction id recorded
@@ -61,6 +62,144 @@ impl std::fmt::Display for LoadError {
     }
 }
 
+/// A load's own transaction on a connection, opened by one message that also asks what the
+/// load needs to know: the transaction id (recorded before the COMMIT, see `state.rs`),
+/// whether the table and the COPY's target are partitioned, and, when asked, the target's
+/// columns for binary COPY. Rolled back when dropped uncommitted.
+///
+/// Opening with `client.transaction()` and asking each of these on its own cost 10 more round
+/// trips per table (extended-protocol queries take two each); on the regression database's
+/// 537 tables that was most of the data phase's time (see restore.md).
+pub struct LoadTx<'c> {
+    client: &'c mut Client,
+    xid: Option<i64>,
+    open: bool,
+    /// What the opening message found out.
+    pub facts: Facts,
+}
+
+/// What a load asks when its transaction opens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Probe<'a> {
+    /// The table the load empties (quoted).
+    pub table: Option<&'a str>,
+    /// The COPY statement, whose target's kind (and columns) are asked.
+    pub copy_sql: Option<&'a str>,
+    /// The target's columns and types, for binary COPY.
+    pub columns: bool,
+}
+
+/// The answers to a [`Probe`]; `None` where the catalog could not say.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub table_partitioned: Option<bool>,
+    pub target_partitioned: Option<bool>,
+    /// `(name, type oid)` of every live column of the COPY's target.
+    pub columns: Option<Vec<(String, u32)>>,
+}
+
+fn relkind_is_p(table: &str) -> String {
+    format!(
+        "(SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass({}))",
+        cluster::quote::literal(table)
+    )
+}
+
+impl<'c> LoadTx<'c> {
+    /// `BEGIN` and the probe in one round trip.
+    pub fn begin(client: &'c mut Client, probe: Probe<'_>) -> Result<LoadTx<'c>, LoadError> {
+        let target = probe.copy_sql.and_then(copy_target);
+        let null = || "NULL".to_string();
+        let columns = match target.filter(|_| probe.columns) {
+            Some(t) => format!(
+                "(SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, a.atttypid::int8)) \
+                   FROM pg_catalog.pg_attribute a \
+                  WHERE a.attrelid = pg_catalog.to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped)",
+                cluster::quote::literal(t)
+            ),
+            None => null(),
+        };
+        let sql = format!(
+            "BEGIN;\nSELECT pg_catalog.txid_current(), {}, {}, {columns}",
+            probe.table.map(relkind_is_p).unwrap_or_else(null),
+            target.map(relkind_is_p).unwrap_or_else(null),
+        );
+        let messages = match client.simple_query(&sql) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK");
+                return Err(server_error(e));
+            }
+        };
+        let row = messages.iter().find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        });
+        let text = |i: usize| row.and_then(|r| r.get(i));
+        let flag = |i: usize| text(i).map(|v| v == "t");
+        let facts = Facts {
+            table_partitioned: flag(1),
+            target_partitioned: flag(2),
+            columns: text(3).and_then(|j| serde_json::from_str::<Vec<(String, u32)>>(j).ok()),
+        };
+        Ok(LoadTx {
+            xid: text(0).and_then(|v| v.parse().ok()),
+            client,
+            open: true,
+            facts,
+        })
+    }
+
+    /// Empties `table` (quoted) in this transaction: `TRUNCATE ONLY`, so an inheritance parent
+    /// keeps its children's rows (they are loaded from entries of their own), except for a
+    /// partitioned table, whose data (gpbackup dumps partitioned tables through the root) is
+    /// every partition's, so the whole tree is emptied.
+    pub fn empty(&mut self, table: &str) -> Result<(), LoadError> {
+        let only = if self.facts.table_partitioned == Some(true) {
+            ""
+        } else {
+            "ONLY "
+        };
+        self.client
+            .batch_execute(&format!("TRUNCATE TABLE {only}{table}"))
+            .map_err(server_error)
+    }
+
+    /// `COPY ... FROM STDIN` with `source`, the count checked.
+    pub fn copy(
+        &mut self,
+        copy_sql: &str,
+        source: &mut (dyn Read + Send),
+        expected_rows: Option<u64>,
+    ) -> Result<Loaded, LoadError> {
+        let writer = self.client.copy_in(copy_sql).map_err(server_error)?;
+        stream(writer, source, expected_rows)
+    }
+
+    /// Commits as `seal` says: the transaction id recorded first.
+    pub fn commit(mut self, seal: Seal<'_>) -> Result<(), LoadError> {
+        self.open = false;
+        let step = seal.step.clone();
+        let r = match self.xid {
+            Some(xid) => seal.state.commit_xid(self.client, xid, step),
+            None => seal.state.commit_open(self.client, step),
+        };
+        r.map_err(LoadError::Commit)
+    }
+}
+
+impl Drop for LoadTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+fn server_error(e: postgres::Error) -> LoadError {
+    LoadError::Server(cluster::error::server_message(&e))
+}
+
 /// Loads `source` into a table this restore has just created, in one transaction that empties
 /// it first and copies with `FREEZE`.
 ///
@@ -69,8 +208,10 @@ impl std::fmt::Display for LoadError {
 /// was truncated in this transaction) also writes the rows already frozen and all-visible, so
 /// the index builds that follow do not rewrite every page to set hint bits, and the first
 /// VACUUM has nothing to freeze: 17% faster COPY and 35% faster primary key on a 3M-row
-/// table here. A server that refuses `FREEZE` for this table (a partitioned root, say) gets
-/// the plain COPY: nothing has been read from `source` at that point.
+/// table here. A partitioned target refuses `FREEZE` only once rows flow (gpbackup loads
+/// partitioned tables through their root; pg_dump --load-via-partition-root too), so the
+/// opening message asks; a server that refuses it anyway before reading a row gets the plain
+/// COPY.
 pub fn load_fresh_table(
     client: &mut Client,
     copy_sql: &str,
@@ -79,28 +220,83 @@ pub fn load_fresh_table(
     expected_rows: Option<u64>,
     seal: Seal<'_>,
 ) -> Result<Loaded, LoadError> {
-    let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
-    // A partitioned table refuses FREEZE only once the rows flow (gpbackup loads partitioned
-    // tables through their root; pg_dump --load-via-partition-root too): ask first.
-    let frozen = with_freeze(copy_sql).filter(|_| {
-        copy_target(copy_sql).is_some_and(|t| is_partitioned(client, t) == Some(false))
+    load_fresh(client, copy_sql, table, source, None, expected_rows, seal)
+}
+
+/// As [`load_fresh_table`], the rows sent as binary COPY (see binary.rs) when every column the
+/// COPY names has a type the converter takes: the types come with the transaction's opening
+/// message, so this costs no round trip. A value that does not convert fails with
+/// [`crate::binary::is_unconvertible`]'s error, rolled back: the caller loads the table again
+/// with [`load_fresh_table`].
+pub fn load_fresh_binary(
+    client: &mut Client,
+    copy_sql: &str,
+    table: &str,
+    source: &mut (dyn Read + Send),
+    syntax: Input,
+    expected_rows: Option<u64>,
+    seal: Seal<'_>,
+) -> Result<Loaded, LoadError> {
+    load_fresh(
+        client,
+        copy_sql,
+        table,
+        source,
+        Some(syntax),
+        expected_rows,
+        seal,
+    )
+}
+
+fn load_fresh(
+    client: &mut Client,
+    copy_sql: &str,
+    table: &str,
+    source: &mut (dyn Read + Send),
+    binary: Option<Input>,
+    expected_rows: Option<u64>,
+    seal: Seal<'_>,
+) -> Result<Loaded, LoadError> {
+    let probe = Probe {
+        table: Some(table),
+        copy_sql: Some(copy_sql),
+        columns: binary.is_some(),
+    };
+    let mut tx = LoadTx::begin(client, probe)?;
+    tx.empty(table)?;
+    let converted = binary.and_then(|syntax| {
+        let types = crate::binary::columns_of(copy_sql, tx.facts.columns.as_deref()?)?;
+        Some((types, crate::binary::binary_statement(copy_sql)?, syntax))
     });
-    if let Some(frozen) = frozen {
-        let mut tx = client.transaction().map_err(server)?;
-        empty(&mut tx, table).map_err(server)?;
-        let started = match tx.copy_in(frozen.as_str()) {
-            Ok(writer) => Some(stream(writer, source, expected_rows)),
-            Err(e) if refuses_freeze(&e) => None,
-            Err(e) => return Err(server(e)),
-        };
-        if let Some(loaded) = started {
-            let loaded = loaded?;
-            seal.commit(tx)?;
-            return Ok(loaded);
+    let statement = converted
+        .as_ref()
+        .map_or(copy_sql, |(_, sql, _)| sql.as_str());
+    let frozen = with_freeze(statement).filter(|_| tx.facts.target_partitioned == Some(false));
+    let mut rows;
+    let source: &mut (dyn Read + Send) = match converted.clone() {
+        Some((types, _, syntax)) => {
+            rows = BinaryRows::new(&mut *source, types, syntax);
+            &mut rows
         }
-        drop(tx);
+        None => source,
+    };
+    let Some(frozen) = frozen else {
+        let loaded = tx.copy(statement, source, expected_rows)?;
+        tx.commit(seal)?;
+        return Ok(loaded);
+    };
+    let started = match tx.client.copy_in(frozen.as_str()) {
+        Ok(writer) => Some(stream(writer, source, expected_rows)),
+        Err(e) if refuses_freeze(&e) => None,
+        Err(e) => return Err(server_error(e)),
+    };
+    if let Some(loaded) = started {
+        let loaded = loaded?;
+        tx.commit(seal)?;
+        return Ok(loaded);
     }
-    load_table(client, copy_sql, Some(table), source, expected_rows, seal)
+    drop(tx);
+    load_table(client, statement, Some(table), source, expected_rows, seal)
 }
 
 /// `COPY ... FROM STDIN` with `FREEZE` added: pg_dump's bare form gets `WITH (FREEZE)`, an
@@ -148,10 +344,7 @@ pub fn is_partitioned<C: GenericClient>(client: &mut C, table: &str) -> Option<b
         .map(|row| row.get(0))
 }
 
-/// Empties `table` (quoted): `TRUNCATE ONLY`, so an inheritance parent keeps its children's
-/// rows (they are loaded from entries of their own), except for a partitioned table, which
-/// holds no rows itself: its data (gpbackup dumps partitioned tables through the root) is
-/// every partition's, so the whole tree is emptied.
+/// Empties `table` (quoted), as [`LoadTx::empty`], asking the catalog first.
 pub fn empty<C: GenericClient>(client: &mut C, table: &str) -> Result<(), postgres::Error> {
     let only = if is_partitioned(client, table) == Some(true) {
         ""
@@ -181,11 +374,16 @@ pub fn load_table(
     expected_rows: Option<u64>,
     seal: Seal<'_>,
 ) -> Result<Loaded, LoadError> {
-    let mut tx = client
-        .transaction()
-        .map_err(|e| LoadError::Server(cluster::error::server_message(&e)))?;
-    let loaded = load_in(&mut tx, copy_sql, truncate, source, expected_rows)?;
-    seal.commit(tx)?;
+    let probe = Probe {
+        table: truncate,
+        ..Probe::default()
+    };
+    let mut tx = LoadTx::begin(client, probe)?;
+    if let Some(table) = truncate {
+        tx.empty(table)?;
+    }
+    let loaded = tx.copy(copy_sql, source, expected_rows)?;
+    tx.commit(seal)?;
     Ok(loaded)
 }
 

@@ -26,8 +26,8 @@ use cluster::{quote, ConnParams};
 
 use crate::binary::{BinaryRows, Input};
 use crate::dump::Distribution;
-use crate::engine::{run_step, Policy};
-use crate::load::{is_partitioned, load_in, with_freeze, LoadError, Seal};
+use crate::engine::{run_step, Batch, BatchFailure, Policy};
+use crate::load::{load_in, with_freeze, LoadError, LoadTx, Probe, Seal};
 use crate::script::ScriptOut;
 use crate::state::{State, Step};
 use crate::RestoreError;
@@ -787,6 +787,10 @@ struct PlainRun<'a> {
     first_after_resume: bool,
     /// `--strip-distribution`: MPP statements made PostgreSQL's.
     translator: distfix::translate::Translator,
+    /// Statements of their own transaction (and `SET`s) collected to be sent together, and
+    /// the statements themselves, to run one by one if the batch fails (see [`Batch`]).
+    batch: Batch,
+    batched: Vec<Stmt>,
 }
 
 impl<'a> PlainRun<'a> {
@@ -816,6 +820,8 @@ impl<'a> PlainRun<'a> {
             block: None,
             first_after_resume: resume_from > 0,
             translator: distfix::translate::Translator::new(),
+            batch: Batch::default(),
+            batched: Vec::new(),
         }
     }
 
@@ -823,10 +829,22 @@ impl<'a> PlainRun<'a> {
         RestoreError::Input(format!("{}, line {line}: {what}", self.src.shown))
     }
 
-    /// Every item of the script, in order.
+    /// Every item of the script, in order. A bad input stops the restore after the statements
+    /// before it (the batch collected so far is sent); an interruption leaves that batch
+    /// unsent, as if the signal had come before it.
     fn all(&mut self, abort: &AtomicBool) -> Result<(), RestoreError> {
         let progress = crate::progress::start(0, 0, self.o.progress);
         let mut sp = Splitter::new(crate::progress::script(&progress, &self.src.path)?);
+        match self.items(abort, &mut sp) {
+            Err(e) if !matches!(e, RestoreError::Interrupted) => {
+                let _ = self.flush();
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    fn items(&mut self, abort: &AtomicBool, sp: &mut Sp) -> Result<(), RestoreError> {
         loop {
             if abort.load(Ordering::SeqCst) {
                 return Err(RestoreError::Interrupted);
@@ -834,7 +852,9 @@ impl<'a> PlainRun<'a> {
             let item = sp
                 .next_item()
                 .map_err(|e| RestoreError::Input(format!("{}: {e}", self.src.shown)))?;
-            let Some(item) = item else { return Ok(()) };
+            let Some(item) = item else {
+                return self.flush();
+            };
             match item.kind {
                 ItemKind::Trivia => self.trivia(item.bytes),
                 ItemKind::CopyData => {
@@ -846,7 +866,7 @@ impl<'a> PlainRun<'a> {
                 }
                 ItemKind::Statement => {
                     let stmt = self.statement(item.line, item.bytes, item.standard_strings)?;
-                    self.dispatch(&mut sp, stmt)?;
+                    self.dispatch(sp, stmt)?;
                 }
             }
         }
@@ -867,6 +887,7 @@ impl<'a> PlainRun<'a> {
     /// psql's meta-commands that pg_dump writes: `\restrict KEY` (after which only
     /// `\unrestrict KEY` is accepted), `\unrestrict`, `\connect`.
     fn meta(&mut self, line: u64, bytes: &[u8]) -> Result<(), RestoreError> {
+        self.flush()?;
         let text = String::from_utf8_lossy(bytes).into_owned();
         let args = meta_args(text.trim());
         let word = args.first().map(String::as_str).unwrap_or("");
@@ -1097,14 +1118,12 @@ impl PlainRun<'_> {
         if let Some((begin, failed)) = self.block {
             return self.in_block(sp, s, begin, failed);
         }
+        if !self.o.single_transaction && matches!(s.kind, Kind::Session | Kind::Plain) {
+            return self.collect(s);
+        }
+        self.flush()?;
         match s.kind.clone() {
-            Kind::Session => {
-                let r = self.client().batch_execute(&s.text);
-                if let Err(e) = r {
-                    self.fail_statement(&s, &cluster::error::server_message(&e))?;
-                }
-                Ok(())
-            }
+            Kind::Session => self.session(&s),
             Kind::Begin => {
                 let r = self.client().batch_execute(&s.text);
                 match r {
@@ -1119,6 +1138,62 @@ impl PlainRun<'_> {
         }
     }
 
+    /// A statement of its own transaction, or a `SET`, added to the batch; the batch is sent
+    /// when full.
+    fn collect(&mut self, s: Stmt) -> Result<(), RestoreError> {
+        self.first_after_resume = false;
+        match s.kind {
+            Kind::Session => self.batch.push_session(&s.text),
+            _ => self.batch.push(self.step_of(&s), &s.text),
+        }
+        self.batched.push(s);
+        if self.batch.full() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the statements collected so far in one transaction; if one fails, the batch is
+    /// rolled back and they run one by one, so the failing statement is reported (or skipped
+    /// with --on-error-continue) alone and those before it commit, as before.
+    fn flush(&mut self) -> Result<(), RestoreError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let statements = std::mem::take(&mut self.batched);
+        let Out::Live(client) = &mut self.out else {
+            unreachable!("live statements run on a connection")
+        };
+        match self.batch.run(client, &self.state) {
+            Ok(()) => Ok(()),
+            Err(BatchFailure::State(e)) => Err(e.into()),
+            Err(BatchFailure::Rerun(_)) => statements.iter().try_for_each(|s| match s.kind {
+                Kind::Session => self.session(s),
+                _ => self.plain(s),
+            }),
+        }
+    }
+
+    /// A `SET`: session state, run on its own.
+    fn session(&mut self, s: &Stmt) -> Result<(), RestoreError> {
+        let r = self.client().batch_execute(&s.text);
+        if let Err(e) = r {
+            self.fail_statement(s, &cluster::error::server_message(&e))?;
+        }
+        Ok(())
+    }
+
+    /// The step a statement of its own transaction is recorded as: its number, and the table
+    /// it creates, if it is pg_dump's `CREATE TABLE`.
+    fn step_of(&self, s: &Stmt) -> Step {
+        let creates = s
+            .entry
+            .as_ref()
+            .filter(|e| e.kind == "TABLE" && creates_table(&s.text))
+            .and_then(|e| Some(quote::qualified(e.schema.as_deref()?, &e.name)));
+        Step::sequential(s.step).creating(creates)
+    }
+
     fn fail_statement(&mut self, s: &Stmt, msg: &str) -> Result<(), RestoreError> {
         self.policy.fail(format!(
             "{}, line {}: {msg}\nstatement: {}",
@@ -1130,12 +1205,7 @@ impl PlainRun<'_> {
 
     /// A statement of its own transaction, recorded with it.
     fn plain(&mut self, s: &Stmt) -> Result<(), RestoreError> {
-        let creates = s
-            .entry
-            .as_ref()
-            .filter(|e| e.kind == "TABLE" && creates_table(&s.text))
-            .and_then(|e| Some(quote::qualified(e.schema.as_deref()?, &e.name)));
-        let step = Step::sequential(s.step).creating(creates);
+        let step = self.step_of(s);
         let Out::Live(client) = &mut self.out else {
             unreachable!("live statements run on a connection")
         };
@@ -1452,27 +1522,33 @@ fn copy_block(
     how: CopyHow<'_>,
     again: Reread<'_>,
 ) -> Result<crate::load::Loaded, LoadError> {
-    let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
     if how.single {
         let loaded = load_in(client, copy_sql, None, block, None)?;
         return check_count(loaded, block, how.text_format);
     }
     if let (Some(table), Some(frozen)) = (how.fresh, with_freeze(copy_sql)) {
-        if is_partitioned(client, table) == Some(false) {
-            if let Some(done) = copy_fresh(client, copy_sql, &frozen, table, block, &how, again)? {
-                return Ok(done);
-            }
+        if let Some(done) = copy_fresh(client, copy_sql, &frozen, table, block, &how, again)? {
+            return Ok(done);
         }
     }
-    let mut tx = client.transaction().map_err(server)?;
-    let loaded = load_in(&mut tx, copy_sql, how.fresh, block, None)?;
+    let probe = Probe {
+        table: how.fresh,
+        ..Probe::default()
+    };
+    let mut tx = LoadTx::begin(client, probe)?;
+    if let Some(table) = how.fresh {
+        tx.empty(table)?;
+    }
+    let loaded = tx.copy(copy_sql, block, None)?;
     let loaded = check_count(loaded, block, how.text_format)?;
-    how.seal.commit(tx)?;
+    tx.commit(how.seal)?;
     Ok(loaded)
 }
 
 /// The frozen load of a table created here: binary where every column converts (see
-/// binary.rs), text otherwise; `None` when the server refused FREEZE before a row was read.
+/// binary.rs), text otherwise; `None` when the table is partitioned or the server refused
+/// FREEZE before a row was read. The transaction's opening message asks for the columns'
+/// types too (see `load::Probe`).
 fn copy_fresh(
     client: &mut Client,
     copy_sql: &str,
@@ -1482,23 +1558,33 @@ fn copy_fresh(
     how: &CopyHow<'_>,
     again: Reread<'_>,
 ) -> Result<Option<crate::load::Loaded>, LoadError> {
-    let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
-    let binary = (how.text_format && crate::dump::is_text_copy(copy_sql))
-        .then(|| crate::binary::copy_columns(client, copy_sql))
-        .flatten()
+    let probe = Probe {
+        table: Some(table),
+        copy_sql: Some(copy_sql),
+        columns: how.text_format && crate::dump::is_text_copy(copy_sql),
+    };
+    let mut tx = LoadTx::begin(client, probe)?;
+    if tx.facts.table_partitioned != Some(false) {
+        return Ok(None);
+    }
+    tx.empty(table)?;
+    let binary = tx
+        .facts
+        .columns
+        .as_deref()
+        .and_then(|known| crate::binary::columns_of(copy_sql, known))
         .zip(crate::binary::binary_statement(copy_sql).and_then(|b| with_freeze(&b)));
-    let mut tx = client.transaction().map_err(server)?;
     let result = match binary {
         Some((types, sql)) => {
             let mut rows = BinaryRows::new(&mut *block, types, Input::Text);
-            load_in(&mut tx, &sql, Some(table), &mut rows, None)
+            tx.copy(&sql, &mut rows, None)
         }
-        None => load_in(&mut tx, frozen, Some(table), &mut *block, None),
+        None => tx.copy(frozen, &mut *block, None),
     };
     match result {
         Ok(loaded) => {
             let loaded = check_count(loaded, block, how.text_format)?;
-            how.seal.commit(tx)?;
+            tx.commit(how.seal)?;
             Ok(Some(loaded))
         }
         // A value the converter refuses: that attempt rolls back, and the block is read
@@ -1513,10 +1599,15 @@ fn copy_fresh(
                 LoadError::Read(std::io::Error::other(format!("{}: {e}", again.shown)))
             })?;
             let mut block = CopyBlock::new(&mut sp, again.line, again.shown);
-            let mut tx = client.transaction().map_err(server)?;
-            let loaded = load_in(&mut tx, frozen, Some(table), &mut block, None)?;
+            let probe = Probe {
+                table: Some(table),
+                ..Probe::default()
+            };
+            let mut tx = LoadTx::begin(client, probe)?;
+            tx.empty(table)?;
+            let loaded = tx.copy(frozen, &mut block, None)?;
             let loaded = check_count(loaded, &block, how.text_format)?;
-            how.seal.commit(tx)?;
+            tx.commit(how.seal)?;
             Ok(Some(loaded))
         }
         // Refused before a row was read (FREEZE not allowed here): the plain COPY.

@@ -286,8 +286,17 @@ impl State {
             return Ok(());
         }
         let check = XactCheck::for_server(client);
+        // Steps committed together share a transaction: asked once.
+        let mut fates: BTreeMap<i64, Option<String>> = BTreeMap::new();
         for (key, p) in pending {
-            let status = check.wait_for(client, p.xid)?;
+            let status = match fates.get(&p.xid) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = check.wait_for(client, p.xid)?;
+                    fates.insert(p.xid, s.clone());
+                    s
+                }
+            };
             let mut book = self.book.lock().expect("state lock");
             match status.as_deref() {
                 Some("committed") => book.apply(&key, &p),
@@ -385,7 +394,7 @@ impl State {
             through: step.through,
         };
         book.apply(&step.key, &p);
-        self.append(&book, &step.key, &p, true)
+        self.append(&book, &[(step.key.clone(), p.clone())], true)
     }
 
     fn xid_of<C: GenericClient>(&self, client: &mut C) -> Result<Option<i64>, CommitError> {
@@ -398,37 +407,77 @@ impl State {
         Ok(Some(row.get(0)))
     }
 
+    /// Commits the open transaction `xid` on `client` as every one of `steps` (small entries
+    /// or statements sent together, see `engine.rs`): their pending lines in one write before
+    /// the COMMIT, their done lines in one write after it.
+    pub fn commit_steps(
+        &self,
+        client: &mut Client,
+        xid: i64,
+        steps: &[Step],
+    ) -> Result<(), CommitError> {
+        self.seal_all(Some(xid), steps, || client.batch_execute("COMMIT"))
+    }
+
     fn seal(
         &self,
         xid: Option<i64>,
         step: Step,
         commit: impl FnOnce() -> Result<(), postgres::Error>,
     ) -> Result<(), CommitError> {
-        let p = Pending {
-            xid: xid.unwrap_or(0),
-            creates: step.creates,
-            through: step.through,
-        };
+        self.seal_all(xid, std::slice::from_ref(&step), commit)
+    }
+
+    fn seal_all(
+        &self,
+        xid: Option<i64>,
+        steps: &[Step],
+        commit: impl FnOnce() -> Result<(), postgres::Error>,
+    ) -> Result<(), CommitError> {
+        let events: Vec<(String, Pending)> = steps
+            .iter()
+            .map(|s| {
+                let p = Pending {
+                    xid: xid.unwrap_or(0),
+                    creates: s.creates.clone(),
+                    through: s.through,
+                };
+                (s.key.clone(), p)
+            })
+            .collect();
         if xid.is_some() {
             let mut book = self.book.lock().expect("state lock");
-            book.pending.insert(step.key.clone(), p.clone());
-            self.append(&book, &step.key, &p, false)
+            for (key, p) in &events {
+                book.pending.insert(key.clone(), p.clone());
+            }
+            self.append(&book, &events, false)
                 .map_err(CommitError::State)?;
         }
         commit().map_err(CommitError::Server)?;
         let mut book = self.book.lock().expect("state lock");
-        book.pending.remove(&step.key);
-        book.apply(&step.key, &p);
+        for (key, p) in &events {
+            book.pending.remove(key);
+            book.apply(key, p);
+        }
         if xid.is_some() {
-            self.append(&book, &step.key, &p, true)
+            self.append(&book, &events, true)
                 .map_err(CommitError::State)?;
         }
         Ok(())
     }
 
-    /// One event at the end of the journal (the snapshot first, when there is none yet).
-    /// Called with the book locked, so lines never interleave.
-    fn append(&self, book: &Book, key: &str, p: &Pending, done: bool) -> Result<(), StateError> {
+    /// Events at the end of the journal, in one write (the snapshot first, when there is none
+    /// yet). Called with the book locked, so lines never interleave. A kill that cuts the
+    /// write leaves whole lines and at most one torn last line, which is ignored: pending
+    /// lines are written before the COMMIT is sent, so a lost one belongs to a transaction
+    /// that never committed; a lost done line leaves its pending line, which `--resume`
+    /// settles with the server.
+    fn append(
+        &self,
+        book: &Book,
+        events: &[(String, Pending)],
+        done: bool,
+    ) -> Result<(), StateError> {
         let Some(path) = &self.path else {
             return Ok(());
         };
@@ -437,15 +486,18 @@ impl State {
             drop(journal);
             return self.write(book);
         }
-        let line = Line {
-            k: key.to_string(),
-            x: p.xid,
-            c: p.creates.clone(),
-            t: p.through,
-            done,
-        };
-        let mut bytes = serde_json::to_vec(&line).expect("state serializes");
-        bytes.push(b'\n');
+        let mut bytes = Vec::new();
+        for (key, p) in events {
+            let line = Line {
+                k: key.clone(),
+                x: p.xid,
+                c: p.creates.clone(),
+                t: p.through,
+                done,
+            };
+            serde_json::to_writer(&mut bytes, &line).expect("state serializes");
+            bytes.push(b'\n');
+        }
         let file = journal.as_mut().expect("journal open");
         file.write_all(&bytes).map_err(|source| StateError::Io {
             path: path.clone(),
