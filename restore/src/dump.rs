@@ -23,6 +23,7 @@ use serde::Serialize;
 use cluster::{quote, ConnParams};
 
 use crate::binary::Input;
+use crate::blobs::BlobError;
 use crate::engine::{run_pool, run_step, Batch, BatchFailure, Item, Policy, Work};
 use crate::load::{load_fresh_binary, load_fresh_table, load_table, LoadError, Seal};
 use crate::script::ScriptOut;
@@ -164,7 +165,7 @@ pub fn run(
     })?;
     let (mut entries, mut changed) = transform(archive.entries(), &o.distribution)?;
     o.selection.strip(&mut entries);
-    let manifest = Manifest::load(&archive).map_err(RestoreError::Input)?;
+    let manifest = Manifest::load(&archive)?;
     let state = open_state(o, &entries)?;
     let mut report = DumpRestoreReport {
         tool: "cbrestore",
@@ -281,7 +282,7 @@ fn open_out(
                 "--create: the archive has no DATABASE entry (dump it with pg_dump -C)".into(),
             )
         })?;
-        let mut admin = cluster::connect(&o.conn)?;
+        let mut admin = crate::cancel::connect(&o.conn)?;
         if let Err(e) = admin.batch_execute(&db.defn()) {
             let msg = cluster::error::server_message(&e);
             // A resumed run finds the database its first run made.
@@ -291,7 +292,7 @@ fn open_out(
         }
         conn = o.conn.with_dbname(&db.tag());
     }
-    let mut client = cluster::connect(&conn)?;
+    let mut client = crate::cancel::connect(&conn)?;
     state.reconcile(&mut client)?;
     Ok((Target::Live(Box::new(client)), conn))
 }
@@ -396,7 +397,7 @@ impl<'a> Restore<'a> {
                 .collect(),
             manifest,
             state,
-            policy: Policy::new(o.on_error_continue),
+            policy: Policy::new(o.on_error_continue).stopping_on(Arc::clone(&abort)),
             abort,
             session,
             target,
@@ -490,9 +491,11 @@ impl<'a> Restore<'a> {
             if self.state.done(&step.key) {
                 continue;
             }
-            if let Err(msg) = self.send(out, step, &sql, None) {
-                self.policy
-                    .fail(format!("{} (clean): {msg}", entry_label(e)))?;
+            if let Err(source) = self.send(out, step, &sql, None) {
+                self.policy.fail(RestoreError::Clean {
+                    entry: entry_label(e),
+                    source: Box::new(source),
+                })?;
             }
         }
         Ok(())
@@ -619,11 +622,11 @@ impl<'a> Restore<'a> {
             Err(x) if x.already_exists() && self.state.take_uncertain() => {
                 Ok(self.state.record(step)?)
             }
-            Err(x) => self.policy.fail(format!(
-                "{}: {x}\nstatement: {}",
-                entry_label(e),
-                e.defn().trim()
-            )),
+            Err(source) => self.policy.fail(RestoreError::Entry {
+                entry: entry_label(e),
+                statement: e.defn().trim().to_string(),
+                source: Box::new(source),
+            }),
         }
     }
 
@@ -649,8 +652,9 @@ impl<'a> Restore<'a> {
                     .write(format!("{sql}\n").as_bytes())
                     .map_err(|e| e.to_string()),
             };
-            if let Err(msg) = r {
-                self.policy.fail(format!("ANALYZE {t}: {msg}"))?;
+            if let Err(message) = r {
+                self.policy
+                    .fail(RestoreError::Analyze { table: t, message })?;
             }
         }
         Ok(())
@@ -750,7 +754,7 @@ struct Parallel<'r, 'a> {
 
 impl Work for Parallel<'_, '_> {
     fn connect(&self) -> Result<Client, RestoreError> {
-        let mut c = cluster::connect(self.conn)?;
+        let mut c = crate::cancel::connect(self.conn)?;
         c.batch_execute(&self.restore.session)
             .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))?;
         Ok(c)
@@ -855,15 +859,10 @@ impl<'a> Restore<'a> {
         }
         let started = Instant::now();
         let r = match out {
-            Out::Script(s) => self
-                .script_table(s, e)
-                .map(|()| None)
-                .map_err(|x| x.to_string()),
+            Out::Script(s) => self.script_table(s, e).map(|()| None),
             Out::Live { client, single } => {
                 let board = (split && self.o.split_larger_than.is_some()).then_some(&self.board);
-                self.load(client, e, *single, board)
-                    .map(Some)
-                    .map_err(|x| x.to_string())
+                self.load(client, e, *single, board).map(Some)
             }
         };
         match r {
@@ -882,20 +881,24 @@ impl<'a> Restore<'a> {
                 Ok(())
             }
             Ok(None) => Ok(()),
-            Err(err) => self
-                .policy
-                .fail(format!("{} ({table}): {err}", entry_label(e))),
+            Err(source) => self.policy.fail(RestoreError::Table {
+                entry: entry_label(e),
+                table,
+                source: Box::new(source),
+            }),
         }
     }
 
     /// `-f`: the COPY block of one table in the script, after pg_restore's comment.
-    fn script_table(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<(), RestoreError> {
-        s.write(toc_comment(e, "Data for ", self.o.no_owner).as_bytes())?;
-        s.write(e.copy_stmt().as_bytes())?;
+    fn script_table(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<(), LoadError> {
+        s.write(toc_comment(e, "Data for ", self.o.no_owner).as_bytes())
+            .map_err(LoadError::Script)?;
+        s.write(e.copy_stmt().as_bytes())
+            .map_err(LoadError::Script)?;
         let mut data = crate::progress::table_data(&self.progress, self.archive, e, &shown_name(e))
-            .map_err(|x| RestoreError::Input(format!("{}: {x}", entry_label(e))))?;
-        s.copy_from(&mut data)?;
-        Ok(s.write(b"\n")?)
+            .map_err(LoadError::Archive)?;
+        s.copy_from(&mut data).map_err(LoadError::Script)?;
+        s.write(b"\n").map_err(LoadError::Script)
     }
 
     /// Loads one table's data. A table this restore created is emptied in the load's own
@@ -914,7 +917,7 @@ impl<'a> Restore<'a> {
         let copy = copy.trim();
         // cbdump's manifest: the file must be the one that was written, before any row is sent.
         crate::verify::check_file(self.archive, e, self.manifest)
-            .map_err(|m| LoadError::Read(std::io::Error::other(m)))?;
+            .map_err(|v| LoadError::Verify(Box::new(v)))?;
         let expected = self.manifest.get(e.dump_id).map(|r| r.rows);
         let mut data = crate::progress::table_data(&self.progress, self.archive, e, &shown_name(e))
             .map_err(read_error)?;
@@ -994,7 +997,10 @@ impl<'a> Restore<'a> {
                 Ok(n) => {
                     self.large_objects.fetch_add(n, Ordering::SeqCst);
                 }
-                Err(msg) => self.policy.fail(format!("{}: {msg}", entry_label(e)))?,
+                Err(source) => self.policy.fail(RestoreError::LargeObjects {
+                    entry: entry_label(e),
+                    source: Box::new(source),
+                })?,
             }
         }
         Ok(())
@@ -1008,88 +1014,28 @@ impl<'a> Restore<'a> {
         single: bool,
         e: &TocEntry,
         step: Step,
-    ) -> Result<usize, String> {
-        let blobs = archive::blobs::read_all(self.archive, e).map_err(|x| x.to_string())?;
-        let server = |x: postgres::Error| cluster::error::server_message(&x);
+    ) -> Result<usize, BlobError> {
+        let blobs = archive::blobs::read_all(self.archive, e)?;
         if single {
-            return write_blobs(client, blobs);
+            return crate::blobs::write_all(client, blobs);
         }
-        let mut tx = client.transaction().map_err(server)?;
-        let n = write_blobs(&mut tx, blobs)?;
-        self.state.commit(tx, step).map_err(|x| x.to_string())?;
+        let mut tx = client
+            .transaction()
+            .map_err(|x| BlobError::Begin(cluster::error::server_message(&x)))?;
+        let n = crate::blobs::write_all(&mut tx, blobs)?;
+        self.state.commit(tx, step)?;
         Ok(n)
     }
 
     /// `-f`: large objects as pg_restore writes them into a script.
-    fn script_blobs(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<usize, String> {
-        let blobs = archive::blobs::read_all(self.archive, e).map_err(|x| x.to_string())?;
-        let mut text = toc_comment(e, "Data for ", self.o.no_owner);
-        text.push_str("BEGIN;\n\n");
-        let mut n = 0;
-        for blob in blobs {
-            let (oid, mut reader) = blob.map_err(|x| x.to_string())?;
-            text.push_str(&format!("SELECT pg_catalog.lo_open('{oid}', 131072);\n"));
-            s.write(std::mem::take(&mut text).as_bytes())
-                .map_err(|x| x.to_string())?;
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                let k = reader
-                    .read(&mut buf)
-                    .map_err(|x| format!("large object {oid}: {x}"))?;
-                if k == 0 {
-                    break;
-                }
-                let line = format!(
-                    "SELECT pg_catalog.lowrite(0, '\\x{}');\n",
-                    hex::encode(&buf[..k])
-                );
-                s.write(line.as_bytes()).map_err(|x| x.to_string())?;
-            }
-            text.push_str("SELECT pg_catalog.lo_close(0);\n\n");
-            s.write(std::mem::take(&mut text).as_bytes())
-                .map_err(|x| x.to_string())?;
-            n += 1;
-        }
-        text.push_str("COMMIT;\n\n");
-        s.write(text.as_bytes()).map_err(|x| x.to_string())?;
-        Ok(n)
+    fn script_blobs(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<usize, BlobError> {
+        let blobs = archive::blobs::read_all(self.archive, e)?;
+        crate::blobs::script(s, toc_comment(e, "Data for ", self.o.no_owner), blobs)
     }
-}
-
-fn write_blobs<C: postgres::GenericClient>(
-    tx: &mut C,
-    blobs: Vec<archive::blobs::Blob>,
-) -> Result<usize, String> {
-    let mut n = 0;
-    for blob in blobs {
-        let (oid, mut reader) = blob.map_err(|x| x.to_string())?;
-        let at = |x: postgres::Error| {
-            format!("large object {oid}: {}", cluster::error::server_message(&x))
-        };
-        let fd: i32 = tx
-            .query_one("SELECT pg_catalog.lo_open($1, 131072)", &[&oid])
-            .map_err(at)?
-            .get(0);
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let k = reader
-                .read(&mut buf)
-                .map_err(|x| format!("large object {oid}: {x}"))?;
-            if k == 0 {
-                break;
-            }
-            tx.execute("SELECT pg_catalog.lowrite($1, $2)", &[&fd, &&buf[..k]])
-                .map_err(at)?;
-        }
-        tx.execute("SELECT pg_catalog.lo_close($1)", &[&fd])
-            .map_err(at)?;
-        n += 1;
-    }
-    Ok(n)
 }
 
 fn read_error(e: archive::ArchiveError) -> LoadError {
-    LoadError::Read(std::io::Error::other(e.to_string()))
+    LoadError::Archive(e)
 }
 
 fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u64), RestoreError> {

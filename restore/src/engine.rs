@@ -17,6 +17,8 @@ use crate::RestoreError;
 pub struct Policy {
     continue_on_error: bool,
     errors: Mutex<Vec<String>>,
+    /// Raised by a signal: an error then is the cancelled statement, and the restore stops.
+    abort: Option<Arc<AtomicBool>>,
 }
 
 impl Policy {
@@ -24,17 +26,33 @@ impl Policy {
         Policy {
             continue_on_error,
             errors: Mutex::new(Vec::new()),
+            abort: None,
         }
     }
 
+    /// Errors after `abort` is raised stop the restore as interrupted (the signal cancelled
+    /// the statements in flight, see cancel.rs), even under `--on-error-continue`.
+    pub fn stopping_on(mut self, abort: Arc<AtomicBool>) -> Policy {
+        self.abort = Some(abort);
+        self
+    }
+
     /// An error: recorded and skipped under `--on-error-continue`, else the restore stops.
-    pub fn fail(&self, what: String) -> Result<(), RestoreError> {
+    pub fn fail(&self, error: RestoreError) -> Result<(), RestoreError> {
+        if self
+            .abort
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::SeqCst))
+        {
+            return Err(RestoreError::Interrupted);
+        }
         if self.continue_on_error {
+            let what = error.to_string();
             logline::say!("cbrestore: error (continuing): {what}");
             self.errors.lock().expect("errors lock").push(what);
             Ok(())
         } else {
-            Err(RestoreError::Step(what))
+            Err(error)
         }
     }
 
@@ -50,6 +68,9 @@ pub enum StepError {
     Server(String),
     #[error(transparent)]
     Commit(#[from] CommitError),
+    /// A COPY inside a plain script's own transaction block.
+    #[error(transparent)]
+    Load(Box<crate::load::LoadError>),
 }
 
 impl StepError {
@@ -317,11 +338,12 @@ pub fn run_pool(
             scope.spawn(|| worker(&shared, work, abort));
         }
     });
-    if let Some(e) = shared.failure.into_inner().expect("failure lock") {
-        return Err(e);
-    }
+    // Interrupted: a failure is the statement the signal cancelled.
     if abort.load(Ordering::SeqCst) {
         return Err(RestoreError::Interrupted);
+    }
+    if let Some(e) = shared.failure.into_inner().expect("failure lock") {
+        return Err(e);
     }
     Ok(())
 }

@@ -180,7 +180,7 @@ pub fn run(
     if opts.create_db {
         create_database(opts, &state)?;
     }
-    let mut client = cluster::connect(&opts.conn)?;
+    let mut client = crate::cancel::connect(&opts.conn)?;
     let server = flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
     let postgres = match opts.target {
         TargetChoice::Auto => !server.flavor.is_mpp(),
@@ -232,7 +232,7 @@ pub fn run(
 
 /// `--create-db`: the database `-d` names, made first (a resumed run finds it made).
 fn create_database(opts: &GpRestoreOptions, state: &State) -> Result<(), RestoreError> {
-    let mut admin = cluster::connect(&opts.conn.with_dbname("postgres"))?;
+    let mut admin = crate::cancel::connect(&opts.conn.with_dbname("postgres"))?;
     let sql = format!("CREATE DATABASE {}", quote::ident(opts.conn.dbname()));
     match admin.batch_execute(&sql) {
         Err(e)
@@ -319,7 +319,7 @@ type Done = Result<TableWritten, gpbackup::Error>;
 
 impl Worker {
     fn connect(&self) -> Result<postgres::Client, gpbackup::Error> {
-        let mut c = cluster::connect(&self.conn)
+        let mut c = crate::cancel::connect(&self.conn)
             .map_err(|e| target_error("connecting a worker".into(), e.to_string()))?;
         c.batch_execute(&self.session).map_err(|e| {
             target_error(
@@ -725,7 +725,7 @@ impl RestoreSink for LiveSink {
 
     fn connect_database(&mut self, db: &str) -> gpbackup::Result<()> {
         self.conn = self.conn.with_dbname(db);
-        self.client = cluster::connect(&self.conn)
+        self.client = crate::cancel::connect(&self.conn)
             .map_err(|e| target_error(format!("connecting to {db}"), e.to_string()))?;
         Ok(())
     }

@@ -13,6 +13,8 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod binary;
+pub mod blobs;
+pub mod cancel;
 pub mod cli;
 pub mod dump;
 pub mod engine;
@@ -47,6 +49,54 @@ pub enum RestoreError {
     /// it, with the server's words).
     #[error("{0}")]
     Step(String),
+    /// An archive entry's statements failed (rolled back).
+    #[error("{entry}: {source}\nstatement: {statement}")]
+    Entry {
+        entry: String,
+        statement: String,
+        source: Box<engine::StepError>,
+    },
+    /// `--clean`: an entry's DROP failed.
+    #[error("{entry} (clean): {source}")]
+    Clean {
+        entry: String,
+        source: Box<engine::StepError>,
+    },
+    /// A table's data did not load (its transaction rolled back).
+    #[error("{entry} ({table}): {source}")]
+    Table {
+        entry: String,
+        table: String,
+        source: Box<load::LoadError>,
+    },
+    /// A large-object entry's contents did not load (its transaction rolled back).
+    #[error("{entry}: {source}")]
+    LargeObjects {
+        entry: String,
+        source: Box<blobs::BlobError>,
+    },
+    /// `--analyze`.
+    #[error("ANALYZE {table}: {message}")]
+    Analyze { table: String, message: String },
+    /// A plain script's statement failed.
+    #[error("{file}, line {line}: {message}\nstatement: {statement}")]
+    Statement {
+        file: String,
+        line: u64,
+        message: String,
+        statement: String,
+    },
+    /// A plain script's COPY block did not load (rolled back).
+    #[error("{file}, line {line}: loading {table}: {source}; the table was left as it was")]
+    ScriptCopy {
+        file: String,
+        line: u64,
+        table: String,
+        source: Box<load::LoadError>,
+    },
+    /// cbdump's manifest, or an archive's data checked against it.
+    #[error(transparent)]
+    Verify(Box<verify::VerifyError>),
     /// The input is not what it must be (the message names the file and line).
     #[error("{0}")]
     Input(String),
@@ -63,6 +113,12 @@ pub enum RestoreError {
         error: Box<RestoreError>,
         state: PathBuf,
     },
+}
+
+impl From<verify::VerifyError> for RestoreError {
+    fn from(e: verify::VerifyError) -> RestoreError {
+        RestoreError::Verify(Box::new(e))
+    }
 }
 
 impl RestoreError {

@@ -35,31 +35,39 @@ pub struct Loaded {
     pub bytes: u64,
 }
 
-/// Why a load failed, as text naming the table (the caller adds context).
-#[derive(Debug)]
+/// Why a load failed; the caller adds the table and the entry or script line.
+#[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The source could not be read; the source's own error (it names the file).
+    #[error("reading the data failed: {0}")]
     Read(io::Error),
+    /// The archive's data for the table cannot be opened.
+    #[error("reading the data failed: {0}")]
+    Archive(archive::ArchiveError),
+    /// The data file is not the one cbdump's manifest records.
+    #[error(transparent)]
+    Verify(Box<crate::verify::VerifyError>),
     /// The server refused the data or the statement.
+    #[error("{0}")]
     Server(String),
     /// The server loaded a different number of rows than the source promised.
+    #[error("loaded {loaded} rows but the backup records {expected}; rolled back")]
     Count { loaded: u64, expected: u64 },
     /// The COMMIT, or recording it.
+    #[error(transparent)]
     Commit(CommitError),
-}
-
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoadError::Read(e) => write!(f, "reading the data failed: {e}"),
-            LoadError::Server(m) => write!(f, "{m}"),
-            LoadError::Count { loaded, expected } => write!(
-                f,
-                "loaded {loaded} rows but the backup records {expected}; rolled back"
-            ),
-            LoadError::Commit(e) => write!(f, "{e}"),
-        }
-    }
+    /// `-f`: writing the table's data into the script.
+    #[error(transparent)]
+    Script(crate::script::ScriptError),
+    /// A helper's COPY stream of a load shared by several workers (see split.rs).
+    #[error(transparent)]
+    Helper(crate::split::HelperError),
+    /// A plain script's COPY block could not be read again (to load it as text).
+    #[error("{file}: {source}")]
+    Reread {
+        file: String,
+        source: crate::plain::RereadError,
+    },
 }
 
 /// A load's own transaction on a connection, opened by one message that also asks what the

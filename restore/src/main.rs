@@ -14,9 +14,9 @@ use restore::RestoreError;
 
 fn main() -> ExitCode {
     let cli = restore::cli::parse();
-    // The one signal setup: SIGINT, SIGTERM and SIGHUP raise the flag every step checks; the
-    // restore stops between steps, records its state, and exits 130, 143 or 129 saying how
-    // to resume.
+    // The one signal setup: SIGINT, SIGTERM and SIGHUP raise the flag every step checks and
+    // cancel the statements in flight (restore::cancel); the restore stops, records its
+    // state, and exits 130, 143 or 129 saying how to resume.
     let interrupt = match interrupt::install("cbrestore", interrupt::Mode::Poll) {
         Ok(i) => i,
         Err(e) => {
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let _cancel = interrupt.on_signal(restore::cancel::cancel_all);
     match run(&cli, interrupt.flag()) {
         Ok(code) if !interrupt.stdout_closed() => code,
         Ok(_) => interrupt.conclude(Ok(())),
@@ -45,7 +46,7 @@ fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
         return interrupt.conclude(Ok(()));
     }
     if e.downcast_ref::<Usage>().is_some() {
-        logline::say!("cbrestore: error: {e:#}");
+        logline::say!("cbrestore: error: {}", message(e));
         return ExitCode::from(2);
     }
     let restore = e.downcast_ref::<RestoreError>();
@@ -59,11 +60,17 @@ fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
     if let Some(RestoreError::Interrupted) = restore.map(RestoreError::cause) {
         if interrupt.signal().is_none() {
             // Raised without a signal (a closed pipe): still 130, as before.
-            logline::say!("cbrestore: error: {e:#}");
+            logline::say!("cbrestore: error: {}", message(e));
             return ExitCode::from(130);
         }
     }
-    interrupt.conclude(Err(format!("{e:#}")))
+    interrupt.conclude(Err(message(e)))
+}
+
+/// The error and its causes on one line, each said once (a typed error's message often
+/// quotes its cause already).
+fn message(e: &anyhow::Error) -> String {
+    cluster::error::one_line(e.as_ref())
 }
 
 /// `--json` on failure: the error, and where the state of a resumable restore is.
@@ -73,7 +80,7 @@ fn json_failure(e: &anyhow::Error) {
         .and_then(RestoreError::resumable_from);
     let report = serde_json::json!({
         "tool": "cbrestore",
-        "error": format!("{e:#}"),
+        "error": message(e),
         "state_file": state.map(|p| p.display().to_string()),
         "resume": state.map(|_| resume_command()),
     });

@@ -26,7 +26,7 @@ use cluster::{quote, ConnParams};
 
 use crate::binary::{BinaryRows, Input};
 use crate::dump::Distribution;
-use crate::engine::{run_step, Batch, BatchFailure, Policy};
+use crate::engine::{run_step, Batch, BatchFailure, Policy, StepError};
 use crate::load::{load_in, with_freeze, LoadError, LoadTx, Probe, Seal};
 use crate::script::ScriptOut;
 use crate::state::{State, Step};
@@ -422,14 +422,28 @@ pub fn connect_target(line: &str) -> Option<String> {
 
 /// Opens the (decompressed) input.
 fn open(path: &Path) -> Result<Box<dyn Read + Send>, RestoreError> {
-    let err = |source: std::io::Error| RestoreError::Io {
+    open_io(path).map_err(|source| RestoreError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let c = Compression::detect(path).map_err(err)?;
-    let f = std::fs::File::open(path).map_err(err)?;
+    })
+}
+
+fn open_io(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
+    let c = Compression::detect(path)?;
+    let f = std::fs::File::open(path)?;
     c.decoder(BufReader::with_capacity(256 * 1024, f))
-        .map_err(err)
+}
+
+/// Why a COPY block could not be read again from the script (to load it as text after a
+/// value the binary converter refused).
+#[derive(Debug, thiserror::Error)]
+pub enum RereadError {
+    #[error(transparent)]
+    Open(std::io::Error),
+    #[error(transparent)]
+    Split(#[from] distfix::splitter::SplitError),
+    #[error("no COPY statement on line {0} when read again")]
+    Gone(u64),
 }
 
 /// One COPY block's data as a reader over the splitter (the `\.` line included, which the
@@ -719,6 +733,7 @@ pub fn run(
     }
     let out = open_out(o, &src, &state, &mut report)?;
     let mut run = PlainRun::new(o, &src, out, state, report);
+    run.policy = Policy::new(o.on_error_continue).stopping_on(Arc::clone(&abort));
     let result = run.all(&abort).and_then(|()| run.finish());
     if let Err(e) = result {
         return Err(e.stopped(&run.state));
@@ -749,7 +764,7 @@ fn open_out(
         report.target = format!("script {}", p.display());
         return Ok(Out::Script(ScriptOut::create(p)?));
     }
-    let mut client = cluster::connect(&o.conn)?;
+    let mut client = crate::cancel::connect(&o.conn)?;
     state.reconcile(&mut client)?;
     if o.single_transaction {
         client
@@ -928,7 +943,7 @@ impl<'a> PlainRun<'a> {
             return Ok(());
         };
         self.conn = self.conn.with_dbname(&db);
-        self.out = Out::Live(Box::new(cluster::connect(&self.conn)?));
+        self.out = Out::Live(Box::new(crate::cancel::connect(&self.conn)?));
         // Another database: its tables are not the ones seen so far.
         self.state.forget_created();
         self.copied_tables.clear();
@@ -1194,13 +1209,13 @@ impl PlainRun<'_> {
         Step::sequential(s.step).creating(creates)
     }
 
-    fn fail_statement(&mut self, s: &Stmt, msg: &str) -> Result<(), RestoreError> {
-        self.policy.fail(format!(
-            "{}, line {}: {msg}\nstatement: {}",
-            self.src.shown,
-            s.line,
-            s.text.trim()
-        ))
+    fn fail_statement(&mut self, s: &Stmt, message: &str) -> Result<(), RestoreError> {
+        self.policy.fail(RestoreError::Statement {
+            file: self.src.shown.clone(),
+            line: s.line,
+            message: message.to_string(),
+            statement: s.text.trim().to_string(),
+        })
     }
 
     /// A statement of its own transaction, recorded with it.
@@ -1272,10 +1287,10 @@ impl PlainRun<'_> {
             Kind::Commit => self.commit_block(s.step),
             Kind::Copy(name, text_format) => self
                 .copy_in_block(sp, &s, name, *text_format)
-                .map_err(|e| e.to_string()),
+                .map_err(|e| StepError::Load(Box::new(e))),
             _ => {
                 let r = self.client().batch_execute(&s.text);
-                r.map_err(|e| cluster::error::server_message(&e))
+                r.map_err(|e| StepError::Server(cluster::error::server_message(&e)))
             }
         };
         if ends {
@@ -1300,7 +1315,7 @@ impl PlainRun<'_> {
         Ok(())
     }
 
-    fn commit_block(&mut self, step: u64) -> Result<(), String> {
+    fn commit_block(&mut self, step: u64) -> Result<(), StepError> {
         let Out::Live(client) = &mut self.out else {
             unreachable!("live statements run on a connection")
         };
@@ -1308,11 +1323,9 @@ impl PlainRun<'_> {
             // psql -1 runs the script's COMMIT too; so do we.
             return client
                 .batch_execute("COMMIT")
-                .map_err(|e| cluster::error::server_message(&e));
+                .map_err(|e| StepError::Server(cluster::error::server_message(&e)));
         }
-        self.state
-            .commit_open(client, Step::sequential(step))
-            .map_err(|e| e.to_string())
+        Ok(self.state.commit_open(client, Step::sequential(step))?)
     }
 
     /// A COPY block inside the script's transaction block: no transaction of its own.
@@ -1409,10 +1422,12 @@ impl PlainRun<'_> {
                 block
                     .drain()
                     .map_err(|e| RestoreError::Input(e.to_string()))?;
-                self.policy.fail(format!(
-                    "{}, line {}: loading {name}: {e}; the table was left as it was",
-                    self.src.shown, s.line
-                ))?;
+                self.policy.fail(RestoreError::ScriptCopy {
+                    file: self.src.shown.clone(),
+                    line: s.line,
+                    table: name.to_string(),
+                    source: Box::new(e),
+                })?;
                 self.state.record(step)?;
             }
         }
@@ -1460,11 +1475,11 @@ struct Reread<'a> {
 
 /// A splitter over the script at `path`, its last item the COPY statement that starts on
 /// `line`: what follows is that statement's data.
-fn splitter_at(path: &Path, line: u64) -> Result<Splitter<Box<dyn Read + Send>>, String> {
-    let mut sp = Splitter::new(open(path).map_err(|e| e.to_string())?);
+fn splitter_at(path: &Path, line: u64) -> Result<Splitter<Box<dyn Read + Send>>, RereadError> {
+    let mut sp = Splitter::new(open_io(path).map_err(RereadError::Open)?);
     loop {
-        let found = match sp.next_item().map_err(|e| e.to_string())? {
-            None => return Err(format!("no COPY statement on line {line} when read again")),
+        let found = match sp.next_item()? {
+            None => return Err(RereadError::Gone(line)),
             Some(item) => item.kind == ItemKind::Statement && item.line == line,
         };
         if found {
@@ -1595,9 +1610,11 @@ fn copy_fresh(
                 logline::say!("cbrestore: {table}: {x}; loading it as text");
             }
             block.drain().map_err(LoadError::Read)?;
-            let mut sp = splitter_at(again.path, again.line).map_err(|e| {
-                LoadError::Read(std::io::Error::other(format!("{}: {e}", again.shown)))
-            })?;
+            let mut sp =
+                splitter_at(again.path, again.line).map_err(|source| LoadError::Reread {
+                    file: again.shown.to_string(),
+                    source,
+                })?;
             let mut block = CopyBlock::new(&mut sp, again.line, again.shown);
             let probe = Probe {
                 table: Some(table),

@@ -90,11 +90,20 @@ pub struct SplitLoad {
 struct Join {
     helpers: usize,
     /// Each helper's COPY outcome.
-    copied: Vec<Result<u64, String>>,
+    copied: Vec<Result<u64, HelperError>>,
     /// The owner's decision: commit (true) or roll back.
     verdict: Option<bool>,
     /// Each helper's commit outcome.
-    committed: Vec<Result<(), String>>,
+    committed: Vec<Result<(), HelperError>>,
+}
+
+/// What went wrong on a helper's connection, in the server's words; the owner reports it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HelperError {
+    #[error("{0}")]
+    Copy(String),
+    #[error("committing a parallel COPY stream failed: {0}")]
+    Commit(String),
 }
 
 impl SplitLoad {
@@ -113,7 +122,7 @@ impl SplitLoad {
             }
             j.helpers += 1;
         }
-        let server = |e: postgres::Error| cluster::error::server_message(&e);
+        let server = |e: postgres::Error| HelperError::Copy(cluster::error::server_message(&e));
         let mut tx = match client.transaction() {
             Ok(tx) => tx,
             Err(e) => {
@@ -123,7 +132,7 @@ impl SplitLoad {
                 return 0;
             }
         };
-        let copied = (|| -> Result<u64, String> {
+        let copied = (|| -> Result<u64, HelperError> {
             let mut w = tx.copy_in(self.copy_sql.as_str()).map_err(server)?;
             for batch in self.batches.iter() {
                 if let Err(e) = w.write_all(&batch) {
@@ -131,7 +140,7 @@ impl SplitLoad {
                     // The owner drains the queue.
                     return Err(match w.finish() {
                         Err(pe) => server(pe),
-                        Ok(_) => e.to_string(),
+                        Ok(_) => HelperError::Copy(e.to_string()),
                     });
                 }
             }
@@ -140,7 +149,9 @@ impl SplitLoad {
         let rows = copied.as_ref().ok().copied().unwrap_or(0);
         self.report_copy(copied);
         if self.await_verdict() {
-            let r = tx.commit().map_err(server);
+            let r = tx
+                .commit()
+                .map_err(|e| HelperError::Commit(cluster::error::server_message(&e)));
             let ok = r.is_ok();
             self.report_commit(r);
             if ok {
@@ -155,12 +166,12 @@ impl SplitLoad {
         }
     }
 
-    fn report_copy(&self, r: Result<u64, String>) {
+    fn report_copy(&self, r: Result<u64, HelperError>) {
         self.join.lock().expect("join lock").copied.push(r);
         self.changed.notify_all();
     }
 
-    fn report_commit(&self, r: Result<(), String>) {
+    fn report_commit(&self, r: Result<(), HelperError>) {
         self.join.lock().expect("join lock").committed.push(r);
         self.changed.notify_all();
     }
@@ -330,8 +341,8 @@ fn gather(
     for r in &helpers_copied {
         match r {
             Ok(rows) => total += rows,
-            Err(m) => {
-                failure.get_or_insert_with(|| LoadError::Server(m.clone()));
+            Err(e) => {
+                failure.get_or_insert_with(|| LoadError::Helper(e.clone()));
             }
         }
     }
@@ -359,11 +370,9 @@ fn verdict(load: &SplitLoad, commit: bool, helpers: usize) -> Option<LoadError> 
     if !commit {
         return None;
     }
-    j.committed.iter().find_map(|r| {
-        r.as_ref()
-            .err()
-            .map(|m| LoadError::Server(format!("committing a parallel COPY stream failed: {m}")))
-    })
+    j.committed
+        .iter()
+        .find_map(|r| r.as_ref().err().map(|e| LoadError::Helper(e.clone())))
 }
 
 /// Removes rows some participants committed before another failed. The table was created by

@@ -3,11 +3,70 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use archive::{Archive, TocEntry};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+/// Why an archive's data cannot be trusted; each names the file, table or large object.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a cbdump manifest: {source}")]
+    NotManifest {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: table entry without dump_id/sha256/rows")]
+    ManifestEntry { path: PathBuf },
+    #[error("{table}: no data file")]
+    NoDataFile { table: String },
+    #[error("{path}: checksum mismatch for table {table}: manifest.json records {recorded}, the file has {found}")]
+    Checksum {
+        path: PathBuf,
+        table: String,
+        recorded: String,
+        found: String,
+    },
+    #[error("{table}: manifest.json records {recorded} rows, the data holds {found}")]
+    Rows {
+        table: String,
+        recorded: u64,
+        found: u64,
+    },
+    #[error("{table} (TOC entry {dump_id}): {source}")]
+    Read {
+        table: String,
+        dump_id: i32,
+        source: std::io::Error,
+    },
+    #[error("{table} (TOC entry {dump_id}): {source}")]
+    Archive {
+        table: String,
+        dump_id: i32,
+        source: Box<archive::ArchiveError>,
+    },
+    #[error("large object {oid}: {source}")]
+    LargeObject { oid: u32, source: std::io::Error },
+}
+
+/// `schema.name` of an entry, for messages.
+fn label(e: &TocEntry) -> String {
+    format!("{}.{}", e.namespace(), e.tag())
+}
+
+fn archive_error(e: &TocEntry) -> impl FnOnce(archive::ArchiveError) -> VerifyError + '_ {
+    move |source| VerifyError::Archive {
+        table: label(e),
+        dump_id: e.dump_id,
+        source: Box::new(source),
+    }
+}
 
 /// What a cbdump manifest records of one table.
 #[derive(Debug, Clone)]
@@ -24,7 +83,7 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    pub fn load(archive: &Archive) -> Result<Manifest, String> {
+    pub fn load(archive: &Archive) -> Result<Manifest, VerifyError> {
         let Archive::Directory(d) = archive else {
             return Ok(Manifest::default());
         };
@@ -32,10 +91,13 @@ impl Manifest {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
-            Err(e) => return Err(format!("{}: {e}", path.display())),
+            Err(source) => return Err(VerifyError::File { path, source }),
         };
-        let v: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a cbdump manifest: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| VerifyError::NotManifest {
+                path: path.clone(),
+                source,
+            })?;
         let mut by_id = HashMap::new();
         for t in v["tables"].as_array().into_iter().flatten() {
             let (Some(id), Some(sha), Some(rows)) = (
@@ -43,10 +105,7 @@ impl Manifest {
                 t["sha256"].as_str(),
                 t["rows"].as_u64(),
             ) else {
-                return Err(format!(
-                    "{}: table entry without dump_id/sha256/rows",
-                    path.display()
-                ));
+                return Err(VerifyError::ManifestEntry { path });
             };
             by_id.insert(
                 id as i32,
@@ -85,23 +144,27 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 /// Compares a data file with the manifest before it is loaded.
-pub fn check_file(archive: &Archive, e: &TocEntry, manifest: &Manifest) -> Result<(), String> {
+pub fn check_file(archive: &Archive, e: &TocEntry, manifest: &Manifest) -> Result<(), VerifyError> {
     let (Some(rec), Archive::Directory(d)) = (manifest.get(e.dump_id), archive) else {
         return Ok(());
     };
-    let path = d
-        .data_file(e)
-        .map_err(|x| x.to_string())?
-        .ok_or_else(|| format!("{}: no data file", rec.table))?;
-    let got = sha256_file(&path).map_err(|x| format!("{}: {x}", path.display()))?;
-    if got != rec.sha256 {
-        return Err(format!(
-            "{}: checksum mismatch for table {}: manifest.json records {}, the file has {}",
-            path.display(),
-            rec.table,
-            rec.sha256,
-            got
-        ));
+    let path =
+        d.data_file(e)
+            .map_err(archive_error(e))?
+            .ok_or_else(|| VerifyError::NoDataFile {
+                table: rec.table.clone(),
+            })?;
+    let found = match sha256_file(&path) {
+        Ok(f) => f,
+        Err(source) => return Err(VerifyError::File { path, source }),
+    };
+    if found != rec.sha256 {
+        return Err(VerifyError::Checksum {
+            path,
+            table: rec.table.clone(),
+            recorded: rec.sha256.clone(),
+            found,
+        });
     }
     Ok(())
 }
@@ -122,7 +185,7 @@ pub struct Verified {
 
 /// `--verify-only`: every table's data read to the end (decompression checked), row counts and
 /// checksums compared with the manifest when there is one, large-object blocks walked.
-pub fn verify_only(archive: &Archive) -> Result<Vec<Verified>, Vec<String>> {
+pub fn verify_only(archive: &Archive) -> Result<Vec<Verified>, Vec<VerifyError>> {
     let manifest = Manifest::load(archive).map_err(|e| vec![e])?;
     let mut ok = Vec::new();
     let mut problems = Vec::new();
@@ -144,26 +207,30 @@ pub fn verify_only(archive: &Archive) -> Result<Vec<Verified>, Vec<String>> {
 }
 
 /// Reads every large object of a `BLOBS` entry to its end.
-fn walk_blobs(archive: &Archive, e: &TocEntry, problems: &mut Vec<String>) {
+fn walk_blobs(archive: &Archive, e: &TocEntry, problems: &mut Vec<VerifyError>) {
     let blobs = match archive::blobs::read_all(archive, e) {
         Ok(b) => b,
-        Err(x) => return problems.push(x.to_string()),
+        Err(x) => return problems.push(archive_error(e)(x)),
     };
     for b in blobs {
         match b {
             Ok((oid, mut r)) => {
-                if let Err(x) = std::io::copy(&mut r, &mut std::io::sink()) {
-                    problems.push(format!("large object {oid}: {x}"));
+                if let Err(source) = std::io::copy(&mut r, &mut std::io::sink()) {
+                    problems.push(VerifyError::LargeObject { oid, source });
                 }
             }
-            Err(x) => problems.push(x.to_string()),
+            Err(x) => problems.push(archive_error(e)(x)),
         }
     }
 }
 
 /// One table's data read to its end, its rows counted and compared with the manifest.
-fn verify_table(archive: &Archive, e: &TocEntry, manifest: &Manifest) -> Result<Verified, String> {
-    let label = format!("{}.{}", e.namespace(), e.tag());
+fn verify_table(
+    archive: &Archive,
+    e: &TocEntry,
+    manifest: &Manifest,
+) -> Result<Verified, VerifyError> {
+    let label = label(e);
     check_file(archive, e, manifest)?;
     let checksum = if manifest.get(e.dump_id).is_some() {
         "ok"
@@ -171,7 +238,7 @@ fn verify_table(archive: &Archive, e: &TocEntry, manifest: &Manifest) -> Result<
         "not recorded"
     };
     let (end_check, file) = end_check(archive, e);
-    let mut data = archive.table_data(e).map_err(|x| x.to_string())?;
+    let mut data = archive.table_data(e).map_err(archive_error(e))?;
     let mut buf = vec![0u8; 256 * 1024];
     let (mut rows, mut bytes) = (0u64, 0u64);
     loop {
@@ -181,17 +248,24 @@ fn verify_table(archive: &Archive, e: &TocEntry, manifest: &Manifest) -> Result<
                 rows += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
                 bytes += n as u64;
             }
-            Err(x) => return Err(format!("{label} (TOC entry {}): {x}", e.dump_id)),
+            Err(source) => {
+                return Err(VerifyError::Read {
+                    table: label,
+                    dump_id: e.dump_id,
+                    source,
+                })
+            }
         }
     }
     // pg_dump's terminator `\.` and two blank lines are not rows.
     let rows = rows.saturating_sub(3);
     if let Some(rec) = manifest.get(e.dump_id) {
         if rec.rows != rows {
-            return Err(format!(
-                "{label}: manifest.json records {} rows, the data holds {rows}",
-                rec.rows
-            ));
+            return Err(VerifyError::Rows {
+                table: label,
+                recorded: rec.rows,
+                found: rows,
+            });
         }
     }
     Ok(Verified {

@@ -360,31 +360,51 @@ fn a_listing_into_a_closed_pipe_ends_quietly() {
     assert_ne!(out.status.code(), Some(101), "no panic");
 }
 
-/// SIGTERM (what `timeout` and systemd send): the restore stops after the step in flight,
+/// SIGTERM (what `timeout` and systemd send): the restore cancels the COPY in flight on the
+/// server (it rolls back: the table is still empty, the COPY did not run to its end first),
 /// exits 143 and prints the command that resumes it; that command finishes the restore.
 #[test]
 fn sigterm_stops_between_steps_and_says_how_to_resume() {
     let server = TestServer::start();
     source(&server);
-    let want = fingerprints(&server, "src");
     let archive = pg_dump(&server, &["-Fc"], &server.scratch().join("t.dump"));
-    server.create_db("t");
+    signal_then_resume(&server, "t", &[archive.to_str().unwrap()], "TERM", 143);
+}
+
+/// Ctrl-C during a plain script's COPY, under `--on-error-continue`: the cancelled COPY is
+/// no error to skip, the restore stops (130) with the command that resumes it.
+#[test]
+fn sigint_cancels_a_scripts_copy_even_when_continuing_on_errors() {
+    let server = TestServer::start();
+    source(&server);
+    let script = pg_dump(&server, &[], &server.scratch().join("t.sql"));
+    let args = ["--on-error-continue", script.to_str().unwrap()];
+    signal_then_resume(&server, "p", &args, "INT", 130);
+}
+
+/// Restores `args` into a new `db`, sends `signal` while `public.big`'s COPY runs, checks the
+/// exit `status`, that the COPY was cancelled, and that the printed command finishes the
+/// restore.
+fn signal_then_resume(server: &TestServer, db: &str, args: &[&str], signal: &str, status: i32) {
+    let want = fingerprints(server, "src");
+    server.create_db(db);
     let child = server
         .tool(env!("CARGO_BIN_EXE_cbrestore"))
-        .args(["-d", "t"])
-        .arg(&archive)
+        .args(["-d", db])
+        .args(args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    assert!(server.wait_for_active("datname = 't'", "COPY public.big", 60));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    let active = format!("datname = '{db}'");
+    assert!(server.wait_for_active(&active, "COPY public.big", 60));
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(sent.success());
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert_eq!(out.status.code(), Some(status), "{err}");
     let resume = err
         .lines()
         .skip_while(|l| !l.contains("to resume:"))
@@ -393,8 +413,18 @@ fn sigterm_stops_between_steps_and_says_how_to_resume() {
         .trim()
         .to_string();
     assert!(resume.ends_with("--resume"), "{resume}");
+    assert_eq!(
+        count(server, db, "SELECT count(*) FROM public.big"),
+        0,
+        "the COPY was cancelled and rolled back"
+    );
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    assert!(
+        log.contains("canceling statement due to user request"),
+        "the server was asked to cancel"
+    );
     let words: Vec<&str> = resume.split_whitespace().collect();
-    ok(&cbrestore(&server, &words[1..]));
-    assert_eq!(fingerprints(&server, "t"), want);
-    assert_eq!(server.schema_dump("t"), server.schema_dump("src"));
+    ok(&cbrestore(server, &words[1..]));
+    assert_eq!(fingerprints(server, db), want);
+    assert_eq!(server.schema_dump(db), server.schema_dump("src"));
 }
