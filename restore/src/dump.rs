@@ -943,14 +943,24 @@ impl<'a> Restore<'a> {
                 };
                 load_split(client, board, what, &mut data, expected, seal)
             }
-            _ if created_here && self.freeze => {
+            _ if created_here && self.freeze && !self.small(e) => {
                 self.load_fresh(client, e, &table, data, expected, seal)
             }
             _ => {
-                let truncate = created_here.then_some(table.as_str());
+                let truncate = (created_here && !self.small(e)).then_some(table.as_str());
                 load_table(client, copy, truncate, &mut data, expected, seal)
             }
         }
+    }
+
+    /// A table whose data is stored in less than [`crate::load::FRESH_FROM`]: loaded without
+    /// emptying it first and without FREEZE, unless resuming (see there).
+    fn small(&self, e: &TocEntry) -> bool {
+        !self.state.resuming
+            && self
+                .archive
+                .stored_size(e)
+                .is_some_and(|n| n < crate::load::FRESH_FROM)
     }
 
     /// A table created here on PostgreSQL: binary COPY where every column's type converts

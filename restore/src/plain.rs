@@ -454,6 +454,8 @@ struct CopyBlock<'s, R: Read> {
     pos: usize,
     done: bool,
     lines: u64,
+    /// Bytes handed out so far.
+    given: u64,
     statement_line: u64,
     shown: &'s str,
 }
@@ -466,39 +468,26 @@ impl<'s, R: Read> CopyBlock<'s, R> {
             pos: 0,
             done: false,
             lines: 0,
+            given: 0,
             statement_line,
             shown,
         }
     }
 
-    /// Reads the rest of the block without sending it anywhere.
-    fn drain(&mut self) -> std::io::Result<()> {
-        std::io::copy(self, &mut std::io::sink()).map(|_| ())
+    /// Reads ahead until the block's end or until `limit` bytes are held: whether the whole
+    /// block is held (a small table's data). Nothing is handed out.
+    fn within(&mut self, limit: usize) -> std::io::Result<bool> {
+        while !self.done && self.buf.len() - self.pos < limit {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            self.fetch()?;
+        }
+        Ok(self.done)
     }
 
-    /// Nothing of the block was read yet.
-    fn untouched(&self) -> bool {
-        self.lines == 0 && !self.done && self.buf.is_empty()
-    }
-
-    /// Data rows: the lines less the `\.` terminator.
-    fn rows(&self) -> u64 {
-        self.lines.saturating_sub(1)
-    }
-}
-
-impl<R: Read> Read for CopyBlock<'_, R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+    /// Appends the next piece of the block's data to `buf`.
+    fn fetch(&mut self) -> std::io::Result<()> {
         loop {
-            if self.pos < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.pos);
-                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if self.done {
-                return Ok(0);
-            }
             let item = self
                 .sp
                 .next_item()
@@ -516,11 +505,10 @@ impl<R: Read> Read for CopyBlock<'_, R> {
                 // The line break after `FROM stdin;`.
                 ItemKind::Trivia => continue,
                 ItemKind::CopyData => {
-                    self.buf.clear();
                     self.buf.extend_from_slice(item.bytes);
-                    self.pos = 0;
                     self.lines += item.newlines;
                     self.done = item.complete;
+                    return Ok(());
                 }
                 _ => {
                     return Err(std::io::Error::other(format!(
@@ -529,6 +517,41 @@ impl<R: Read> Read for CopyBlock<'_, R> {
                     )))
                 }
             }
+        }
+    }
+
+    /// Reads the rest of the block without sending it anywhere.
+    fn drain(&mut self) -> std::io::Result<()> {
+        std::io::copy(self, &mut std::io::sink()).map(|_| ())
+    }
+
+    /// Nothing of the block was handed out yet.
+    fn untouched(&self) -> bool {
+        self.given == 0
+    }
+
+    /// Data rows: the lines less the `\.` terminator.
+    fn rows(&self) -> u64 {
+        self.lines.saturating_sub(1)
+    }
+}
+
+impl<R: Read> Read for CopyBlock<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.pos < self.buf.len() {
+                let n = out.len().min(self.buf.len() - self.pos);
+                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                self.given += n as u64;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            self.buf.clear();
+            self.pos = 0;
+            self.fetch()?;
         }
     }
 }
@@ -1391,8 +1414,18 @@ impl PlainRun<'_> {
         let created = schema
             .as_deref()
             .is_some_and(|sc| self.state.created(&quote::qualified(sc, &bare)));
-        let fresh =
-            (first_block && own_entry && created && !self.o.single_transaction).then_some(name);
+        let Out::Live(client) = &mut self.out else {
+            unreachable!("live statements run on a connection")
+        };
+        let mut block = CopyBlock::new(sp, s.line, &self.src.shown);
+        // A small block (all of it within FRESH_FROM) is copied as it is, unless resuming: see
+        // load::FRESH_FROM.
+        let small = !self.state.resuming
+            && block
+                .within(crate::load::FRESH_FROM as usize)
+                .map_err(|e| RestoreError::Input(e.to_string()))?;
+        let fresh = (first_block && own_entry && created && !self.o.single_transaction && !small)
+            .then_some(name);
         let step = Step::sequential(s.step);
         let started = Instant::now();
         let shown = self.src.shown.clone();
@@ -1411,10 +1444,6 @@ impl PlainRun<'_> {
                 step: &step,
             },
         };
-        let Out::Live(client) = &mut self.out else {
-            unreachable!("live statements run on a connection")
-        };
-        let mut block = CopyBlock::new(sp, s.line, &shown);
         let result = copy_block(client, s.text.trim(), &mut block, how, again);
         match result {
             Ok(loaded) => self.loaded(name, s.line, loaded, started),
