@@ -97,8 +97,11 @@ pub(crate) fn write(
         leader: &mut leader,
         verbose: o.verbose,
         made_dirs: Default::default(),
+        seconds: Default::default(),
     };
-    let outcome = write_backup_set(&mut source, root, &opts)
+    let outcome = write_backup_set(&mut source, root, &opts);
+    let seconds = std::mem::take(&mut source.seconds);
+    let outcome = outcome
         .map_err(|e| DumpError::Data("--on-segment".into(), e.to_string()))
         .and_then(|w| {
             leader
@@ -140,7 +143,7 @@ pub(crate) fn write(
                 bytes: 0,
                 sha256: String::new(),
                 chunks: server.segments.len(),
-                seconds: 0.0,
+                seconds: seconds.get(&t.oid).copied().unwrap_or(0.0),
             })
             .collect(),
         distribution_statements_changed: 0,
@@ -331,6 +334,8 @@ struct SegmentSource<'a> {
     /// The segment directory templates the segments have made (an uncompressed file is then
     /// written by `COPY ... TO '<file>'` itself, without a program).
     made_dirs: std::collections::HashSet<String>,
+    /// Seconds of each table's `COPY ... ON SEGMENT`, by oid, for the report.
+    seconds: std::collections::BTreeMap<u32, f64>,
 }
 
 fn source_err(e: impl std::fmt::Display) -> gpbackup::Error {
@@ -470,10 +475,19 @@ impl SetSource for SegmentSource<'_> {
         if self.verbose {
             logline::say!("cbdump: {sql}");
         }
-        segment_io::run(self.leader.client(), &sql, &t.fqn()).map_err(|e| gpbackup::Error::Target {
-            what: format!("the segments writing {}", t.fqn()),
-            message: e.to_string(),
-        })
+        let started = std::time::Instant::now();
+        let rows = segment_io::run(self.leader.client(), &sql, &t.fqn()).map_err(|e| {
+            gpbackup::Error::Target {
+                what: format!("the segments writing {}", t.fqn()),
+                message: e.to_string(),
+            }
+        })?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.seconds.insert(t.oid, seconds);
+        if self.verbose {
+            logline::say!("cbdump: {}: {rows} rows in {seconds:.2} s", t.fqn());
+        }
+        Ok(rows)
     }
 }
 

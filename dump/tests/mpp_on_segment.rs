@@ -153,9 +153,19 @@ fn on_segment_set_restores_into_mpp_and_postgres() {
         .arg(mpp_bin("pg_dump"))
         .arg("--on-segment")
         .arg(&dir)
+        .arg("--json")
         .output()
         .unwrap();
-    ok(&out, "cbdump --on-segment");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&out, "cbdump --on-segment")).expect("the --json report");
+    let tables = report["tables"].as_array().expect("tables in the report");
+    assert!(!tables.is_empty(), "{report}");
+    for t in tables {
+        assert!(
+            t["seconds"].as_f64().unwrap() > 0.0,
+            "per-table seconds: {t}"
+        );
+    }
     let config = std::fs::read_to_string(find_file(&dir, "_config.yaml")).unwrap();
     assert!(config.contains("backupversion: 1.30.5"), "{config}");
     assert!(config.contains("writtenby: cbdump"), "{config}");
