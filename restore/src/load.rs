@@ -422,6 +422,12 @@ pub fn load_in<C: GenericClient>(
     stream(writer, source, expected_rows)
 }
 
+/// The first this many bytes are read on the calling thread; only a source longer than that
+/// gets a reader thread (decompression, merging segment files) beside the COPY. A thread and
+/// its buffers for every table cost more than they save on small ones: the regression
+/// database's plain script started 539 of them, for tables of a few kB.
+const READ_HERE: usize = 256 * 1024;
+
 /// Sends `source` through a started COPY and checks the count.
 fn stream(
     mut writer: postgres::CopyInWriter<'_>,
@@ -429,25 +435,28 @@ fn stream(
     expected_rows: Option<u64>,
 ) -> Result<Loaded, LoadError> {
     let server = |e: postgres::Error| LoadError::Server(cluster::error::server_message(&e));
-    // Reading (decompression, merging segment files) runs on its own thread, sending to the
-    // server on this one.
-    let mut bytes = 0u64;
-    let (written, read) = pipeline::pipelined(
-        |buf| loop {
-            match source.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        },
-        |buf| {
-            writer.write_all(buf)?;
-            bytes += buf.len() as u64;
-            Ok(())
-        },
-    );
-    if let Err(e) = read {
-        // Dropping the writer unfinished aborts the COPY; the transaction rolls back.
-        return Err(LoadError::Read(e));
+    let mut head = vec![0u8; READ_HERE];
+    // Dropping the writer unfinished aborts the COPY; the transaction rolls back.
+    let n = read_full(source, &mut head).map_err(LoadError::Read)?;
+    let mut bytes = n as u64;
+    let mut written = writer.write_all(&head[..n]);
+    drop(head);
+    if n == READ_HERE && written.is_ok() {
+        let (w, read) = pipeline::pipelined(
+            |buf| loop {
+                match source.read(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            },
+            |buf| {
+                writer.write_all(buf)?;
+                bytes += buf.len() as u64;
+                Ok(())
+            },
+        );
+        read.map_err(LoadError::Read)?;
+        written = w;
     }
     if let Err(e) = written {
         // The server ended the COPY early (bad row): its message is in the finish error.
@@ -466,6 +475,20 @@ fn stream(
         }
     }
     Ok(Loaded { rows, bytes })
+}
+
+/// Reads until `buf` is full or the source ends; how much was read.
+fn read_full(source: &mut (dyn Read + Send), buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
