@@ -227,7 +227,7 @@ impl Selection {
 
     /// `--strict-names`: every name given to `-n -t -I -P -T` must match an entry, or the
     /// error pg_restore gives (`table "x" not found`).
-    pub fn check_strict_names(&self, entries: &[TocEntry]) -> Result<(), String> {
+    pub fn check_strict_names(&self, entries: &[TocEntry]) -> Result<(), NotFound> {
         let lists: [(&str, &[String]); 5] = [
             ("schema", &self.schemas),
             ("table", &self.tables),
@@ -240,7 +240,10 @@ impl Selection {
                 .iter()
                 .find(|n| !entries.iter().any(|e| names_entry(kind, n, e)))
             {
-                return Err(format!("{kind} \"{name}\" not found"));
+                return Err(NotFound {
+                    kind,
+                    name: name.clone(),
+                });
             }
         }
         Ok(())
@@ -259,6 +262,14 @@ impl Selection {
             }
         }
     }
+}
+
+/// `--strict-names`: a name given to `-n -t -I -P -T` that no entry has.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} \"{name}\" not found")]
+pub struct NotFound {
+    pub kind: &'static str,
+    pub name: String,
 }
 
 /// Whether `name`, given for a `kind` of `--strict-names`, names entry `e`.
@@ -656,7 +667,7 @@ mod tests {
         };
         assert_eq!(picked(&excluded), [9], "its comment goes with it");
         let strict = t("nosuch").check_strict_names(&entries).unwrap_err();
-        assert_eq!(strict, "table \"nosuch\" not found");
+        assert_eq!(strict.to_string(), "table \"nosuch\" not found");
     }
 
     #[test]
