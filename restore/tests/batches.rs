@@ -126,3 +126,81 @@ fn a_failure_inside_a_batch_of_an_archive() {
     // t100's comment goes onto the table that was there (as with pg_restore).
     assert_eq!(comments, 150);
 }
+
+/// `t0001` ... `t3000`, each created and given one row by its own statements (6,000 small
+/// steps, about a hundred batches).
+fn many_small_tables(server: &TestServer) -> String {
+    let mut text = String::new();
+    for i in 1..=3000 {
+        text.push_str(&format!(
+            "CREATE TABLE public.t{i:04} (a int);\nINSERT INTO public.t{i:04} VALUES ({i});\n"
+        ));
+    }
+    let path = server.scratch().join("three-thousand.sql");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Killed (-9) in the middle of batches and resumed: every statement ran exactly once (a
+/// batch that committed is not run again, one that did not is), whatever batch the kill hit.
+#[test]
+fn kill_between_and_inside_batches_then_resume() {
+    let server = TestServer::start();
+    let script = many_small_tables(&server);
+    server.create_db("k");
+    for round in 0..2 {
+        let mut child = server
+            .tool(env!("CARGO_BIN_EXE_cbrestore"))
+            .args(["-d", "k", &script])
+            .args(if round == 0 {
+                &[][..]
+            } else {
+                &["--resume"][..]
+            })
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until some of the tables of this round exist.
+        let mut c = server.client("k");
+        let wanted = 600 * (round + 1);
+        loop {
+            let n: i64 = c
+                .query_one(
+                    "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            if n >= wanted || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    let out = cbrestore(&server, "k", &["--resume", &script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = server.client("k");
+    let tables = tables(&server, "k", "public");
+    assert_eq!(
+        tables,
+        (1..=3000).map(|i| format!("t{i:04}")).collect::<Vec<_>>()
+    );
+    for t in tables {
+        let (n, sum): (i64, i64) = {
+            let r = c
+                .query_one(
+                    &format!("SELECT count(*), coalesce(sum(a), 0)::int8 FROM public.{t}"),
+                    &[],
+                )
+                .unwrap();
+            (r.get(0), r.get(1))
+        };
+        assert_eq!((n, sum), (1, t[1..].parse::<i64>().unwrap()), "{t}");
+    }
+}
