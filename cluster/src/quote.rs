@@ -52,7 +52,8 @@ pub fn display(schema: &str, table: &str) -> String {
 
 /// The keywords a bare identifier cannot be everywhere: PostgreSQL 18's reserved, column-name
 /// and type-or-function-name keywords (`kwlist.h`, all but UNRESERVED_KEYWORD) and those the
-/// MPP's grammar adds; sorted for the binary search.
+/// MPP's grammar adds (with `randomly` and `replicated`, which a DISTRIBUTED clause cannot take
+/// bare); sorted for the binary search.
 const KEYWORDS: &[&str] = &[
     "all",
     "analyse",
@@ -180,8 +181,10 @@ const KEYWORDS: &[&str] = &[
     "preceding",
     "precision",
     "primary",
+    "randomly",
     "real",
     "references",
+    "replicated",
     "returning",
     "right",
     "row",
