@@ -162,6 +162,18 @@ fn pg18_directory_two_jobs_ten_runs() {
     same_as_reference(18, Input::Directory, 2, 10);
 }
 
+#[test]
+#[ignore = "slow: ten restores (run with --include-ignored)"]
+fn pg15_directory_two_jobs_ten_runs() {
+    same_as_reference(15, Input::Directory, 2, 10);
+}
+
+#[test]
+#[ignore = "slow: ten restores (run with --include-ignored)"]
+fn pg18_custom_two_jobs_ten_runs() {
+    same_as_reference(18, Input::Custom, 2, 10);
+}
+
 /// cbdump's archives of the database (the binary must have been built: `cargo build`).
 fn cbdump_archive(server: &TestServer, format: &str, name: &str) -> Option<PathBuf> {
     let exe = testkit::workspace_bin("cbdump");
