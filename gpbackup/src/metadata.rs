@@ -125,12 +125,30 @@ impl MetadataFile {
         Ok(sql)
     }
 
+    /// Entry `index` of `section` as a statement; `None` past the section's end. A cursor
+    /// for callers that keep their own position (the restore order of to_sql.rs owns this
+    /// file and cannot hold a [`Statements`] borrowing it).
+    pub fn statement(
+        &mut self,
+        toc: &Toc,
+        section: Section,
+        index: usize,
+    ) -> Option<Result<Statement>> {
+        let entry = toc.entries(section).get(index)?;
+        Some(self.read_entry(section, index, entry).map(|sql| Statement {
+            section,
+            index,
+            entry: entry.clone(),
+            sql,
+        }))
+    }
+
     /// Iterates the statements of `section` in toc order (which is gpbackup's restore order
     /// within a section).
     pub fn statements<'a>(&'a mut self, toc: &'a Toc, section: Section) -> Statements<'a> {
         Statements {
             file: self,
-            entries: toc.entries(section),
+            toc,
             section,
             next: 0,
         }
@@ -140,7 +158,7 @@ impl MetadataFile {
 /// Iterator over one section's statements; see [`MetadataFile::statements`].
 pub struct Statements<'a> {
     file: &'a mut MetadataFile,
-    entries: &'a [MetadataEntry],
+    toc: &'a Toc,
     section: Section,
     next: usize,
 }
@@ -149,19 +167,9 @@ impl Iterator for Statements<'_> {
     type Item = Result<Statement>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let index = self.next;
-        let entry = self.entries.get(index)?;
+        let statement = self.file.statement(self.toc, self.section, self.next)?;
         self.next += 1;
-        Some(
-            self.file
-                .read_entry(self.section, index, entry)
-                .map(|sql| Statement {
-                    section: self.section,
-                    index,
-                    entry: entry.clone(),
-                    sql,
-                }),
-        )
+        Some(statement)
     }
 }
 

@@ -5,6 +5,7 @@
 //! Streaming: one statement or one read buffer is in memory at a time. The output goes to a
 //! temporary name next to the target and is renamed only when complete.
 
+use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub enum Target {
     Postgres,
 }
 
-/// Options of [`write_sql`]; the defaults give a full restore of data and schema.
+/// Options of [`restore_steps`] and [`write_sql`]; the defaults give a full restore of data and schema.
 #[derive(Debug, Clone, Default)]
 pub struct ToSqlOptions {
     pub target: Target,
@@ -63,7 +64,7 @@ pub struct TableWritten {
     pub seconds: f64,
 }
 
-/// What [`write_sql`] did.
+/// What [`write_sql`] did (or a live restore of [`restore_steps`]).
 #[derive(Debug, Clone, Default)]
 pub struct ToSqlReport {
     pub tables: Vec<TableWritten>,
@@ -76,32 +77,359 @@ pub struct ToSqlReport {
     pub warnings: Vec<String>,
 }
 
-/// Where a restore goes: a script file ([`write_sql`]) or a live server (cbrestore). The
-/// driver, [`restore_with`], decides order, filters, translation and options once for both.
-pub trait RestoreSink {
+/// One thing a restore does, in restore order: what [`RestoreSteps`] hands its consumer (the
+/// script writer here, cbrestore's live restores), which decides how to do it.
+#[derive(Debug)]
+pub enum RestoreStep<'s> {
     /// Session settings (SESSION GUCS and the fixed setup), before any statement and again
     /// after switching databases.
-    fn session(&mut self, sql: &str) -> Result<()>;
-    /// One prepared chunk of metadata (already translated and filtered).
-    fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> Result<()>;
-    /// Continue in database `db` (after its CREATE DATABASE).
-    fn connect_database(&mut self, db: &str) -> Result<()>;
+    Session(String),
+    /// One prepared chunk of metadata: `sql` is `stmt`'s text translated and filtered.
+    Statement { stmt: Statement, sql: Vec<u8> },
+    /// Continue in this database (after its CREATE DATABASE).
+    ConnectDatabase(String),
     /// Load (or write) one table's rows.
+    Table(&'s PlannedTable),
+    /// Every table has been handed over: loads still running finish before postdata.
+    DataDone,
+}
+
+/// Where [`RestoreSteps`] stands: the phases still to go, first one current.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Session,
+    /// The entries of `section` that `pick` selects, from entry `next` on.
+    Entries {
+        section: Section,
+        pick: Pick,
+        next: usize,
+    },
+    Connect,
+    Tables,
+    DataDone,
+}
+
+/// Which entries of a section a phase takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    /// Roles, tablespaces, resource queues/groups: every global but the database's own.
+    Globals,
+    Database,
+    DatabaseSettings,
+    /// What the options' filter includes.
+    Filtered,
+    /// Only the `setval` calls of included sequences (data-only restores).
+    SequenceValues,
+}
+
+/// A set's restore order, pulled one [`RestoreStep`] at a time: globals and database when
+/// asked, predata (or only sequence values with `data_only`), data, postdata. Order, filters,
+/// translation and options are decided here once for every consumer.
+///
+/// Streaming: metadata.sql is read one entry at a time as the steps are pulled (a set's
+/// metadata can be hundreds of megabytes). After an error the sequence ends. When it is
+/// exhausted, [`RestoreSteps::finish`] gives what it reports (statements, translation,
+/// skipped errors, warnings); the consumer adds the tables.
+pub struct RestoreSteps<'s> {
+    set: &'s BackupSet,
+    opts: &'s ToSqlOptions,
+    meta: MetadataFile,
+    session: String,
+    phases: VecDeque<Phase>,
+    /// Steps made ahead (a sequence chunk's several `setval` calls).
+    ready: VecDeque<RestoreStep<'s>>,
+    tables: std::slice::Iter<'s, PlannedTable>,
+    translator: Option<Translator>,
+    report: ToSqlReport,
+}
+
+/// The restore order of `set` under `opts`; fails before any step when metadata.sql is
+/// missing or an entry lies outside it.
+pub fn restore_steps<'s>(set: &'s BackupSet, opts: &'s ToSqlOptions) -> Result<RestoreSteps<'s>> {
+    let meta = set.metadata()?;
+    let sections: &[Section] = &[Section::Global, Section::Predata, Section::Postdata];
+    meta.check_offsets(&set.toc, sections)?;
+    let session = set.session_gucs()?.unwrap_or_default();
+    Ok(RestoreSteps {
+        set,
+        opts,
+        meta,
+        session,
+        phases: phases(opts),
+        ready: VecDeque::new(),
+        tables: set.tables().iter(),
+        translator: (opts.target == Target::Postgres).then(Translator::new),
+        report: ToSqlReport {
+            warnings: set.warnings.clone(),
+            ..Default::default()
+        },
+    })
+}
+
+/// The phases `opts` asks for, in order.
+fn phases(opts: &ToSqlOptions) -> VecDeque<Phase> {
+    let entries = |section, pick| Phase::Entries {
+        section,
+        pick,
+        next: 0,
+    };
+    let mut phases = VecDeque::from([Phase::Session]);
+    // Cluster-wide objects first: the database's owner and settings may name these roles.
+    if opts.with_globals {
+        phases.push_back(entries(Section::Global, Pick::Globals));
+    }
+    if opts.create_db {
+        phases.extend([
+            entries(Section::Global, Pick::Database),
+            Phase::Connect,
+            Phase::Session,
+            entries(Section::Global, Pick::DatabaseSettings),
+        ]);
+    }
+    phases.push_back(if opts.data_only {
+        entries(Section::Predata, Pick::SequenceValues)
+    } else {
+        entries(Section::Predata, Pick::Filtered)
+    });
+    if !opts.metadata_only {
+        phases.extend([Phase::Tables, Phase::DataDone]);
+    }
+    if !opts.data_only {
+        phases.push_back(entries(Section::Postdata, Pick::Filtered));
+    }
+    phases
+}
+
+/// PostgreSQL-compatible session settings gprestore also applies before DDL and data.
+const SESSION_SETUP: &str = "SET standard_conforming_strings = on;\nSET check_function_bodies = false;\nSET client_min_messages = warning;\nSET statement_timeout = 0;\nSET lock_timeout = 0;\nSET xmloption = content;\nSET search_path = pg_catalog;\n";
+
+impl<'s> Iterator for RestoreSteps<'s> {
+    type Item = Result<RestoreStep<'s>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(step) = self.ready.pop_front() {
+            return Some(Ok(step));
+        }
+        loop {
+            let step = match self.phases.front_mut()? {
+                Phase::Entries {
+                    section,
+                    pick,
+                    next,
+                } => {
+                    let (section, pick, index) = (*section, *pick, *next);
+                    *next += 1;
+                    match self.entry(section, pick, index) {
+                        Some(Ok(None)) => continue,
+                        Some(Ok(Some(step))) => Ok(step),
+                        Some(Err(e)) => Err(e),
+                        None => {
+                            self.phases.pop_front();
+                            continue;
+                        }
+                    }
+                }
+                Phase::Tables => match self.next_table() {
+                    Some(table) => Ok(RestoreStep::Table(table)),
+                    None => {
+                        self.phases.pop_front();
+                        continue;
+                    }
+                },
+                Phase::Session => Ok(RestoreStep::Session(self.session_sql())),
+                Phase::Connect => Ok(RestoreStep::ConnectDatabase(unquote_ident(
+                    &self.set.config.databasename,
+                ))),
+                Phase::DataDone => Ok(RestoreStep::DataDone),
+            };
+            match &step {
+                // One step each: the phase is done.
+                Ok(RestoreStep::Session(_) | RestoreStep::ConnectDatabase(_))
+                | Ok(RestoreStep::DataDone) => {
+                    self.phases.pop_front();
+                }
+                Ok(_) => {}
+                Err(_) => self.phases.clear(),
+            }
+            return Some(step);
+        }
+    }
+}
+
+impl<'s> RestoreSteps<'s> {
+    /// What the steps reported (without tables: their consumer loads or writes them). Call it
+    /// once the steps are exhausted.
+    pub fn finish(mut self) -> ToSqlReport {
+        if let Some(t) = self.translator.take() {
+            self.report
+                .translation
+                .splice(0..0, t.report().iter().cloned());
+        }
+        self.report
+    }
+
+    fn session_sql(&self) -> String {
+        let mut sql = String::new();
+        if !self.session.is_empty() {
+            sql.push_str(&self.session);
+            sql.push('\n');
+        }
+        sql.push_str(SESSION_SETUP);
+        sql
+    }
+
+    fn next_table(&mut self) -> Option<&'s PlannedTable> {
+        let filter = &self.opts.filter;
+        self.tables
+            .find(|t| filter.table_included(&t.entry.schema, &t.entry.name))
+    }
+
+    /// Entry `index` of `section` as a step, `Ok(None)` when `pick` leaves it out or nothing of
+    /// it remains; `None` past the section's end.
+    fn entry(
+        &mut self,
+        section: Section,
+        pick: Pick,
+        index: usize,
+    ) -> Option<Result<Option<RestoreStep<'s>>>> {
+        let set = self.set;
+        let entry = set.toc.entries(section).get(index)?;
+        let wanted = match pick {
+            Pick::Globals => !matches!(
+                entry.objecttype.as_str(),
+                "SESSION GUCS" | "DATABASE" | "DATABASE METADATA" | "DATABASE GUC"
+            ),
+            Pick::Database => entry.objecttype == "DATABASE",
+            Pick::DatabaseSettings => {
+                entry.objecttype == "DATABASE METADATA" || entry.objecttype == "DATABASE GUC"
+            }
+            Pick::Filtered => self.opts.filter.entry_included(section, entry),
+            Pick::SequenceValues => {
+                entry.objecttype == "SEQUENCE" && self.opts.filter.entry_included(section, entry)
+            }
+        };
+        if !wanted {
+            return Some(Ok(None));
+        }
+        let stmt = match self.meta.statement(&set.toc, section, index)? {
+            Ok(stmt) => stmt,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(if pick == Pick::SequenceValues {
+            self.sequence_values(stmt);
+            Ok(self.ready.pop_front())
+        } else {
+            self.statement(stmt)
+        })
+    }
+
+    /// Data-only restores still restore sequence positions (gprestore does the same): the
+    /// `setval` calls of a sequence's chunk, each a step.
+    fn sequence_values(&mut self, stmt: Statement) {
+        let masked = mask(&stmt.sql);
+        for r in split_statements(&masked) {
+            let text = String::from_utf8_lossy(&masked[r.clone()]).to_ascii_lowercase();
+            if text.trim_start().starts_with("select pg_catalog.setval") {
+                let sql = stmt.sql[r].to_vec();
+                self.ready.push_back(RestoreStep::Statement {
+                    stmt: stmt.clone(),
+                    sql,
+                });
+            }
+        }
+    }
+
+    /// A metadata chunk translated (PostgreSQL target) and stripped of what the options drop;
+    /// `None` when nothing is left.
+    fn statement(&mut self, stmt: Statement) -> Result<Option<RestoreStep<'s>>> {
+        if stmt.is_blank() {
+            return Ok(None);
+        }
+        let sql = match self.translator.as_mut() {
+            Some(t) => match t.translate(&stmt) {
+                Ok(Some(sql)) => sql,
+                Ok(None) => return Ok(None),
+                Err(e @ Error::Untranslatable { .. }) if self.opts.on_error_continue => {
+                    self.report.errors_skipped.push(e.to_string());
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            },
+            None => stmt.sql.clone(),
+        };
+        let sql = self.drop_by_option(&stmt, sql);
+        if sql.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        self.report.statements += 1;
+        Ok(Some(RestoreStep::Statement { stmt, sql }))
+    }
+
+    /// Removes OWNER / GRANT / REVOKE statements from a chunk when asked to.
+    fn drop_by_option(&mut self, stmt: &Statement, sql: Vec<u8>) -> Vec<u8> {
+        if !self.opts.no_owner && !self.opts.no_privileges {
+            return sql;
+        }
+        let masked = mask(&sql);
+        let mut out = Vec::with_capacity(sql.len());
+        for r in split_statements(&masked) {
+            let text = String::from_utf8_lossy(&masked[r.clone()]).to_ascii_uppercase();
+            let words: Vec<&str> = text.split_whitespace().collect();
+            let owner = words.first() == Some(&"ALTER") && text.contains(" OWNER TO ");
+            let privilege = matches!(words.first(), Some(&"GRANT") | Some(&"REVOKE"));
+            let drop = (owner && self.opts.no_owner) || (privilege && self.opts.no_privileges);
+            if drop {
+                self.report.translation.push(ReportItem {
+                    section: crate::translate::section_name(stmt.section).to_string(),
+                    objecttype: stmt.entry.objecttype.clone(),
+                    name: stmt.entry.fqn(),
+                    action: crate::translate::Action::Skipped,
+                    detail: if owner {
+                        "ownership (--no-owner)".into()
+                    } else {
+                        "privileges (--no-privileges)".into()
+                    },
+                });
+            } else {
+                out.extend_from_slice(&sql[r]);
+            }
+        }
+        out
+    }
+}
+
+/// Where a restore goes, called back step by step: the old shape of [`restore_steps`], kept
+/// only while cbrestore's live restores move to pulling the steps.
+pub trait RestoreSink {
+    fn session(&mut self, sql: &str) -> Result<()>;
+    fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> Result<()>;
+    fn connect_database(&mut self, db: &str) -> Result<()>;
     fn table(&mut self, set: &BackupSet, table: &PlannedTable) -> Result<Option<TableWritten>>;
-    /// Every table has been handed over; wait for loads still running before postdata.
     fn data_done(&mut self) -> Result<Vec<TableWritten>> {
         Ok(Vec::new())
     }
 }
 
-/// Restores `set` into `sink`: globals and database when asked, predata (or only sequence
-/// values with `data_only`), data, postdata.
+/// Feeds [`restore_steps`] to `sink`.
 pub fn restore_with(
     set: &BackupSet,
     opts: &ToSqlOptions,
     sink: &mut dyn RestoreSink,
 ) -> Result<ToSqlReport> {
-    Script::new(set, opts, sink).write_all()
+    let mut steps = restore_steps(set, opts)?;
+    let mut tables = Vec::new();
+    for step in &mut steps {
+        match step? {
+            RestoreStep::Session(sql) => sink.session(&sql)?,
+            RestoreStep::Statement { stmt, sql } => sink.statement(&stmt, &sql)?,
+            RestoreStep::ConnectDatabase(db) => sink.connect_database(&db)?,
+            RestoreStep::Table(t) => tables.extend(sink.table(set, t)?),
+            RestoreStep::DataDone => tables.extend(sink.data_done()?),
+        }
+    }
+    let mut report = steps.finish();
+    report.tables = tables;
+    Ok(report)
 }
 
 /// Writes `set` as a psql script to `out`.
@@ -149,14 +477,14 @@ pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToS
     }
 }
 
-/// The script: a header comment, then the restore flow into a [`FileSink`].
+/// The script: a header comment, then every restore step written as psql runs it.
 fn script<W: Write>(
     set: &BackupSet,
     opts: &ToSqlOptions,
     w: &mut W,
     out: &Path,
 ) -> Result<ToSqlReport> {
-    let mut sink = FileSink { w, out };
+    let mut file = ScriptFile { w, out };
     let header = format!(
         "--\n-- gpbackup set {} of database {} (gpbackup {}, {} segment(s)), merged by cbtools\n--\n\n",
         set.timestamp,
@@ -168,236 +496,35 @@ fn script<W: Write>(
         },
         set.segment_count
     );
-    sink.put(header.as_bytes())?;
-    Script::new(set, opts, &mut sink).write_all()
-}
-
-struct Script<'a> {
-    set: &'a BackupSet,
-    opts: &'a ToSqlOptions,
-    sink: &'a mut dyn RestoreSink,
-    translator: Option<Translator>,
-    report: ToSqlReport,
-}
-
-/// PostgreSQL-compatible session settings gprestore also applies before DDL and data.
-const SESSION_SETUP: &str = "SET standard_conforming_strings = on;\nSET check_function_bodies = false;\nSET client_min_messages = warning;\nSET statement_timeout = 0;\nSET lock_timeout = 0;\nSET xmloption = content;\nSET search_path = pg_catalog;\n";
-
-impl<'a> Script<'a> {
-    fn new(set: &'a BackupSet, opts: &'a ToSqlOptions, sink: &'a mut dyn RestoreSink) -> Self {
-        let translator = (opts.target == Target::Postgres).then(Translator::new);
-        Script {
-            set,
-            opts,
-            sink,
-            translator,
-            report: ToSqlReport {
-                warnings: set.warnings.clone(),
-                ..Default::default()
-            },
-        }
-    }
-
-    fn write_all(mut self) -> Result<ToSqlReport> {
-        let set = self.set;
-        let mut meta = set.metadata()?;
-        let sections: &[Section] = &[Section::Global, Section::Predata, Section::Postdata];
-        meta.check_offsets(&set.toc, sections)?;
-        let session = set.session_gucs()?.unwrap_or_default();
-        self.session(&session)?;
-
-        // Cluster-wide objects first: the database's owner and settings may name these roles.
-        if self.opts.with_globals {
-            self.global_entries(&mut meta, |t| {
-                !matches!(
-                    t,
-                    "SESSION GUCS" | "DATABASE" | "DATABASE METADATA" | "DATABASE GUC"
-                )
-            })?;
-        }
-        if self.opts.create_db {
-            self.global_entries(&mut meta, |t| t == "DATABASE")?;
-            let db = unquote_ident(&set.config.databasename);
-            self.sink.connect_database(&db)?;
-            self.session(&session)?;
-            self.global_entries(&mut meta, |t| {
-                t == "DATABASE METADATA" || t == "DATABASE GUC"
-            })?;
-        }
-        if !self.opts.data_only {
-            self.section(&mut meta, Section::Predata)?;
-        } else {
-            self.sequence_values(&mut meta)?;
-        }
-        if !self.opts.metadata_only {
-            self.data()?;
-        }
-        if !self.opts.data_only {
-            self.section(&mut meta, Section::Postdata)?;
-        }
-        if let Some(t) = self.translator.take() {
-            self.report
-                .translation
-                .splice(0..0, t.report().iter().cloned());
-        }
-        Ok(self.report)
-    }
-
-    fn session(&mut self, session_gucs: &str) -> Result<()> {
-        let mut sql = String::new();
-        if !session_gucs.is_empty() {
-            sql.push_str(session_gucs);
-            sql.push('\n');
-        }
-        sql.push_str(SESSION_SETUP);
-        self.sink.session(&sql)
-    }
-
-    fn global_entries(
-        &mut self,
-        meta: &mut MetadataFile,
-        want: impl Fn(&str) -> bool,
-    ) -> Result<()> {
-        let set = self.set;
-        let toc = &set.toc;
-        for stmt in meta.statements(toc, Section::Global) {
-            let stmt = stmt?;
-            if want(&stmt.entry.objecttype) {
-                self.statement(stmt)?;
+    file.put(header.as_bytes())?;
+    let mut steps = restore_steps(set, opts)?;
+    let mut tables = Vec::new();
+    for step in &mut steps {
+        match step? {
+            RestoreStep::Session(sql) => file.put(sql.as_bytes())?,
+            RestoreStep::Statement { sql, .. } => {
+                file.put(&sql)?;
+                file.put(b"\n")?;
             }
+            RestoreStep::ConnectDatabase(db) => file.connect_database(&db)?,
+            RestoreStep::Table(table) => tables.push(file.table(set, table)?),
+            RestoreStep::DataDone => {}
         }
-        Ok(())
     }
-
-    fn section(&mut self, meta: &mut MetadataFile, section: Section) -> Result<()> {
-        let set = self.set;
-        let toc = &set.toc;
-        for stmt in meta.statements(toc, section) {
-            let stmt = stmt?;
-            if self.opts.filter.entry_included(section, &stmt.entry) {
-                self.statement(stmt)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Data-only scripts still restore sequence positions (gprestore does the same).
-    fn sequence_values(&mut self, meta: &mut MetadataFile) -> Result<()> {
-        let set = self.set;
-        let toc = &set.toc;
-        for stmt in meta.statements(toc, Section::Predata) {
-            let stmt = stmt?;
-            if stmt.entry.objecttype != "SEQUENCE"
-                || !self
-                    .opts
-                    .filter
-                    .entry_included(Section::Predata, &stmt.entry)
-            {
-                continue;
-            }
-            let masked = mask(&stmt.sql);
-            for r in split_statements(&masked) {
-                let text = String::from_utf8_lossy(&masked[r.clone()]).to_ascii_lowercase();
-                if text.trim_start().starts_with("select pg_catalog.setval") {
-                    let sql = stmt.sql[r].to_vec();
-                    self.sink.statement(&stmt, &sql)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn statement(&mut self, stmt: Statement) -> Result<()> {
-        if stmt.is_blank() {
-            return Ok(());
-        }
-        let sql = match self.translator.as_mut() {
-            Some(t) => match t.translate(&stmt) {
-                Ok(Some(sql)) => sql,
-                Ok(None) => return Ok(()),
-                Err(e @ Error::Untranslatable { .. }) if self.opts.on_error_continue => {
-                    self.report.errors_skipped.push(e.to_string());
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            },
-            None => stmt.sql.clone(),
-        };
-        let sql = self.drop_by_option(&stmt, sql);
-        if sql.iter().all(u8::is_ascii_whitespace) {
-            return Ok(());
-        }
-        self.sink.statement(&stmt, &sql)?;
-        self.report.statements += 1;
-        Ok(())
-    }
-
-    /// Removes OWNER / GRANT / REVOKE statements from a chunk when asked to.
-    fn drop_by_option(&mut self, stmt: &Statement, sql: Vec<u8>) -> Vec<u8> {
-        if !self.opts.no_owner && !self.opts.no_privileges {
-            return sql;
-        }
-        let masked = mask(&sql);
-        let mut out = Vec::with_capacity(sql.len());
-        for r in split_statements(&masked) {
-            let text = String::from_utf8_lossy(&masked[r.clone()]).to_ascii_uppercase();
-            let words: Vec<&str> = text.split_whitespace().collect();
-            let owner = words.first() == Some(&"ALTER") && text.contains(" OWNER TO ");
-            let privilege = matches!(words.first(), Some(&"GRANT") | Some(&"REVOKE"));
-            let drop = (owner && self.opts.no_owner) || (privilege && self.opts.no_privileges);
-            if drop {
-                self.report.translation.push(ReportItem {
-                    section: crate::translate::section_name(stmt.section).to_string(),
-                    objecttype: stmt.entry.objecttype.clone(),
-                    name: stmt.entry.fqn(),
-                    action: crate::translate::Action::Skipped,
-                    detail: if owner {
-                        "ownership (--no-owner)".into()
-                    } else {
-                        "privileges (--no-privileges)".into()
-                    },
-                });
-            } else {
-                out.extend_from_slice(&sql[r]);
-            }
-        }
-        out
-    }
-
-    fn data(&mut self) -> Result<()> {
-        let set = self.set;
-        let filter = self.opts.filter.clone();
-        for table in set.tables_filtered(&filter) {
-            if let Some(done) = self.sink.table(set, table)? {
-                self.report.tables.push(done);
-            }
-        }
-        let finished = self.sink.data_done()?;
-        self.report.tables.extend(finished);
-        Ok(())
-    }
+    let mut report = steps.finish();
+    report.tables = tables;
+    Ok(report)
 }
 
 /// The script writer: statements and `COPY ... FROM stdin` blocks into one file.
-struct FileSink<'a, W: Write> {
+struct ScriptFile<'a, W: Write> {
     w: &'a mut W,
     out: &'a Path,
 }
 
-impl<W: Write> FileSink<'_, W> {
+impl<W: Write> ScriptFile<'_, W> {
     fn put(&mut self, bytes: &[u8]) -> Result<()> {
         self.w.write_all(bytes).map_err(|e| Error::io(self.out, e))
-    }
-}
-
-impl<W: Write> RestoreSink for FileSink<'_, W> {
-    fn session(&mut self, sql: &str) -> Result<()> {
-        self.put(sql.as_bytes())
-    }
-
-    fn statement(&mut self, _stmt: &Statement, sql: &[u8]) -> Result<()> {
-        self.put(sql)?;
-        self.put(b"\n")
     }
 
     fn connect_database(&mut self, db: &str) -> Result<()> {
@@ -411,7 +538,7 @@ impl<W: Write> RestoreSink for FileSink<'_, W> {
         )
     }
 
-    fn table(&mut self, set: &BackupSet, table: &PlannedTable) -> Result<Option<TableWritten>> {
+    fn table(&mut self, set: &BackupSet, table: &PlannedTable) -> Result<TableWritten> {
         let started = std::time::Instant::now();
         let copy = table.copy_statement();
         self.put(
@@ -446,14 +573,14 @@ impl<W: Write> RestoreSink for FileSink<'_, W> {
                 actual: reader.rows(),
             });
         }
-        Ok(Some(TableWritten {
+        Ok(TableWritten {
             name: table.fqn(),
             source_timestamp: table.source_timestamp.clone(),
             rows: reader.rows(),
             bytes: reader.bytes_read(),
             files: reader.files().to_vec(),
             seconds: started.elapsed().as_secs_f64(),
-        }))
+        })
     }
 }
 
