@@ -64,96 +64,21 @@ pub fn copy_tables(
     let recorded = state.recorded();
     let (todo, mut reports) = split_finished(tables, &recorded);
     reset_unfinished(ctx, &todo, &recorded, state)?;
-    for t in &todo {
-        state.record(Event::Plan {
-            table: t.label(),
-            chunks: t.job.chunks.len(),
-        })?;
-    }
-    for r in &reports {
-        // An earlier run copied it: its share counts as read, so the ETA covers what is left.
-        drop(progress.begin(&r.table, r.bytes, 0.0));
-        progress.table_done(&r.table);
-    }
-    let tasks: Vec<(usize, usize)> = todo
-        .iter()
-        .enumerate()
-        .flat_map(|(t, table)| (0..table.job.chunks.len()).map(move |c| (t, c)))
-        .collect();
-    let accounting: Mutex<HashMap<usize, Accounting>> = Mutex::new(
-        todo.iter()
-            .enumerate()
-            .map(|(i, t)| {
-                (
-                    i,
-                    Accounting {
-                        started: None,
-                        remaining: t.job.chunks.len(),
-                        copied: Copied::default(),
-                    },
-                )
-            })
-            .collect(),
-    );
-    let finished: Mutex<Vec<TableReport>> = Mutex::new(Vec::new());
+    plan(&todo, &reports, state, progress)?;
+    let run = Run::new(ctx, &todo, state, progress);
     let (tx, rx) = crossbeam_channel::unbounded();
-    for t in &tasks {
-        tx.send(*t).expect("the receiver is alive");
+    for (t, table) in todo.iter().enumerate() {
+        for c in 0..table.job.chunks.len() {
+            tx.send((t, c)).expect("the receiver is alive");
+        }
     }
+    let workers = ctx.workers.min(tx.len()).max(1);
     drop(tx);
-    let failed = AtomicBool::new(false);
-    let workers = ctx.workers.min(tasks.len()).max(1);
     let results: Vec<Result<(), CloneError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
-                let rx = rx.clone();
-                let (todo, accounting, finished, failed) = (&todo, &accounting, &finished, &failed);
-                scope.spawn(move || -> Result<(), CloneError> {
-                    let run = || -> Result<(), CloneError> {
-                        let mut worker = connect_worker(ctx)?;
-                        let _cancel = cancel_on_signal(ctx, &worker);
-                        for (t, c) in rx.iter() {
-                            if failed.load(Ordering::SeqCst) {
-                                break;
-                            }
-                            let table = &todo[t];
-                            accounting
-                                .lock()
-                                .expect("lock")
-                                .get_mut(&t)
-                                .expect("planned")
-                                .started
-                                .get_or_insert_with(Instant::now);
-                            let one = table.job.chunks.len() == 1;
-                            let mode = LoadMode {
-                                truncate: ctx.created_by_us && one,
-                                freeze: ctx.created_by_us && one && ctx.freeze_allowed,
-                            };
-                            let chunk = &table.job.chunks[c];
-                            let (share, share_rows) = table.chunk_share(c);
-                            let flight = progress.begin(&table.label(), share, share_rows);
-                            let copied =
-                                copy_chunk(&mut worker, table, c, chunk, mode, state, &flight)?;
-                            drop(flight);
-                            if let Some(report) = account(accounting, t, table, copied) {
-                                progress.table_done(&report.table);
-                                if ctx.verbose {
-                                    say_copied(&report);
-                                }
-                                if let Some(tx) = &ctx.finished {
-                                    let _ = tx.send(report.table.clone());
-                                }
-                                finished.lock().expect("lock").push(report);
-                            }
-                        }
-                        Ok(())
-                    };
-                    let r = run();
-                    if r.is_err() {
-                        failed.store(true, Ordering::SeqCst);
-                    }
-                    r
-                })
+                let (rx, run) = (rx.clone(), &run);
+                scope.spawn(move || run.worker(&rx))
             })
             .collect();
         handles
@@ -162,8 +87,130 @@ pub fn copy_tables(
             .collect()
     });
     first_error(results)?;
-    reports.extend(finished.into_inner().expect("lock"));
+    reports.extend(run.finished.into_inner().expect("lock"));
     Ok(reports)
+}
+
+/// Records each table's chunk count, and counts the tables an earlier run copied as read (so
+/// the ETA covers what is left).
+fn plan(
+    todo: &[Table],
+    done: &[TableReport],
+    state: &State,
+    progress: &Progress,
+) -> Result<(), CloneError> {
+    for t in todo {
+        state.record(Event::Plan {
+            table: t.label(),
+            chunks: t.job.chunks.len(),
+        })?;
+    }
+    for r in done {
+        drop(progress.begin(&r.table, r.bytes, 0.0));
+        progress.table_done(&r.table);
+    }
+    Ok(())
+}
+
+/// What the workers share: the tables to copy, each table's chunks still to go, the reports
+/// of finished tables, and whether one worker failed (the others then stop taking chunks).
+struct Run<'a> {
+    ctx: &'a DataContext<'a>,
+    todo: &'a [Table],
+    state: &'a State,
+    progress: &'a Progress,
+    accounting: Mutex<HashMap<usize, Accounting>>,
+    finished: Mutex<Vec<TableReport>>,
+    failed: AtomicBool,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        ctx: &'a DataContext<'a>,
+        todo: &'a [Table],
+        state: &'a State,
+        progress: &'a Progress,
+    ) -> Run<'a> {
+        let accounting = todo
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let remaining = t.job.chunks.len();
+                let copied = Copied::default();
+                (
+                    i,
+                    Accounting {
+                        started: None,
+                        remaining,
+                        copied,
+                    },
+                )
+            })
+            .collect();
+        Run {
+            ctx,
+            todo,
+            state,
+            progress,
+            accounting: Mutex::new(accounting),
+            finished: Mutex::new(Vec::new()),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// One worker: its own connection in the snapshot, chunks until none are left.
+    fn worker(&self, rx: &crossbeam_channel::Receiver<(usize, usize)>) -> Result<(), CloneError> {
+        let run = || -> Result<(), CloneError> {
+            let mut worker = connect_worker(self.ctx)?;
+            let _cancel = cancel_on_signal(self.ctx, &worker);
+            for (t, c) in rx.iter() {
+                if self.failed.load(Ordering::SeqCst) {
+                    break;
+                }
+                self.chunk(&mut worker, t, c)?;
+            }
+            Ok(())
+        };
+        let r = run();
+        if r.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// Copies chunk `c` of table `t`; the table's last chunk reports the table.
+    fn chunk(&self, worker: &mut Worker, t: usize, c: usize) -> Result<(), CloneError> {
+        let (ctx, table) = (self.ctx, &self.todo[t]);
+        self.accounting
+            .lock()
+            .expect("lock")
+            .get_mut(&t)
+            .expect("planned")
+            .started
+            .get_or_insert_with(Instant::now);
+        let one = table.job.chunks.len() == 1;
+        let mode = LoadMode {
+            truncate: ctx.created_by_us && one,
+            freeze: ctx.created_by_us && one && ctx.freeze_allowed,
+        };
+        let chunk = &table.job.chunks[c];
+        let (share, share_rows) = table.chunk_share(c);
+        let flight = self.progress.begin(&table.label(), share, share_rows);
+        let copied = copy_chunk(worker, table, c, chunk, mode, self.state, &flight)?;
+        drop(flight);
+        let Some(report) = account(&self.accounting, t, table, copied) else {
+            return Ok(());
+        };
+        self.progress.table_done(&report.table);
+        if ctx.verbose {
+            say_copied(&report);
+        }
+        if let Some(tx) = &ctx.finished {
+            let _ = tx.send(report.table.clone());
+        }
+        self.finished.lock().expect("lock").push(report);
+        Ok(())
+    }
 }
 
 /// `-v`'s line for a table copied.
