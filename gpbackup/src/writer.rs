@@ -154,8 +154,13 @@ pub trait SetSource {
     /// An identifier quoted as the server's `quote_ident` does (toc names are written so).
     fn quote_ident(&mut self, name: &str) -> Result<String>;
     /// A `pg_dump` command for the set's schema; the writer adds `--schema-only
-    /// --format=plain --section=...` and reads its standard output.
+    /// --format=custom --file=...` and renders the archive's sections with [`SetSource::pg_restore`].
     fn pg_dump(&mut self) -> Result<Command>;
+    /// A `pg_restore` command that reads [`SetSource::pg_dump`]'s archives (no server: the
+    /// writer adds `--section=... --file=... <archive>`); by default [`pg_restore_beside`] it.
+    fn pg_restore(&mut self) -> Result<Command> {
+        Ok(pg_restore_beside(&self.pg_dump()?))
+    }
     /// Whether the segments write the data files themselves ([`SetSource::segments_write`])
     /// instead of handing rows to the writer ([`SetSource::content_rows`]).
     fn segments_write_files(&self) -> bool {
@@ -248,7 +253,7 @@ pub fn write_backup_set(
         fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
     }
     let mut files = Vec::new();
-    let dumps = spawn_schema_dumps(source)?;
+    let schema = SchemaDump::start(source, &coord_dir, ts)?;
 
     let base_tables: Vec<String> = opts
         .base
@@ -269,7 +274,7 @@ pub fn write_backup_set(
     };
     let mut toc = Toc::default();
     let metadata_path = coord_dir.join(format!("gpbackup_{ts}_metadata.sql"));
-    write_metadata(source, &metadata_path, &mut toc, dumps)?;
+    write_metadata(source, &metadata_path, &mut toc, schema)?;
     files.insert(0, metadata_path);
     let mut written = BTreeMap::new();
     for (t, rows) in tables.iter().zip(per_content_rows) {
@@ -559,34 +564,183 @@ impl Encoder {
     }
 }
 
-/// The two `pg_dump --schema-only` runs (pre-data, post-data), started together and before the
-/// data is copied, so their catalog reads overlap the data and each other: each run costs about
-/// 0.55 s against the Greenplum-7 stand-in, which a 2M-row set's whole data copy (1.9 s) would
-/// otherwise wait for twice. Output beyond a pipe's buffer waits until [`write_metadata`] reads it.
-fn spawn_schema_dumps(source: &mut dyn SetSource) -> Result<Vec<std::process::Child>> {
-    ["pre-data", "post-data"]
-        .iter()
-        .map(|section| {
-            let mut cmd = source.pg_dump()?;
-            cmd.args([
-                "--schema-only",
-                "--format=plain",
-                &format!("--section={section}"),
-            ]);
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-            cmd.spawn()
-                .map_err(|e| werr(format!("running pg_dump: {e}")))
-        })
-        .collect()
+/// The set's schema: ONE `pg_dump --schema-only --format=custom` run, started before the data is
+/// copied so that its catalog reads overlap the data, into a hidden scratch directory of the
+/// coordinator's directory (removed when this is dropped). [`SchemaDump::section`] then renders
+/// pre-data and post-data from that archive with `pg_restore --section=... -f` (no server): the
+/// same code pg_dump's plain output runs, so each section is byte for byte what a
+/// `pg_dump --schema-only --section=...` run on the same snapshot writes, comments and ACLs in
+/// their object's section (checked on the stand-in's pagila and test databases). Two pg_dump
+/// runs cost 0.27 s of catalog reads each on the Greenplum-7 stand-in, CPU the segments' COPY
+/// needed on 2 cores; a pg_restore of the archive takes 11 ms.
+struct SchemaDump {
+    child: std::process::Child,
+    scratch: ScratchDir,
 }
+
+impl SchemaDump {
+    fn start(source: &mut dyn SetSource, coord_dir: &Path, ts: &str) -> Result<SchemaDump> {
+        let scratch = ScratchDir::create(coord_dir.join(format!(".gpbackup_{ts}_schema")))?;
+        let mut cmd = source.pg_dump()?;
+        cmd.args(["--schema-only", "--format=custom", "--compress=0", "--file"])
+            .arg(scratch.0.join("schema.dump"));
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
+            .map_err(|e| werr(format!("running pg_dump: {e}")))?;
+        Ok(SchemaDump { child, scratch })
+    }
+
+    /// Waits for pg_dump; its error output is the message when it failed.
+    fn finish(&mut self) -> Result<()> {
+        let mut stderr = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            io::Read::read_to_string(&mut e, &mut stderr)
+                .map_err(|e| werr(format!("reading pg_dump's messages: {e}")))?;
+        }
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| werr(format!("waiting for pg_dump: {e}")))?;
+        if !status.success() {
+            return Err(werr(format!("pg_dump failed: {}", stderr.trim_end())));
+        }
+        Ok(())
+    }
+
+    /// `section` (`pre-data`, `post-data`) as plain SQL, in a file of the scratch directory
+    /// (`-f` to a file: pg_restore before 12 takes `-f -` as a file named `-`).
+    fn section(&self, source: &mut dyn SetSource, section: &str) -> Result<fs::File> {
+        let out = self.scratch.0.join(format!("{section}.sql"));
+        let mut cmd = source.pg_restore()?;
+        cmd.arg(format!("--section={section}"))
+            .arg("--file")
+            .arg(&out)
+            .arg(self.scratch.0.join("schema.dump"));
+        let done = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| werr(format!("running pg_restore: {e}")))?;
+        if !done.status.success() {
+            return Err(werr(format!(
+                "pg_restore --section={section} failed: {}",
+                String::from_utf8_lossy(&done.stderr).trim_end()
+            )));
+        }
+        fs::File::open(&out).map_err(|e| Error::io(&out, e))
+    }
+}
+
+impl Drop for SchemaDump {
+    fn drop(&mut self) {
+        // An early error: pg_dump must not outlive the set it was dumping for.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A directory removed with everything in it when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn create(path: PathBuf) -> Result<ScratchDir> {
+        fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The pg_restore beside `pg_dump`'s program (the same installation reads its archives), with
+/// its environment and the options pg_dump takes but, for an archive, leaves to pg_restore.
+pub fn pg_restore_beside(pg_dump: &Command) -> Command {
+    let program = Path::new(pg_dump.get_program()).with_file_name("pg_restore");
+    let mut cmd = Command::new(program);
+    for (key, value) in pg_dump.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    const RENDERING: [&str; 12] = [
+        "-O",
+        "--no-owner",
+        "-x",
+        "--no-acl",
+        "--no-privileges",
+        "--no-comments",
+        "--no-publications",
+        "--no-security-labels",
+        "--no-subscriptions",
+        "--no-tablespaces",
+        "--no-table-access-method",
+        "--use-set-session-authorization",
+    ];
+    // The value of an option (a `-t` pattern, say) is never taken for an option of its own.
+    let mut previous_takes_value = false;
+    for arg in pg_dump.get_args() {
+        let a = arg.to_string_lossy();
+        if !previous_takes_value && RENDERING.contains(&a.as_ref()) {
+            cmd.arg(arg);
+        }
+        previous_takes_value = !previous_takes_value && TAKES_VALUE.contains(&a.as_ref());
+    }
+    cmd
+}
+
+/// pg_dump's options that take their value as the next argument.
+const TAKES_VALUE: [&str; 34] = [
+    "-d",
+    "-h",
+    "-p",
+    "-U",
+    "-t",
+    "-T",
+    "-n",
+    "-N",
+    "-f",
+    "-F",
+    "-j",
+    "-Z",
+    "-E",
+    "-S",
+    "--dbname",
+    "--host",
+    "--port",
+    "--username",
+    "--table",
+    "--exclude-table",
+    "--schema",
+    "--exclude-schema",
+    "--file",
+    "--format",
+    "--jobs",
+    "--compress",
+    "--encoding",
+    "--superuser",
+    "--role",
+    "--snapshot",
+    "--lock-wait-timeout",
+    "--exclude-table-data",
+    "--section",
+    "--extra-float-digits",
+];
 
 /// metadata.sql: SESSION GUCS, pg_dump's pre-data entries, sequence positions, post-data entries.
 fn write_metadata(
     source: &mut dyn SetSource,
     path: &Path,
     toc: &mut Toc,
-    dumps: Vec<std::process::Child>,
+    mut schema: SchemaDump,
 ) -> Result<()> {
+    schema.finish()?;
     let mut out = CountingFile {
         file: AtomicFile::create(path)?,
         pos: 0,
@@ -601,11 +755,8 @@ fn write_metadata(
         endbyte: out.pos,
         ..Default::default()
     });
-    for (entries, mut child) in dumps.into_iter().enumerate() {
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| werr("pg_dump has no stdout"))?;
+    for section in ["pre-data", "post-data"] {
+        let sql = schema.section(source, section)?;
         let mut emit = |header: DumpHeader, body: String| -> Result<()> {
             let mut entry = entry_for(source, &header, &body)?;
             entry.startbyte = out.pos;
@@ -613,25 +764,16 @@ fn write_metadata(
             out.put(body.as_bytes())?;
             entry.endbyte = out.pos;
             out.put(b"\n")?;
-            if entries == 0 {
+            if section == "pre-data" {
                 toc.predataentries.push(entry);
             } else {
                 toc.postdataentries.push(entry);
             }
             Ok(())
         };
-        let split = split_dump(BufReader::new(stdout), &mut emit);
-        let status = child
-            .wait_with_output()
-            .map_err(|e| werr(format!("waiting for pg_dump: {e}")))?;
-        if !status.status.success() {
-            return Err(werr(format!(
-                "pg_dump failed: {}",
-                String::from_utf8_lossy(&status.stderr)
-            )));
-        }
-        split.map_err(|e| werr(format!("reading pg_dump output: {e}")))?;
-        if entries == 0 {
+        split_dump(BufReader::new(sql), &mut emit)
+            .map_err(|e| werr(format!("reading pg_dump's {section} output: {e}")))?;
+        if section == "pre-data" {
             write_sequence_values(source, &mut out, toc)?;
         }
     }
@@ -910,6 +1052,31 @@ mod tests {
         assert_eq!(
             index_table("CREATE INDEX \"a ON b\" ON ONLY \"S\".\"T USING x\" USING btree (v);"),
             "\"S\".\"T USING x\""
+        );
+    }
+
+    #[test]
+    fn pg_restore_beside_pg_dump_takes_its_rendering_options() {
+        let mut dump = Command::new("/opt/pg/bin/pg_dump");
+        dump.args([
+            "-d",
+            "-O",
+            "-t",
+            "--no-acl",
+            "--no-owner",
+            "-x",
+            "--snapshot=1",
+        ])
+        .env("LD_LIBRARY_PATH", "/opt/pg/lib");
+        let restore = pg_restore_beside(&dump);
+        assert_eq!(restore.get_program(), "/opt/pg/bin/pg_restore");
+        // "-O" is -d's value and "--no-acl" -t's: only the real options are repeated.
+        let args: Vec<_> = restore.get_args().collect();
+        assert_eq!(args, ["--no-owner", "-x"]);
+        assert_eq!(restore.get_envs().count(), 1);
+        assert_eq!(
+            pg_restore_beside(&Command::new("pg_dump")).get_program(),
+            "pg_restore"
         );
     }
 
