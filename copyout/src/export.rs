@@ -136,16 +136,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, ExportError> {
     let started = Instant::now();
     let mpp = MppCatalog::from_env();
-    let shared = Arc::new(Shared {
-        abort: interrupt.flag(),
-        interrupt: interrupt.clone(),
-        bytes: AtomicU64::new(0),
-        rows: AtomicU64::new(0),
-        cancel: Mutex::new(Vec::new()),
-        leader_cancel: Mutex::new(None),
-        conn: opts.conn.clone(),
-        timings: Mutex::new(Timings::default()),
-    });
+    let shared = Arc::new(Shared::new(opts, interrupt));
     let _cancel_on_signal = {
         let shared = Arc::clone(&shared);
         interrupt.on_signal(move || cancel_all(&shared))
@@ -158,18 +149,7 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
 
     let compression = effective_compression(opts);
     let jobs = plan_jobs(opts, &server, compression, leader.client())?;
-    // LOCK TABLE takes tables, partitioned tables and foreign tables; materialized views and
-    // views cannot be locked (and cannot be dropped under us without touching their tables).
-    let locks: Vec<String> = jobs
-        .iter()
-        .filter_map(|j| match &j.source {
-            Source::Table { relation, .. } if relation.kind.lockable() => {
-                Some(relation.qualified())
-            }
-            _ => None,
-        })
-        .collect();
-    leader.lock(&locks)?;
+    leader.lock(&lockable(&jobs))?;
 
     let dest = destination(opts, jobs.len())?;
     let finals = final_names(opts, &jobs, &dest, compression);
@@ -208,10 +188,7 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
     let tables = tables
         .into_iter()
         .enumerate()
-        .map(|(i, t)| TableReport {
-            seconds: seconds.get(&i).copied().unwrap_or(0.0),
-            ..t
-        })
+        .map(|(i, t)| t.taking(seconds.get(&i).copied().unwrap_or(0.0)))
         .collect();
     drop(staging);
     let report = Report::new(
@@ -227,6 +204,42 @@ pub fn run(opts: &ExportOptions, interrupt: &Interrupt) -> Result<Report, Export
         report.write_manifest(path, interrupt)?;
     }
     Ok(report)
+}
+
+impl Shared {
+    fn new(opts: &ExportOptions, interrupt: &Interrupt) -> Shared {
+        Shared {
+            abort: interrupt.flag(),
+            interrupt: interrupt.clone(),
+            bytes: AtomicU64::new(0),
+            rows: AtomicU64::new(0),
+            cancel: Mutex::new(Vec::new()),
+            leader_cancel: Mutex::new(None),
+            conn: opts.conn.clone(),
+            timings: Mutex::new(Timings::default()),
+        }
+    }
+}
+
+/// The jobs' relations that `LOCK TABLE` takes: tables, partitioned tables and foreign
+/// tables; materialized views and views cannot be locked (and cannot be dropped under us
+/// without touching their tables).
+fn lockable(jobs: &[Job]) -> Vec<String> {
+    jobs.iter()
+        .filter_map(|j| match &j.source {
+            Source::Table { relation, .. } if relation.kind.lockable() => {
+                Some(relation.qualified())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+impl TableReport {
+    /// The report with the table's export time.
+    fn taking(self, seconds: f64) -> TableReport {
+        TableReport { seconds, ..self }
+    }
 }
 
 /// `--compress`, else what a `-o FILE` name ends in (`.gz`, `.zst`), else none.
