@@ -13,6 +13,7 @@ pub mod cli;
 pub mod data;
 pub mod output;
 pub mod pgdump;
+mod segment_leftovers;
 pub mod segment_set;
 pub mod session;
 pub mod tables;

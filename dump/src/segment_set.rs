@@ -19,6 +19,7 @@ use interrupt::Interrupt;
 
 use crate::build::{dies_with_us, DumpOptions, DumpReport, TableReport};
 use crate::pgdump::{self, PgDump};
+use crate::segment_leftovers::{self, Owner};
 use crate::DumpError;
 
 /// `--on-segment DIR`: a gpbackup backup set (metadata.sql, toc.yaml and config.yaml on this
@@ -37,7 +38,8 @@ use crate::DumpError;
 /// SIGTERM, SIGINT: the signal's cancel hook stops the segments' `COPY`) removes its staging
 /// directory and, through the segments themselves, every file they wrote for this timestamp.
 /// SIGKILL can leave the hidden staging directory and segment files under `<ts>` with no
-/// coordinator directory: no set, and readers skip hidden directories.
+/// coordinator directory: no set, and readers skip hidden directories; the next run into the
+/// same DIR removes them ([`crate::segment_leftovers`]).
 pub(crate) fn write(
     o: &DumpOptions,
     root: &Path,
@@ -69,6 +71,7 @@ pub(crate) fn write(
     let layout = WriterLayout::PerContent {
         prefix: prefix.clone(),
     };
+    remove_dead_runs(o, root, &prefix);
     let ts = free_timestamp(root, &layout);
     let place = CoordinatorPlace::prepare(root, &layout, &ts, interrupt)?;
     let snapshot = leader.id().to_string();
@@ -112,14 +115,19 @@ pub(crate) fn write(
             }
             Ok(w)
         });
-    let published = match outcome {
-        Ok(w) => place.publish().map(|()| w),
+    let written = match outcome {
+        Ok(w) => place
+            .publish()
+            .map(|()| w)
+            .inspect_err(|_| remove_segment_files(o, root, &opts, interrupt))?,
         Err(e) => {
+            // The segments' files first: until they are gone, the staging directory marks them
+            // for the next run (should this cleanup itself be killed).
+            remove_segment_files(o, root, &opts, interrupt);
             place.abandon();
-            Err(e)
+            return Err(e);
         }
     };
-    let written = published.inspect_err(|_| remove_segment_files(o, root, &opts, interrupt))?;
     Ok(DumpReport {
         tool: "cbdump",
         version: env!("CARGO_PKG_VERSION"),
@@ -150,12 +158,16 @@ pub(crate) fn write(
     })
 }
 
-/// A timestamp key (gpbackup's, to the second) whose coordinator directory does not exist yet:
-/// two runs within a second must not share a set's names.
+/// A timestamp key (gpbackup's, to the second) whose coordinator directory does not exist yet
+/// and that no other run is staging: two runs within a second must not share a set's names.
 fn free_timestamp(root: &Path, layout: &WriterLayout) -> String {
     loop {
         let ts = local_timestamp();
-        if !gpbackup::writer::dir_for(root, layout, -1, &ts).exists() {
+        let dir = gpbackup::writer::dir_for(root, layout, -1, &ts);
+        let staged = dir
+            .parent()
+            .is_some_and(|d| segment_leftovers::timestamp_staged(d, &ts));
+        if !dir.exists() && !staged {
             return ts;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -187,7 +199,7 @@ impl CoordinatorPlace {
         }
         std::fs::create_dir_all(&parent).map_err(|e| DumpError::io(&parent, e))?;
         let staging = interrupt
-            .staging_dir(&parent, ".cbdump-")
+            .staging_dir(&parent, &Owner::current(ts).staging_prefix())
             .map_err(|e| DumpError::Usage(format!("--on-segment: {e}")));
         match staging {
             Ok(staging) => Ok(CoordinatorPlace {
@@ -268,6 +280,53 @@ fn remove_segment_files(o: &DumpOptions, root: &Path, opts: &WriterOptions, inte
              files could not be removed ({e}): remove {dir}/gpbackup_<SEGID>_{ts}_* on every \
              segment host (<SEGID> is the content id)"
         )),
+    }
+}
+
+/// What killed runs (SIGKILL) left in DIR: each dead owner's staging directory and its segment
+/// files (through the segments, on a connection of its own so that a failure cannot end the
+/// snapshot's transaction), each removal said on stderr. Nothing is removed when the segments
+/// cannot be reached: the staging directory stays as the marker for the next run.
+fn remove_dead_runs(o: &DumpOptions, root: &Path, prefix: &str) {
+    let backups = root.join(format!("{prefix}-1")).join("backups");
+    let (dead, unknown) = segment_leftovers::find(&backups);
+    for path in unknown {
+        logline::say!(
+            "cbdump: left {}: a run on another host owns it (it may still run)",
+            path.display()
+        );
+    }
+    if dead.is_empty() {
+        return;
+    }
+    let mut client = match cluster::connect(&o.conn) {
+        Ok(c) => c,
+        Err(e) => {
+            let e = cluster::error::one_line(&e);
+            logline::say!("cbdump: could not remove a killed run's files: {e}");
+            return;
+        }
+    };
+    let layout = WriterLayout::PerContent {
+        prefix: prefix.to_string(),
+    };
+    for leftover in dead {
+        let owner = &leftover.owner;
+        let dir = segment_dir_template(root, &layout, &owner.timestamp);
+        match segment_leftovers::remove(&mut client, &leftover, &dir) {
+            Ok(what) => logline::say!(
+                "cbdump: removed what a killed run (pid {} on {}, no longer running) left of \
+                 set {}: {what}",
+                owner.pid,
+                owner.host,
+                owner.timestamp
+            ),
+            Err(e) => logline::say!(
+                "cbdump: could not remove what a killed run left of set {} ({e}); the next \
+                 run tries again",
+                owner.timestamp
+            ),
+        }
     }
 }
 

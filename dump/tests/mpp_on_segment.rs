@@ -95,6 +95,21 @@ fn find_file(dir: &Path, suffix: &str) -> std::path::PathBuf {
         .unwrap_or_else(|| panic!("no *{suffix} under {}", dir.display()))
 }
 
+/// Every file and directory under `dir`.
+fn walk_all(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_all(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -289,7 +304,8 @@ fn cbdump_on_segment(coord: &str, db: &str, dir: &Path) -> std::process::Command
 /// leave nothing at all in DIR (the coordinator's staging directory, and every segment's files
 /// of the timestamp, removed through the segments); SIGKILL leaves no set (no coordinator
 /// directory under a set's name, pg_dump gone with cbdump), and the next run into the same DIR
-/// restores exactly, the killed run's leftovers notwithstanding.
+/// removes what the killed run left (its hidden staging directory on this host and every
+/// segment's files of its timestamp), says so, and restores exactly.
 #[test]
 fn killed_while_the_segments_write_leaves_no_set() {
     let Some(coord) = mpp("CBTOOLS_TEST_MPP") else {
@@ -404,13 +420,42 @@ fn killed_while_the_segments_write_leaves_no_set() {
         !out.status.success(),
         "cbrestore restored a killed run's set"
     );
-
-    // The next run into the same directory is a set, and restores exactly.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    ok(
-        &cbdump_on_segment(&coord, &db, &dir).output().unwrap(),
-        "cbdump --on-segment after a killed run",
+    // What the killed run left: its staging directory, named after its owner and timestamp,
+    // and the segments' files of that timestamp (a_small's at least).
+    let staging = walk_all(&dir)
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".cbdump-"))
+        })
+        .expect("the killed run's staging directory");
+    let killed_ts =
+        staging.file_name().unwrap().to_string_lossy()[".cbdump-".len()..][..14].to_string();
+    let of_killed = |p: &std::path::PathBuf| p.to_string_lossy().contains(killed_ts.as_str());
+    let killed_files: Vec<_> = walk(&dir)
+        .into_iter()
+        .filter(|p| of_killed(p) && !p.starts_with(&staging))
+        .collect();
+    assert!(
+        killed_files.len() >= 3,
+        "the segments' files of the killed run: {killed_files:?}"
     );
+
+    // The next run into the same directory removes them, says so, and is a set that restores
+    // exactly.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = cbdump_on_segment(&coord, &db, &dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ok(&out, "cbdump --on-segment after a killed run");
+    assert!(
+        stderr.contains("removed what a killed run") && stderr.contains(killed_ts.as_str()),
+        "{stderr}"
+    );
+    let left: Vec<_> = walk_all(&dir)
+        .into_iter()
+        .filter(|p| of_killed(p) || p.to_string_lossy().contains("/."))
+        .collect();
+    assert!(left.is_empty(), "left by the killed run: {left:?}");
     let config = walk(&dir)
         .into_iter()
         .find(|p| {
