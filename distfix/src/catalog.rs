@@ -73,54 +73,7 @@ impl Catalog {
     /// Record one parsed statement.
     pub fn add(&mut self, ordinal: u64, line: u64, stmt: &Stmt) -> Result<(), DuplicateRelation> {
         match stmt {
-            Stmt::CreateTable(t) => {
-                let kind = match &t.kind {
-                    TableKind::Regular | TableKind::Typed(_) => RelKind::Table,
-                    TableKind::PartitionOf(p) => {
-                        self.partition_edges.push((p.clone(), t.name.clone()));
-                        RelKind::PartitionOf(p.clone())
-                    }
-                    TableKind::Foreign | TableKind::AsQuery => RelKind::Untouched,
-                };
-                for p in &t.inherits {
-                    self.inherit_edges.push((p.clone(), t.name.clone()));
-                }
-                for u in &t.uniques {
-                    self.uniques
-                        .entry(t.name.clone())
-                        .or_default()
-                        .push(UniqueObject {
-                            spec: u.clone(),
-                            stmt: ordinal,
-                            demotable: false,
-                            inline: true,
-                        });
-                }
-                // A typed table's columns are its type's attributes (pg_dump writes the type
-                // first), so its keys are judged like any table's.
-                let columns = match &t.kind {
-                    TableKind::Typed(ty) if t.columns.is_empty() => ty
-                        .schema
-                        .as_ref()
-                        .and_then(|s| {
-                            self.composites
-                                .get(&QualName::new(s.clone(), ty.name.clone()))
-                        })
-                        .cloned()
-                        .unwrap_or_default(),
-                    _ => t.columns.clone(),
-                };
-                self.insert(Relation {
-                    name: t.name.clone(),
-                    kind,
-                    columns,
-                    inherits: t.inherits.clone(),
-                    partitioned: t.partitioned,
-                    existing: t.existing.as_ref().map(|e| e.clause.clone()),
-                    stmt: ordinal,
-                    line,
-                })?;
-            }
+            Stmt::CreateTable(t) => self.add_table(ordinal, line, t)?,
             Stmt::CreateMatView(m) => self.insert(Relation {
                 name: m.name.clone(),
                 kind: RelKind::MatView,
@@ -132,27 +85,9 @@ impl Catalog {
                 line,
             })?,
             Stmt::AddConstraint(a) => {
-                self.uniques
-                    .entry(a.table.clone())
-                    .or_default()
-                    .push(UniqueObject {
-                        spec: a.spec.clone(),
-                        stmt: ordinal,
-                        demotable: a.demoted.is_some(),
-                        inline: false,
-                    })
+                self.add_unique(&a.table, &a.spec, ordinal, a.demoted.is_some(), false)
             }
-            Stmt::UniqueIndex(u) => {
-                self.uniques
-                    .entry(u.table.clone())
-                    .or_default()
-                    .push(UniqueObject {
-                        spec: u.spec.clone(),
-                        stmt: ordinal,
-                        demotable: true,
-                        inline: false,
-                    })
-            }
+            Stmt::UniqueIndex(u) => self.add_unique(&u.table, &u.spec, ordinal, true, false),
             Stmt::AttachPartition { parent, child } => {
                 self.partition_edges.push((parent.clone(), child.clone()))
             }
@@ -172,6 +107,76 @@ impl Catalog {
             Stmt::SearchPath(_) | Stmt::CopyFrom(_) | Stmt::Other => {}
         }
         Ok(())
+    }
+
+    /// A CREATE TABLE: the relation, its partition/inheritance edges and its inline keys.
+    fn add_table(
+        &mut self,
+        ordinal: u64,
+        line: u64,
+        t: &crate::parse::CreateTable,
+    ) -> Result<(), DuplicateRelation> {
+        let kind = match &t.kind {
+            TableKind::Regular | TableKind::Typed(_) => RelKind::Table,
+            TableKind::PartitionOf(p) => {
+                self.partition_edges.push((p.clone(), t.name.clone()));
+                RelKind::PartitionOf(p.clone())
+            }
+            TableKind::Foreign | TableKind::AsQuery => RelKind::Untouched,
+        };
+        for p in &t.inherits {
+            self.inherit_edges.push((p.clone(), t.name.clone()));
+        }
+        for u in &t.uniques {
+            self.add_unique(&t.name, u, ordinal, false, true);
+        }
+        let columns = self.table_columns(t);
+        self.insert(Relation {
+            name: t.name.clone(),
+            kind,
+            columns,
+            inherits: t.inherits.clone(),
+            partitioned: t.partitioned,
+            existing: t.existing.as_ref().map(|e| e.clause.clone()),
+            stmt: ordinal,
+            line,
+        })
+    }
+
+    /// A typed table's columns are its type's attributes (pg_dump writes the type first), so
+    /// its keys are judged like any table's.
+    fn table_columns(&self, t: &crate::parse::CreateTable) -> Vec<Column> {
+        match &t.kind {
+            TableKind::Typed(ty) if t.columns.is_empty() => ty
+                .schema
+                .as_ref()
+                .and_then(|s| {
+                    self.composites
+                        .get(&QualName::new(s.clone(), ty.name.clone()))
+                })
+                .cloned()
+                .unwrap_or_default(),
+            _ => t.columns.clone(),
+        }
+    }
+
+    fn add_unique(
+        &mut self,
+        table: &QualName,
+        spec: &UniqueSpec,
+        stmt: u64,
+        demotable: bool,
+        inline: bool,
+    ) {
+        self.uniques
+            .entry(table.clone())
+            .or_default()
+            .push(UniqueObject {
+                spec: spec.clone(),
+                stmt,
+                demotable,
+                inline,
+            });
     }
 
     /// A matview's output columns, typed where the query passes a column of the one relation it
