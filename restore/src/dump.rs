@@ -18,7 +18,6 @@ use std::time::Instant;
 use archive::toc::{SECTION_DATA, SECTION_POST_DATA, SECTION_PRE_DATA};
 use archive::{Archive, TocEntry};
 use postgres::Client;
-use serde::Serialize;
 
 use cluster::{quote, ConnParams};
 
@@ -26,6 +25,7 @@ use crate::binary::Input;
 use crate::blobs::BlobError;
 use crate::engine::{run_pool, run_step, Batch, BatchFailure, Item, Policy, Work};
 use crate::load::{load_fresh_binary, load_fresh_table, load_table, LoadError, Seal};
+use crate::report::{ArchiveFigures, Kind, Report, Table};
 use crate::script::ScriptOut;
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::{State, Step};
@@ -71,32 +71,6 @@ pub struct DumpRestoreOptions {
     /// the data loads, through `session_replication_role` on every connection (pg_restore
     /// runs `ALTER TABLE ... DISABLE TRIGGER ALL` around each table; both need a superuser).
     pub disable_triggers: bool,
-}
-
-#[derive(Debug, Serialize, Default)]
-pub struct DumpRestoreReport {
-    pub tool: &'static str,
-    pub input: String,
-    pub format: &'static str,
-    pub archive_version: String,
-    pub target: String,
-    pub elapsed_seconds: f64,
-    pub statements: usize,
-    pub tables: Vec<TableLoaded>,
-    pub total_rows: u64,
-    pub large_objects: usize,
-    pub errors: Vec<String>,
-    pub distribution_statements_changed: u64,
-    /// `--resume` found the restore finished already.
-    pub already_finished: bool,
-}
-
-#[derive(Debug, Serialize, Clone)]
-pub struct TableLoaded {
-    pub table: String,
-    pub rows: u64,
-    pub bytes: u64,
-    pub seconds: f64,
 }
 
 fn entry_label(e: &TocEntry) -> String {
@@ -151,36 +125,38 @@ impl Target {
     }
 }
 
-/// Runs the restore of one archive.
+/// Runs the restore of one archive, filling `report` as it goes: when it fails, `report` holds
+/// what was done (the tables whose loads committed, errors skipped) for `--json`.
 pub fn run(
     o: &DumpRestoreOptions,
     abort: Arc<AtomicBool>,
-) -> Result<DumpRestoreReport, RestoreError> {
+    report: &mut Report,
+) -> Result<(), RestoreError> {
     let started = Instant::now();
+    *report = Report::new(Some(Kind::Archive), o.input.display().to_string());
+    report.target = o.conn.target();
     let archive = Archive::open(&o.input)?.ok_or_else(|| {
         RestoreError::Input(format!(
             "{}: not a pg_dump custom or directory archive",
             o.input.display()
         ))
     })?;
-    let (mut entries, mut changed) = transform(archive.entries(), &o.distribution)?;
-    o.selection.strip(&mut entries);
-    let manifest = Manifest::load(&archive)?;
-    let state = open_state(o, &entries)?;
-    let mut report = DumpRestoreReport {
-        tool: "cbrestore",
-        input: o.input.display().to_string(),
+    report.archive = Some(ArchiveFigures {
         format: match &archive {
             Archive::Custom(_) => "custom",
             Archive::Directory(_) => "directory",
         },
         archive_version: format!("{}.{}", archive.header().major, archive.header().minor),
-        ..Default::default()
-    };
+        large_objects: 0,
+    });
+    let (mut entries, mut changed) = transform(archive.entries(), &o.distribution)?;
+    o.selection.strip(&mut entries);
+    o.selection.sort_by_list(&mut entries);
+    let manifest = Manifest::load(&archive)?;
+    let state = open_state(o, &entries)?;
     if state.resuming && state.finished() {
         report.already_finished = true;
-        report.target = o.conn.target();
-        return Ok(report);
+        return Ok(());
     }
     let (mut target, conn) = open_out(o, &entries, &state)?;
     // A Cloudberry/Greenplum archive into PostgreSQL: distfix's translation (DISTRIBUTED,
@@ -200,20 +176,14 @@ pub fn run(
     let result = restore
         .phases(&mut out, &conn)
         .and_then(|()| finish(target, o));
+    restore.fill(report, result.is_ok());
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
     if let Err(e) = result {
         return Err(e.stopped(&restore.state));
     }
     restore.state.finish()?;
     restore.progress.finish();
-    report.statements = restore.statements.load(Ordering::SeqCst);
-    let mut tables = restore.loaded.into_inner().expect("loaded lock");
-    tables.sort_by(|a, b| a.table.cmp(&b.table));
-    report.total_rows = tables.iter().map(|t| t.rows).sum();
-    report.tables = tables;
-    report.large_objects = restore.large_objects.load(Ordering::SeqCst);
-    report.errors = restore.policy.errors();
-    report.elapsed_seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 /// The state of this restore: in the state directory, keyed by the archive, the target and
@@ -347,7 +317,7 @@ struct Restore<'a> {
     freeze: bool,
     statements: AtomicUsize,
     large_objects: AtomicUsize,
-    loaded: Mutex<Vec<TableLoaded>>,
+    loaded: Mutex<Vec<Table>>,
     progress: pipeline::progress::Progress,
     /// With -j: big tables' loads that idle workers join (see split.rs).
     board: Board,
@@ -452,33 +422,66 @@ impl<'a> Restore<'a> {
         }
     }
 
+    /// The report's figures: statements, large objects, errors skipped, and the tables
+    /// loaded, unless a failed `--single-transaction` took them back with it.
+    fn fill(&self, report: &mut Report, ok: bool) {
+        report.statements = self.statements.load(Ordering::SeqCst) as u64;
+        if let Some(a) = report.archive.as_mut() {
+            a.large_objects = self.large_objects.load(Ordering::SeqCst) as u64;
+        }
+        report.errors = self.policy.errors();
+        if ok || !self.o.single_transaction {
+            report.set_tables(self.loaded.lock().expect("loaded lock").clone());
+        }
+    }
+
     /// Every phase, in pg_restore's order.
     fn phases(&self, out: &mut Out<'_>, conn: &ConnParams) -> Result<(), RestoreError> {
         let plan = Phases::of(self.entries, &self.o.selection);
         if self.o.clean {
             self.clean(out, &plan.selected)?;
         }
-        self.run_entries(out, &plan.pre)?;
-        self.run_entries(out, &plan.sequences)?;
         let jobs = match out {
             Out::Live { single: false, .. } => self.o.jobs.max(1),
             _ => 1,
         };
         if jobs > 1 {
-            self.blobs_all(out, &plan.blobs)?;
-            self.parallel(conn, jobs, &plan.tables, &plan.post)?;
+            self.run_entries(out, &plan.in_phase(Phase::Pre))?;
+            self.run_entries(out, &plan.in_phase(Phase::Sequences))?;
+            self.blobs_all(out, &plan.in_phase(Phase::Blobs))?;
+            self.parallel(
+                conn,
+                jobs,
+                &plan.in_phase(Phase::Tables),
+                &plan.in_phase(Phase::Post),
+            )?;
         } else {
-            for e in &plan.tables {
-                self.table(out, e, false)?;
-            }
-            self.blobs_all(out, &plan.blobs)?;
-            for e in &plan.post {
-                self.run_entry(out, e)?;
-            }
+            self.serial(out, &plan.main)?;
         }
         self.run_entries(out, &plan.acls)?;
         self.run_entries(out, &plan.refreshes)?;
         self.analyze(out)
+    }
+
+    /// pg_restore's serial order: the main pass in TOC order (the `-L` list's when given, as
+    /// `SortTocFromFile` reorders it), so `-f` writes what `pg_restore -f` writes where it
+    /// writes it; consecutive statement entries go in batches, a table's data, large objects
+    /// and post-data entries one by one.
+    fn serial(&self, out: &mut Out<'_>, main: &[(Phase, &TocEntry)]) -> Result<(), RestoreError> {
+        let mut run: Vec<&TocEntry> = Vec::new();
+        for (phase, e) in main {
+            if matches!(phase, Phase::Pre | Phase::Sequences) {
+                run.push(e);
+                continue;
+            }
+            self.run_entries(out, &std::mem::take(&mut run))?;
+            match phase {
+                Phase::Tables => self.table(out, e, false)?,
+                Phase::Blobs => self.blobs_all(out, &[e])?,
+                _ => self.run_entry(out, e)?,
+            }
+        }
+        self.run_entries(out, &run)
     }
 
     /// `--clean`: every selected entry's DROP, in reverse order.
@@ -688,14 +691,23 @@ fn toc_comment(e: &TocEntry, prefix: &str, no_owner: bool) -> String {
     c
 }
 
-/// The selected entries by phase, in TOC order.
+/// What part of a restore an entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pre,
+    Sequences,
+    Tables,
+    Blobs,
+    Post,
+    Acls,
+    Refreshes,
+}
+
+/// The selected entries, in TOC order, with their phase.
 struct Phases<'e> {
     selected: Vec<&'e TocEntry>,
-    pre: Vec<&'e TocEntry>,
-    sequences: Vec<&'e TocEntry>,
-    tables: Vec<&'e TocEntry>,
-    blobs: Vec<&'e TocEntry>,
-    post: Vec<&'e TocEntry>,
+    /// pg_restore's main pass: everything but ACLs and refreshes.
+    main: Vec<(Phase, &'e TocEntry)>,
     acls: Vec<&'e TocEntry>,
     refreshes: Vec<&'e TocEntry>,
 }
@@ -707,11 +719,7 @@ impl<'e> Phases<'e> {
     fn of(entries: &'e [TocEntry], selection: &Selection) -> Phases<'e> {
         let mut p = Phases {
             selected: Vec::new(),
-            pre: Vec::new(),
-            sequences: Vec::new(),
-            tables: Vec::new(),
-            blobs: Vec::new(),
-            post: Vec::new(),
+            main: Vec::new(),
             acls: Vec::new(),
             refreshes: Vec::new(),
         };
@@ -729,19 +737,31 @@ impl<'e> Phases<'e> {
             }
             p.selected.push(e);
             let desc = e.desc();
-            let list = match (current, desc.as_ref()) {
-                (_, d) if toc::is_acl(d) => &mut p.acls,
-                (_, "MATERIALIZED VIEW DATA") => &mut p.refreshes,
-                (s, "SEQUENCE SET") if s == SECTION_DATA as i64 => &mut p.sequences,
-                (s, "TABLE DATA") if s == SECTION_DATA as i64 => &mut p.tables,
-                (s, "BLOBS" | "BLOB DATA") if s == SECTION_DATA as i64 => &mut p.blobs,
-                (s, _) if s == SECTION_POST_DATA as i64 => &mut p.post,
-                (s, _) if s == SECTION_DATA as i64 => &mut p.sequences,
-                _ => &mut p.pre,
+            let phase = match (current, desc.as_ref()) {
+                (_, d) if toc::is_acl(d) => Phase::Acls,
+                (_, "MATERIALIZED VIEW DATA") => Phase::Refreshes,
+                (s, "TABLE DATA") if s == SECTION_DATA as i64 => Phase::Tables,
+                (s, "BLOBS" | "BLOB DATA") if s == SECTION_DATA as i64 => Phase::Blobs,
+                (s, _) if s == SECTION_POST_DATA as i64 => Phase::Post,
+                (s, _) if s == SECTION_DATA as i64 => Phase::Sequences,
+                _ => Phase::Pre,
             };
-            list.push(e);
+            match phase {
+                Phase::Acls => p.acls.push(e),
+                Phase::Refreshes => p.refreshes.push(e),
+                _ => p.main.push((phase, e)),
+            }
         }
         p
+    }
+
+    /// The main pass's entries of one phase, in TOC order.
+    fn in_phase(&self, phase: Phase) -> Vec<&'e TocEntry> {
+        self.main
+            .iter()
+            .filter(|(p, _)| *p == phase)
+            .map(|(_, e)| *e)
+            .collect()
     }
 }
 
@@ -872,11 +892,13 @@ impl<'a> Restore<'a> {
                 if self.o.verbose {
                     logline::say!("cbrestore: loaded {shown}: {} rows", l.rows);
                 }
-                self.loaded.lock().expect("loaded lock").push(TableLoaded {
+                self.loaded.lock().expect("loaded lock").push(Table {
                     table: shown,
                     rows: l.rows,
                     bytes: l.bytes,
                     seconds: started.elapsed().as_secs_f64(),
+                    files: None,
+                    source: Some(format!("TOC entry {}", e.dump_id)),
                 });
                 Ok(())
             }

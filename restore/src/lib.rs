@@ -23,6 +23,7 @@ pub mod gpset;
 pub mod load;
 pub mod plain;
 pub mod progress;
+pub mod report;
 pub mod script;
 pub mod segment_restore;
 pub mod split;

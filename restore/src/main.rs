@@ -3,6 +3,7 @@
 
 mod summary;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use cluster::ConnParams;
 use restore::cli::{Cli, Usage};
+use restore::report::{Kind, Report, Status};
 use restore::RestoreError;
 
 fn main() -> ExitCode {
@@ -25,16 +27,23 @@ fn main() -> ExitCode {
         }
     };
     let _cancel = interrupt.on_signal(restore::cancel::cancel_all);
-    match run(&cli, interrupt.flag()) {
+    let mut report = Report::new(None, shown_inputs(&cli));
+    match run(&cli, interrupt.flag(), &mut report) {
         Ok(code) if !interrupt.stdout_closed() => code,
         Ok(_) => interrupt.conclude(Ok(())),
         Err(e) => {
-            if cli.json {
-                json_failure(&e);
+            if cli.json && e.chain().find_map(broken_pipe).is_none() {
+                json_failure(report, &e, &interrupt);
             }
             failed(&e, &interrupt)
         }
     }
+}
+
+/// The inputs as the report names them.
+fn shown_inputs(cli: &Cli) -> String {
+    let shown: Vec<String> = cli.paths.iter().map(|p| p.display().to_string()).collect();
+    shown.join(" ")
 }
 
 /// Reports an error: one line (plus the server's detail) and the command that resumes when
@@ -73,21 +82,25 @@ fn message(e: &anyhow::Error) -> String {
     cluster::error::one_line(e.as_ref())
 }
 
-/// `--json` on failure: the error, and where the state of a resumable restore is.
-fn json_failure(e: &anyhow::Error) {
-    let state = e
-        .downcast_ref::<RestoreError>()
-        .and_then(RestoreError::resumable_from);
-    let report = serde_json::json!({
-        "tool": "cbrestore",
-        "error": message(e),
-        "state_file": state.map(|p| p.display().to_string()),
-        "resume": state.map(|_| resume_command()),
-    });
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&report).expect("report serializes")
-    );
+/// `--json` on failure: the report of what was done before the error (the tables whose loads
+/// committed), with the status, the error, and the command that resumes when there is one.
+fn json_failure(mut report: Report, e: &anyhow::Error, interrupt: &interrupt::Interrupt) {
+    let restore = e.downcast_ref::<RestoreError>();
+    let stopped = restore.map(RestoreError::cause);
+    report.status =
+        if interrupt.signal().is_some() || matches!(stopped, Some(RestoreError::Interrupted)) {
+            Status::Interrupted
+        } else {
+            Status::Failed
+        };
+    report.error = Some(message(e));
+    if let Some(state) = restore.and_then(RestoreError::resumable_from) {
+        report.state_file = Some(state.display().to_string());
+        report.resume = Some(resume_command());
+    }
+    let text = serde_json::to_string_pretty(&report).expect("report serializes");
+    // stdout closed meanwhile: the error on stderr is all there is to say.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 fn broken_pipe<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e std::io::Error> {
@@ -135,7 +148,7 @@ fn shell_word(w: &str) -> String {
 
 /// What the input is decides the restore: a custom or directory archive (pg_restore's job), a
 /// plain script (psql's), or gpbackup backup directories.
-fn run(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+fn run(cli: &Cli, abort: Arc<AtomicBool>, report: &mut Report) -> anyhow::Result<ExitCode> {
     cli.progress.open_log()?;
     cli.check()?;
     let first = &cli.paths[0];
@@ -143,13 +156,13 @@ fn run(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
         let opened = archive::Archive::open(first)
             .map_err(|e| anyhow::anyhow!("{}: {e}", first.display()))?;
         if let Some(archive) = opened {
-            return restore_archive(cli, archive, abort);
+            return restore_archive(cli, archive, abort, report);
         }
     }
     if cli.paths.len() == 1 && (first == Path::new("-") || first.is_file()) {
-        return restore_plain(cli, abort);
+        return restore_plain(cli, abort, report);
     }
-    restore_set(cli, abort)
+    restore_set(cli, abort, report)
 }
 
 fn connection(cli: &Cli) -> anyhow::Result<ConnParams> {
@@ -161,7 +174,9 @@ fn restore_archive(
     cli: &Cli,
     archive: archive::Archive,
     abort: Arc<AtomicBool>,
+    report: &mut Report,
 ) -> anyhow::Result<ExitCode> {
+    report.kind = Some(Kind::Archive);
     cli.refuse_gprestore_flags("a pg_dump archive")?;
     cli.check_format(match &archive {
         archive::Archive::Custom(_) => "custom",
@@ -183,12 +198,17 @@ fn restore_archive(
     }
     drop(archive);
     let opts = cli.archive_options(connection(cli)?, selection);
-    let report = restore::dump::run(&opts, abort)?;
-    Ok(summary::archive(cli, &report)?)
+    restore::dump::run(&opts, abort, report)?;
+    Ok(summary::report(cli, report)?)
 }
 
 /// psql's job for plain SQL dumps, with cbrestore's error handling and distribution rewriting.
-fn restore_plain(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+fn restore_plain(
+    cli: &Cli,
+    abort: Arc<AtomicBool>,
+    report: &mut Report,
+) -> anyhow::Result<ExitCode> {
+    report.kind = Some(Kind::Script);
     cli.refuse_gprestore_flags("a plain SQL script")?;
     cli.refuse_script_flags()?;
     cli.check_format("plain SQL script")?;
@@ -208,12 +228,13 @@ fn restore_plain(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> 
     }
     // -l, -f and --verify-only connect to nothing: no connection parameters are needed.
     let conn = connection(cli)?;
-    let report = restore::plain::run(&cli.plain_options(conn), abort)?;
-    Ok(summary::plain(cli, &report)?)
+    restore::plain::run(&cli.plain_options(conn), abort, report)?;
+    Ok(summary::report(cli, report)?)
 }
 
 /// gprestore's job for backup sets, through the coordinator.
-fn restore_set(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
+fn restore_set(cli: &Cli, abort: Arc<AtomicBool>, report: &mut Report) -> anyhow::Result<ExitCode> {
+    report.kind = Some(Kind::BackupSet);
     cli.refuse_archive_flags()?;
     let filter = cli.filter()?;
     if cli.verify_only {
@@ -228,8 +249,10 @@ fn restore_set(cli: &Cli, abort: Arc<AtomicBool>) -> anyhow::Result<ExitCode> {
         return Ok(restore::segment_restore::run(&opts, abort)?.finish(cli.json));
     }
     let opts = cli.gpset_options(connection(cli)?, filter);
-    let report = restore::gpset::run(&opts, abort)?;
-    Ok(summary::gpset(cli, &report)?)
+    let input = std::mem::take(&mut report.input);
+    *report = Report::from(restore::gpset::run(&opts, abort)?);
+    report.input = input;
+    Ok(summary::report(cli, report)?)
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use std::time::Instant;
 use archive::Compression;
 use distfix::splitter::{ItemKind, Splitter};
 use postgres::Client;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use cluster::{quote, ConnParams};
@@ -28,6 +27,7 @@ use crate::binary::{BinaryRows, Input};
 use crate::dump::Distribution;
 use crate::engine::{run_step, Batch, BatchFailure, Policy, StepError};
 use crate::load::{load_in, with_freeze, LoadError, LoadTx, Probe, Seal};
+use crate::report::{Report, ScriptFigures, Table};
 use crate::script::ScriptOut;
 use crate::state::{State, Step};
 use crate::RestoreError;
@@ -82,36 +82,6 @@ pub struct PlainRestoreOptions {
     pub verbose: bool,
     /// How progress is shown on stderr (`--progress`).
     pub progress: pipeline::progress::Display,
-}
-
-#[derive(Debug, Serialize, Default)]
-pub struct PlainRestoreReport {
-    pub tool: &'static str,
-    pub input: String,
-    pub elapsed_seconds: f64,
-    pub statements: u64,
-    pub copy_blocks: u64,
-    pub total_rows: u64,
-    pub tables: Vec<PlainTable>,
-    /// Statements left out by `-t -n -T -N -s -a`.
-    pub skipped_statements: u64,
-    /// Statements a previous run finished (`--resume`).
-    pub resumed_statements: u64,
-    /// The database restored into (host, port, database), or the script written.
-    pub target: String,
-    /// `--resume` found the restore finished already.
-    pub already_finished: bool,
-    pub errors: Vec<String>,
-    pub distribution_statements_changed: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct PlainTable {
-    pub table: String,
-    pub line: u64,
-    pub rows: u64,
-    pub bytes: u64,
-    pub seconds: f64,
 }
 
 /// The pg_dump entry a statement belongs to, from the header comment before it.
@@ -730,13 +700,23 @@ fn open_state(o: &PlainRestoreOptions, src: &Source) -> Result<State, RestoreErr
     Ok(State::open(&place)?)
 }
 
-/// Runs (or writes, lists, verifies) a plain script.
+/// Runs (or writes, lists, verifies) a plain script, filling `report` as it goes: when it
+/// fails, `report` holds what was done (the COPY blocks committed, errors skipped) for
+/// `--json`.
 pub fn run(
     o: &PlainRestoreOptions,
     abort: Arc<AtomicBool>,
-) -> Result<PlainRestoreReport, RestoreError> {
+    report: &mut Report,
+) -> Result<(), RestoreError> {
     let started = Instant::now();
+    *report = Report::new(
+        Some(crate::report::Kind::Script),
+        o.input.display().to_string(),
+    );
+    report.target = o.conn.target();
+    report.script = Some(ScriptFigures::default());
     let src = Source::open(o)?;
+    report.input = src.shown.clone();
     let live = !(o.list || o.verify_only || o.script.is_some());
     // The state is for live runs; a single transaction has nothing half done to resume.
     let state = if live && !o.single_transaction {
@@ -744,34 +724,28 @@ pub fn run(
     } else {
         State::in_memory()
     };
-    let mut report = PlainRestoreReport {
-        tool: "cbrestore",
-        input: src.shown.clone(),
-        target: o.conn.target(),
-        ..Default::default()
-    };
     if state.resuming && state.finished() {
         report.already_finished = true;
-        return Ok(report);
+        return Ok(());
     }
-    let out = open_out(o, &src, &state, &mut report)?;
-    let mut run = PlainRun::new(o, &src, out, state, report);
+    let out = open_out(o, &src, &state, report)?;
+    let mut run = PlainRun::new(o, &src, out, state, std::mem::take(report));
     run.policy = Policy::new(o.on_error_continue).stopping_on(Arc::clone(&abort));
     let result = run.all(&abort).and_then(|()| run.finish());
-    if let Err(e) = result {
-        return Err(e.stopped(&run.state));
-    }
-    run.state.finish()?;
-    run.report.errors = run.policy.errors();
-    run.report.elapsed_seconds = started.elapsed().as_secs_f64();
-    Ok(run.report)
+    let result = match result {
+        Err(e) => Err(e.stopped(&run.state)),
+        Ok(()) => run.state.finish().map_err(RestoreError::from),
+    };
+    *report = run.into_report(result.is_ok());
+    report.elapsed_seconds = started.elapsed().as_secs_f64();
+    result
 }
 
 fn open_out(
     o: &PlainRestoreOptions,
     src: &Source,
     state: &State,
-    report: &mut PlainRestoreReport,
+    report: &mut Report,
 ) -> Result<Out, RestoreError> {
     if o.verify_only {
         return Ok(Out::Verify);
@@ -805,7 +779,9 @@ struct PlainRun<'a> {
     conn: ConnParams,
     state: State,
     policy: Policy,
-    report: PlainRestoreReport,
+    report: Report,
+    /// The script's own figures (the report's `script`).
+    figures: ScriptFigures,
     /// Statements numbered below this one were finished by an earlier run.
     resume_from: u64,
     ordinal: u64,
@@ -837,7 +813,7 @@ impl<'a> PlainRun<'a> {
         src: &'a Source,
         out: Out,
         state: State,
-        report: PlainRestoreReport,
+        report: Report,
     ) -> PlainRun<'a> {
         let resume_from = state.through();
         PlainRun {
@@ -848,6 +824,7 @@ impl<'a> PlainRun<'a> {
             policy: Policy::new(o.on_error_continue),
             state,
             report,
+            figures: ScriptFigures::default(),
             resume_from,
             ordinal: 0,
             entry: None,
@@ -861,6 +838,21 @@ impl<'a> PlainRun<'a> {
             batch: Batch::default(),
             batched: Vec::new(),
         }
+    }
+
+    /// The report of this run: errors skipped, the script's figures, and the tables loaded
+    /// (in name order), unless a failed `--single-transaction` took them back with it.
+    fn into_report(self, ok: bool) -> Report {
+        let mut report = self.report;
+        report.errors = self.policy.errors();
+        report.script = Some(self.figures);
+        if !ok && self.o.single_transaction {
+            report.tables.clear();
+            report.total_rows = 0;
+        }
+        report.tables.sort_by(|a, b| a.table.cmp(&b.table));
+        report.total_bytes = report.tables.iter().map(|t| t.bytes).sum();
+        report
     }
 
     fn input_error(&self, line: u64, what: impl std::fmt::Display) -> RestoreError {
@@ -1071,7 +1063,7 @@ impl<'a> PlainRun<'a> {
         }
         let is_copy = matches!(s.kind, Kind::Copy(..));
         if !included {
-            self.report.skipped_statements += 1;
+            self.figures.skipped_statements += 1;
             if is_copy {
                 self.drain(sp, &s)?;
             }
@@ -1081,7 +1073,7 @@ impl<'a> PlainRun<'a> {
             Out::List | Out::Verify => {
                 self.report.statements += 1;
                 if is_copy {
-                    self.report.copy_blocks += 1;
+                    self.figures.copy_blocks += 1;
                     let rows = self.drain(sp, &s)?;
                     self.report.total_rows += rows;
                 }
@@ -1092,7 +1084,7 @@ impl<'a> PlainRun<'a> {
                 w.write(&s.trivia)?;
                 w.write(s.text.as_bytes())?;
                 if is_copy {
-                    self.report.copy_blocks += 1;
+                    self.figures.copy_blocks += 1;
                     w.write(b"\n")?;
                     let mut block = CopyBlock::new(sp, s.line, &self.src.shown);
                     w.copy_from(&mut block)?;
@@ -1145,7 +1137,7 @@ impl PlainRun<'_> {
     /// A statement on the live connection, unless an earlier run finished it.
     fn live(&mut self, sp: &mut Sp, s: Stmt) -> Result<(), RestoreError> {
         if s.step < self.resume_from && s.kind != Kind::Session {
-            self.report.resumed_statements += 1;
+            self.figures.resumed_statements += 1;
             if let Kind::Copy(name, _) = &s.kind {
                 self.copied_tables.insert(name.clone());
                 self.drain(sp, &s)?;
@@ -1360,7 +1352,7 @@ impl PlainRun<'_> {
         text_format: bool,
     ) -> Result<(), LoadError> {
         self.copied_tables.insert(name.to_string());
-        self.report.copy_blocks += 1;
+        self.figures.copy_blocks += 1;
         let started = Instant::now();
         let shown = self.src.shown.clone();
         let Out::Live(client) = &mut self.out else {
@@ -1384,12 +1376,13 @@ impl PlainRun<'_> {
         if self.o.verbose {
             logline::say!("cbrestore: loaded {name}: {} rows", l.rows);
         }
-        self.report.tables.push(PlainTable {
+        self.report.tables.push(Table {
             table: name.to_string(),
-            line,
             rows: l.rows,
             bytes: l.bytes,
             seconds: started.elapsed().as_secs_f64(),
+            files: None,
+            source: Some(format!("line {line}")),
         });
     }
 
@@ -1404,7 +1397,7 @@ impl PlainRun<'_> {
         text_format: bool,
     ) -> Result<(), RestoreError> {
         self.first_after_resume = false;
-        self.report.copy_blocks += 1;
+        self.figures.copy_blocks += 1;
         let first_block = self.copied_tables.insert(name.to_string());
         let (schema, bare) = split_name(name);
         let own_entry = s.entry.as_ref().is_some_and(|e| {

@@ -12,6 +12,7 @@ use restore::gpset::TargetChoice;
 use serde::Serialize;
 
 use restore::cli::Cli;
+use restore::report::Report;
 
 /// `--json`: the report on stdout.
 pub fn json<T: Serialize>(cli: &Cli, report: &T) -> std::io::Result<()> {
@@ -37,28 +38,10 @@ fn with_errors(errors: &[String]) -> ExitCode {
     ExitCode::from(1)
 }
 
-pub fn gpset(cli: &Cli, report: &restore::gpset::GpRestoreReport) -> std::io::Result<ExitCode> {
-    json(cli, report)?;
-    if cli.verbose {
-        for t in &report.translation {
-            logline::say!("cbrestore: {t}");
-        }
-    }
-    logline::say!(
-        "cbrestore: restored backup {} ({} segment(s)) into {}: {} tables, {} rows, {} statements, {} translated or skipped for PostgreSQL, in {:.1}s",
-        report.backup_timestamp,
-        report.segment_count,
-        report.target,
-        report.tables.len(),
-        report.total_rows,
-        report.statements,
-        report.translation.len(),
-        report.elapsed_seconds
-    );
-    Ok(with_errors(&report.errors))
-}
-
-pub fn plain(cli: &Cli, report: &restore::plain::PlainRestoreReport) -> std::io::Result<ExitCode> {
+/// The summary of a restore (any input): `--json`'s report on stdout, then one line naming
+/// what was restored into what, with the input's own figures; exit status 1 when errors were
+/// skipped.
+pub fn report(cli: &Cli, report: &Report) -> std::io::Result<ExitCode> {
     json(cli, report)?;
     if cli.list {
         return Ok(ExitCode::SUCCESS);
@@ -71,65 +54,73 @@ pub fn plain(cli: &Cli, report: &restore::plain::PlainRestoreReport) -> std::io:
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let verb = if cli.verify_only {
-        "verified"
+    if let (true, Some(set)) = (cli.verbose, &report.backup_set) {
+        for t in &set.translation {
+            logline::say!("cbrestore: {t}");
+        }
+    }
+    let (verb, into) = if cli.verify_only {
+        ("verified", String::new())
     } else if cli.file.is_some() {
-        "wrote the SQL of"
+        ("wrote the SQL of", format!(" into {}", report.target))
     } else {
-        "ran"
+        ("restored", format!(" into {}", report.target))
     };
-    let into = if cli.verify_only {
-        String::new()
-    } else {
-        format!(" into {}", report.target)
-    };
-    let mut extra = String::new();
-    if report.skipped_statements > 0 {
-        extra.push_str(&format!(
-            ", {} statements left out by the filters",
-            report.skipped_statements
-        ));
-    }
-    if report.resumed_statements > 0 {
-        extra.push_str(&format!(
-            ", {} finished by the previous run",
-            report.resumed_statements
-        ));
-    }
     logline::say!(
-        "cbrestore: {verb} {}{into}: {} statements, {} COPY blocks, {} rows{extra} in {:.1}s",
-        report.input,
+        "cbrestore: {verb} {}{into}: {} statements, {} tables, {} rows{} in {:.1}s",
+        subject(report),
         report.statements,
-        report.copy_blocks,
+        report.tables.len(),
         report.total_rows,
+        own_figures(report),
         report.elapsed_seconds
     );
     Ok(with_errors(&report.errors))
 }
 
-pub fn archive(cli: &Cli, report: &restore::dump::DumpRestoreReport) -> std::io::Result<ExitCode> {
-    json(cli, report)?;
-    if report.already_finished {
-        logline::say!(
-            "cbrestore: the restore of {} into {} finished already: nothing to resume",
-            report.input,
-            report.target
-        );
-        return Ok(ExitCode::SUCCESS);
+/// What was restored, as the summary names it.
+fn subject(r: &Report) -> String {
+    if let Some(a) = &r.archive {
+        format!("{} ({} archive {})", r.input, a.format, a.archive_version)
+    } else if let Some(set) = &r.backup_set {
+        format!(
+            "backup {} ({} segment(s))",
+            set.backup_timestamp, set.segment_count
+        )
+    } else {
+        format!("{} (plain SQL script)", r.input)
     }
-    logline::say!(
-        "cbrestore: restored {} ({} archive {}) into {}: {} statements, {} tables, {} rows, {} large objects in {:.1}s",
-        report.input,
-        report.format,
-        report.archive_version,
-        report.target,
-        report.statements,
-        report.tables.len(),
-        report.total_rows,
-        report.large_objects,
-        report.elapsed_seconds
-    );
-    Ok(with_errors(&report.errors))
+}
+
+/// The input's own figures after the common ones.
+fn own_figures(r: &Report) -> String {
+    let mut s = String::new();
+    if let Some(a) = &r.archive {
+        s.push_str(&format!(", {} large objects", a.large_objects));
+    }
+    if let Some(p) = &r.script {
+        s.push_str(&format!(", {} COPY blocks", p.copy_blocks));
+        if p.skipped_statements > 0 {
+            s.push_str(&format!(
+                ", {} statements left out by the filters",
+                p.skipped_statements
+            ));
+        }
+        if p.resumed_statements > 0 {
+            s.push_str(&format!(
+                ", {} finished by the previous run",
+                p.resumed_statements
+            ));
+        }
+    }
+    if let Some(set) = &r.backup_set {
+        s.push_str(&format!(
+            ", {} files, {} translated or skipped for PostgreSQL",
+            set.files_read,
+            set.translation.len()
+        ));
+    }
+    s
 }
 
 /// `--verify-only` on an archive.
@@ -209,7 +200,10 @@ pub fn list(
     selection: &restore::toc::Selection,
     create: bool,
 ) -> std::io::Result<()> {
-    let wanted = selection.select(archive.entries());
+    // In the `-L` list's order, as pg_restore lists it.
+    let mut entries = archive.entries().to_vec();
+    selection.sort_by_list(&mut entries);
+    let wanted = selection.select(&entries);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let h = archive.header();
     writeln!(out, ";\n; Archive: {}", path.display())?;
@@ -221,7 +215,7 @@ pub fn list(
     };
     writeln!(out, ";     Format: {format}")?;
     writeln!(out, ";\n;\n; Selected TOC Entries:\n;")?;
-    for e in archive.entries() {
+    for e in &entries {
         // As pg_restore lists them: never the session entries (ENCODING, STDSTRINGS,
         // SEARCHPATH), DATABASE only with -C.
         let desc = e.desc();

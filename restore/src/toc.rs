@@ -3,7 +3,7 @@
 //! `identify_locking_dependencies`) and `pg_backup_db.c` (`IssueCommandPerBlob`,
 //! `IssueACLPerBlob`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use archive::TocEntry;
 use cluster::quote;
@@ -261,6 +261,23 @@ impl Selection {
                 e.tableam = None;
             }
         }
+    }
+}
+
+impl Selection {
+    /// `-L`: the entries in the list's order, as pg_restore's `SortTocFromFile` leaves its TOC
+    /// (each listed entry moved to the end in turn): the unlisted ones (never restored) first in
+    /// TOC order, then the listed ones in the list's order. A serial restore, `-f` and `-l`
+    /// follow it; a parallel one starts from it, within what dependencies allow. Selection
+    /// ([`Selection::select`]) runs on this order too, as pg_restore's does.
+    pub fn sort_by_list(&self, entries: &mut [TocEntry]) {
+        let Some(ids) = &self.use_list else {
+            return;
+        };
+        let rank: HashMap<i32, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i + 1)).collect();
+        // Stable: the unlisted keep their TOC order.
+        entries.sort_by_key(|e| rank.get(&e.dump_id).copied().unwrap_or(0));
     }
 }
 
@@ -607,6 +624,26 @@ mod tests {
             deps: vec![b"3".to_vec()],
             extra: archive::toc::Extra::File(None),
         }
+    }
+
+    #[test]
+    fn use_lists_order_the_entries_like_sort_toc_from_file() {
+        let mut entries: Vec<TocEntry> = (1..=5)
+            .map(|i| {
+                let mut e = entry("TABLE", "public", &format!("t{i}"), "", "", "o");
+                e.dump_id = i;
+                e
+            })
+            .collect();
+        let selection = Selection {
+            use_list: Some(vec![4, 2, 5]),
+            ..Default::default()
+        };
+        selection.sort_by_list(&mut entries);
+        let ids: Vec<i32> = entries.iter().map(|e| e.dump_id).collect();
+        assert_eq!(ids, [1, 3, 4, 2, 5]);
+        Selection::default().sort_by_list(&mut entries);
+        assert_eq!(entries[2].dump_id, 4, "no list: the order stays");
     }
 
     #[test]

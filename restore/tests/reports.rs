@@ -1,0 +1,324 @@
+//! cbrestore's report and script output, against what a user of pg_restore expects:
+//! - `--json` on failure (an archive whose index cannot be built, a script whose statement
+//!   fails) and on SIGTERM: the status, the error, the resume command, the tables finished,
+//!   the exit status unchanged; the printed command then finishes the restore;
+//! - `-f`: pg_restore's `-- Name: ...; Type: ...` headers, line for line and in its order;
+//! - `-L` with a list in another order: `-f` and `-l` follow the list as pg_restore does.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+use testkit::TestServer;
+
+const SOURCE: &str = r#"
+CREATE ROLE reader;
+CREATE TABLE public.a (id int PRIMARY KEY, v text);
+INSERT INTO public.a SELECT g, 'v' || g FROM generate_series(1, 100) g;
+CREATE TABLE public.b (id int, a_id int REFERENCES public.a (id));
+INSERT INTO public.b SELECT g, g FROM generate_series(1, 50) g;
+CREATE INDEX b_idx ON public.b (a_id);
+COMMENT ON TABLE public.a IS 'table a';
+COMMENT ON COLUMN public.a.v IS 'column v';
+GRANT SELECT ON public.a TO reader;
+CREATE FUNCTION public.twice(x int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT x * 2';
+COMMENT ON FUNCTION public.twice(int) IS 'doubles';
+CREATE SEQUENCE public.seq;
+SELECT setval('public.seq', 42);
+CREATE VIEW public.v AS SELECT id FROM public.a;
+CREATE TABLE public."Mixed Case" (x int);
+SELECT lo_from_bytea(0, 'hello');
+"#;
+
+fn source() -> (TestServer, PathBuf) {
+    let server = TestServer::start();
+    server.create_db("src");
+    server.psql("src", SOURCE);
+    let archive = server.scratch().join("src.dump");
+    pg_dump(&server, &["-Fc"], &archive);
+    (server, archive)
+}
+
+fn pg_dump(server: &TestServer, args: &[&str], to: &Path) {
+    let out = server
+        .command("pg_dump")
+        .args(["-d", "src"])
+        .args(args)
+        .arg("-f")
+        .arg(to)
+        .output()
+        .unwrap();
+    testkit::success(&out, "pg_dump");
+}
+
+fn cbrestore(server: &TestServer, args: &[&str]) -> Output {
+    server
+        .tool(env!("CARGO_BIN_EXE_cbrestore"))
+        .args(args)
+        .output()
+        .expect("running cbrestore")
+}
+
+/// The `--json` report on stdout, whatever the exit status.
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): stdout {:?}, stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `table -> rows` of a report.
+fn tables(report: &Value) -> Vec<(String, u64)> {
+    report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn count(server: &TestServer, db: &str, sql: &str) -> i64 {
+    server.client(db).query_one(sql, &[]).unwrap().get(0)
+}
+
+/// Runs a report's `resume` command (it starts with the binary's path).
+fn resume(server: &TestServer, report: &Value) -> Output {
+    let command = report["resume"].as_str().expect("a resume command");
+    assert!(command.ends_with(" --resume"), "{command}");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    cbrestore(server, &words[1..])
+}
+
+/// An archive whose index cannot be built (a relation of its name is in the way): exit 1, and
+/// `--json` reports the failure, the error naming the index, the resume command, and the two
+/// tables loaded before it; with the obstacle gone, that command finishes the restore.
+#[test]
+fn json_reports_a_failed_archive_restore() {
+    let (server, archive) = source();
+    server.create_db("f");
+    server.psql("f", "CREATE SEQUENCE public.b_idx;");
+    let out = cbrestore(&server, &["-d", "f", "--json", archive.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&out);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["kind"], "archive");
+    assert!(r["error"].as_str().unwrap().contains("b_idx"), "{r}");
+    assert!(Path::new(r["state_file"].as_str().unwrap()).exists(), "{r}");
+    assert_eq!(
+        tables(&r),
+        [
+            ("public.\"Mixed Case\"".to_string(), 0),
+            ("public.a".into(), 100),
+            ("public.b".into(), 50)
+        ]
+    );
+    assert_eq!(r["total_rows"], 150);
+    assert_eq!(r["large_objects"], 1);
+
+    server.psql("f", "DROP SEQUENCE public.b_idx;");
+    let again = resume(&server, &r);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let done = report(&again);
+    assert_eq!(done["status"], "ok", "{done}");
+    assert!(done.get("error").is_none() && done.get("resume").is_none());
+    assert_eq!(count(&server, "f", "SELECT count(*) FROM public.b"), 50);
+    assert_eq!(
+        count(
+            &server,
+            "f",
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'b_idx'"
+        ),
+        1
+    );
+}
+
+/// A plain script whose statement fails after a COPY block: exit 1, the report names the
+/// script's line and keeps the table whose block committed.
+#[test]
+fn json_reports_a_failed_script() {
+    let server = TestServer::start();
+    server.create_db("p");
+    let script = server.scratch().join("bad.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE public.t (id int);\nCOPY public.t (id) FROM stdin;\n1\n2\n3\n\\.\n\nSELECT 1/0;\nCREATE TABLE public.never (id int);\n",
+    )
+    .unwrap();
+    let out = cbrestore(&server, &["-d", "p", "--json", script.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&out);
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["kind"], "script");
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("line 8") && error.contains("division by zero"),
+        "{error}"
+    );
+    assert_eq!(tables(&r), [("public.t".to_string(), 3)]);
+    assert_eq!(r["tables"][0]["source"], "line 2");
+    assert_eq!(r["copy_blocks"], 1);
+    assert!(r["resume"].as_str().is_some(), "{r}");
+}
+
+/// SIGTERM while the last table loads: exit 143 as before, and the report says
+/// `interrupted`, with the tables committed before it and the command that resumes.
+#[test]
+fn json_reports_an_interrupted_restore() {
+    let (server, _) = source();
+    server.psql(
+        "src",
+        "CREATE TABLE public.zbig AS SELECT g AS id, repeat(md5(g::text), 4) AS t FROM generate_series(1, 500000) g;",
+    );
+    let archive = server.scratch().join("big.dump");
+    pg_dump(&server, &["-Fc"], &archive);
+    server.create_db("i");
+    let child = server
+        .tool(env!("CARGO_BIN_EXE_cbrestore"))
+        .args(["-d", "i", "--json", archive.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(server.wait_for_active("datname = 'i'", "COPY public.zbig", 60));
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&out);
+    assert_eq!(r["status"], "interrupted", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("interrupted"), "{r}");
+    let done = tables(&r);
+    assert!(done.contains(&("public.a".to_string(), 100)), "{r}");
+    assert!(!done.iter().any(|(t, _)| t == "public.zbig"), "{r}");
+    let again = resume(&server, &r);
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        count(&server, "i", "SELECT count(*) FROM public.zbig"),
+        500_000
+    );
+}
+
+/// pg_restore's `-- Name: ...; Type: ...; Schema: ...; Owner: ...` and `-- Data for Name:`
+/// lines of a script.
+fn headers(script: &str) -> Vec<&str> {
+    script
+        .lines()
+        .filter(|l| l.starts_with("-- Name: ") || l.starts_with("-- Data for Name: "))
+        .collect()
+}
+
+fn pg_restore(server: &TestServer, args: &[&str]) -> String {
+    let out = server.command("pg_restore").args(args).output().unwrap();
+    testkit::success(&out, &format!("pg_restore {args:?}"))
+}
+
+fn script(server: &TestServer, args: &[&str]) -> String {
+    let out = cbrestore(server, &[&["-f", "-"], args].concat());
+    testkit::success(&out, &format!("cbrestore -f - {args:?}"))
+}
+
+/// `-f`: the same header lines as `pg_restore -f`, in the same order (a table, an index, a
+/// function, comments, an ACL, a sequence's value, a view, a large object), from a custom and
+/// a directory archive.
+#[test]
+fn script_headers_are_pg_restores() {
+    let (server, archive) = source();
+    let dir = server.scratch().join("src.dir");
+    pg_dump(&server, &["-Fd"], &dir);
+    for input in [&archive, &dir] {
+        let input = input.to_str().unwrap();
+        let theirs = pg_restore(&server, &["-f", "-", input]);
+        let ours = script(&server, &[input]);
+        assert!(headers(&theirs).len() >= 15, "{theirs}");
+        assert_eq!(headers(&ours), headers(&theirs), "{input}");
+    }
+}
+
+/// `-L` with the list reversed: `-f` writes the entries in the list's order as `pg_restore -L
+/// -f` does (ACLs still last), and `-l -L` lists them in that order; a live serial restore
+/// follows the list too (table data listed before the tables fails on the first of them).
+#[test]
+fn use_list_order_is_followed() {
+    let (server, archive) = source();
+    let a = archive.to_str().unwrap();
+    let listing = pg_restore(&server, &["-l", a]);
+    let entries: Vec<&str> = listing.lines().filter(|l| !l.starts_with(';')).collect();
+    let reversed: String = entries.iter().rev().map(|l| format!("{l}\n")).collect();
+    let list = server.scratch().join("reversed.list");
+    std::fs::write(&list, &reversed).unwrap();
+    let l = list.to_str().unwrap();
+
+    let theirs = pg_restore(&server, &["-L", l, "-f", "-", a]);
+    let ours = script(&server, &["-L", l, a]);
+    assert_ne!(
+        headers(&theirs),
+        headers(&pg_restore(&server, &["-f", "-", a]))
+    );
+    assert_eq!(headers(&ours), headers(&theirs));
+
+    let entry_lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with(';'))
+            .map(str::to_string)
+            .collect()
+    };
+    let out = cbrestore(&server, &["-L", l, "-l", a]);
+    let ours = testkit::success(&out, "cbrestore -l -L");
+    assert_eq!(
+        entry_lines(&ours),
+        entry_lines(&pg_restore(&server, &["-L", l, "-l", a]))
+    );
+
+    // The table data first, then the rest in TOC order.
+    let data_first: String = entries
+        .iter()
+        .filter(|l| l.contains(" TABLE DATA "))
+        .chain(entries.iter().filter(|l| !l.contains(" TABLE DATA ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&list, data_first).unwrap();
+    server.create_db("l");
+    let out = cbrestore(&server, &["-d", "l", "-L", l, a]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("TABLE DATA") && err.contains("does not exist"),
+        "{err}"
+    );
+}
