@@ -119,10 +119,7 @@ pub fn copy_columns(client: &mut postgres::Client, copy: &str) -> Option<Vec<Col
 /// As [`copy_columns`], from the target's `(name, type oid)` pairs the caller has already
 /// asked for (see `load::Probe`).
 pub fn columns_of(copy: &str, known: &[(String, u32)]) -> Option<Vec<ColumnType>> {
-    let target = crate::load::copy_target(copy)?;
-    let after = copy.trim_start()[5..].trim_start()[target.len()..].trim_start();
-    let list = after.strip_prefix('(')?;
-    let names = column_names(list)?;
+    let names = copy_column_names(copy)?;
     let by_name: std::collections::HashMap<&str, u32> =
         known.iter().map(|(n, t)| (n.as_str(), *t)).collect();
     names
@@ -143,6 +140,13 @@ pub fn binary_statement(copy: &str) -> Option<String> {
     let body = copy.trim().trim_end_matches(';');
     let at = body.to_ascii_lowercase().find(FROM)? + FROM.len();
     Some(format!("{} WITH (FORMAT binary);", &body[..at]))
+}
+
+/// The column list of `COPY name (cols) FROM ...`, unquoted; `None` without one.
+pub fn copy_column_names(copy: &str) -> Option<Vec<String>> {
+    let target = crate::load::copy_target(copy)?;
+    let after = copy.trim_start()[5..].trim_start()[target.len()..].trim_start();
+    column_names(after.strip_prefix('(')?)
 }
 
 /// `a, "B c", "d""e")...` → the names, unquoted (unquoted ones folded to lower case), up to

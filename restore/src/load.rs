@@ -114,6 +114,69 @@ pub struct Facts {
     pub target_partitioned: Option<bool>,
     /// `(name, type oid)` of every live column of the COPY's target.
     pub columns: Option<Vec<(String, u32)>>,
+    /// Whether the COPY's target exists, and whether this role may insert into it.
+    pub target_exists: Option<bool>,
+    pub target_insertable: Option<bool>,
+}
+
+impl Facts {
+    /// Why the server would refuse `copy_sql` before reading a row, as far as the catalog
+    /// tells: the target missing, not insertable, or lacking a listed column.
+    ///
+    /// Such a refusal must not reach the server: the `postgres` crate (tokio-postgres 0.7.18)
+    /// sends `Bind, Execute, Sync` to start a COPY and another `Sync` with the `CopyFail` when
+    /// the start failed, so the second `ReadyForQuery` answers the next statement and the
+    /// connection is lost (rust-postgres PR #1337). Seen with `--on-error-continue` after a
+    /// table's CREATE failed: its COPY was refused, and every later table on that connection
+    /// failed with "connection closed" instead of loading.
+    pub fn refusal(&self, copy_sql: &str) -> Option<LoadError> {
+        let target = copy_target(copy_sql).unwrap_or(copy_sql);
+        let refused = |m: String| {
+            Some(LoadError::Server(format!(
+                "ERROR: {m} (checked before the COPY)"
+            )))
+        };
+        if self.target_exists == Some(false) {
+            return refused(format!("relation {target} does not exist"));
+        }
+        if self.target_insertable == Some(false) {
+            return refused(format!("permission denied for table {target}"));
+        }
+        let known = self.columns.as_ref()?;
+        let missing = crate::binary::copy_column_names(copy_sql)?
+            .into_iter()
+            .find(|c| !known.iter().any(|(k, _)| k == c))?;
+        refused(format!(
+            "column \"{}\" of relation {target} does not exist",
+            missing.replace('"', "\"\"")
+        ))
+    }
+}
+
+/// The select-list items that fill [`Facts::target_exists`], [`Facts::target_insertable`] and
+/// [`Facts::columns`] for the COPY target `target` (as written in the statement).
+fn target_checks(target: &str) -> [String; 3] {
+    let rel = format!(
+        "pg_catalog.to_regclass({})",
+        cluster::quote::literal(target)
+    );
+    [
+        format!("{rel} IS NOT NULL"),
+        format!("pg_catalog.has_any_column_privilege({rel}, 'INSERT')"),
+        format!(
+            "(SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, a.atttypid::int8)) \
+               FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid = {rel} AND a.attnum > 0 AND NOT a.attisdropped)"
+        ),
+    ]
+}
+
+/// Reads [`target_checks`]' three answers starting at column `at` of `row`.
+fn target_facts(facts: &mut Facts, text: impl Fn(usize) -> Option<String>, at: usize) {
+    let flag = |i: usize| text(i).map(|v| v == "t");
+    facts.target_exists = flag(at);
+    facts.target_insertable = flag(at + 1);
+    facts.columns = text(at + 2).and_then(|j| serde_json::from_str::<Vec<(String, u32)>>(&j).ok());
 }
 
 fn relkind_is_p(table: &str) -> String {
@@ -128,17 +191,12 @@ impl<'c> LoadTx<'c> {
     pub fn begin(client: &'c mut Client, probe: Probe<'_>) -> Result<LoadTx<'c>, LoadError> {
         let target = probe.copy_sql.and_then(copy_target);
         let null = || "NULL".to_string();
-        let columns = match target.filter(|_| probe.columns) {
-            Some(t) => format!(
-                "(SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, a.atttypid::int8)) \
-                   FROM pg_catalog.pg_attribute a \
-                  WHERE a.attrelid = pg_catalog.to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped)",
-                cluster::quote::literal(t)
-            ),
-            None => null(),
-        };
+        let checks = target.map_or_else(
+            || "NULL, NULL, NULL".into(),
+            |t| target_checks(t).join(", "),
+        );
         let sql = format!(
-            "BEGIN;\nSELECT pg_catalog.txid_current(), {}, {}, {columns}",
+            "BEGIN;\nSELECT pg_catalog.txid_current(), {}, {}, {checks}",
             probe.table.map(relkind_is_p).unwrap_or_else(null),
             target.map(relkind_is_p).unwrap_or_else(null),
         );
@@ -153,15 +211,16 @@ impl<'c> LoadTx<'c> {
             postgres::SimpleQueryMessage::Row(r) => Some(r),
             _ => None,
         });
-        let text = |i: usize| row.and_then(|r| r.get(i));
+        let text = |i: usize| row.and_then(|r| r.get(i)).map(str::to_string);
         let flag = |i: usize| text(i).map(|v| v == "t");
-        let facts = Facts {
+        let mut facts = Facts {
             table_partitioned: flag(1),
             target_partitioned: flag(2),
-            columns: text(3).and_then(|j| serde_json::from_str::<Vec<(String, u32)>>(j).ok()),
+            ..Facts::default()
         };
+        target_facts(&mut facts, text, 3);
         Ok(LoadTx {
-            xid: text(0).and_then(|v| v.parse().ok()),
+            xid: row.and_then(|r| r.get(0)).and_then(|v| v.parse().ok()),
             client,
             open: true,
             facts,
@@ -190,6 +249,9 @@ impl<'c> LoadTx<'c> {
         source: &mut (dyn Read + Send),
         expected_rows: Option<u64>,
     ) -> Result<Loaded, LoadError> {
+        if let Some(refused) = self.facts.refusal(copy_sql) {
+            return Err(refused);
+        }
         let writer = self.client.copy_in(copy_sql).map_err(server_error)?;
         stream(writer, source, expected_rows)
     }
@@ -303,6 +365,9 @@ fn load_fresh(
         tx.commit(seal)?;
         return Ok(loaded);
     };
+    if let Some(refused) = tx.facts.refusal(statement) {
+        return Err(refused);
+    }
     let started = match tx.client.copy_in(frozen.as_str()) {
         Ok(writer) => Some(stream(writer, source, expected_rows)),
         Err(e) if refuses_freeze(&e) => None,
@@ -394,6 +459,7 @@ pub fn load_table(
 ) -> Result<Loaded, LoadError> {
     let probe = Probe {
         table: truncate,
+        copy_sql: Some(copy_sql),
         ..Probe::default()
     };
     let mut tx = LoadTx::begin(client, probe)?;
@@ -418,8 +484,33 @@ pub fn load_in<C: GenericClient>(
     if let Some(table) = truncate {
         empty(tx, table).map_err(server)?;
     }
+    precheck(tx, copy_sql)?;
     let writer = tx.copy_in(copy_sql).map_err(server)?;
     stream(writer, source, expected_rows)
+}
+
+/// [`Facts::refusal`] for a COPY on a connection whose transaction the caller owns: one query
+/// of its own (the opening message of a [`LoadTx`] asks the same in passing).
+pub fn precheck<C: GenericClient>(client: &mut C, copy_sql: &str) -> Result<(), LoadError> {
+    let Some(target) = copy_target(copy_sql) else {
+        return Ok(());
+    };
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT ({})::text",
+                target_checks(target).join(")::text, (")
+            ),
+            &[],
+        )
+        .map_err(server_error)?;
+    let text = |i: usize| row.get::<_, Option<String>>(i);
+    let mut facts = Facts::default();
+    target_facts(&mut facts, text, 0);
+    match facts.refusal(copy_sql) {
+        Some(refused) => Err(refused),
+        None => Ok(()),
+    }
 }
 
 /// The first this many bytes are read on the calling thread; only a source longer than that

@@ -1570,6 +1570,7 @@ fn copy_block(
     }
     let probe = Probe {
         table: how.fresh,
+        copy_sql: Some(copy_sql),
         ..Probe::default()
     };
     let mut tx = LoadTx::begin(client, probe)?;
@@ -1640,6 +1641,7 @@ fn copy_fresh(
             let mut block = CopyBlock::new(&mut sp, again.line, again.shown);
             let probe = Probe {
                 table: Some(table),
+                copy_sql: Some(copy_sql),
                 ..Probe::default()
             };
             let mut tx = LoadTx::begin(client, probe)?;
