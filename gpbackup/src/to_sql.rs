@@ -398,40 +398,6 @@ impl<'s> RestoreSteps<'s> {
     }
 }
 
-/// Where a restore goes, called back step by step: the old shape of [`restore_steps`], kept
-/// only while cbrestore's live restores move to pulling the steps.
-pub trait RestoreSink {
-    fn session(&mut self, sql: &str) -> Result<()>;
-    fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> Result<()>;
-    fn connect_database(&mut self, db: &str) -> Result<()>;
-    fn table(&mut self, set: &BackupSet, table: &PlannedTable) -> Result<Option<TableWritten>>;
-    fn data_done(&mut self) -> Result<Vec<TableWritten>> {
-        Ok(Vec::new())
-    }
-}
-
-/// Feeds [`restore_steps`] to `sink`.
-pub fn restore_with(
-    set: &BackupSet,
-    opts: &ToSqlOptions,
-    sink: &mut dyn RestoreSink,
-) -> Result<ToSqlReport> {
-    let mut steps = restore_steps(set, opts)?;
-    let mut tables = Vec::new();
-    for step in &mut steps {
-        match step? {
-            RestoreStep::Session(sql) => sink.session(&sql)?,
-            RestoreStep::Statement { stmt, sql } => sink.statement(&stmt, &sql)?,
-            RestoreStep::ConnectDatabase(db) => sink.connect_database(&db)?,
-            RestoreStep::Table(t) => tables.extend(sink.table(set, t)?),
-            RestoreStep::DataDone => tables.extend(sink.data_done()?),
-        }
-    }
-    let mut report = steps.finish();
-    report.tables = tables;
-    Ok(report)
-}
-
 /// Writes `set` as a psql script to `out`.
 pub fn write_sql(set: &BackupSet, out: &Path, opts: &ToSqlOptions) -> Result<ToSqlReport> {
     let gzip = opts

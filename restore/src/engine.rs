@@ -284,7 +284,13 @@ impl Schedule {
 
     fn next(&mut self) -> Next {
         if self.pending.is_empty() {
-            return Next::Empty;
+            // Items still running: the worker waits, lending its connection to a big table's
+            // load meanwhile ([`Work::idle`]), instead of leaving that load to fewer streams.
+            return if self.running.is_empty() {
+                Next::Empty
+            } else {
+                Next::Wait
+            };
         }
         let pick = match self.pending.iter().position(|&i| self.ready(i)) {
             Some(p) => p,

@@ -5,31 +5,34 @@
 //! `COPY ... FROM STDIN` on the coordinator, which redistributes the rows by the target's own
 //! policy: any segment count, a cluster that lost hosts, or plain PostgreSQL (with the
 //! Greenplum-only DDL translated by the gpbackup crate). Order, filters, translation and options
-//! are the gpbackup crate's [`restore_with`] flow, shared with `--to-sql`; this module is the
-//! live [`RestoreSink`]: statements on one connection, tables on `-j` worker connections.
+//! are the gpbackup crate's restore steps ([`restore_steps`], also what `--to-sql` writes),
+//! pulled here: statements in recorded batches on one connection ([`Runner`], shared with
+//! `--on-segment`), the tables at the data phase on the engine's pool ([`run_pool`], the one
+//! archives use), `-j` connections that join a big table's load when idle (split.rs).
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Instant;
 
+use postgres::Client;
 use serde::Serialize;
 
 use cluster::{flavor, quote, ConnParams};
 use gpbackup::metadata::Statement;
-use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOptions};
+use gpbackup::to_sql::{
+    restore_steps, RestoreStep, TableWritten, Target, ToSqlOptions, ToSqlReport,
+};
 use gpbackup::{BackupSet, Filter, PlannedTable};
 
 use crate::binary::{BinaryRows, Input};
-use crate::engine::run_step;
+use crate::engine::{run_pool, run_step, Batch, BatchFailure, Item, Policy, Work};
 use crate::load::{load_fresh_binary, load_fresh_table, load_table, LoadError, Seal};
 use crate::progress::Counted;
 use crate::split::{load_split, Board, SplitCopy};
 use crate::state::{State, Step};
 use crate::RestoreError;
-use crossbeam_channel::RecvTimeoutError;
 use gpbackup::data::PieceSource;
 use pipeline::progress::InFlight;
 use pipeline::rows::RowSyntax;
@@ -167,7 +170,7 @@ pub struct TableReport {
     pub seconds: f64,
 }
 
-/// Runs the restore. `abort` is raised by Ctrl-C.
+/// Runs the restore. `abort` is raised by a signal (cancel.rs cancels what is in flight).
 pub fn run(
     opts: &GpRestoreOptions,
     abort: Arc<AtomicBool>,
@@ -176,7 +179,7 @@ pub fn run(
     let set = BackupSet::open_roots(&opts.roots, opts.timestamp.as_deref())?;
     // Every promised file must be there before the target is touched.
     set.check_files()?;
-    let state = Arc::new(open_state(&set, opts)?);
+    let state = open_state(&set, opts)?;
     if opts.create_db {
         create_database(opts, &state)?;
     }
@@ -188,24 +191,19 @@ pub fn run(
         TargetChoice::Cloudberry => false,
     };
     state.reconcile(&mut client)?;
-    let mut sink = LiveSink::new(opts, &set, client, &state, &abort, !server.flavor.is_mpp());
+    let ctx = Context::new(opts, &set, &state, &abort, !server.flavor.is_mpp());
+    let shared = (&state, &ctx.policy, &*abort);
+    let mut runner = Runner::new(&opts.conn, client, shared, opts.verbose);
     let result = if state.resuming && state.finished() {
-        Ok(gpbackup::to_sql::ToSqlReport::default())
+        Ok(ToSqlReport::default())
     } else {
-        restore_with(&set, &to_sql_options(opts, postgres), &mut sink)
+        restore(&ctx, &mut runner, &set, &to_sql_options(opts, postgres))
     };
-    sink.progress.finish();
-    let errors = sink.errors.lock().expect("errors lock").clone();
+    ctx.progress.finish();
     let report = match result {
         Ok(r) if !abort.load(Ordering::SeqCst) => r,
-        other => {
-            sink.shutdown();
-            let e = match other {
-                Err(e) if !abort.load(Ordering::SeqCst) => e.into(),
-                _ => RestoreError::Interrupted,
-            };
-            return Err(e.stopped(&state));
-        }
+        Err(e) if !abort.load(Ordering::SeqCst) => return Err(e.stopped(&state)),
+        _ => return Err(RestoreError::Interrupted.stopped(&state)),
     };
     state.finish()?;
     let tables: Vec<TableReport> = report.tables.iter().map(TableReport::of).collect();
@@ -222,7 +220,9 @@ pub fn run(
         files_read: tables.iter().map(|t| t.files.len()).sum(),
         tables,
         translation: report.translation.iter().map(|t| t.to_string()).collect(),
-        errors: errors
+        errors: ctx
+            .policy
+            .errors()
             .into_iter()
             .chain(report.errors_skipped.iter().cloned())
             .collect(),
@@ -283,148 +283,344 @@ impl TableReport {
     }
 }
 
-/// One table handed to a worker.
-struct TableJob {
-    fqn: String,
-    copy_sql: String,
-    expected: u64,
-    source_timestamp: String,
-    reader: gpbackup::data::TableReader,
-    /// Bytes of the table's data files as stored (what `--split-tables-larger-than` weighs).
-    stored_bytes: u64,
-}
-
-struct Pool {
-    jobs: crossbeam_channel::Sender<TableJob>,
-    done: crossbeam_channel::Receiver<Result<TableWritten, gpbackup::Error>>,
-    workers: Vec<JoinHandle<()>>,
-}
-
-/// One `-j` worker: its own connection, tables from the queue, and when the queue is empty
-/// its connection lent to a big table still loading (see split.rs).
-struct Worker {
-    conn: ConnParams,
-    session: String,
-    state: Arc<State>,
-    truncate: bool,
-    freeze: bool,
-    board: Arc<Board>,
-    split_larger_than: Option<u64>,
-    verbose: bool,
+/// What the main connection and the table workers share.
+struct Context<'o> {
+    opts: &'o GpRestoreOptions,
+    state: &'o State,
+    policy: Policy,
     abort: Arc<AtomicBool>,
-    progress: Arc<pipeline::progress::Progress>,
+    /// Tables loaded so far, on stderr when it is a terminal.
+    progress: pipeline::progress::Progress,
+    /// The server is PostgreSQL (COPY FREEZE).
+    freeze: bool,
+    /// Big tables' loads that idle workers join (see split.rs).
+    board: Board,
+    /// Single-data-file sets keep one decoder per segment file, positioned where the
+    /// previous table ended: their tables are read in order, one at a time, on the main
+    /// connection (as with `-j 1`).
+    sequential: bool,
+    loaded: Mutex<Vec<TableWritten>>,
 }
 
-type Done = Result<TableWritten, gpbackup::Error>;
-
-impl Worker {
-    fn connect(&self) -> Result<postgres::Client, gpbackup::Error> {
-        let mut c = crate::cancel::connect(&self.conn)
-            .map_err(|e| target_error("connecting a worker".into(), e.to_string()))?;
-        c.batch_execute(&self.session).map_err(|e| {
-            target_error(
-                "session settings".into(),
-                cluster::error::server_message(&e),
-            )
-        })?;
-        Ok(c)
-    }
-
-    fn run(self, rx: &crossbeam_channel::Receiver<TableJob>, tx: &crossbeam_channel::Sender<Done>) {
-        let mut client = match self.connect() {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        loop {
-            let job = match rx.recv_timeout(std::time::Duration::from_millis(5)) {
-                Ok(job) => job,
-                Err(wait) => {
-                    let handed_out = wait == RecvTimeoutError::Disconnected;
-                    if self.idle(&mut client, handed_out) {
-                        continue;
-                    }
-                    break;
-                }
-            };
-            if self.abort.load(Ordering::SeqCst) {
-                break;
-            }
-            let _ = tx.send(self.load(&mut client, job));
+impl<'o> Context<'o> {
+    fn new(
+        opts: &'o GpRestoreOptions,
+        set: &BackupSet,
+        state: &'o State,
+        abort: &Arc<AtomicBool>,
+        freeze: bool,
+    ) -> Context<'o> {
+        let (tables, total) = set
+            .tables_filtered(&opts.filter)
+            .fold((0, 0), |(n, bytes), t| (n + 1, bytes + stored_bytes(t)));
+        Context {
+            opts,
+            state,
+            policy: Policy::new(opts.on_error_continue).stopping_on(Arc::clone(abort)),
+            abort: Arc::clone(abort),
+            progress: crate::progress::start(tables, total, opts.progress),
+            freeze,
+            board: Board::default(),
+            sequential: set.config.singledatafile || opts.jobs <= 1,
+            loaded: Mutex::new(Vec::new()),
         }
     }
 
-    /// Nothing to start: lend the connection to a big table still loading; `false` once no
-    /// table is left to hand out or to join.
-    fn idle(&self, client: &mut postgres::Client, handed_out: bool) -> bool {
-        if self.abort.load(Ordering::SeqCst) || (handed_out && !self.board.busy()) {
+    fn check_abort(&self) -> Result<(), RestoreError> {
+        if self.abort.load(Ordering::SeqCst) {
+            return Err(RestoreError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// A table an earlier run loaded: its share counts as read. `false` for one to load.
+    fn loaded_before(&self, table: &PlannedTable) -> bool {
+        let fqn = table.fqn();
+        if !self.state.table_done(&fqn) {
             return false;
         }
-        match self.board.joinable() {
-            Some(load) => {
-                if self.verbose {
-                    logline::say!(
-                        "cbrestore: joining the load of {} with another COPY stream",
-                        load.table()
-                    );
-                }
-                load.help(client);
-            }
-            None if handed_out => std::thread::sleep(std::time::Duration::from_millis(5)),
-            None => {}
+        drop(self.progress.begin(&fqn, stored_bytes(table), 0.0));
+        self.progress.table_done(&fqn);
+        if self.opts.verbose {
+            logline::say!("cbrestore: {fqn} already loaded (resume)");
         }
         true
     }
 
-    fn load(&self, client: &mut postgres::Client, job: TableJob) -> Done {
+    /// Loads one table on `client` (shared with idle workers when `split` and big enough);
+    /// a failure goes to the on-error policy.
+    fn table(
+        &self,
+        client: &mut Client,
+        set: &BackupSet,
+        table: &PlannedTable,
+        split: bool,
+    ) -> Result<(), RestoreError> {
+        self.check_abort()?;
+        let fqn = table.fqn();
+        let bytes = stored_bytes(table);
         let how = Emptying {
-            truncate: self.truncate,
-            fresh: self.state.created(&job.fqn),
+            truncate: self.opts.truncate_table,
+            fresh: self.state.created(&fqn),
             freeze: self.freeze,
-            split: self
-                .split_larger_than
-                .filter(|&limit| job.stored_bytes > limit)
-                .map(|limit| (&*self.board, limit)),
-            verbose: self.verbose,
+            split: split
+                .then_some(self.opts.split_larger_than)
+                .flatten()
+                .filter(|&limit| bytes > limit)
+                .map(|limit| (&self.board, limit)),
+            verbose: self.opts.verbose,
         };
-        let flight = self
-            .progress
-            .begin(&job.fqn, job.stored_bytes, job.expected as f64);
-        load_one(
-            client,
-            &self.state,
-            how,
-            &job.fqn,
-            &job.copy_sql,
-            job.expected,
-            &job.source_timestamp,
-            (job.reader, Arc::new(flight)),
-        )
+        let flight = self.progress.begin(&fqn, bytes, table.expected_rows as f64);
+        let reader = set.table_reader(table);
+        match load_one(client, self.state, how, table, (reader, Arc::new(flight))) {
+            Ok(done) => {
+                self.progress.table_done(&done.name);
+                if self.opts.verbose {
+                    logline::say!(
+                        "cbrestore: loaded {}: {} rows in {:.2}s",
+                        done.name,
+                        done.rows,
+                        done.seconds
+                    );
+                }
+                self.loaded.lock().expect("loaded lock").push(done);
+                Ok(())
+            }
+            Err(e) => self.policy.fail(e),
+        }
     }
 }
 
-/// Statements on one connection; tables inline (`-j 1`) or on worker connections.
-struct LiveSink {
+/// Pulls the set's restore steps: statements on the main connection ([`Runner`]), the
+/// tables collected and loaded together when the data phase ends.
+fn restore(
+    ctx: &Context<'_>,
+    runner: &mut Runner<'_>,
+    set: &BackupSet,
+    flow: &ToSqlOptions,
+) -> Result<ToSqlReport, RestoreError> {
+    let mut steps = restore_steps(set, flow)?;
+    let mut tables = Vec::new();
+    for step in &mut steps {
+        ctx.check_abort()?;
+        match step? {
+            RestoreStep::Session(sql) => runner.session(sql)?,
+            RestoreStep::Statement { stmt, sql } => runner.statement(&stmt, &sql)?,
+            RestoreStep::ConnectDatabase(db) => runner.connect(&db)?,
+            RestoreStep::Table(table) => tables.push(table),
+            RestoreStep::DataDone => {
+                runner.flush()?;
+                ctx.load_tables(runner, set, std::mem::take(&mut tables))?;
+            }
+        }
+    }
+    runner.flush()?;
+    let mut report = steps.finish();
+    report.tables = std::mem::take(&mut *ctx.loaded.lock().expect("loaded lock"));
+    Ok(report)
+}
+
+impl Context<'_> {
+    /// The data phase: the tables not loaded by an earlier run, in the set's order, inline
+    /// (`-j 1`, single-data-file sets) or on `-j` connections of the engine's pool.
+    fn load_tables(
+        &self,
+        runner: &mut Runner<'_>,
+        set: &BackupSet,
+        tables: Vec<&PlannedTable>,
+    ) -> Result<(), RestoreError> {
+        let tables: Vec<&PlannedTable> = tables
+            .into_iter()
+            .filter(|t| !self.loaded_before(t))
+            .collect();
+        if self.sequential {
+            return tables
+                .iter()
+                .try_for_each(|t| self.table(&mut runner.client, set, t, false));
+        }
+        let items = (0..tables.len())
+            .map(|i| Item {
+                id: i32::try_from(i).unwrap_or(i32::MAX),
+                deps: Vec::new(),
+                lock_deps: Vec::new(),
+            })
+            .collect();
+        let work = Tables {
+            ctx: self,
+            conn: &runner.conn,
+            session: &runner.session,
+            set,
+            tables,
+        };
+        run_pool(self.opts.jobs, items, &work, &self.abort)
+    }
+}
+
+/// A metadata statement waiting in the batch, to run alone if the batch fails.
+struct Member {
+    step: Step,
+    what: String,
+    sql: String,
+}
+
+/// The main connection of a set's restore (coordinator or `--on-segment`): session
+/// settings, database switches and metadata statements, the statements in batches of
+/// recorded steps ([`Batch`]) that the on-error policy judges one by one when a batch fails.
+pub(crate) struct Runner<'a> {
     conn: ConnParams,
-    client: postgres::Client,
+    pub(crate) client: Client,
+    /// The session settings, for every worker connection too.
     session: String,
-    state: Arc<State>,
-    errors: Arc<Mutex<Vec<String>>>,
-    on_error_continue: bool,
-    truncate: bool,
-    jobs: usize,
-    pool: Option<Pool>,
-    abort: Arc<AtomicBool>,
+    state: &'a State,
+    policy: &'a Policy,
+    abort: &'a AtomicBool,
     verbose: bool,
-    /// Tables loaded so far, on stderr when it is a terminal.
-    progress: Arc<pipeline::progress::Progress>,
-    /// The server is PostgreSQL (COPY FREEZE).
-    freeze: bool,
-    /// Big tables' loads that idle workers join (see split.rs).
-    board: Arc<Board>,
-    split_larger_than: Option<u64>,
+    batch: Batch,
+    members: Vec<Member>,
+}
+
+impl<'a> Runner<'a> {
+    pub(crate) fn new(
+        conn: &ConnParams,
+        client: Client,
+        (state, policy, abort): (&'a State, &'a Policy, &'a AtomicBool),
+        verbose: bool,
+    ) -> Runner<'a> {
+        Runner {
+            conn: conn.clone(),
+            client,
+            session: String::new(),
+            state,
+            policy,
+            abort,
+            verbose,
+            batch: Batch::default(),
+            members: Vec::new(),
+        }
+    }
+
+    pub(crate) fn session(&mut self, sql: String) -> Result<(), RestoreError> {
+        self.flush()?;
+        self.client.batch_execute(&sql).map_err(|e| {
+            RestoreError::Step(format!(
+                "session settings: {}",
+                cluster::error::server_message(&e)
+            ))
+        })?;
+        self.session = sql;
+        Ok(())
+    }
+
+    /// Continues in `db` (after its CREATE DATABASE).
+    pub(crate) fn connect(&mut self, db: &str) -> Result<(), RestoreError> {
+        self.flush()?;
+        self.conn = self.conn.with_dbname(db);
+        self.client = crate::cancel::connect(&self.conn)?;
+        Ok(())
+    }
+
+    /// One metadata chunk as a step of the batch, unless an earlier run did it.
+    pub(crate) fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> Result<(), RestoreError> {
+        let key = format!("{:?}:{}", stmt.section, stmt.index);
+        let creates = (stmt.entry.objecttype == "TABLE").then(|| stmt.entry.fqn());
+        let step = Step::new(key).creating(creates);
+        if self.state.done(&step.key) {
+            return Ok(());
+        }
+        let what = format!(
+            "{} {} ({:?} entry {})",
+            stmt.entry.objecttype,
+            stmt.entry.fqn(),
+            stmt.section,
+            stmt.index
+        );
+        let Ok(text) = std::str::from_utf8(sql) else {
+            let e = RestoreError::Step(format!("{what}: statement is not valid UTF-8"));
+            return self.policy.fail(e);
+        };
+        if self.verbose {
+            logline::say!("cbrestore: {what}");
+        }
+        self.batch.push(step.clone(), text);
+        self.members.push(Member {
+            step,
+            what,
+            sql: text.to_string(),
+        });
+        if self.batch.full() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Runs the batch; when a statement of it fails, its steps one by one, so the failing
+    /// one is named and handled alone (those before it commit, as they would have).
+    pub(crate) fn flush(&mut self) -> Result<(), RestoreError> {
+        let members = std::mem::take(&mut self.members);
+        match self.batch.run(&mut self.client, self.state) {
+            Ok(()) => Ok(()),
+            Err(BatchFailure::State(e)) => Err(e.into()),
+            Err(BatchFailure::Rerun(_)) => members.into_iter().try_for_each(|m| self.run_one(m)),
+        }
+    }
+
+    fn run_one(&mut self, m: Member) -> Result<(), RestoreError> {
+        if self.abort.load(Ordering::SeqCst) {
+            return Err(RestoreError::Interrupted);
+        }
+        let state = self.state;
+        match run_step(&mut self.client, state, m.step.clone(), &m.sql) {
+            Ok(()) => Ok(()),
+            // Ran by the killed run on a server that cannot tell (older than 10).
+            Err(e) if e.already_exists() && state.take_uncertain() => Ok(state.record(m.step)?),
+            Err(source) => self.policy.fail(RestoreError::Entry {
+                entry: m.what,
+                statement: m.sql.trim().to_string(),
+                source: Box::new(source),
+            }),
+        }
+    }
+}
+
+/// The data phase on the engine's pool: one connection per worker, one table per item; a
+/// worker with nothing to start joins a big table's load (see split.rs).
+struct Tables<'a, 'o, 's> {
+    ctx: &'a Context<'o>,
+    conn: &'a ConnParams,
+    session: &'a str,
+    set: &'s BackupSet,
+    tables: Vec<&'s PlannedTable>,
+}
+
+impl Work for Tables<'_, '_, '_> {
+    fn connect(&self) -> Result<Client, RestoreError> {
+        let mut client = crate::cancel::connect(self.conn)?;
+        client.batch_execute(self.session).map_err(|e| {
+            RestoreError::Step(format!(
+                "session settings: {}",
+                cluster::error::server_message(&e)
+            ))
+        })?;
+        Ok(client)
+    }
+
+    fn run(&self, client: &mut Client, index: usize) -> Result<(), RestoreError> {
+        self.ctx.table(client, self.set, self.tables[index], true)
+    }
+
+    fn idle(&self, client: &mut Client) -> bool {
+        let Some(load) = self.ctx.board.joinable() else {
+            return false;
+        };
+        if self.ctx.opts.verbose {
+            logline::say!(
+                "cbrestore: joining the load of {} with another COPY stream",
+                load.table()
+            );
+        }
+        load.help(client);
+        true
+    }
 }
 
 /// Bytes of a table's data as stored: whole per-table files' sizes, slices' lengths.
@@ -498,10 +694,6 @@ fn shown<'r>(
     Counted::new(reader, Arc::clone(flight))
 }
 
-fn target_error(what: String, message: String) -> gpbackup::Error {
-    gpbackup::Error::Target { what, message }
-}
-
 /// How a table is loaded: emptied first (`--truncate-table`, resuming, or created here) and
 /// copied with FREEZE (created here, PostgreSQL).
 #[derive(Clone, Copy)]
@@ -518,18 +710,16 @@ struct Emptying<'b> {
 
 /// Loads one table on `client`, recording it in the state when committed; `flight` is told the
 /// rows read (progress judges them against the rows the set records).
-#[allow(clippy::too_many_arguments)]
 fn load_one(
-    client: &mut postgres::Client,
+    client: &mut Client,
     state: &State,
     how: Emptying<'_>,
-    fqn: &str,
-    copy_sql: &str,
-    expected: u64,
-    source_timestamp: &str,
+    table: &PlannedTable,
     (mut reader, flight): (gpbackup::data::TableReader, Arc<InFlight>),
-) -> Result<TableWritten, gpbackup::Error> {
+) -> Result<TableWritten, RestoreError> {
     let started = Instant::now();
+    let (fqn, copy_sql) = (table.fqn(), table.copy_statement());
+    let (fqn, copy_sql, expected) = (fqn.as_str(), copy_sql.as_str(), table.expected_rows);
     let step = Step::table(fqn);
     let seal = Seal { state, step: &step };
     let loaded = if let (Some((board, limit)), true, false) = (how.split, how.fresh, state.resuming)
@@ -544,291 +734,28 @@ fn load_one(
             },
             limit,
         };
-        load_split(
-            client,
-            board,
-            what,
-            &mut shown(&mut reader, &flight),
-            Some(expected),
-            seal,
-        )
+        let mut rows = shown(&mut reader, &flight);
+        load_split(client, board, what, &mut rows, Some(expected), seal)
     } else {
-        copy_rows(
-            client,
-            how,
-            (fqn, copy_sql, expected),
-            seal,
-            &mut reader,
-            &flight,
-        )
+        let what = (fqn, copy_sql, expected);
+        copy_rows(client, how, what, seal, &mut reader, &flight)
     };
     match loaded {
         Ok(loaded) => Ok(TableWritten {
             name: fqn.to_string(),
-            source_timestamp: source_timestamp.to_string(),
+            source_timestamp: table.source_timestamp.clone(),
             rows: loaded.rows,
             bytes: loaded.bytes,
             files: reader.files().to_vec(),
             seconds: started.elapsed().as_secs_f64(),
         }),
-        Err(LoadError::Read(e)) => Err(gpbackup::Error::from_io(e, PathBuf::new())),
-        Err(e) => Err(target_error(format!("loading {fqn}"), e.to_string())),
-    }
-}
-
-impl LiveSink {
-    fn new(
-        opts: &GpRestoreOptions,
-        set: &BackupSet,
-        client: postgres::Client,
-        state: &Arc<State>,
-        abort: &Arc<AtomicBool>,
-        freeze: bool,
-    ) -> LiveSink {
-        // Single-data-file sets keep one decoder per segment file, positioned where the
-        // previous table ended: their tables are read in order, one at a time.
-        let sequential = set.config.singledatafile || opts.jobs <= 1;
-        let (tables, total) = set
-            .tables_filtered(&opts.filter)
-            .fold((0, 0), |(n, bytes), t| (n + 1, bytes + stored_bytes(t)));
-        LiveSink {
-            conn: opts.conn.clone(),
-            client,
-            session: String::new(),
-            state: Arc::clone(state),
-            errors: Arc::new(Mutex::new(Vec::new())),
-            on_error_continue: opts.on_error_continue,
-            truncate: opts.truncate_table,
-            jobs: if sequential { 1 } else { opts.jobs },
-            pool: None,
-            abort: Arc::clone(abort),
-            verbose: opts.verbose,
-            progress: Arc::new(crate::progress::start(tables, total, opts.progress)),
-            freeze,
-            board: Arc::new(Board::default()),
-            split_larger_than: opts.split_larger_than,
-        }
-    }
-
-    fn execute(&mut self, what: &str, sql: &str) -> Result<(), gpbackup::Error> {
-        self.client
-            .batch_execute(sql)
-            .map_err(|e| target_error(what.to_string(), cluster::error::server_message(&e)))
-    }
-
-    fn start_pool(&mut self) -> Result<(), gpbackup::Error> {
-        let (job_tx, job_rx) = crossbeam_channel::bounded::<TableJob>(self.jobs);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded();
-        let mut workers = Vec::new();
-        for _ in 0..self.jobs {
-            let worker = Worker {
-                conn: self.conn.clone(),
-                session: self.session.clone(),
-                state: Arc::clone(&self.state),
-                truncate: self.truncate,
-                freeze: self.freeze,
-                board: Arc::clone(&self.board),
-                split_larger_than: self.split_larger_than,
-                verbose: self.verbose,
-                abort: Arc::clone(&self.abort),
-                progress: Arc::clone(&self.progress),
-            };
-            let (rx, tx) = (job_rx.clone(), done_tx.clone());
-            workers.push(std::thread::spawn(move || worker.run(&rx, &tx)));
-        }
-        self.pool = Some(Pool {
-            jobs: job_tx,
-            done: done_rx,
-            workers,
-        });
-        Ok(())
-    }
-
-    fn shutdown(&mut self) {
-        if let Some(pool) = self.pool.take() {
-            self.abort.store(true, Ordering::SeqCst);
-            drop(pool.jobs);
-            for w in pool.workers {
-                let _ = w.join();
-            }
-        }
-    }
-
-    /// A table's load committed: counted, and with `-v` said.
-    fn loaded(&self, t: &TableWritten) {
-        self.progress.table_done(&t.name);
-        if self.verbose {
-            logline::say!(
-                "cbrestore: loaded {}: {} rows in {:.2}s",
-                t.name,
-                t.rows,
-                t.seconds
-            );
-        }
-    }
-
-    fn table_failed(&mut self, e: gpbackup::Error) -> Result<(), gpbackup::Error> {
-        if self.on_error_continue {
-            logline::say!("cbrestore: error (continuing): {e}");
-            self.errors.lock().expect("errors lock").push(e.to_string());
-            Ok(())
-        } else {
-            Err(e)
-        }
-    }
-}
-
-impl RestoreSink for LiveSink {
-    fn session(&mut self, sql: &str) -> gpbackup::Result<()> {
-        self.session = sql.to_string();
-        self.execute("session settings", sql)
-    }
-
-    fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> gpbackup::Result<()> {
-        if self.abort.load(Ordering::SeqCst) {
-            return Err(target_error("restore".into(), "interrupted".into()));
-        }
-        let key = format!("{:?}:{}", stmt.section, stmt.index);
-        let creates = (stmt.entry.objecttype == "TABLE").then(|| stmt.entry.fqn());
-        let step = Step::new(key).creating(creates);
-        if self.state.done(&step.key) {
-            return Ok(());
-        }
-        let what = format!(
-            "{} {} ({:?} entry {})",
-            stmt.entry.objecttype,
-            stmt.entry.fqn(),
-            stmt.section,
-            stmt.index
-        );
-        let text = std::str::from_utf8(sql)
-            .map_err(|_| target_error(what.clone(), "statement is not valid UTF-8".into()))?;
-        if self.verbose {
-            logline::say!("cbrestore: {what}");
-        }
-        match run_step(&mut self.client, &self.state, step.clone(), text) {
-            Ok(()) => Ok(()),
-            // Ran by the killed run on a server that cannot tell (older than 10).
-            Err(e) if e.already_exists() && self.state.take_uncertain() => self
-                .state
-                .record(step)
-                .map_err(|e| target_error("recording progress".into(), e.to_string())),
-            Err(e) if self.on_error_continue => {
-                let e = target_error(what, e.to_string());
-                logline::say!("cbrestore: error (continuing): {e}");
-                self.errors.lock().expect("errors lock").push(e.to_string());
-                Ok(())
-            }
-            Err(e) => Err(target_error(what, e.to_string())),
-        }
-    }
-
-    fn connect_database(&mut self, db: &str) -> gpbackup::Result<()> {
-        self.conn = self.conn.with_dbname(db);
-        self.client = crate::cancel::connect(&self.conn)
-            .map_err(|e| target_error(format!("connecting to {db}"), e.to_string()))?;
-        Ok(())
-    }
-
-    fn table(
-        &mut self,
-        set: &BackupSet,
-        table: &PlannedTable,
-    ) -> gpbackup::Result<Option<TableWritten>> {
-        if self.abort.load(Ordering::SeqCst) {
-            return Err(target_error("restore".into(), "interrupted".into()));
-        }
-        let fqn = table.fqn();
-        if self.state.table_done(&fqn) {
-            // An earlier run loaded it: its share counts as read.
-            drop(self.progress.begin(&fqn, stored_bytes(table), 0.0));
-            self.progress.table_done(&fqn);
-            if self.verbose {
-                logline::say!("cbrestore: {fqn} already loaded (resume)");
-            }
-            return Ok(None);
-        }
-        let reader = set.table_reader(table);
-        if self.jobs <= 1 {
-            let how = Emptying {
-                truncate: self.truncate,
-                fresh: self.state.created(&fqn),
-                freeze: self.freeze,
-                split: None,
-                verbose: self.verbose,
-            };
-            let flight = self
-                .progress
-                .begin(&fqn, stored_bytes(table), table.expected_rows as f64);
-            let r = load_one(
-                &mut self.client,
-                &self.state,
-                how,
-                &fqn,
-                &table.copy_statement(),
-                table.expected_rows,
-                &table.source_timestamp,
-                (reader, Arc::new(flight)),
-            );
-            return match r {
-                Ok(done) => {
-                    self.loaded(&done);
-                    Ok(Some(done))
-                }
-                Err(e) => self.table_failed(e).map(|_| None),
-            };
-        }
-        if self.pool.is_none() {
-            self.start_pool()?;
-        }
-        let pool = self.pool.as_mut().expect("pool started");
-        pool.jobs
-            .send(TableJob {
-                fqn,
-                copy_sql: table.copy_statement(),
-                expected: table.expected_rows,
-                source_timestamp: table.source_timestamp.clone(),
-                reader,
-                stored_bytes: stored_bytes(table),
-            })
-            .map_err(|_| target_error("loading tables".into(), "all workers stopped".into()))?;
-        Ok(None)
-    }
-
-    fn data_done(&mut self) -> gpbackup::Result<Vec<TableWritten>> {
-        let Some(pool) = self.pool.take() else {
-            return Ok(Vec::new());
-        };
-        drop(pool.jobs);
-        let mut done = Vec::new();
-        let mut first_error = None;
-        // Ends when every worker has exited: after the queue is drained, or at once after an
-        // abort.
-        for r in pool.done.iter() {
-            match r {
-                Ok(t) => {
-                    self.loaded(&t);
-                    done.push(t);
-                }
-                Err(e) => {
-                    if self.on_error_continue {
-                        logline::say!("cbrestore: error (continuing): {e}");
-                        self.errors.lock().expect("errors lock").push(e.to_string());
-                    } else if first_error.is_none() {
-                        // Stop handing out work; loads already running finish or roll back.
-                        self.abort.store(true, Ordering::SeqCst);
-                        first_error = Some(e);
-                    }
-                }
-            }
-        }
-        for w in pool.workers {
-            let _ = w.join();
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(done),
-        }
+        // The set's files: the gpbackup crate's error names the file and what is wrong.
+        Err(LoadError::Read(e)) => Err(gpbackup::Error::from_io(e, PathBuf::new()).into()),
+        Err(e) => Err(RestoreError::Table {
+            entry: "TABLE DATA".into(),
+            table: fqn.to_string(),
+            source: Box::new(e),
+        }),
     }
 }
 

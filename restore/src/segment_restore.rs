@@ -14,12 +14,12 @@
 //!   reading segment's data directory. A same-shape restore needs nothing moved: content `c` is
 //!   read by segment `c`. All of it is probed on every segment at once ([`cluster::mpp_load::probe`]).
 //!
-//! Order, filters and translation are the gpbackup crate's [`restore_with`] flow (the same as
-//! the coordinator restore); the statements run as recorded steps of the restore engine
-//! ([`run_step`]). Each table is one transaction: loaded by `COPY ... ON SEGMENT` when the files
-//! fit the target's placement, else through an external web table and `INSERT ... SELECT`
-//! ([`Route`]); its row count is checked against the toc's `rowscopied` before the COMMIT, which
-//! is recorded for `--resume` like every other step.
+//! Order, filters and translation are the gpbackup crate's restore steps ([`restore_steps`]),
+//! pulled here as by the coordinator restore; the statements run as recorded steps of the
+//! restore engine through the same [`Runner`]. Each table is one transaction: loaded by
+//! `COPY ... ON SEGMENT` when the files fit the target's placement, else through an external
+//! web table and `INSERT ... SELECT` ([`Route`]); its row count is checked against the toc's
+//! `rowscopied` before the COMMIT, which is recorded for `--resume` like every other step.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -33,11 +33,12 @@ use cluster::mpp::Distribution;
 use cluster::mpp_load::{self, LoadCatalog, SegmentEnd, SegmentLoadError, Selector, TablePolicy};
 use cluster::{flavor, quote, ConnParams};
 use gpbackup::layout::CoordinatorFile;
-use gpbackup::metadata::Statement;
-use gpbackup::to_sql::{restore_with, RestoreSink, TableWritten, Target, ToSqlOptions};
+use gpbackup::to_sql::{restore_steps, RestoreStep, Target, ToSqlOptions, ToSqlReport};
 use gpbackup::{BackupSet, Filter, PlannedTable};
+use postgres::Client;
 
-use crate::engine::run_step;
+use crate::engine::Policy;
+use crate::gpset::Runner;
 use crate::state::{State, Step};
 use crate::RestoreError;
 
@@ -405,7 +406,8 @@ fn load_error(e: SegmentLoadError) -> RestoreError {
     }
 }
 
-/// Runs the restore. `abort` is raised by Ctrl-C; the table loading then finishes or rolls back.
+/// Runs the restore. `abort` is raised by a signal; the table loading then finishes or rolls
+/// back.
 pub fn run(
     opts: &SegmentRestoreOptions,
     abort: Arc<AtomicBool>,
@@ -420,20 +422,17 @@ pub fn run(
     if !opts.metadata_only {
         probe_files(&mut client, &set, &opts.filter, &placement)?;
     }
-    let state = Arc::new(open_state(&set, opts, &placement)?);
+    let state = open_state(&set, opts, &placement)?;
     state.reconcile(&mut client)?;
-    let mut sink = SegmentSink {
-        client,
-        conn: opts.conn.clone(),
-        state: Arc::clone(&state),
+    let policy = Policy::new(opts.on_error_continue).stopping_on(Arc::clone(&abort));
+    let mut loader = SegmentLoader {
+        opts,
+        state: &state,
+        policy: &policy,
+        abort: &abort,
         placement,
         catalog: LoadCatalog::from_env(),
         encoding: client_encoding(&set)?,
-        truncate: opts.truncate_table,
-        on_error_continue: opts.on_error_continue,
-        verbose: opts.verbose,
-        abort: Arc::clone(&abort),
-        errors: Vec::new(),
         tables: Vec::new(),
         progress: pipeline::progress::Progress::new(
             set.tables_filtered(&opts.filter).count(),
@@ -441,43 +440,49 @@ pub fn run(
         )
         .named("cbrestore"),
     };
+    let mut runner = Runner::new(&opts.conn, client, (&state, &policy, &abort), opts.verbose);
     let result = if state.resuming && state.finished() {
-        Ok(gpbackup::to_sql::ToSqlReport::default())
+        Ok(ToSqlReport::default())
     } else {
-        restore_with(&set, &flow_options(opts), &mut sink)
+        restore(&mut loader, &mut runner, &set, &flow_options(opts))
     };
-    sink.progress.finish();
+    loader.progress.finish();
     let report = match result {
         Ok(r) => r,
-        Err(e) => {
-            let e = if abort.load(Ordering::SeqCst) {
-                RestoreError::Interrupted
-            } else {
-                e.into()
-            };
-            return Err(e.stopped(&state));
+        Err(_) if abort.load(Ordering::SeqCst) => {
+            return Err(RestoreError::Interrupted.stopped(&state))
         }
+        Err(e) => return Err(e.stopped(&state)),
     };
     state.finish()?;
-    Ok(SegmentRestoreReport {
-        tool: "cbrestore --on-segment",
-        backup_timestamp: set.timestamp.clone(),
-        backup_database: set.config.databasename.clone(),
-        source_segments: sink.placement.source_segments,
-        target_segments: sink.placement.target_segments(),
-        segment_root: sink.placement.root.clone(),
-        target: server.describe(),
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-        statements: report.statements,
-        total_rows: sink.tables.iter().map(|t| t.rows).sum(),
-        tables: sink.tables,
-        errors: sink
-            .errors
-            .into_iter()
-            .chain(report.errors_skipped.iter().cloned())
-            .collect(),
-        warnings: report.warnings,
-    })
+    let errors = policy.errors();
+    Ok(loader.report(&set, &server, started, (report, errors)))
+}
+
+/// Pulls the set's restore steps: statements on the main connection ([`Runner`]), each table
+/// loaded by the segments when its step comes.
+fn restore(
+    loader: &mut SegmentLoader<'_>,
+    runner: &mut Runner<'_>,
+    set: &BackupSet,
+    flow: &ToSqlOptions,
+) -> Result<ToSqlReport, RestoreError> {
+    let mut steps = restore_steps(set, flow)?;
+    for step in &mut steps {
+        loader.check_abort()?;
+        match step? {
+            RestoreStep::Session(sql) => runner.session(sql)?,
+            RestoreStep::Statement { stmt, sql } => runner.statement(&stmt, &sql)?,
+            RestoreStep::ConnectDatabase(db) => runner.connect(&db)?,
+            RestoreStep::Table(table) => {
+                runner.flush()?;
+                loader.table(&mut runner.client, table)?;
+            }
+            RestoreStep::DataDone => {}
+        }
+    }
+    runner.flush()?;
+    Ok(steps.finish())
 }
 
 /// A connection to the target, refused unless it is an MPP server whose segments this role may
@@ -736,104 +741,120 @@ fn open_state(
     Ok(State::open(&place)?)
 }
 
-/// Statements on one connection as engine steps; each table one segment-parallel load.
-struct SegmentSink {
-    client: postgres::Client,
-    conn: ConnParams,
-    state: Arc<State>,
+/// Each table one segment-parallel load, on the main connection.
+struct SegmentLoader<'a> {
+    opts: &'a SegmentRestoreOptions,
+    state: &'a State,
+    policy: &'a Policy,
+    abort: &'a AtomicBool,
     placement: Placement,
     catalog: LoadCatalog,
     encoding: Option<String>,
-    truncate: bool,
-    on_error_continue: bool,
-    verbose: bool,
-    abort: Arc<AtomicBool>,
-    errors: Vec<String>,
     tables: Vec<SegmentTableReport>,
     progress: pipeline::progress::Progress,
 }
 
-fn target_error(what: String, message: String) -> gpbackup::Error {
-    gpbackup::Error::Target { what, message }
+/// Runs `work` on `client` while a watcher cancels the statement in flight as soon as `abort`
+/// is raised (SIGINT/SIGTERM/SIGHUP): a table's load can take minutes, and a cancelled one
+/// rolls back whole. A cancel that reaches the COMMIT is harmless: its transaction id is
+/// recorded first (see state.rs), so `--resume` asks the server what became of it.
+fn cancelling<T>(
+    client: &mut Client,
+    abort: &AtomicBool,
+    work: impl FnOnce(&mut Client) -> T,
+) -> T {
+    let token = client.cancel_token();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                if abort.load(Ordering::SeqCst) {
+                    let _ = token.cancel_query(postgres::NoTls);
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let result = work(client);
+        done.store(true, Ordering::SeqCst);
+        result
+    })
 }
 
-impl SegmentSink {
-    fn interrupted(&self) -> gpbackup::Result<()> {
+impl SegmentLoader<'_> {
+    fn check_abort(&self) -> Result<(), RestoreError> {
         if self.abort.load(Ordering::SeqCst) {
-            return Err(target_error("restore".into(), "interrupted".into()));
+            return Err(RestoreError::Interrupted);
         }
         Ok(())
     }
 
-    fn skip_or_fail(&mut self, e: gpbackup::Error) -> gpbackup::Result<()> {
-        if self.on_error_continue {
-            logline::say!("cbrestore: error (continuing): {e}");
-            self.errors.push(e.to_string());
-            Ok(())
-        } else {
-            Err(e)
+    /// One table's step: loaded unless an earlier run did; a failure goes to the on-error
+    /// policy.
+    fn table(&mut self, client: &mut Client, table: &PlannedTable) -> Result<(), RestoreError> {
+        self.check_abort()?;
+        let fqn = table.fqn();
+        if self.state.table_done(&fqn) {
+            if self.opts.verbose {
+                logline::say!("cbrestore: {fqn} already loaded (resume)");
+            }
+            return Ok(());
         }
-    }
-
-    /// Runs `work` while a watcher cancels the statement in flight as soon as `abort` is raised
-    /// (SIGINT/SIGTERM/SIGHUP): a table's load can take minutes, and a cancelled one rolls back
-    /// whole. A cancel that reaches the COMMIT is harmless: its transaction id is recorded first
-    /// (see state.rs), so `--resume` asks the server what became of it.
-    fn cancelling<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> T {
-        let token = self.client.cancel_token();
-        let abort = Arc::clone(&self.abort);
-        let done = AtomicBool::new(false);
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !done.load(Ordering::SeqCst) {
-                    if abort.load(Ordering::SeqCst) {
-                        let _ = token.cancel_query(postgres::NoTls);
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+        let abort = self.abort;
+        match cancelling(client, abort, |c| self.load(c, table)) {
+            Err(_) if abort.load(Ordering::SeqCst) => Err(RestoreError::Interrupted),
+            Ok(done) => {
+                self.progress.table_done(&fqn);
+                if self.opts.verbose {
+                    logline::say!(
+                        "cbrestore: loaded {fqn}: {} rows by {:?} in {:.2}s",
+                        done.rows,
+                        done.route,
+                        done.seconds
+                    );
                 }
-            });
-            let result = work(self);
-            done.store(true, Ordering::SeqCst);
-            result
-        })
+                self.tables.push(done);
+                Ok(())
+            }
+            Err(e) => self
+                .policy
+                .fail(RestoreError::Step(format!("loading {fqn}: {e}"))),
+        }
     }
 
     /// One table in one transaction; the COPY route falls back to the web table when the
     /// server finds a row that belongs to another segment.
-    fn load(&mut self, table: &PlannedTable) -> Result<SegmentTableReport, RestoreError> {
+    fn load(
+        &self,
+        client: &mut Client,
+        table: &PlannedTable,
+    ) -> Result<SegmentTableReport, RestoreError> {
         let started = Instant::now();
         let fqn = table.fqn();
-        let policy = self.catalog.policy(&mut self.client, &fqn)?;
-        let mut plan = plan_table(
-            table.entry.isreplicated,
-            table.entry.rowscopied.max(0) as u64,
+        let policy = self.catalog.policy(client, &fqn)?;
+        let rowscopied = table.entry.rowscopied.max(0) as u64;
+        let (sources, targets) = (
             self.placement.source_segments,
             self.placement.target_segments(),
-            policy.as_ref(),
         );
+        let replicated = table.entry.isreplicated;
+        let mut plan = plan_table(replicated, rowscopied, sources, targets, policy.as_ref());
         let columns = attribute_names(&table.entry.attributestring);
-        let rows = match self.load_as(table, &plan, &columns) {
+        let rows = match self.load_as(client, table, &plan, &columns) {
             Err(RestoreError::Cluster(e))
                 if plan.may_fall_back && mpp_load::is_misplaced_row(&e) =>
             {
-                if self.verbose {
+                if self.opts.verbose {
                     logline::say!("cbrestore: {fqn}: the files were cut by another policy; loading through an external web table");
                 }
-                plan = plan_table(
-                    table.entry.isreplicated,
-                    table.entry.rowscopied.max(0) as u64,
-                    self.placement.source_segments,
-                    self.placement.target_segments(),
-                    None,
-                );
-                self.load_as(table, &plan, &columns)?
+                plan = plan_table(replicated, rowscopied, sources, targets, None);
+                self.load_as(client, table, &plan, &columns)?
             }
             other => other?,
         };
         // A replicated table loaded copy by copy: the server counted every segment's copy.
-        let copies = if plan.route == Route::CopyOnSegment && table.entry.isreplicated {
-            u64::from(self.placement.source_segments.max(1))
+        let copies = if plan.route == Route::CopyOnSegment && replicated {
+            u64::from(sources.max(1))
         } else {
             1
         };
@@ -846,7 +867,8 @@ impl SegmentSink {
     }
 
     fn load_as(
-        &mut self,
+        &self,
+        client: &mut Client,
         table: &PlannedTable,
         plan: &TablePlan,
         columns: &[String],
@@ -855,13 +877,12 @@ impl SegmentSink {
         let files = self.placement.files(table, &plan.contents);
         let program = self.placement.compression_program;
         let encoding = self.encoding.as_deref();
-        let mut tx = self
-            .client
+        let mut tx = client
             .transaction()
             .map_err(cluster::ClusterError::query(format!(
                 "starting the load of {fqn}"
             )))?;
-        if self.truncate {
+        if self.opts.truncate_table {
             tx.batch_execute(&format!("TRUNCATE {fqn}"))
                 .map_err(cluster::ClusterError::query(format!("emptying {fqn}")))?;
         }
@@ -895,88 +916,33 @@ impl SegmentSink {
             .map_err(|e| step_error(format!("committing {fqn}: {e}")))?;
         Ok(rows)
     }
-}
 
-impl RestoreSink for SegmentSink {
-    fn session(&mut self, sql: &str) -> gpbackup::Result<()> {
-        self.client.batch_execute(sql).map_err(|e| {
-            target_error(
-                "session settings".into(),
-                cluster::error::server_message(&e),
-            )
-        })
-    }
-
-    fn statement(&mut self, stmt: &Statement, sql: &[u8]) -> gpbackup::Result<()> {
-        self.interrupted()?;
-        let key = format!("{:?}:{}", stmt.section, stmt.index);
-        let creates = (stmt.entry.objecttype == "TABLE").then(|| stmt.entry.fqn());
-        let step = Step::new(key).creating(creates);
-        if self.state.done(&step.key) {
-            return Ok(());
-        }
-        let what = format!(
-            "{} {} ({:?} entry {})",
-            stmt.entry.objecttype,
-            stmt.entry.fqn(),
-            stmt.section,
-            stmt.index
-        );
-        let text = std::str::from_utf8(sql)
-            .map_err(|_| target_error(what.clone(), "statement is not valid UTF-8".into()))?;
-        if self.verbose {
-            logline::say!("cbrestore: {what}");
-        }
-        match run_step(&mut self.client, &self.state, step.clone(), text) {
-            Ok(()) => Ok(()),
-            Err(e) if e.already_exists() && self.state.take_uncertain() => self
-                .state
-                .record(step)
-                .map_err(|e| target_error("recording progress".into(), e.to_string())),
-            Err(e) => self.skip_or_fail(target_error(what, e.to_string())),
-        }
-    }
-
-    fn connect_database(&mut self, db: &str) -> gpbackup::Result<()> {
-        self.conn = self.conn.with_dbname(db);
-        self.client = cluster::connect(&self.conn)
-            .map_err(|e| target_error(format!("connecting to {db}"), e.to_string()))?;
-        Ok(())
-    }
-
-    fn table(
-        &mut self,
-        _set: &BackupSet,
-        table: &PlannedTable,
-    ) -> gpbackup::Result<Option<TableWritten>> {
-        self.interrupted()?;
-        let fqn = table.fqn();
-        if self.state.table_done(&fqn) {
-            if self.verbose {
-                logline::say!("cbrestore: {fqn} already loaded (resume)");
-            }
-            return Ok(None);
-        }
-        match self.cancelling(|sink| sink.load(table)) {
-            Err(_) if self.abort.load(Ordering::SeqCst) => {
-                Err(target_error(format!("loading {fqn}"), "interrupted".into()))
-            }
-            Ok(done) => {
-                self.progress.table_done(&fqn);
-                if self.verbose {
-                    logline::say!(
-                        "cbrestore: loaded {fqn}: {} rows by {:?} in {:.2}s",
-                        done.rows,
-                        done.route,
-                        done.seconds
-                    );
-                }
-                self.tables.push(done);
-                Ok(None)
-            }
-            Err(e) => self
-                .skip_or_fail(target_error(format!("loading {fqn}"), e.to_string()))
-                .map(|_| None),
+    /// The report of a finished restore: the tables loaded, the steps' report and the errors
+    /// skipped.
+    fn report(
+        self,
+        set: &BackupSet,
+        server: &cluster::ServerInfo,
+        started: Instant,
+        (steps, errors): (ToSqlReport, Vec<String>),
+    ) -> SegmentRestoreReport {
+        SegmentRestoreReport {
+            tool: "cbrestore --on-segment",
+            backup_timestamp: set.timestamp.clone(),
+            backup_database: set.config.databasename.clone(),
+            source_segments: self.placement.source_segments,
+            target_segments: self.placement.target_segments(),
+            segment_root: self.placement.root.clone(),
+            target: server.describe(),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+            statements: steps.statements,
+            total_rows: self.tables.iter().map(|t| t.rows).sum(),
+            tables: self.tables,
+            errors: errors
+                .into_iter()
+                .chain(steps.errors_skipped.iter().cloned())
+                .collect(),
+            warnings: steps.warnings,
         }
     }
 }
