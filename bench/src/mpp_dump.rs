@@ -7,6 +7,8 @@
 //! coordinator, `CBTOOLS_MPP_BIN` its client programs (default: the stand-in's
 //! `/opt/mpp/install/bin`). One table of int/text/numeric/timestamptz, `--rows` rows (the
 //! issue's figure: 2M), everything uncompressed so that the figures are the data paths alone.
+//! `CBTOOLS_BENCH_BASELINE_CBDUMP` may name another cbdump binary (an earlier build): its
+//! `--on-segment` run joins every round, so a change is measured before/after in the same run.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,15 @@ use anyhow::{bail, Context, Result};
 use crate::measure::{run_measured, Sample};
 
 const TABLE: &str = "public.bench_rows";
-const ROUNDS: usize = 3;
+/// Interleaved rounds: 3, or `CBTOOLS_BENCH_ROUNDS` (more to see a small change through a busy
+/// machine's noise).
+fn rounds() -> usize {
+    std::env::var("CBTOOLS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(3)
+}
 const DB: &str = "cbt_bench_dump";
 
 fn mpp_bin(tool: &str) -> PathBuf {
@@ -77,7 +87,7 @@ fn psql(coord: &str, sql: &str) -> Command {
 fn measure_all(coord: &str, work: &Path, rows: u64) -> Result<Vec<(String, Sample)>> {
     let mut results = Vec::new();
     // Rounds interleave every path, so a busy moment of the shared machine hits them alike.
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         let dir = work.join(format!("r{round}"));
         std::fs::create_dir(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
@@ -101,18 +111,30 @@ fn measure_all(coord: &str, work: &Path, rows: u64) -> Result<Vec<(String, Sampl
         check_lines(&merged, rows)?;
         results.push(("psql \\copy TO through the coordinator".to_string(), s));
 
-        let set = dir.join("set");
-        std::fs::create_dir(&set)?;
-        std::fs::set_permissions(&set, std::fs::Permissions::from_mode(0o1777))?;
-        let mut cmd = Command::new(crate::tool("cbdump")?);
-        cmd.args(["-d", &conn(coord), "-Z", "none", "--pg-dump"])
-            .arg(mpp_bin("pg_dump"))
-            .arg("--on-segment")
-            .arg(&set);
-        results.push((
+        let mut on_segment = vec![(
             "cbdump --on-segment -Z none".to_string(),
-            run_measured(cmd, "cbdump --on-segment")?,
-        ));
+            crate::tool("cbdump")?,
+        )];
+        if let Some(base) = std::env::var_os("CBTOOLS_BENCH_BASELINE_CBDUMP") {
+            let label = format!(
+                "baseline {} --on-segment -Z none",
+                Path::new(&base).display()
+            );
+            // Alternate which goes first, so neither always runs on a warmer cache.
+            let at = if round % 2 == 0 { 0 } else { 1 };
+            on_segment.insert(at, (label, PathBuf::from(base)));
+        }
+        for (i, (label, binary)) in on_segment.into_iter().enumerate() {
+            let set = dir.join(format!("set{i}"));
+            std::fs::create_dir(&set)?;
+            std::fs::set_permissions(&set, std::fs::Permissions::from_mode(0o1777))?;
+            let mut cmd = Command::new(binary);
+            cmd.args(["-d", &conn(coord), "-Z", "none", "--pg-dump"])
+                .arg(mpp_bin("pg_dump"))
+                .arg("--on-segment")
+                .arg(&set);
+            results.push((label.clone(), run_measured(cmd, &label)?));
+        }
 
         let archive = dir.join("dir");
         let mut cmd = Command::new(crate::tool("cbdump")?);
@@ -152,7 +174,8 @@ fn check_lines(path: &Path, rows: u64) -> Result<()> {
 
 fn print(results: &[(String, Sample)], rows: u64) {
     println!(
-        "mpp-dump: {rows} rows of int/text/numeric/timestamptz, uncompressed; median (min-max) of {ROUNDS} interleaved rounds"
+        "mpp-dump: {rows} rows of int/text/numeric/timestamptz, uncompressed; median (min-max) of {} interleaved rounds",
+        rounds()
     );
     let mut labels: Vec<&String> = Vec::new();
     for (what, _) in results {
