@@ -1,6 +1,7 @@
 //! Opening a session from resolved parameters.
 
 use std::io::{BufRead, Write};
+use std::sync::Mutex;
 
 use postgres::config::SslMode as DriverSslMode;
 use postgres::{Client, Config};
@@ -22,13 +23,7 @@ pub fn connect(params: &ConnParams) -> Result<Client, ClusterError> {
         Err(ClusterError::PasswordMissing { .. })
             if !params.no_password && stdin_is_tty() && params.password().is_none() =>
         {
-            match prompt_password()? {
-                Some(pw) => {
-                    params.set("password", &pw);
-                    connect_once(&params)?
-                }
-                None => return connect_once(&params),
-            }
+            prompt_then_connect(&mut params)?
         }
         other => other?,
     };
@@ -36,6 +31,59 @@ pub fn connect(params: &ConnParams) -> Result<Client, ClusterError> {
         client
             .batch_execute(&format!("SET ROLE {}", quote::ident(role)))
             .map_err(ClusterError::query(format!("SET ROLE {role}")))?;
+    }
+    Ok(client)
+}
+
+/// Passwords typed at a prompt in this process, by server and user, as libpq keeps the one it
+/// was given on a connection for pg_dump's and pg_restore's parallel workers: without it,
+/// `cbrestore -j 4` on a server asking for a password (no ~/.pgpass, no `-W`) prompted once per
+/// connection, five times.
+static PROMPTED: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+fn identity(params: &ConnParams) -> String {
+    format!(
+        "{:?} {:?} {:?}",
+        params.hosts(),
+        params.ports(),
+        params.user()
+    )
+}
+
+/// The password typed earlier in this process for `params`' server and user.
+pub(crate) fn remembered_password(params: &ConnParams) -> Option<String> {
+    let cache = PROMPTED.lock().unwrap_or_else(|p| p.into_inner());
+    let me = identity(params);
+    cache
+        .iter()
+        .find(|(who, _)| *who == me)
+        .map(|(_, pw)| pw.clone())
+}
+
+/// Prompts (once per server and user: connections racing here wait, then use what was typed)
+/// and connects; the password is kept only when the server accepted it.
+fn prompt_then_connect(params: &mut ConnParams) -> Result<Client, ClusterError> {
+    let mut cache = PROMPTED.lock().unwrap_or_else(|p| p.into_inner());
+    let me = identity(params);
+    let known = cache
+        .iter()
+        .find(|(who, _)| *who == me)
+        .map(|(_, pw)| pw.clone());
+    let typed = match known {
+        Some(pw) => pw,
+        None => match prompt_password()? {
+            Some(pw) => pw,
+            None => {
+                // No terminal after all: the server's own answer (connect_once reads the cache).
+                drop(cache);
+                return connect_once(params);
+            }
+        },
+    };
+    params.set("password", &typed);
+    let client = connect_once(params)?;
+    if !cache.iter().any(|(who, _)| *who == me) {
+        cache.push((me, typed));
     }
     Ok(client)
 }

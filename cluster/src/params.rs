@@ -321,8 +321,13 @@ impl ConnParams {
         self.get("dbname").unwrap_or("")
     }
 
-    pub fn password(&self) -> Option<&str> {
+    /// The password given (flag, conninfo, `PGPASSWORD`, password file), else the one typed at
+    /// a prompt earlier in this process for the same server and user (so the pg_dump and
+    /// pg_restore runs a tool starts get it too).
+    pub fn password(&self) -> Option<String> {
         self.get("password")
+            .map(str::to_string)
+            .or_else(|| crate::connect::remembered_password(self))
     }
 
     pub fn ssl_mode(&self) -> SslMode {
@@ -445,7 +450,7 @@ mod tests {
     fn debug_hides_the_password() {
         let p =
             ConnParams::resolve_with_env(&args(None, Some("password=hunter2")), "t", &[]).unwrap();
-        assert_eq!(p.password(), Some("hunter2"));
+        assert_eq!(p.password().as_deref(), Some("hunter2"));
         assert!(!format!("{p:?}").contains("hunter2"));
         assert!(!p.target().contains("hunter2"));
     }

@@ -131,7 +131,7 @@ pub fn conninfo(p: &ConnParams) -> (String, Option<String>) {
             parts.push(format!("{key}={}", q(v)));
         }
     }
-    (parts.join(" "), p.password().map(str::to_string))
+    (parts.join(" "), p.password())
 }
 
 #[cfg(test)]

@@ -847,3 +847,31 @@ fn connection_flags() {
     let out = c.env("PGPASSWORD", "sec:ret").output().unwrap();
     testkit::success(&out, "--no-password with PGPASSWORD");
 }
+
+/// Without `-W`, a server that asks for a password gets one prompt for the whole run, as with
+/// pg_restore: the workers of `-j 3` (and the leader) use the password typed once.
+#[test]
+fn one_prompt_for_every_worker() {
+    let (server, archive) = password_server();
+    server.create_db("p");
+    let port = server.port().to_string();
+    let mut c = server.tool(env!("CARGO_BIN_EXE_cbrestore"));
+    c.env_remove("PGPASSWORD")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "alice",
+            "-d",
+            "p",
+            "-j",
+            "3",
+        ])
+        .arg(&archive);
+    let (out, terminal, prompts) = testkit::tty::run_on_tty_answering(c, "sec:ret");
+    testkit::success(&out, "cbrestore -j 3 with a prompted password");
+    assert_eq!(prompts, 1, "{terminal}");
+    assert_eq!(tables(&server, "p").values().sum::<i64>(), 160);
+}
