@@ -42,7 +42,7 @@ fn custom_offset(e: &TocEntry) -> Option<u64> {
         _ => None,
     }
 }
-pub use toc::{Entries, Header, Section, Toc, TocEntry};
+pub use toc::{Entries, Header, HeaderError, Section, Toc, TocEntry};
 
 /// An archive of either kind, opened from a path (a file or a directory).
 #[derive(Debug, Clone)]

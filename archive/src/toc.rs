@@ -28,13 +28,22 @@ pub enum HeaderCompression {
     Algorithm(u8),
 }
 
+/// Why a header cannot be written as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    #[error("archive version 1.{minor} is outside 1.{MIN_MINOR}..1.{MAX_MINOR}")]
+    Version { minor: u8 },
+    #[error("zstd compression needs archive version 1.15 (pg_dump 16) or later")]
+    ZstdBefore115,
+}
+
 impl HeaderCompression {
     /// The header field that says `compression` in archive version 1.`minor`; zstd needs 1.15
     /// or later.
     pub fn for_version(
         minor: u8,
         compression: crate::codec::Compression,
-    ) -> Result<HeaderCompression, String> {
+    ) -> Result<HeaderCompression, HeaderError> {
         use crate::codec::Compression;
         Ok(if minor >= 15 {
             HeaderCompression::Algorithm(match compression {
@@ -46,11 +55,7 @@ impl HeaderCompression {
             HeaderCompression::Level(match compression {
                 Compression::None => 0,
                 Compression::Gzip(level) => level as i64,
-                Compression::Zstd(_) => {
-                    return Err(
-                        "zstd compression needs archive version 1.15 (pg_dump 16) or later".into(),
-                    )
-                }
+                Compression::Zstd(_) => return Err(HeaderError::ZstdBefore115),
             })
         })
     }
@@ -107,11 +112,9 @@ impl Header {
         dbname: &str,
         server_version: &str,
         dump_version: &str,
-    ) -> Result<Header, String> {
+    ) -> Result<Header, HeaderError> {
         if !(MIN_MINOR..=MAX_MINOR).contains(&minor) {
-            return Err(format!(
-                "archive version 1.{minor} is outside 1.{MIN_MINOR}..1.{MAX_MINOR}"
-            ));
+            return Err(HeaderError::Version { minor });
         }
         let compression = HeaderCompression::for_version(minor, compression)?;
         let s = |v: &str| Some(v.as_bytes().to_vec());

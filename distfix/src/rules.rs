@@ -29,6 +29,26 @@ pub enum PlanOutcome {
     Conflicts { partial: Plan, message: String },
 }
 
+/// Why no plan came out of the rules.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("reading policy {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Policy {
+        path: std::path::PathBuf,
+        source: Box<PolicyError>,
+    },
+    #[error(transparent)]
+    Decide(Box<PolicyError>),
+    /// Tables in conflict under `--on-conflict fail`: every one of them, one per line.
+    #[error("{0}")]
+    Conflicts(String),
+}
+
 impl RuleArgs {
     /// Whether any rule was given (for commands where the rules only apply with --distribute).
     pub fn any(&self) -> bool {
@@ -43,12 +63,17 @@ impl RuleArgs {
         catalog: &Catalog,
         stats: &HashMap<QualName, TableStats>,
         force: bool,
-    ) -> Result<PlanOutcome, String> {
+    ) -> Result<PlanOutcome, RulesError> {
         let file = match &self.policy {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| format!("reading policy {}: {e}", p.display()))?;
-                PolicyFile::parse(&text).map_err(|e| format!("{}: {e}", p.display()))?
+                let text = std::fs::read_to_string(p).map_err(|source| RulesError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                PolicyFile::parse(&text).map_err(|source| RulesError::Policy {
+                    path: p.clone(),
+                    source: Box::new(source),
+                })?
             }
             None => PolicyFile::default(),
         };
@@ -69,7 +94,7 @@ impl RuleArgs {
                     message,
                 })
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(RulesError::Decide(Box::new(e))),
         }
     }
 
@@ -79,10 +104,10 @@ impl RuleArgs {
         catalog: &Catalog,
         stats: &HashMap<QualName, TableStats>,
         force: bool,
-    ) -> Result<Plan, String> {
+    ) -> Result<Plan, RulesError> {
         match self.plan_outcome(catalog, stats, force)? {
             PlanOutcome::Planned(plan) => Ok(plan),
-            PlanOutcome::Conflicts { message, .. } => Err(message),
+            PlanOutcome::Conflicts { message, .. } => Err(RulesError::Conflicts(message)),
         }
     }
 }

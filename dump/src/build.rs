@@ -820,7 +820,8 @@ pub(crate) fn archive_header(
 ) -> Result<archive::Header, DumpError> {
     let mut header = schema.header.clone();
     header.compression =
-        HeaderCompression::for_version(header.minor, compression).map_err(DumpError::Usage)?;
+        HeaderCompression::for_version(header.minor, compression)
+            .map_err(|e| DumpError::Usage(e.to_string()))?;
     Ok(header)
 }
 

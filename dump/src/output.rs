@@ -49,7 +49,7 @@ pub(crate) fn publish(run: &Run, a: &Assembled) -> Result<(), DumpError> {
             let archive = run.work.join("plain.dump");
             let mut h = header;
             h.compression = HeaderCompression::for_version(h.minor, Compression::None)
-                .map_err(DumpError::Usage)?;
+                .map_err(|e| DumpError::Usage(e.to_string()))?;
             // Rendered from an uncompressed custom archive by the real pg_restore.
             write_custom(&archive, h, a, Compression::None)?;
             if o.output == Path::new("-") {

@@ -170,6 +170,11 @@ impl Compression {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionWarning(pub String);
 
+/// A `compressiontype` this reader does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown compressiontype {0:?} (known: gzip, zstd)")]
+pub struct UnknownCompression(pub String);
+
 impl BackupConfig {
     /// Reads and validates a config.yaml: refuses unknown newer majors and unsuccessful backups.
     pub fn read(path: &Path) -> Result<(BackupConfig, Option<VersionWarning>)> {
@@ -187,16 +192,14 @@ impl BackupConfig {
 
     /// Compression of the data files: `compressed` decides, then `compressiontype` (empty in old
     /// sets, which only knew gzip).
-    pub fn compression(&self) -> std::result::Result<Compression, String> {
+    pub fn compression(&self) -> std::result::Result<Compression, UnknownCompression> {
         if !self.compressed {
             return Ok(Compression::None);
         }
         match self.compressiontype.as_str() {
             "" | "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
-            other => Err(format!(
-                "unknown compressiontype {other:?} (known: gzip, zstd)"
-            )),
+            other => Err(UnknownCompression(other.to_string())),
         }
     }
 

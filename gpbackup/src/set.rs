@@ -80,9 +80,9 @@ fn load_source(files: &SetFiles, warnings: &mut Vec<String>) -> Result<SourceBac
     let toc = Toc::read(files.require(CoordinatorFile::Toc)?)?;
     let compression = config
         .compression()
-        .map_err(|message| Error::InvalidConfig {
+        .map_err(|e| Error::InvalidConfig {
             path: config_path.to_path_buf(),
-            message,
+            message: e.to_string(),
         })?;
     let segment_count = match config.segment_count() {
         Some(n) => n,

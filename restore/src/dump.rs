@@ -1079,7 +1079,7 @@ fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u
             let catalog = distfix::archive::collect(entries).map_err(err)?;
             let plan = rules
                 .plan(&catalog, &HashMap::new(), false)
-                .map_err(RestoreError::Input)?;
+                .map_err(|e| RestoreError::Input(e.to_string()))?;
             distfix::archive::apply(entries, &plan).map_err(err)
         }
     }
