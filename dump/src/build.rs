@@ -819,9 +819,8 @@ pub(crate) fn archive_header(
     compression: Compression,
 ) -> Result<archive::Header, DumpError> {
     let mut header = schema.header.clone();
-    header.compression =
-        HeaderCompression::for_version(header.minor, compression)
-            .map_err(|e| DumpError::Usage(e.to_string()))?;
+    header.compression = HeaderCompression::for_version(header.minor, compression)
+        .map_err(|e| DumpError::Usage(e.to_string()))?;
     Ok(header)
 }
 

@@ -78,12 +78,10 @@ fn load_source(files: &SetFiles, warnings: &mut Vec<String>) -> Result<SourceBac
         warnings.push(w.0);
     }
     let toc = Toc::read(files.require(CoordinatorFile::Toc)?)?;
-    let compression = config
-        .compression()
-        .map_err(|e| Error::InvalidConfig {
-            path: config_path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+    let compression = config.compression().map_err(|e| Error::InvalidConfig {
+        path: config_path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let segment_count = match config.segment_count() {
         Some(n) => n,
         None => {
