@@ -86,8 +86,8 @@ impl Owner {
         }
         match start_time(self.pid) {
             Some(now) => self.start != 0 && now != self.start,
-            // No /proc entry: gone where /proc exists, else ask the kernel.
-            None if Path::new("/proc/self/stat").exists() => true,
+            // No /proc entry we may read (gone, or hidden by hidepid): the kernel says whether
+            // the pid exists; one that does is taken for the owner.
             None => !process_exists(self.pid),
         }
     }
