@@ -437,8 +437,9 @@ fn killed_while_the_segments_write_leaves_no_set() {
         .filter(|p| of_killed(p) && !p.starts_with(&staging))
         .collect();
     assert!(
-        killed_files.len() >= 3,
-        "the segments' files of the killed run: {killed_files:?}"
+        !killed_files.is_empty(),
+        "the segments' files of the killed run: {:?}",
+        walk_all(&dir)
     );
 
     // The next run into the same directory removes them, says so, and is a set that restores
