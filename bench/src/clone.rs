@@ -10,30 +10,7 @@ use anyhow::{bail, Result};
 use testkit::TestServer;
 
 use crate::measure::{run_measured, shell, Sample};
-use crate::{line, server_with_table, tool};
-
-/// The issue's database: `rows` rows with a primary key, and a jsonb table a third its size.
-fn database(rows: u64) -> Result<TestServer> {
-    let server = server_with_table(rows)?;
-    server.psql(
-        "bench",
-        &format!(
-            "CREATE TABLE docs (id bigint PRIMARY KEY, doc jsonb);
-             INSERT INTO docs SELECT g, jsonb_build_object('n', g, 'tag', 'tag' || (g % 97), 'v', repeat('x', g % 30))
-               FROM generate_series(1, {}) g;
-             VACUUM ANALYZE docs;",
-            rows / 3
-        ),
-    );
-    Ok(server)
-}
-
-fn fresh(server: &TestServer, name: &str) {
-    server.psql(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}; CHECKPOINT;"),
-    );
-}
+use crate::{env_command, fresh, issue_database, line, median, path_with_bin_dir, tool};
 
 /// Both tables hold every row in `db`.
 fn check(server: &TestServer, db: &str, rows: u64) -> Result<()> {
@@ -83,22 +60,14 @@ fn pgcopydb(server: &TestServer) -> Result<Sample> {
     fresh(server, "via_pgcopydb");
     let work = server.scratch().join("pgcopydb");
     let _ = std::fs::remove_dir_all(&work);
-    let mut c = Command::new("pgcopydb");
-    server.apply_env(&mut c);
-    c.env(
-        "PATH",
-        format!(
-            "{}:{}",
-            server.install().bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    )
-    .args(["clone", "--table-jobs", "2", "--index-jobs", "2", "--dir"])
-    .arg(&work)
-    .arg("--source")
-    .arg(uri(server, "bench"))
-    .arg("--target")
-    .arg(uri(server, "via_pgcopydb"));
+    let mut c = env_command(server, "pgcopydb");
+    c.env("PATH", path_with_bin_dir(server))
+        .args(["clone", "--table-jobs", "2", "--index-jobs", "2", "--dir"])
+        .arg(&work)
+        .arg("--source")
+        .arg(uri(server, "bench"))
+        .arg("--target")
+        .arg(uri(server, "via_pgcopydb"));
     let s = run_measured(c, "pgcopydb clone")?;
     let _ = std::fs::remove_dir_all(&work);
     Ok(s)
@@ -106,8 +75,7 @@ fn pgcopydb(server: &TestServer) -> Result<Sample> {
 
 fn cbclone(server: &TestServer, cb: &std::path::Path) -> Result<Sample> {
     fresh(server, "via_cbclone");
-    let mut c = Command::new(cb);
-    server.apply_env(&mut c);
+    let mut c = env_command(server, cb);
     c.current_dir(server.scratch())
         .env("XDG_STATE_HOME", server.scratch())
         .arg("--source")
@@ -128,7 +96,7 @@ pub fn clone(rows: u64) -> Result<()> {
     if !have_pgcopydb {
         println!("pgcopydb not installed (apt-get install pgcopydb): its column is skipped");
     }
-    let server = database(rows)?;
+    let server = issue_database(rows)?;
     // Runs vary by 15-25% here: three rounds, alternating, and the medians.
     let (mut dr, mut pc, mut ours) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..3 {
@@ -155,10 +123,6 @@ pub fn clone(rows: u64) -> Result<()> {
         line(&format!("cbclone -j 2 (#{round})"), &s, dr.last());
         ours.push(s);
     }
-    let median = |v: &mut Vec<Sample>| {
-        v.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-        v[v.len() / 2].clone()
-    };
     let (dr, ours) = (median(&mut dr), median(&mut ours));
     line("pg_dump -Fd -j 2 + pg_restore -j 2, median", &dr, None);
     line(

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use testkit::TestServer;
 
 use crate::measure::{run_measured, Sample};
-use crate::{line, tool};
+use crate::{env_command, line, median, pg_dump_file, tool};
 
 /// One way to restore: the label, and the command for a fresh database.
 struct Contender<'a> {
@@ -49,8 +49,7 @@ pub fn restore_small(args: &[String]) -> Result<()> {
     let cbrestore = |extra: &'static [&'static str], input: PathBuf| {
         let (cb, server, states) = (&cb, &server, &states);
         Box::new(move |db: &str| {
-            let mut c = Command::new(cb);
-            server.apply_env(&mut c);
+            let mut c = env_command(server, cb);
             c.env("XDG_STATE_HOME", states)
                 .args(["-d", db])
                 .args(extra)
@@ -145,11 +144,6 @@ fn object_counts(server: &TestServer, db: &str) -> Result<String> {
     Ok(row.get(0))
 }
 
-fn median(v: &mut [Sample]) -> Sample {
-    v.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-    v[v.len() / 2].clone()
-}
-
 fn print_medians(contenders: &[Contender<'_>], mut samples: Vec<Vec<Sample>>) {
     let medians: Vec<Sample> = samples.iter_mut().map(|v| median(v)).collect();
     for (c, m) in contenders.iter().zip(&medians) {
@@ -197,8 +191,7 @@ pub fn restore_wide(args: &[String]) -> Result<()> {
             };
             line(&format!("{table} {format}: {peer_name}"), &peer, None);
             let ours = restore_wide_once(&server, table, || {
-                let mut c = Command::new(&cb);
-                server.apply_env(&mut c);
+                let mut c = env_command(&server, &cb);
                 c.env("XDG_STATE_HOME", &states)
                     .args(["-d", "widedb"])
                     .arg(path);
@@ -223,14 +216,7 @@ fn dump_formats(
         ("plain", "p", "sql"),
     ] {
         let path = scratch.join(format!("{table}.{name}"));
-        let out = server
-            .command("pg_dump")
-            .args(["-d", "wide", "-t", table, "-F", flag, "-f"])
-            .arg(&path)
-            .output()?;
-        if !out.status.success() {
-            bail!("pg_dump: {}", String::from_utf8_lossy(&out.stderr));
-        }
+        pg_dump_file(server, &["-d", "wide", "-t", table, "-F", flag], &path)?;
         files.push((format, path));
     }
     Ok(files)
