@@ -612,6 +612,58 @@ impl EndMarkerScan {
 mod tests {
     use super::*;
 
+    fn phase_names(opts: &ToSqlOptions) -> Vec<String> {
+        phases(opts)
+            .iter()
+            .map(|p| match p {
+                Phase::Entries { section, pick, .. } => format!("{pick:?} {section:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn phases_follow_the_options() {
+        let full = phase_names(&ToSqlOptions::default());
+        assert_eq!(
+            full,
+            [
+                "Session",
+                "Filtered Predata",
+                "Tables",
+                "DataDone",
+                "Filtered Postdata"
+            ]
+        );
+        let data_only = phase_names(&ToSqlOptions {
+            data_only: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            data_only,
+            ["Session", "SequenceValues Predata", "Tables", "DataDone"]
+        );
+        let everything = phase_names(&ToSqlOptions {
+            with_globals: true,
+            create_db: true,
+            metadata_only: true,
+            ..Default::default()
+        });
+        assert_eq!(
+            everything,
+            [
+                "Session",
+                "Globals Global",
+                "Database Global",
+                "Connect",
+                "Session",
+                "DatabaseSettings Global",
+                "Filtered Predata",
+                "Filtered Postdata"
+            ]
+        );
+    }
+
     #[test]
     fn finds_end_marker_across_chunks() {
         let mut s = EndMarkerScan::default();
