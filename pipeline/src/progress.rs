@@ -360,6 +360,9 @@ impl Progress {
         }
         let ticker = self.ticker.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = ticker {
+            // Woken now rather than at its next tick: a sleeping ticker added up to 250 ms to
+            // every run (0.27 s for a restore of three small tables, which took 0.02 s).
+            t.thread().unpark();
             let _ = t.join();
         }
         self.attached
@@ -384,8 +387,15 @@ impl Progress {
         let display = self.display;
         let handle = std::thread::spawn(move || {
             let mut last_json = Instant::now();
+            let tick = Duration::from_millis(250);
+            let mut next = Instant::now() + tick;
             while !stop.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(250));
+                let now = Instant::now();
+                if now < next {
+                    std::thread::park_timeout(next - now);
+                    continue;
+                }
+                next = now + tick;
                 let snap = shared.snapshot();
                 match display {
                     Display::Json if last_json.elapsed() >= Duration::from_secs(1) => {
