@@ -61,10 +61,18 @@ pub fn write_all<C: GenericClient>(tx: &mut C, blobs: Vec<Blob>) -> Result<usize
 }
 
 /// `-f`: the objects as pg_restore writes them into a script, after `header` (the entry's
-/// comment): one transaction, `lo_open`, a `lowrite` per 16 kB, `lo_close`; how many.
-pub fn script(s: &mut ScriptOut, header: String, blobs: Vec<Blob>) -> Result<usize, BlobError> {
+/// comment): one transaction (unless the script is one already: `single`), `lo_open`, a
+/// `lowrite` per 16 kB, `lo_close`; how many.
+pub fn script(
+    s: &mut ScriptOut,
+    header: String,
+    blobs: Vec<Blob>,
+    single: bool,
+) -> Result<usize, BlobError> {
     let mut text = header;
-    text.push_str("BEGIN;\n\n");
+    if !single {
+        text.push_str("BEGIN;\n\n");
+    }
     let mut n = 0;
     let mut buf = vec![0u8; 16 * 1024];
     for blob in blobs {
@@ -87,7 +95,9 @@ pub fn script(s: &mut ScriptOut, header: String, blobs: Vec<Blob>) -> Result<usi
         text.push_str("SELECT pg_catalog.lo_close(0);\n\n");
         n += 1;
     }
-    text.push_str("COMMIT;\n\n");
+    if !single {
+        text.push_str("COMMIT;\n\n");
+    }
     s.write(text.as_bytes())?;
     Ok(n)
 }

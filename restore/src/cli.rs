@@ -572,6 +572,7 @@ impl Cli {
             no_security_labels: self.no_security_labels,
             no_tablespaces: self.no_tablespaces,
             no_table_access_method: self.no_table_access_method,
+            create: self.create,
         }
     }
 

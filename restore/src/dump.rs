@@ -292,11 +292,23 @@ fn session_sql(entries: &[TocEntry]) -> String {
     let mut session = String::from(
         "SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET idle_in_transaction_session_timeout = 0;\n",
     );
+    // As `_doSetFixedOutputState` writes them (`standard_conforming_strings` unquoted).
+    let mut std_strings = true;
     for e in entries.iter().filter(|e| toc::is_session(&e.desc())) {
-        session.push_str(&e.defn());
-        session.push('\n');
+        if e.is("STDSTRINGS") {
+            std_strings = !e.defn().contains("'off'");
+            let value = if std_strings { "on" } else { "off" };
+            session.push_str(&format!("SET standard_conforming_strings = {value};\n"));
+        } else {
+            session.push_str(e.defn().trim_end());
+            session.push('\n');
+        }
     }
-    session.push_str("SET check_function_bodies = false;\nSET xmloption = content;\nSET client_min_messages = warning;\nSET row_security = off;\n");
+    session.push_str("SET check_function_bodies = false;\nSET xmloption = content;\nSET client_min_messages = warning;\n");
+    if !std_strings {
+        session.push_str("SET escape_string_warning = off;\n");
+    }
+    session.push_str("SET row_security = off;\n");
     session
 }
 
@@ -318,6 +330,8 @@ struct Restore<'a> {
     statements: AtomicUsize,
     large_objects: AtomicUsize,
     loaded: Mutex<Vec<Table>>,
+    /// `-f`: the script's `default_tablespace` and `default_table_access_method`.
+    placement: Mutex<toc::Placement>,
     progress: pipeline::progress::Progress,
     /// With -j: big tables' loads that idle workers join (see split.rs).
     board: Board,
@@ -375,6 +389,7 @@ impl<'a> Restore<'a> {
             statements: AtomicUsize::new(0),
             large_objects: AtomicUsize::new(0),
             loaded: Mutex::new(Vec::new()),
+            placement: Mutex::default(),
             progress: crate::progress::start(
                 tables.len(),
                 crate::progress::archive_total(archive, tables.iter().copied()),
@@ -400,14 +415,60 @@ impl<'a> Restore<'a> {
                     .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))
             }
             Out::Script(s) => {
-                s.write(b"--\n-- PostgreSQL database dump\n--\n\n")?;
-                s.write(self.session.as_bytes())?;
-                if self.o.single_transaction {
-                    s.write(b"BEGIN;\n")?;
+                let mut text = String::from("--\n-- PostgreSQL database dump\n--\n\n");
+                let h = self.archive.header();
+                for (what, version) in [
+                    ("from database", &h.server_version),
+                    ("by pg_dump", &h.dump_version),
+                ] {
+                    if let Some(v) = version {
+                        text.push_str(&format!(
+                            "-- Dumped {what} version {}\n",
+                            String::from_utf8_lossy(v)
+                        ));
+                    }
                 }
-                Ok(s.write(b"\n")?)
+                text.push('\n');
+                if self.o.single_transaction {
+                    text.push_str("BEGIN;\n\n");
+                }
+                text.push_str(&self.session);
+                text.push('\n');
+                Ok(s.write(text.as_bytes())?)
             }
         }
+    }
+
+    /// `-C -f`: the database's entries as pg_restore writes them, in TOC order (the database,
+    /// its comment and security label, its properties; with `--clean` only its DROP before
+    /// them, the objects being new), `\connect` to it and the session settings again after the
+    /// database and its properties (`_reconnectToDB`, which forgets the placement too). Its
+    /// comment and label leave the main pass; its ACL stays in the ACL pass.
+    fn script_database(&self, plan: &mut Phases<'_>) -> String {
+        let database = |e: &TocEntry| e.is("DATABASE") || e.is("DATABASE PROPERTIES");
+        let mut text = String::new();
+        if self.o.clean {
+            for e in self.entries.iter().rev().filter(|e| database(e)) {
+                text.push_str(&toc::drop_sql(e, self.o.if_exists).unwrap_or_default());
+            }
+        }
+        let in_main = |e: &TocEntry| plan.main.iter().any(|(_, m)| m.dump_id == e.dump_id);
+        for e in self.entries.iter() {
+            let dependent = toc::is_on_database(e) && !e.is("ACL") && in_main(e);
+            if !(database(e) || dependent) {
+                continue;
+            }
+            text.push_str(&self.script_entry(e));
+            if database(e) {
+                *self.placement.lock().expect("placement lock") = toc::Placement::default();
+                text.push_str(&format!("{}\n", toc::connect_line(&e.tag())));
+                text.push_str(&self.session);
+                text.push('\n');
+            }
+        }
+        plan.main
+            .retain(|(_, e)| !toc::is_on_database(e) || e.is("ACL"));
+        text
     }
 
     fn entry(&self, id: i32) -> Option<&'a TocEntry> {
@@ -437,8 +498,13 @@ impl<'a> Restore<'a> {
 
     /// Every phase, in pg_restore's order.
     fn phases(&self, out: &mut Out<'_>, conn: &ConnParams) -> Result<(), RestoreError> {
-        let plan = Phases::of(self.entries, &self.o.selection);
-        if self.o.clean {
+        let mut plan = Phases::of(self.entries, &self.o.selection);
+        // `-C -f`: the database first (with `-c`, its DROP instead of the objects').
+        let new_database = self.o.create && matches!(out, Out::Script(_));
+        if let (true, Out::Script(s)) = (new_database, &mut *out) {
+            s.write(self.script_database(&mut plan).as_bytes())?;
+        }
+        if self.o.clean && !new_database {
             self.clean(out, &plan.selected)?;
         }
         let jobs = match out {
@@ -527,11 +593,11 @@ impl<'a> Restore<'a> {
                 })
             }
             Out::Script(s) => {
-                let mut text = header
-                    .map(|e| toc_comment(e, "", self.o.no_owner))
-                    .unwrap_or_default();
-                text.push_str(sql);
-                text.push_str("\n\n");
+                let text = match header {
+                    Some(e) => self.script_entry(e),
+                    // `--clean`'s DROP, as pg_restore writes it: the statement alone.
+                    None => sql.to_string(),
+                };
                 if let Some(t) = step.creates {
                     self.state.note_created(&t);
                 }
@@ -539,6 +605,19 @@ impl<'a> Restore<'a> {
                     .map_err(|e| crate::engine::StepError::Server(e.to_string()))
             }
         }
+    }
+
+    /// An entry as `pg_restore -f` writes it, its placement set only where it changes.
+    fn script_entry(&self, e: &TocEntry) -> String {
+        let header = toc_comment(e, "", self.o.no_owner);
+        let mut placement = self.placement.lock().expect("placement lock");
+        toc::script_entry(
+            e,
+            self.o.no_owner,
+            |id| self.entry(id),
+            &mut placement,
+            &header,
+        )
     }
 
     /// An entry's step and statements as pg_restore issues them; `None` when there is nothing
@@ -667,24 +746,27 @@ impl<'a> Restore<'a> {
 /// pg_restore's `-- Name: ...; Type: ...; Schema: ...; Owner: ...` comment before an entry in
 /// a script (`prefix` "Data for " before table data).
 fn toc_comment(e: &TocEntry, prefix: &str, no_owner: bool) -> String {
-    let line = |s: &str| s.replace(['\n', '\r'], " ");
-    let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
+    // `sanitize_line`: line ends made spaces; a field the archive does not have (NULL) is
+    // `-`, an empty one stays empty (an extension's comment has an empty owner).
+    let line = |f: &Option<Vec<u8>>| match f {
+        None => "-".to_string(),
+        Some(b) => String::from_utf8_lossy(b).replace(['\n', '\r'], " "),
+    };
     let owner = if no_owner {
-        String::new()
+        "-".to_string()
     } else {
-        line(&e.owner())
+        line(&e.owner)
     };
     let mut c = format!(
-        "--\n-- {prefix}Name: {}; Type: {}; Schema: {}; Owner: {}",
-        line(&e.tag()),
+        "--\n-- {prefix}Name: {}; Type: {}; Schema: {}; Owner: {owner}",
+        e.tag().replace(['\n', '\r'], " "),
         e.desc(),
-        dash(line(&e.namespace())),
-        dash(owner)
+        line(&e.namespace),
     );
     if let Some(ts) = e.tablespace.as_ref().filter(|t| !t.is_empty()) {
         c.push_str(&format!(
             "; Tablespace: {}",
-            line(&String::from_utf8_lossy(ts))
+            String::from_utf8_lossy(ts).replace(['\n', '\r'], " ")
         ));
     }
     c.push_str("\n--\n\n");
@@ -917,10 +999,19 @@ impl<'a> Restore<'a> {
             .map_err(LoadError::Script)?;
         s.write(e.copy_stmt().as_bytes())
             .map_err(LoadError::Script)?;
-        let mut data = crate::progress::table_data(&self.progress, self.archive, e, &shown_name(e))
+        let data = crate::progress::table_data(&self.progress, self.archive, e, &shown_name(e))
             .map_err(LoadError::Archive)?;
+        let mut data = LastByte {
+            inner: data,
+            last: None,
+        };
         s.copy_from(&mut data).map_err(LoadError::Script)?;
-        s.write(b"\n").map_err(LoadError::Script)
+        // pg_dump's data ends with `\.` and two empty lines, which pg_restore writes as they
+        // are; a stream cut after `\.` still gets its line end.
+        if data.last != Some(b'\n') {
+            s.write(b"\n").map_err(LoadError::Script)?;
+        }
+        Ok(())
     }
 
     /// Loads one table's data. A table this restore created is emptied in the load's own
@@ -1062,7 +1153,24 @@ impl<'a> Restore<'a> {
     /// `-f`: large objects as pg_restore writes them into a script.
     fn script_blobs(&self, s: &mut ScriptOut, e: &TocEntry) -> Result<usize, BlobError> {
         let blobs = archive::blobs::read_all(self.archive, e)?;
-        crate::blobs::script(s, toc_comment(e, "Data for ", self.o.no_owner), blobs)
+        let header = toc_comment(e, "Data for ", self.o.no_owner);
+        crate::blobs::script(s, header, blobs, self.o.single_transaction)
+    }
+}
+
+/// A reader that remembers the last byte it gave.
+struct LastByte<R> {
+    inner: R,
+    last: Option<u8>,
+}
+
+impl<R: Read> Read for LastByte<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.last = Some(buf[n - 1]);
+        }
+        Ok(n)
     }
 }
 

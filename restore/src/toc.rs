@@ -39,6 +39,9 @@ pub struct Selection {
     pub no_tablespaces: bool,
     /// `--no-table-access-method`: no `SET default_table_access_method`.
     pub no_table_access_method: bool,
+    /// `-C`: the comment, security label and ACL of the database are restored (they name it,
+    /// as pg_restore restores them only with the database).
+    pub create: bool,
 }
 
 /// A section of an archive, as `--section` names it.
@@ -106,6 +109,13 @@ fn is_dependent(desc: &str) -> bool {
         desc,
         "ACL" | "COMMENT" | "SECURITY LABEL" | "STATISTICS DATA"
     )
+}
+
+/// A comment, security label or ACL of the database itself (`DATABASE name`), which only
+/// `-C` restores (`_tocEntryRequired`).
+pub fn is_on_database(e: &TocEntry) -> bool {
+    matches!(e.desc().as_ref(), "ACL" | "COMMENT" | "SECURITY LABEL")
+        && e.tag().starts_with("DATABASE ")
 }
 
 /// The entries a `--no-*` flag leaves out.
@@ -189,6 +199,9 @@ impl Selection {
         }
         if (self.schema_only && is_data(e)) || (self.data_only && !is_data(e)) {
             return false;
+        }
+        if is_on_database(e) {
+            return self.create;
         }
         if is_dependent(&desc) {
             // Without selectivity everything goes, ownerless entries (ACLs of built-in
@@ -281,6 +294,22 @@ impl Selection {
     }
 }
 
+/// `\connect` to `dbname` as pg_restore writes it in a script (`appendPsqlMetaConnect`): the
+/// quoted name when it has only letters, digits, `_` and `.`, else a quoted connection string.
+pub fn connect_line(dbname: &str) -> String {
+    let simple = dbname
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    if simple && !dbname.is_empty() {
+        return format!("\\connect {}\n", quote::name(dbname));
+    }
+    let value = dbname.replace('\\', "\\\\").replace('\'', "\\'");
+    format!(
+        "\\connect -reuse-previous=on {}\n",
+        quote::ident(&format!("dbname='{value}'"))
+    )
+}
+
 /// `--strict-names`: a name given to `-n -t -I -P -T` that no entry has.
 #[derive(Debug, thiserror::Error)]
 #[error("{kind} \"{name}\" not found")]
@@ -353,11 +382,16 @@ pub fn object_description(e: &TocEntry) -> Option<String> {
         | "PUBLICATION"
         | "SUBSCRIPTION" => {
             let name = if ns.is_empty() {
-                quote::ident(&tag)
+                quote::name(&tag)
             } else {
-                format!("{}.{}", quote::ident(&ns), quote::ident(&tag))
+                quote::display(&ns, &tag)
             };
-            Some(format!("{desc} {name}"))
+            // pg_restore's ALTER TABLE for views and sequences.
+            let kind = match desc.as_ref() {
+                "VIEW" | "SEQUENCE" | "MATERIALIZED VIEW" => "TABLE",
+                d => d,
+            };
+            Some(format!("{kind} {name}"))
         }
         "BLOB" => Some(format!("LARGE OBJECT {tag}")),
         "AGGREGATE" | "FUNCTION" | "OPERATOR" | "OPERATOR CLASS" | "OPERATOR FAMILY"
@@ -434,69 +468,139 @@ fn acl_per_blob(acl: &TocEntry, blobs: &TocEntry) -> String {
     out
 }
 
-/// Everything pg_restore sends for `e`: the session settings it selects (tablespace, access
-/// method), the definition (large objects' metadata and ACLs expanded per object), the owner
-/// (unless `no_owner`), and a partitioned table's access method. `find` looks up entries by
-/// dump id (a large objects' ACL names its metadata entry).
+/// What pg_restore issues for an entry on a connection: the placement it needs (see
+/// [`Placement`], set every time: a batch or a worker's connection has no known state), the
+/// definition, the owner statement.
 pub fn entry_sql<'a>(
     e: &TocEntry,
     no_owner: bool,
     find: impl Fn(i32) -> Option<&'a TocEntry>,
 ) -> String {
-    let mut sql = String::new();
-    let desc = e.desc();
-    let partitioned = e.relkind == i64::from(b'p');
-    if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty() && !partitioned) {
-        let am = String::from_utf8_lossy(am);
-        sql.push_str(&format!(
-            "SET default_table_access_method = {};\n",
-            quote::ident(&am)
-        ));
-    }
-    if let Some(ts) = &e.tablespace {
-        let ts = String::from_utf8_lossy(ts);
-        let value = if ts.is_empty() {
-            "''".to_string()
+    let mut sql = Placement::default().select(e).replace(";\n\n", ";\n");
+    let parts = EntryParts::of(e, no_owner, find);
+    sql.push_str(&parts.body);
+    if let Some(owner) = &parts.owner {
+        if e.is("BLOB METADATA") {
+            sql.push_str(owner);
         } else {
-            quote::ident(&ts)
-        };
-        sql.push_str(&format!("SET default_tablespace = {value};\n"));
-    }
-    let owner = e.owner();
-    if no_owner && desc == "SCHEMA" && !e.defn().starts_with("--") {
-        sql.push_str(&format!("CREATE SCHEMA {};\n", quote::ident(&e.tag())));
-    } else if desc == "BLOB METADATA" {
-        sql.push_str(&per_blob(e, "SELECT pg_catalog.lo_create('", "')"));
-    } else if desc == "ACL" && e.tag().starts_with("LARGE OBJECTS") {
-        let blobs = e.dependencies().first().and_then(|d| find(*d));
-        if let Some(blobs) = blobs {
-            sql.push_str(&acl_per_blob(e, blobs));
-        }
-    } else {
-        sql.push_str(&e.defn());
-    }
-    let ownable = !no_owner && !owner.is_empty() && !e.drop_stmt().is_empty();
-    if ownable {
-        if desc == "BLOB METADATA" {
-            let end = format!(" OWNER TO {}", quote::ident(&owner));
-            sql.push_str(&per_blob(e, "ALTER LARGE OBJECT ", &end));
-        } else if let Some(object) = object_description(e) {
-            sql.push_str(&format!(
-                "\nALTER {object} OWNER TO {};\n",
-                quote::ident(&owner)
-            ));
+            sql.push_str(&format!("\n{owner}\n"));
         }
     }
-    if partitioned {
-        if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty()) {
-            sql.push_str(&format!(
-                "ALTER TABLE {} SET ACCESS METHOD {};\n",
-                quote::qualified(&e.namespace(), &e.tag()),
-                quote::ident(&String::from_utf8_lossy(am))
-            ));
-        }
-    }
+    sql.push_str(&parts.tail);
     sql
+}
+
+/// An entry as `pg_restore -f` writes it (`_printTocEntry`): the placement statements that
+/// change, the `header` comment, the definition and the owner statement, each followed by an
+/// empty line.
+pub fn script_entry<'a>(
+    e: &TocEntry,
+    no_owner: bool,
+    find: impl Fn(i32) -> Option<&'a TocEntry>,
+    placement: &mut Placement,
+    header: &str,
+) -> String {
+    let mut text = placement.select(e);
+    text.push_str(header);
+    let parts = EntryParts::of(e, no_owner, find);
+    if !parts.body.is_empty() {
+        text.push_str(&parts.body);
+        text.push_str("\n\n");
+    }
+    if let Some(owner) = &parts.owner {
+        text.push_str(owner);
+        text.push_str("\n\n");
+    }
+    text.push_str(&parts.tail);
+    text
+}
+
+/// An entry's statements but its placement.
+struct EntryParts {
+    /// The definition (or what pg_restore issues instead of it).
+    body: String,
+    /// `ALTER ... OWNER TO ...;` (one per large object of a `BLOB METADATA` entry).
+    owner: Option<String>,
+    /// A partitioned table's access method, which it does not take from the default.
+    tail: String,
+}
+
+impl EntryParts {
+    fn of<'a>(e: &TocEntry, no_owner: bool, find: impl Fn(i32) -> Option<&'a TocEntry>) -> Self {
+        let desc = e.desc();
+        let body = if no_owner && desc == "SCHEMA" && !e.defn().starts_with("--") {
+            format!("CREATE SCHEMA {};\n", quote::name(&e.tag()))
+        } else if desc == "BLOB METADATA" {
+            per_blob(e, "SELECT pg_catalog.lo_create('", "')")
+        } else if desc == "ACL" && e.tag().starts_with("LARGE OBJECTS") {
+            let blobs = e.dependencies().first().and_then(|d| find(*d));
+            blobs.map(|b| acl_per_blob(e, b)).unwrap_or_default()
+        } else {
+            e.defn().into_owned()
+        };
+        let owner = e.owner();
+        let ownable = !no_owner && !owner.is_empty() && !e.drop_stmt().is_empty();
+        let owner = if !ownable {
+            None
+        } else if desc == "BLOB METADATA" {
+            let end = format!(" OWNER TO {}", quote::name(&owner));
+            Some(per_blob(e, "ALTER LARGE OBJECT ", &end))
+        } else {
+            object_description(e).map(|o| format!("ALTER {o} OWNER TO {};", quote::name(&owner)))
+        };
+        let mut tail = String::new();
+        if e.relkind == i64::from(b'p') {
+            if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty()) {
+                tail = format!(
+                    "ALTER TABLE {} SET ACCESS METHOD {};\n",
+                    quote::display(&e.namespace(), &e.tag()),
+                    quote::name(&String::from_utf8_lossy(am))
+                );
+            }
+        }
+        EntryParts { body, owner, tail }
+    }
+}
+
+/// Where pg_restore creates objects (`_selectTablespace`, `_selectTableAccessMethod`): the
+/// `default_tablespace` and `default_table_access_method` last set, so that a script sets them
+/// only where they change, as `pg_restore -f` does.
+#[derive(Debug, Default)]
+pub struct Placement {
+    tablespace: Option<String>,
+    tableam: Option<String>,
+}
+
+impl Placement {
+    /// The `SET`s entry `e` needs that differ from what is set, each followed by an empty line.
+    /// A partitioned table has no storage: its access method is set by its own statement.
+    pub fn select(&mut self, e: &TocEntry) -> String {
+        let mut sql = String::new();
+        if let Some(ts) = &e.tablespace {
+            let ts = String::from_utf8_lossy(ts).into_owned();
+            if self.tablespace.as_ref() != Some(&ts) {
+                let value = if ts.is_empty() {
+                    "''".to_string()
+                } else {
+                    quote::name(&ts)
+                };
+                sql.push_str(&format!("SET default_tablespace = {value};\n\n"));
+                self.tablespace = Some(ts);
+            }
+        }
+        let partitioned = e.relkind == i64::from(b'p');
+        if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty() && !partitioned) {
+            let am = String::from_utf8_lossy(am).into_owned();
+            if self.tableam.as_ref() != Some(&am) {
+                sql.push_str(&format!(
+                    "SET default_table_access_method = {};\n\n",
+                    quote::name(&am)
+                ));
+                self.tableam = Some(am);
+            }
+        }
+        sql
+    }
 }
 
 /// Whether `sql` does anything beyond the `SET`s [`entry_sql`] puts first.
@@ -507,6 +611,10 @@ pub fn has_body(e: &TocEntry) -> bool {
 /// The `--clean` statement of `e`: its DROP, with `IF EXISTS` after the object kind when asked
 /// (as `pg_restore --if-exists`); large objects' metadata drops each object that exists.
 pub fn drop_sql(e: &TocEntry, if_exists: bool) -> Option<String> {
+    if e.is("BLOB") && if_exists {
+        // pg_restore's `DropLOIfExists`.
+        return Some(format!("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid = '{}';\n", e.tag()));
+    }
     if e.is("BLOB METADATA") {
         let mut out = String::new();
         for oid in blob_oids(e) {
@@ -519,59 +627,51 @@ pub fn drop_sql(e: &TocEntry, if_exists: bool) -> Option<String> {
         return None;
     }
     Some(if if_exists {
-        with_if_exists(&drop)
+        with_if_exists(&e.desc(), &drop)
     } else {
         drop.into_owned()
     })
 }
 
-/// `dropStmt` with `IF EXISTS` after the object kind, as `pg_restore --if-exists` does.
-pub fn with_if_exists(drop: &str) -> String {
-    if drop.contains(" IF EXISTS ") {
+/// `--if-exists`: `IF EXISTS` where pg_restore's `RestoreArchive` injects it: after
+/// `ALTER TABLE` and after `DROP <kind>` (`DROP CONSTRAINT` for constraints), the kind being the
+/// entry's `desc`; a column default, database properties, a view's `CREATE OR REPLACE` and a
+/// comment (the public schema's) are left as they are, and so, with a warning, is a statement
+/// without its `DROP <kind>`.
+pub fn with_if_exists(desc: &str, drop: &str) -> String {
+    if drop.starts_with("--") {
         return drop.to_string();
     }
-    let upper = drop.to_ascii_uppercase();
-    for kind in [
-        "MATERIALIZED VIEW ",
-        "FOREIGN TABLE ",
-        "TEXT SEARCH CONFIGURATION ",
-        "TEXT SEARCH DICTIONARY ",
-        "EVENT TRIGGER ",
-        "TABLE ",
-        "SEQUENCE ",
-        "VIEW ",
-        "INDEX ",
-        "FUNCTION ",
-        "PROCEDURE ",
-        "AGGREGATE ",
-        "TYPE ",
-        "DOMAIN ",
-        "SCHEMA ",
-        "TRIGGER ",
-        "RULE ",
-        "POLICY ",
-        "EXTENSION ",
-        "COLLATION ",
-        "CONVERSION ",
-        "STATISTICS ",
-        "PUBLICATION ",
-        "SUBSCRIPTION ",
-        "SERVER ",
-        "OPERATOR ",
-    ] {
-        let pat = format!("DROP {kind}");
-        if let Some(i) = upper.find(&pat) {
-            let at = i + pat.len();
-            return format!("{}IF EXISTS {}", &drop[..at], &drop[at..]);
+    let (mut out, rest) = match drop.strip_prefix("ALTER TABLE") {
+        Some(rest) => ("ALTER TABLE IF EXISTS".to_string(), rest),
+        None => (String::new(), drop),
+    };
+    if desc == "DEFAULT"
+        || desc == "DATABASE PROPERTIES"
+        || rest.starts_with("CREATE OR REPLACE VIEW")
+    {
+        out.push_str(rest);
+        return out;
+    }
+    let mark = if matches!(desc, "CONSTRAINT" | "CHECK CONSTRAINT" | "FK CONSTRAINT") {
+        "DROP CONSTRAINT".to_string()
+    } else {
+        format!("DROP {desc}")
+    };
+    match rest.find(&mark) {
+        Some(i) => {
+            let at = i + mark.len();
+            out.push_str(&format!("{} IF EXISTS{}", &rest[..at], &rest[at..]));
+        }
+        None => {
+            logline::say!(
+                "cbrestore: warning: could not find where to insert IF EXISTS in statement \"{}\"",
+                drop.trim_end()
+            );
+            out.push_str(rest);
         }
     }
-    // ALTER TABLE ... DROP CONSTRAINT x;
-    if let Some(i) = upper.find("DROP CONSTRAINT ") {
-        let at = i + "DROP CONSTRAINT ".len();
-        let prefix = drop[..at].replacen("ALTER TABLE ONLY ", "ALTER TABLE IF EXISTS ONLY ", 1);
-        return format!("{prefix}IF EXISTS {}", &drop[at..]);
-    }
-    drop.to_string()
+    out
 }
 
 /// The entries a post-data entry takes an exclusive lock on (pg_restore's `lockDeps`): every
@@ -709,18 +809,46 @@ mod tests {
 
     #[test]
     fn if_exists_is_inserted_like_pg_restore() {
-        assert_eq!(
-            with_if_exists("DROP TABLE public.t;\n"),
-            "DROP TABLE IF EXISTS public.t;\n"
-        );
-        assert_eq!(
-            with_if_exists("ALTER TABLE ONLY public.t DROP CONSTRAINT t_pkey;\n"),
-            "ALTER TABLE IF EXISTS ONLY public.t DROP CONSTRAINT IF EXISTS t_pkey;\n"
-        );
-        assert_eq!(
-            with_if_exists("DROP MATERIALIZED VIEW s.mv;\n"),
-            "DROP MATERIALIZED VIEW IF EXISTS s.mv;\n"
-        );
+        let cases = [
+            (
+                "TABLE",
+                "DROP TABLE public.t;\n",
+                "DROP TABLE IF EXISTS public.t;\n",
+            ),
+            (
+                "CONSTRAINT",
+                "ALTER TABLE ONLY public.t DROP CONSTRAINT t_pkey;\n",
+                "ALTER TABLE IF EXISTS ONLY public.t DROP CONSTRAINT IF EXISTS t_pkey;\n",
+            ),
+            (
+                "MATERIALIZED VIEW",
+                "DROP MATERIALIZED VIEW s.mv;\n",
+                "DROP MATERIALIZED VIEW IF EXISTS s.mv;\n",
+            ),
+            (
+                "OPERATOR CLASS",
+                "DROP OPERATOR CLASS public.c USING btree;\n",
+                "DROP OPERATOR CLASS IF EXISTS public.c USING btree;\n",
+            ),
+            (
+                "DATABASE",
+                "DROP DATABASE src;\n",
+                "DROP DATABASE IF EXISTS src;\n",
+            ),
+            (
+                "DEFAULT",
+                "ALTER TABLE public.t ALTER COLUMN id DROP DEFAULT;\n",
+                "ALTER TABLE IF EXISTS public.t ALTER COLUMN id DROP DEFAULT;\n",
+            ),
+            (
+                "SCHEMA",
+                "-- *not* dropping schema\n",
+                "-- *not* dropping schema\n",
+            ),
+        ];
+        for (desc, drop, want) in cases {
+            assert_eq!(with_if_exists(desc, drop), want, "{desc}");
+        }
     }
 
     #[test]
@@ -734,7 +862,7 @@ mod tests {
             "alice",
         );
         assert!(entry_sql(&p, false, |_| None).ends_with(
-            "\nALTER PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer) OWNER TO \"alice\";\n"
+            "\nALTER PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer) OWNER TO alice;\n"
         ));
         let t = entry(
             "TABLE",
@@ -746,6 +874,16 @@ mod tests {
         );
         assert!(entry_sql(&t, false, |_| None)
             .ends_with("\nALTER TABLE \"Sales\".\"Big T\" OWNER TO \"Bob\";\n"));
+        let v = entry(
+            "VIEW",
+            "public",
+            "v",
+            "CREATE VIEW ...;",
+            "DROP VIEW x;",
+            "select",
+        );
+        assert!(entry_sql(&v, false, |_| None)
+            .ends_with("\nALTER TABLE public.v OWNER TO \"select\";\n"));
         assert!(!entry_sql(&t, true, |_| None).contains("OWNER"));
         // No DROP statement: not separately ownable, no owner statement.
         let c = entry("COMMENT", "public", "TABLE t", "COMMENT ...;", "", "alice");
@@ -765,7 +903,7 @@ mod tests {
         assert_eq!(
             entry_sql(&meta, false, |_| None),
             "SELECT pg_catalog.lo_create('16400');\nSELECT pg_catalog.lo_create('16401');\n\
-             ALTER LARGE OBJECT 16400 OWNER TO \"alice\";\nALTER LARGE OBJECT 16401 OWNER TO \"alice\";\n"
+             ALTER LARGE OBJECT 16400 OWNER TO alice;\nALTER LARGE OBJECT 16401 OWNER TO alice;\n"
         );
         let acl = entry(
             "ACL",

@@ -120,7 +120,7 @@ fn owners_of_overloaded_procedures() {
         .unwrap();
     let script = ok(&out);
     assert!(
-        script.contains("ALTER PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer) OWNER TO \"proc_owner\";"),
+        script.contains("ALTER PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer) OWNER TO proc_owner;"),
         "{script}"
     );
 }
