@@ -433,6 +433,9 @@ impl Context<'_> {
             .into_iter()
             .filter(|t| !self.loaded_before(t))
             .collect();
+        if tables.is_empty() {
+            return Ok(());
+        }
         if self.sequential {
             return tables
                 .iter()
