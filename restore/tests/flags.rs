@@ -122,15 +122,7 @@ fn source() -> (TestServer, PathBuf) {
 }
 
 fn pg_dump(server: &TestServer, db: &str, args: &[&str], to: &Path) {
-    let out = server
-        .command("pg_dump")
-        .args(["-d", db])
-        .args(args)
-        .arg("-f")
-        .arg(to)
-        .output()
-        .unwrap();
-    testkit::success(&out, "pg_dump");
+    server.pg_dump_to(db, args, to);
 }
 
 /// `-t -n -N -I -P -T`, `--exclude-table-name`, `--section`, `-L`, `-l` with a selection and

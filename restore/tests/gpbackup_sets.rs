@@ -32,23 +32,7 @@ fn fingerprints(server: &TestServer, db: &str) -> BTreeMap<String, String> {
 }
 
 fn unpack(name: &str, into: &Path) -> Option<PathBuf> {
-    let tarball = testkit::shared_fixtures()?
-        .join("gpbackup")
-        .join(format!("{name}.tar.gz"));
-    if !tarball.is_file() {
-        return None;
-    }
-    let dir = into.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let st = Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    Some(dir)
+    testkit::gpset::unpack_fixture(name, into)
 }
 
 /// Rows per `schema.table`, summed over segments, from a fixture's rowcounts file.

@@ -89,20 +89,7 @@ fn source(server: &TestServer) {
 }
 
 fn pg_dump(server: &TestServer, args: &[&str], to: &Path) -> PathBuf {
-    let out = server
-        .command("pg_dump")
-        .args(["-d", "src"])
-        .args(args)
-        .arg("-f")
-        .arg(to)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    to.to_path_buf()
+    server.pg_dump_to("src", args, to)
 }
 
 /// A data-only restore into tables that already hold rows of their own, killed in the middle

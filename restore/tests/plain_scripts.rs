@@ -40,20 +40,8 @@ fn fingerprints(server: &TestServer, db: &str) -> BTreeMap<String, String> {
     server.table_fingerprints(db, &['r', 'm'])
 }
 
-fn pg_dump(server: &TestServer, db: &str, extra: &[&str], to: &Path) {
-    let out = server
-        .command("pg_dump")
-        .args(["-d", db])
-        .args(extra)
-        .arg("-f")
-        .arg(to)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn pg_dump(server: &TestServer, db: &str, args: &[&str], to: &Path) {
+    server.pg_dump_to(db, args, to);
 }
 
 fn source(server: &TestServer) -> PathBuf {

@@ -17,6 +17,20 @@ impl TestServer {
         String::from_utf8(success(&out, "pg_dump -s").into_bytes()).expect("UTF-8 schema")
     }
 
+    /// pg_dump of `db` with `args` (`-Fc`, `-Fd` ...) into `to`; `to` again.
+    pub fn pg_dump_to(&self, db: &str, args: &[&str], to: &std::path::Path) -> std::path::PathBuf {
+        let out = self
+            .command("pg_dump")
+            .args(["-d", db])
+            .args(args)
+            .arg("-f")
+            .arg(to)
+            .output()
+            .expect("running pg_dump");
+        success(&out, "pg_dump");
+        to.to_path_buf()
+    }
+
     /// `schema.table` → `rows:md5` of the rows in a fixed order, for every relation of the given
     /// kinds (`'r'`, `'m'` ...) outside the system schemas; populated materialized views only.
     pub fn table_fingerprints(&self, db: &str, kinds: &[char]) -> BTreeMap<String, String> {

@@ -172,3 +172,25 @@ pub fn write_backup_set_replicated(
     };
     gpbackup::writer::write_backup_set(&mut source, root, opts)
 }
+
+/// Unpacks the shared fixture set `name` (`../shared/fixtures/gpbackup/NAME.tar.gz`, written by
+/// real gpbackup) into `into/NAME`; `None` when the fixtures are not there.
+pub fn unpack_fixture(name: &str, into: &std::path::Path) -> Option<std::path::PathBuf> {
+    let tarball = crate::shared_fixtures()?
+        .join("gpbackup")
+        .join(format!("{name}.tar.gz"));
+    if !tarball.is_file() {
+        return None;
+    }
+    let dir = into.join(name);
+    std::fs::create_dir_all(&dir).expect("creating the fixture's directory");
+    let st = Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .expect("running tar");
+    assert!(st.success(), "unpacking {}", tarball.display());
+    Some(dir)
+}

@@ -13,12 +13,14 @@ mod compare;
 pub mod gpset;
 mod install;
 pub mod kill;
+mod locks;
 pub mod regress;
 mod server;
 pub mod tty;
 
 pub use compare::success;
 pub use install::PgInstall;
+pub use locks::Held;
 pub use server::{expect_success, TestServer};
 
 /// A reader over `data` that hands out at most `step` bytes per read, so every row, field,

@@ -305,6 +305,22 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("reloading after setting {name}: {e:?}"));
     }
 
+    /// Restarts the server on its port (settings that need a restart, after
+    /// [`TestServer::set_conf`]).
+    pub fn restart(&self) {
+        let out = as_server_user(self.install.bin("pg_ctl"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-w", "-t", "60", "-m", "fast", "-o"])
+            .arg(format!("-p {}", self.port))
+            .arg("restart")
+            .output()
+            .expect("running pg_ctl restart");
+        check(&out, "pg_ctl restart");
+    }
+
     /// Replaces pg_hba.conf and reloads, for authentication tests.
     pub fn set_hba(&self, content: &str) {
         let path = self.data.join("pg_hba.conf");
