@@ -20,6 +20,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use crate::config::{BackupConfig, Compression, RestorePlanEntry};
 use crate::error::{Error, Result};
@@ -564,80 +565,126 @@ impl Encoder {
     }
 }
 
-/// The set's schema: ONE `pg_dump --schema-only --format=custom` run, started before the data is
-/// copied so that its catalog reads overlap the data, into a hidden scratch directory of the
-/// coordinator's directory (removed when this is dropped). [`SchemaDump::section`] then renders
-/// pre-data and post-data from that archive with `pg_restore --section=... -f` (no server): the
-/// same code pg_dump's plain output runs, so each section is byte for byte what a
-/// `pg_dump --schema-only --section=...` run on the same snapshot writes, comments and ACLs in
-/// their object's section (checked on the stand-in's pagila and test databases). Two pg_dump
-/// runs cost 0.27 s of catalog reads each on the Greenplum-7 stand-in, CPU the segments' COPY
-/// needed on 2 cores; a pg_restore of the archive takes 11 ms.
+/// The set's schema: ONE `pg_dump --schema-only --format=custom` run into a hidden scratch
+/// directory of the coordinator's directory (removed when this is dropped), rendered into
+/// pre-data and post-data by `pg_restore --section=... -f` (no server): the same code pg_dump's
+/// plain output runs, so each section is byte for byte what a `pg_dump --schema-only
+/// --section=...` run on the same snapshot writes, comments and ACLs in their object's section
+/// (checked on the stand-in's pagila and test databases). Two pg_dump runs cost 0.27 s of catalog
+/// reads each on the Greenplum-7 stand-in, CPU the segments' COPY needed on 2 cores. All of it
+/// runs on a thread started before the data is copied: the two pg_restore runs (11 ms each,
+/// 20-60 ms under load) done after the data were on the critical path of a 2M-row set.
 struct SchemaDump {
-    child: std::process::Child,
+    /// pg_dump until the rendering thread takes it to wait for it (a drop kills it before).
+    dump: Arc<Mutex<Option<std::process::Child>>>,
+    rendered: Option<std::thread::JoinHandle<Result<()>>>,
     scratch: ScratchDir,
 }
 
 impl SchemaDump {
     fn start(source: &mut dyn SetSource, coord_dir: &Path, ts: &str) -> Result<SchemaDump> {
         let scratch = ScratchDir::create(coord_dir.join(format!(".gpbackup_{ts}_schema")))?;
+        let archive = scratch.0.join("schema.dump");
         let mut cmd = source.pg_dump()?;
         cmd.args(["--schema-only", "--format=custom", "--compress=0", "--file"])
-            .arg(scratch.0.join("schema.dump"));
+            .arg(&archive);
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        let child = cmd
+        let mut child = cmd
             .spawn()
             .map_err(|e| werr(format!("running pg_dump: {e}")))?;
-        Ok(SchemaDump { child, scratch })
+        let stderr = child.stderr.take();
+        let dump = Arc::new(Mutex::new(Some(child)));
+        let mut renders = Vec::new();
+        for section in SECTIONS {
+            let mut r = source.pg_restore()?;
+            r.arg(format!("--section={section}"))
+                .arg("--file")
+                .arg(scratch.0.join(format!("{section}.sql")))
+                .arg(&archive);
+            renders.push((section, r));
+        }
+        let waiter = Arc::clone(&dump);
+        let rendered = std::thread::spawn(move || render(&waiter, stderr, renders));
+        Ok(SchemaDump {
+            dump,
+            rendered: Some(rendered),
+            scratch,
+        })
     }
 
-    /// Waits for pg_dump; its error output is the message when it failed.
+    /// Waits until both sections are rendered.
     fn finish(&mut self) -> Result<()> {
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            io::Read::read_to_string(&mut e, &mut stderr)
-                .map_err(|e| werr(format!("reading pg_dump's messages: {e}")))?;
+        match self.rendered.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(werr("rendering the schema: the thread panicked")),
+            None => Err(werr("rendering the schema: already waited for")),
         }
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| werr(format!("waiting for pg_dump: {e}")))?;
-        if !status.success() {
-            return Err(werr(format!("pg_dump failed: {}", stderr.trim_end())));
-        }
-        Ok(())
     }
 
-    /// `section` (`pre-data`, `post-data`) as plain SQL, in a file of the scratch directory
-    /// (`-f` to a file: pg_restore before 12 takes `-f -` as a file named `-`).
-    fn section(&self, source: &mut dyn SetSource, section: &str) -> Result<fs::File> {
+    /// `section`'s plain SQL (after [`SchemaDump::finish`]).
+    fn section(&self, section: &str) -> Result<fs::File> {
         let out = self.scratch.0.join(format!("{section}.sql"));
-        let mut cmd = source.pg_restore()?;
-        cmd.arg(format!("--section={section}"))
-            .arg("--file")
-            .arg(&out)
-            .arg(self.scratch.0.join("schema.dump"));
-        let done = cmd
-            .stdin(Stdio::null())
+        fs::File::open(&out).map_err(|e| Error::io(&out, e))
+    }
+}
+
+const SECTIONS: [&str; 2] = ["pre-data", "post-data"];
+
+/// The rendering thread: waits for pg_dump (its error output is the message when it failed),
+/// then runs both pg_restore commands at once.
+fn render(
+    dump: &Mutex<Option<std::process::Child>>,
+    stderr: Option<std::process::ChildStderr>,
+    renders: Vec<(&'static str, Command)>,
+) -> Result<()> {
+    let mut message = String::new();
+    if let Some(mut e) = stderr {
+        // Until pg_dump exits (or is killed by a drop).
+        let _ = io::Read::read_to_string(&mut e, &mut message);
+    }
+    let child = dump.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let status = match child {
+        Some(mut c) => c
+            .wait()
+            .map_err(|e| werr(format!("waiting for pg_dump: {e}")))?,
+        None => return Err(werr("pg_dump was stopped")),
+    };
+    if !status.success() {
+        return Err(werr(format!("pg_dump failed: {}", message.trim_end())));
+    }
+    let mut running = Vec::new();
+    for (section, mut cmd) in renders {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .output()
+            .stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
             .map_err(|e| werr(format!("running pg_restore: {e}")))?;
+        running.push((section, child));
+    }
+    for (section, child) in running {
+        let done = child
+            .wait_with_output()
+            .map_err(|e| werr(format!("waiting for pg_restore: {e}")))?;
         if !done.status.success() {
             return Err(werr(format!(
                 "pg_restore --section={section} failed: {}",
                 String::from_utf8_lossy(&done.stderr).trim_end()
             )));
         }
-        fs::File::open(&out).map_err(|e| Error::io(&out, e))
     }
+    Ok(())
 }
 
 impl Drop for SchemaDump {
     fn drop(&mut self) {
-        // An early error: pg_dump must not outlive the set it was dumping for.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        // An early error: pg_dump must not outlive the set it was dumping for, and the thread
+        // must be done with the scratch directory before it goes.
+        if let Some(c) = self.dump.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            let _ = c.kill();
+        }
+        if let Some(h) = self.rendered.take() {
+            let _ = h.join();
         }
     }
 }
@@ -755,8 +802,8 @@ fn write_metadata(
         endbyte: out.pos,
         ..Default::default()
     });
-    for section in ["pre-data", "post-data"] {
-        let sql = schema.section(source, section)?;
+    for section in SECTIONS {
+        let sql = schema.section(section)?;
         let mut emit = |header: DumpHeader, body: String| -> Result<()> {
             let mut entry = entry_for(source, &header, &body)?;
             entry.startbyte = out.pos;
