@@ -288,10 +288,13 @@ fn finish(target: Target, o: &DumpRestoreOptions) -> Result<(), RestoreError> {
 }
 
 /// Session settings every connection runs first (pg_restore's fixed state).
-fn session_sql(entries: &[TocEntry]) -> String {
+fn session_sql(entries: &[TocEntry], transaction_timeout: bool) -> String {
     let mut session = String::from(
         "SET statement_timeout = 0;\nSET lock_timeout = 0;\nSET idle_in_transaction_session_timeout = 0;\n",
     );
+    if transaction_timeout {
+        session.push_str("SET transaction_timeout = 0;\n");
+    }
     // As `_doSetFixedOutputState` writes them (`standard_conforming_strings` unquoted).
     let mut std_strings = true;
     for e in entries.iter().filter(|e| toc::is_session(&e.desc())) {
@@ -332,6 +335,8 @@ struct Restore<'a> {
     loaded: Mutex<Vec<Table>>,
     /// `-f`: the script's `default_tablespace` and `default_table_access_method`.
     placement: Mutex<toc::Placement>,
+    /// How entries' statements are spelled (`-O`, the archive's pg_restore version).
+    style: toc::Style,
     progress: pipeline::progress::Progress,
     /// With -j: big tables' loads that idle workers join (see split.rs).
     board: Board,
@@ -347,15 +352,19 @@ impl<'a> Restore<'a> {
         abort: Arc<AtomicBool>,
         out: &mut Out<'_>,
     ) -> Result<Restore<'a>, RestoreError> {
-        let mut session = session_sql(entries);
-        if o.disable_triggers {
-            session.push_str("SET session_replication_role = replica;\n");
-        }
-        let (target, freeze) = match out {
+        let h = archive.header();
+        let style = toc::Style {
+            no_owner: o.no_owner,
+            pg17: (h.major, h.minor) >= (1, 16),
+        };
+        // `transaction_timeout` (PostgreSQL 17) where the server knows it, or where the
+        // script's pg_restore wrote it.
+        let (target, freeze, transaction_timeout) = match out {
             Out::Live { client, .. } => {
                 let server =
                     cluster::flavor::detect(client, &cluster::mpp::MppCatalog::from_env())?;
-                (server.describe(), !server.flavor.is_mpp())
+                let timeout = server.version_num >= 170000;
+                (server.describe(), !server.flavor.is_mpp(), timeout)
             }
             Out::Script(_) => (
                 format!(
@@ -363,8 +372,13 @@ impl<'a> Restore<'a> {
                     o.script.as_deref().unwrap_or(Path::new("-")).display()
                 ),
                 false,
+                style.pg17,
             ),
         };
+        let mut session = session_sql(entries, transaction_timeout);
+        if o.disable_triggers {
+            session.push_str("SET session_replication_role = replica;\n");
+        }
         let wanted = o.selection.select(entries);
         let tables = entries
             .iter()
@@ -390,6 +404,7 @@ impl<'a> Restore<'a> {
             large_objects: AtomicUsize::new(0),
             loaded: Mutex::new(Vec::new()),
             placement: Mutex::default(),
+            style,
             progress: crate::progress::start(
                 tables.len(),
                 crate::progress::archive_total(archive, tables.iter().copied()),
@@ -611,13 +626,7 @@ impl<'a> Restore<'a> {
     fn script_entry(&self, e: &TocEntry) -> String {
         let header = toc_comment(e, "", self.o.no_owner);
         let mut placement = self.placement.lock().expect("placement lock");
-        toc::script_entry(
-            e,
-            self.o.no_owner,
-            |id| self.entry(id),
-            &mut placement,
-            &header,
-        )
+        toc::script_entry(e, self.style, |id| self.entry(id), &mut placement, &header)
     }
 
     /// An entry's step and statements as pg_restore issues them; `None` when there is nothing
@@ -628,7 +637,7 @@ impl<'a> Restore<'a> {
         if self.state.done(&step.key) {
             return None;
         }
-        let sql = toc::entry_sql(e, self.o.no_owner, |id| self.entry(id));
+        let sql = toc::entry_sql(e, self.style, |id| self.entry(id));
         if sql.trim().is_empty() || (!toc::has_body(e) && !sql.contains("OWNER TO")) {
             return None;
         }

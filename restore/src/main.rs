@@ -248,8 +248,10 @@ fn restore_set(cli: &Cli, abort: Arc<AtomicBool>, report: &mut Report) -> anyhow
         let opts = restore::segment_restore::SegmentRestoreOptions::new(gp, root)?;
         return Ok(restore::segment_restore::run(&opts, abort)?.finish(cli.json));
     }
-    let opts = cli.gpset_options(connection(cli)?, filter);
-    let input = std::mem::take(&mut report.input);
+    let conn = connection(cli)?;
+    report.target = conn.target();
+    let opts = cli.gpset_options(conn, filter);
+    let input = report.input.clone();
     *report = Report::from(restore::gpset::run(&opts, abort)?);
     report.input = input;
     Ok(summary::report(cli, report)?)

@@ -186,6 +186,51 @@ impl From<GpRestoreReport> for Report {
     }
 }
 
+impl Report {
+    /// `--to-sql`: the set written as one script (`out`) instead of restored; `postgres` when
+    /// it was translated for PostgreSQL.
+    pub fn of_set_script(
+        set: &gpbackup::BackupSet,
+        written: gpbackup::to_sql::ToSqlReport,
+        out: &std::path::Path,
+        postgres: bool,
+    ) -> Report {
+        let tables: Vec<Table> = written
+            .tables
+            .into_iter()
+            .map(|t| Table {
+                table: t.name,
+                rows: t.rows,
+                bytes: t.bytes,
+                seconds: t.seconds,
+                files: Some(t.files.iter().map(|f| f.display().to_string()).collect()),
+                source: Some(format!("backup {}", t.source_timestamp)),
+            })
+            .collect();
+        let files_read = tables
+            .iter()
+            .map(|t| t.files.as_ref().map_or(0, Vec::len) as u64)
+            .sum();
+        let mut report = Report {
+            target: format!("script {}", out.display()),
+            statements: written.statements as u64,
+            errors: written.errors_skipped,
+            warnings: written.warnings,
+            backup_set: Some(SetFigures {
+                backup_timestamp: set.timestamp.clone(),
+                backup_database: set.config.databasename.clone(),
+                segment_count: set.segment_count,
+                translated_for_postgres: postgres,
+                files_read,
+                translation: written.translation.iter().map(|t| t.to_string()).collect(),
+            }),
+            ..Report::new(Some(Kind::BackupSet), "")
+        };
+        report.set_tables(tables);
+        report
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

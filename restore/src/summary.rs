@@ -61,7 +61,7 @@ pub fn report(cli: &Cli, report: &Report) -> std::io::Result<ExitCode> {
     }
     let (verb, into) = if cli.verify_only {
         ("verified", String::new())
-    } else if cli.file.is_some() {
+    } else if cli.file.is_some() || cli.to_sql.is_some() {
         ("wrote the SQL of", format!(" into {}", report.target))
     } else {
         ("restored", format!(" into {}", report.target))
@@ -270,33 +270,16 @@ pub fn to_sql(cli: &Cli, out: &Path, filter: Filter) -> anyhow::Result<ExitCode>
         filter,
         on_error_continue: cli.on_error_continue,
     };
-    let report = write_sql(&set, out, &opts)?;
-    let rows: u64 = report.tables.iter().map(|t| t.rows).sum();
-    let tables: Vec<serde_json::Value> = report
-        .tables
+    let started = std::time::Instant::now();
+    let postgres = matches!(opts.target, Target::Postgres);
+    let written = write_sql(&set, out, &opts)?;
+    let mut r = Report::of_set_script(&set, written, out, postgres);
+    r.input = cli
+        .paths
         .iter()
-        .map(|t| serde_json::json!({"table": t.name, "rows": t.rows, "bytes": t.bytes, "files": t.files.len()}))
-        .collect();
-    json(
-        cli,
-        &serde_json::json!({
-            "tool": "cbrestore",
-            "to_sql": out.display().to_string(),
-            "backup_timestamp": set.timestamp,
-            "tables": tables,
-            "total_rows": rows,
-            "statements": report.statements,
-            "translation": report.translation.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
-            "errors": report.errors_skipped,
-            "warnings": report.warnings,
-        }),
-    )?;
-    logline::say!(
-        "cbrestore: wrote {}: {} tables, {} rows, {} statements",
-        out.display(),
-        report.tables.len(),
-        rows,
-        report.statements
-    );
-    Ok(with_errors(&report.errors_skipped))
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    r.elapsed_seconds = started.elapsed().as_secs_f64();
+    Ok(report(cli, &r)?)
 }

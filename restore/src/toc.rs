@@ -356,7 +356,7 @@ pub fn read_use_list(text: &str) -> (Vec<i32>, Vec<String>) {
 /// The object an `ALTER ... OWNER TO` names, as `_getObjectDescription` builds it: the kind and
 /// the quoted (qualified) name, or for routines and operators the signature from the entry's
 /// DROP statement, which is the only unambiguous name of an overloaded one.
-pub fn object_description(e: &TocEntry) -> Option<String> {
+pub fn object_description(e: &TocEntry, pg17: bool) -> Option<String> {
     let desc = e.desc();
     let tag = e.tag();
     let ns = e.namespace();
@@ -386,9 +386,9 @@ pub fn object_description(e: &TocEntry) -> Option<String> {
             } else {
                 quote::display(&ns, &tag)
             };
-            // pg_restore's ALTER TABLE for views and sequences.
+            // pg_restore 16 and earlier: ALTER TABLE for views and sequences.
             let kind = match desc.as_ref() {
-                "VIEW" | "SEQUENCE" | "MATERIALIZED VIEW" => "TABLE",
+                "VIEW" | "SEQUENCE" | "MATERIALIZED VIEW" if !pg17 => "TABLE",
                 d => d,
             };
             Some(format!("{kind} {name}"))
@@ -468,16 +468,26 @@ fn acl_per_blob(acl: &TocEntry, blobs: &TocEntry) -> String {
     out
 }
 
+/// How pg_restore spells what it issues: `-O`, and the pg_restore version written for (the
+/// one of the pg_dump that made the archive): pg_restore 17 and later (archive format 1.16 on)
+/// name views, sequences and materialized views as such in owner statements (16 and earlier
+/// said `ALTER TABLE`) and set `transaction_timeout`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Style {
+    pub no_owner: bool,
+    pub pg17: bool,
+}
+
 /// What pg_restore issues for an entry on a connection: the placement it needs (see
 /// [`Placement`], set every time: a batch or a worker's connection has no known state), the
 /// definition, the owner statement.
 pub fn entry_sql<'a>(
     e: &TocEntry,
-    no_owner: bool,
+    style: Style,
     find: impl Fn(i32) -> Option<&'a TocEntry>,
 ) -> String {
     let mut sql = Placement::default().select(e).replace(";\n\n", ";\n");
-    let parts = EntryParts::of(e, no_owner, find);
+    let parts = EntryParts::of(e, style, find);
     sql.push_str(&parts.body);
     if let Some(owner) = &parts.owner {
         if e.is("BLOB METADATA") {
@@ -495,21 +505,23 @@ pub fn entry_sql<'a>(
 /// empty line.
 pub fn script_entry<'a>(
     e: &TocEntry,
-    no_owner: bool,
+    style: Style,
     find: impl Fn(i32) -> Option<&'a TocEntry>,
     placement: &mut Placement,
     header: &str,
 ) -> String {
     let mut text = placement.select(e);
     text.push_str(header);
-    let parts = EntryParts::of(e, no_owner, find);
+    let parts = EntryParts::of(e, style, find);
+    // `IssueCommandPerBlob` ends its statements with an empty line of its own.
+    let end = if e.is("BLOB METADATA") { "" } else { "\n\n" };
     if !parts.body.is_empty() {
         text.push_str(&parts.body);
-        text.push_str("\n\n");
+        text.push_str(end);
     }
     if let Some(owner) = &parts.owner {
         text.push_str(owner);
-        text.push_str("\n\n");
+        text.push_str(end);
     }
     text.push_str(&parts.tail);
     text
@@ -526,12 +538,13 @@ struct EntryParts {
 }
 
 impl EntryParts {
-    fn of<'a>(e: &TocEntry, no_owner: bool, find: impl Fn(i32) -> Option<&'a TocEntry>) -> Self {
+    fn of<'a>(e: &TocEntry, style: Style, find: impl Fn(i32) -> Option<&'a TocEntry>) -> Self {
+        let no_owner = style.no_owner;
         let desc = e.desc();
         let body = if no_owner && desc == "SCHEMA" && !e.defn().starts_with("--") {
             format!("CREATE SCHEMA {};\n", quote::name(&e.tag()))
         } else if desc == "BLOB METADATA" {
-            per_blob(e, "SELECT pg_catalog.lo_create('", "')")
+            per_blob(e, "SELECT pg_catalog.lo_create('", "')") + "\n"
         } else if desc == "ACL" && e.tag().starts_with("LARGE OBJECTS") {
             let blobs = e.dependencies().first().and_then(|d| find(*d));
             blobs.map(|b| acl_per_blob(e, b)).unwrap_or_default()
@@ -544,9 +557,10 @@ impl EntryParts {
             None
         } else if desc == "BLOB METADATA" {
             let end = format!(" OWNER TO {}", quote::name(&owner));
-            Some(per_blob(e, "ALTER LARGE OBJECT ", &end))
+            Some(per_blob(e, "ALTER LARGE OBJECT ", &end) + "\n")
         } else {
-            object_description(e).map(|o| format!("ALTER {o} OWNER TO {};", quote::name(&owner)))
+            object_description(e, style.pg17)
+                .map(|o| format!("ALTER {o} OWNER TO {};", quote::name(&owner)))
         };
         let mut tail = String::new();
         if e.relkind == i64::from(b'p') {
@@ -616,10 +630,18 @@ pub fn drop_sql(e: &TocEntry, if_exists: bool) -> Option<String> {
         return Some(format!("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid = '{}';\n", e.tag()));
     }
     if e.is("BLOB METADATA") {
-        let mut out = String::new();
-        for oid in blob_oids(e) {
-            out.push_str(&format!("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid = '{oid}';\n"));
-        }
+        // `IssueCommandPerBlob`: a statement per object, then an empty line (the entry's own
+        // DROP is a placeholder).
+        let mut out = if if_exists {
+            per_blob(
+                e,
+                "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE oid = '",
+                "'",
+            )
+        } else {
+            per_blob(e, "SELECT pg_catalog.lo_unlink('", "')")
+        };
+        out.push('\n');
         return Some(out);
     }
     let drop = e.drop_stmt();
@@ -861,7 +883,7 @@ mod tests {
             "DROP PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer);\n",
             "alice",
         );
-        assert!(entry_sql(&p, false, |_| None).ends_with(
+        assert!(entry_sql(&p, Style::default(), |_| None).ends_with(
             "\nALTER PROCEDURE public.ptest10(OUT a integer, IN b integer, IN c integer) OWNER TO alice;\n"
         ));
         let t = entry(
@@ -872,7 +894,7 @@ mod tests {
             "DROP TABLE x;",
             "Bob",
         );
-        assert!(entry_sql(&t, false, |_| None)
+        assert!(entry_sql(&t, Style::default(), |_| None)
             .ends_with("\nALTER TABLE \"Sales\".\"Big T\" OWNER TO \"Bob\";\n"));
         let v = entry(
             "VIEW",
@@ -882,12 +904,27 @@ mod tests {
             "DROP VIEW x;",
             "select",
         );
-        assert!(entry_sql(&v, false, |_| None)
+        let pg17 = Style {
+            no_owner: false,
+            pg17: true,
+        };
+        assert!(
+            entry_sql(&v, pg17, |_| None).ends_with("\nALTER VIEW public.v OWNER TO \"select\";\n")
+        );
+        assert!(entry_sql(&v, Style::default(), |_| None)
             .ends_with("\nALTER TABLE public.v OWNER TO \"select\";\n"));
-        assert!(!entry_sql(&t, true, |_| None).contains("OWNER"));
+        assert!(!entry_sql(
+            &t,
+            Style {
+                no_owner: true,
+                pg17: false
+            },
+            |_| None
+        )
+        .contains("OWNER"));
         // No DROP statement: not separately ownable, no owner statement.
         let c = entry("COMMENT", "public", "TABLE t", "COMMENT ...;", "", "alice");
-        assert!(!entry_sql(&c, false, |_| None).contains("OWNER"));
+        assert!(!entry_sql(&c, Style::default(), |_| None).contains("OWNER"));
     }
 
     #[test]
@@ -901,9 +938,9 @@ mod tests {
             "alice",
         );
         assert_eq!(
-            entry_sql(&meta, false, |_| None),
-            "SELECT pg_catalog.lo_create('16400');\nSELECT pg_catalog.lo_create('16401');\n\
-             ALTER LARGE OBJECT 16400 OWNER TO alice;\nALTER LARGE OBJECT 16401 OWNER TO alice;\n"
+            entry_sql(&meta, Style::default(), |_| None),
+            "SELECT pg_catalog.lo_create('16400');\nSELECT pg_catalog.lo_create('16401');\n\n\
+             ALTER LARGE OBJECT 16400 OWNER TO alice;\nALTER LARGE OBJECT 16401 OWNER TO alice;\n\n"
         );
         let acl = entry(
             "ACL",
@@ -914,7 +951,7 @@ mod tests {
             "alice",
         );
         assert_eq!(
-            entry_sql(&acl, false, |_| Some(&meta)),
+            entry_sql(&acl, Style::default(), |_| Some(&meta)),
             "GRANT SELECT ON LARGE OBJECT 16400 TO \"r;1\";\nGRANT SELECT ON LARGE OBJECT 16401 TO \"r;1\";\n\
              REVOKE ALL ON LARGE OBJECT 16400 FROM PUBLIC;\nREVOKE ALL ON LARGE OBJECT 16401 FROM PUBLIC;\n"
         );
