@@ -46,7 +46,7 @@ impl Policy {
         {
             return Err(RestoreError::Interrupted);
         }
-        if self.continue_on_error {
+        if self.continue_on_error && !connection_lost(&error) {
             let what = error.to_string();
             logline::say!("cbrestore: error (continuing): {what}");
             self.errors.lock().expect("errors lock").push(what);
@@ -59,6 +59,29 @@ impl Policy {
     pub fn errors(&self) -> Vec<String> {
         self.errors.lock().expect("errors lock").clone()
     }
+}
+
+/// Whether `error` says the session itself is gone (its backend terminated, the server
+/// restarted, the socket closed): not one step's error to skip, since no later step can run on
+/// that connection. Skipping it made every later step fail the same way ("connection closed"
+/// for each of the 20 entries of kill_phases.rs's archive after its backend was terminated)
+/// and the restore end as finished: `--resume` then had nothing to do and the target stayed
+/// empty. The deepest cause is the server's or the driver's message (the statement quoted
+/// around it could say anything).
+fn connection_lost(error: &RestoreError) -> bool {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let what = cause.to_string();
+    [
+        "FATAL: ",
+        "PANIC: ",
+        "connection closed",
+        "error communicating with the server",
+    ]
+    .iter()
+    .any(|m| what.starts_with(m) || what.contains(&format!(": {m}")) || what == *m)
 }
 
 /// Why a step failed.

@@ -62,6 +62,7 @@ CREATE INDEX indexed_t ON public.indexed (t);
 ALTER TABLE public.keyed ADD CONSTRAINT keyed_pkey PRIMARY KEY (id);
 ALTER TABLE public.referencing ADD CONSTRAINT referencing_keyed FOREIGN KEY (keyed_id) REFERENCES public.keyed (id);
 CREATE TRIGGER triggered_stamp BEFORE INSERT ON public.triggered FOR EACH ROW EXECUTE FUNCTION public.stamp();
+COMMENT ON TABLE public.copied IS 'its COMMENT waits for pg_description';
 SELECT pg_catalog.lo_from_bytea(0, convert_to(repeat('a large object ', 30000), 'UTF8'));
 SELECT pg_catalog.lo_from_bytea(0, '\x00ff');
 "#
@@ -115,6 +116,20 @@ struct Phase<'a> {
     /// Stopped in its COMMIT: the server commits it after a kill of cbrestore.
     in_commit: bool,
 }
+
+/// Pre-data: a COMMENT waits for `pg_description`, held from the start (nothing else of the
+/// restore writes it), in the middle of the statements that create the tables.
+const PRE_DATA: Phase<'static> = Phase {
+    name: "pre-data",
+    gate: None,
+    table: None,
+    from_start: Some("LOCK TABLE pg_catalog.pg_description IN SHARE MODE"),
+    waits: "relation",
+    statement: "COMMENT ON TABLE public.copied ",
+    there: "SELECT count(*) > 0 FROM pg_catalog.pg_description d \
+            JOIN pg_catalog.pg_class c ON c.oid = d.objoid WHERE c.relname = 'copied'",
+    in_commit: false,
+};
 
 const COPY: Phase<'static> = Phase {
     name: "COPY",
@@ -205,7 +220,15 @@ const IN_COMMIT: Phase<'static> = Phase {
 };
 
 /// Every phase of a pg_dump archive or script.
-const PHASES: [Phase<'static>; 6] = [COPY, INDEX, KEY, FOREIGN_KEY, TRIGGER, LARGE_OBJECTS];
+const PHASES: [Phase<'static>; 7] = [
+    PRE_DATA,
+    COPY,
+    INDEX,
+    KEY,
+    FOREIGN_KEY,
+    TRIGGER,
+    LARGE_OBJECTS,
+];
 
 /// How the stopped restore ends.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -348,13 +371,28 @@ fn end(
                 !out.status.success(),
                 "a restore whose connection died failed: {err}"
             );
+            // Stopped in its first step, a restore has nothing to resume (no state file): the
+            // same command again is the way on. Else the failure says how to resume.
             assert!(
-                err.contains("--resume"),
+                err.contains("--resume") || !has_state(server, db),
                 "the failure says how to resume: {err}"
             );
             err
         }
     }
+}
+
+/// Whether a state file of a restore into `db` is in the state directory (the tool's
+/// `XDG_STATE_HOME`; the file is named `cbrestore-INPUT-DB-DIGEST.json`).
+fn has_state(server: &TestServer, db: &str) -> bool {
+    let dir = server.scratch().join("xdg-state").join("cbtools");
+    let needle = format!("-{db}-");
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().contains(&needle))
+        })
+        .unwrap_or(false)
 }
 
 /// [`Stop::Commit`]: commits wait for a synchronous standby from now on, the locks go, and
@@ -433,6 +471,9 @@ fn start() -> TestServer {
     server.set_conf("wal_level", "replica");
     server.set_conf("max_wal_senders", "2");
     server.set_conf("synchronous_commit", "on");
+    // A script's statements go in batches: the statement a step waits in is found in the
+    // batch's text, past the default 1 kB pg_stat_activity keeps.
+    server.set_conf("track_activity_query_size", "65536");
     server.restart();
     server
         .client("postgres")
@@ -584,7 +625,7 @@ fn gpbackup_set_killed_at_every_phase() {
         .batch_execute("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata")
         .unwrap();
     let input = Input::of("gpbackup", args(&["-j", "2"], &root), "src");
-    matrix(&server, &input, &PHASES[..5], &[Stop::Kill, Stop::Commit]);
+    matrix(&server, &input, &PHASES[..6], &[Stop::Kill, Stop::Commit]);
 }
 
 /// A data-only restore into tables that are there already, one of which has a deferred
@@ -692,4 +733,20 @@ fn a_fixture_sets_data_load_killed_and_resumed() {
         &[load],
         &[Stop::Kill, Stop::Terminate, Stop::Commit],
     );
+}
+
+/// `--on-error-continue` skips a failing step, not a dead session: the backend terminated at
+/// any phase, the restore stops (it used to fail every later step on the closed connection and
+/// end as finished, so `--resume` had nothing to do and the target stayed empty).
+#[test]
+fn a_lost_connection_stops_a_restore_that_continues_on_errors() {
+    let continuing = ["--on-error-continue"];
+    every_phase(
+        "cont_custom",
+        &["-Fc"],
+        "a.dump",
+        &continuing,
+        &[Stop::Terminate],
+    );
+    every_phase("cont_plain", &[], "a.sql", &continuing, &[Stop::Terminate]);
 }
