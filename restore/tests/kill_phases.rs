@@ -574,7 +574,7 @@ fn custom_archive_killed_at_every_phase() {
 
 #[test]
 fn directory_archive_with_two_jobs_killed_at_every_phase() {
-    let stops = [Stop::Kill, Stop::Commit];
+    let stops = [Stop::Kill, Stop::Terminate, Stop::Commit];
     every_phase("directory", &["-Fd"], "a.dir", &["-j", "2"], &stops);
 }
 
@@ -625,7 +625,12 @@ fn gpbackup_set_killed_at_every_phase() {
         .batch_execute("SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata")
         .unwrap();
     let input = Input::of("gpbackup", args(&["-j", "2"], &root), "src");
-    matrix(&server, &input, &PHASES[..6], &[Stop::Kill, Stop::Commit]);
+    matrix(
+        &server,
+        &input,
+        &PHASES[..6],
+        &[Stop::Kill, Stop::Terminate, Stop::Commit],
+    );
 }
 
 /// A data-only restore into tables that are there already, one of which has a deferred
@@ -749,4 +754,6 @@ fn a_lost_connection_stops_a_restore_that_continues_on_errors() {
         &[Stop::Terminate],
     );
     every_phase("cont_plain", &[], "a.sql", &continuing, &[Stop::Terminate]);
+    let two_jobs = ["--on-error-continue", "-j", "2"];
+    every_phase("cont_dir", &["-Fd"], "a.dir", &two_jobs, &[Stop::Terminate]);
 }
