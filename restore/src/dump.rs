@@ -260,6 +260,7 @@ fn open_out(
                 return Err(RestoreError::Step(format!("{}: {msg}", entry_label(db))));
             }
         }
+        database_settings(&mut admin, o, db, entries)?;
         conn = o.conn.with_dbname(&db.tag());
     }
     let mut client = crate::cancel::connect(&conn)?;
@@ -285,6 +286,39 @@ fn finish(target: Target, o: &DumpRestoreOptions) -> Result<(), RestoreError> {
             Ok(s.finish()?)
         }
     }
+}
+
+/// `-C`: what pg_restore issues for the new database besides its CREATE: its owner (unless
+/// `-O`) and its properties (`ALTER DATABASE ... SET`, the `DATABASE PROPERTIES` entry), each
+/// on its own (CREATE DATABASE's implicit transaction takes nothing else); again on a resume,
+/// as they change nothing the second time.
+fn database_settings(
+    admin: &mut Client,
+    o: &DumpRestoreOptions,
+    db: &TocEntry,
+    entries: &[TocEntry],
+) -> Result<(), RestoreError> {
+    let style = toc::Style {
+        no_owner: o.no_owner,
+        pg17: false,
+    };
+    let mut steps: Vec<(&TocEntry, String)> = Vec::new();
+    if let Some(owner) = toc::owner_sql(db, style) {
+        steps.push((db, owner));
+    }
+    for p in entries.iter().filter(|e| e.is("DATABASE PROPERTIES")) {
+        steps.push((p, p.defn().into_owned()));
+    }
+    for (e, sql) in steps {
+        admin.batch_execute(&sql).map_err(|x| {
+            RestoreError::Step(format!(
+                "{}: {}",
+                entry_label(e),
+                cluster::error::server_message(&x)
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Session settings every connection runs first (pg_restore's fixed state).

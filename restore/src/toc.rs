@@ -551,17 +551,7 @@ impl EntryParts {
         } else {
             e.defn().into_owned()
         };
-        let owner = e.owner();
-        let ownable = !no_owner && !owner.is_empty() && !e.drop_stmt().is_empty();
-        let owner = if !ownable {
-            None
-        } else if desc == "BLOB METADATA" {
-            let end = format!(" OWNER TO {}", quote::name(&owner));
-            Some(per_blob(e, "ALTER LARGE OBJECT ", &end) + "\n")
-        } else {
-            object_description(e, style.pg17)
-                .map(|o| format!("ALTER {o} OWNER TO {};", quote::name(&owner)))
-        };
+        let owner = owner_sql(e, style);
         let mut tail = String::new();
         if e.relkind == i64::from(b'p') {
             if let Some(am) = e.tableam.as_ref().filter(|a| !a.is_empty()) {
@@ -574,6 +564,22 @@ impl EntryParts {
         }
         EntryParts { body, owner, tail }
     }
+}
+
+/// The owner statement pg_restore issues after an entry (`ALTER <object> OWNER TO <owner>;`, one
+/// per large object of a `BLOB METADATA` entry), unless `-O` or the entry has no owner or no
+/// DROP (not separately ownable).
+pub fn owner_sql(e: &TocEntry, style: Style) -> Option<String> {
+    let owner = e.owner();
+    if style.no_owner || owner.is_empty() || e.drop_stmt().is_empty() {
+        return None;
+    }
+    if e.is("BLOB METADATA") {
+        let end = format!(" OWNER TO {}", quote::name(&owner));
+        return Some(per_blob(e, "ALTER LARGE OBJECT ", &end) + "\n");
+    }
+    object_description(e, style.pg17)
+        .map(|o| format!("ALTER {o} OWNER TO {};", quote::name(&owner)))
 }
 
 /// Where pg_restore creates objects (`_selectTablespace`, `_selectTableAccessMethod`): the

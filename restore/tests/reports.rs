@@ -411,3 +411,61 @@ fn regression_database_scripts_are_pg_restores() {
         }
     }
 }
+
+/// `-C` restores the database as pg_restore does: created, owned by its owner, with its
+/// settings (`DATABASE PROPERTIES`) and its comment; without `-C` neither the comment nor the
+/// settings touch the database restored into.
+#[test]
+fn create_restores_the_database_owner_settings_and_comment() {
+    let (server, _) = source();
+    server.psql(
+        "src",
+        "ALTER DATABASE src OWNER TO \"Odd Role\"; ALTER DATABASE src SET work_mem = '7MB';",
+    );
+    let archive = server.scratch().join("db.dump");
+    pg_dump(&server, &["-Fc"], &archive);
+    let a = archive.to_str().unwrap();
+    // Without -C: into another database, which keeps its own comment and settings.
+    server.create_db("plain");
+    let out = cbrestore(&server, &["-d", "plain", a]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.psql("postgres", "DROP DATABASE src WITH (FORCE);");
+    let out = cbrestore(&server, &["-C", "-d", "postgres", a]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut c = server.client("postgres");
+    let row = c
+        .query_one(
+            "SELECT pg_get_userbyid(d.datdba)::text, shobj_description(d.oid, 'pg_database'), \
+                    (SELECT array_to_string(setconfig, ',') FROM pg_db_role_setting s \
+                      WHERE s.setdatabase = d.oid AND s.setrole = 0) \
+               FROM pg_database d WHERE datname = $1",
+            &[&"src"],
+        )
+        .unwrap();
+    let (owner, comment, settings): (String, Option<String>, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    assert_eq!(owner, "Odd Role");
+    assert_eq!(comment.as_deref(), Some("the source"));
+    assert_eq!(settings.as_deref(), Some("work_mem=7MB"));
+    let row = c
+        .query_one(
+            "SELECT shobj_description(d.oid, 'pg_database'), \
+                    (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) \
+               FROM pg_database d WHERE datname = 'plain'",
+            &[],
+        )
+        .unwrap();
+    let (comment, settings): (Option<String>, i64) = (row.get(0), row.get(1));
+    assert_eq!((comment, settings), (None, 0));
+    assert_eq!(count(&server, "src", "SELECT count(*) FROM public.a"), 100);
+}
