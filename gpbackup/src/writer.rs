@@ -154,6 +154,11 @@ pub trait SetSource {
     fn sequences(&mut self) -> Result<Vec<SequenceValue>>;
     /// An identifier quoted as the server's `quote_ident` does (toc names are written so).
     fn quote_ident(&mut self, name: &str) -> Result<String>;
+    /// Several identifiers quoted as [`SetSource::quote_ident`] does, in order; one round trip
+    /// where the source can.
+    fn quote_idents(&mut self, names: &[String]) -> Result<Vec<String>> {
+        names.iter().map(|n| self.quote_ident(n)).collect()
+    }
     /// A `pg_dump` command for the set's schema; the writer adds `--schema-only
     /// --format=custom --file=...` and renders the archive's sections with [`SetSource::pg_restore`].
     fn pg_dump(&mut self) -> Result<Command>;
@@ -802,10 +807,15 @@ fn write_metadata(
         endbyte: out.pos,
         ..Default::default()
     });
+    let quoted = quoted_names(source, &schema)?;
     for section in SECTIONS {
         let sql = schema.section(section)?;
         let mut emit = |header: DumpHeader, body: String| -> Result<()> {
-            let mut entry = entry_for(source, &header, &body)?;
+            let mut quote = |name: &str| match quoted.get(name) {
+                Some(q) => Ok(q.clone()),
+                None => source.quote_ident(name),
+            };
+            let mut entry = entry_for(&mut quote, &header, &body)?;
             entry.startbyte = out.pos;
             out.put(b"\n\n")?;
             out.put(body.as_bytes())?;
@@ -825,6 +835,39 @@ fn write_metadata(
         }
     }
     out.file.commit()
+}
+
+/// Every identifier the toc entries of both sections name, quoted by the source in one call
+/// (a first pass over the rendered sections): asked one at a time, pagila's 500 names were 500
+/// round trips, 0.26 s after the last table's COPY on the stand-in.
+fn quoted_names(
+    source: &mut dyn SetSource,
+    schema: &SchemaDump,
+) -> Result<std::collections::HashMap<String, String>> {
+    let mut names: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for section in SECTIONS {
+        let sql = schema.section(section)?;
+        split_dump(BufReader::new(sql), |header, body| {
+            let mut note = |name: &str| {
+                if seen.insert(name.to_string()) {
+                    names.push(name.to_string());
+                }
+                Ok(name.to_string())
+            };
+            entry_for(&mut note, &header, &body).map(|_| ())
+        })
+        .map_err(|e| werr(format!("reading pg_dump's {section} output: {e}")))?;
+    }
+    let quoted = source.quote_idents(&names)?;
+    if quoted.len() != names.len() {
+        return Err(werr(format!(
+            "quoting {} names gave {}",
+            names.len(),
+            quoted.len()
+        )));
+    }
+    Ok(names.into_iter().zip(quoted).collect())
 }
 
 fn write_sequence_values(
@@ -995,10 +1038,13 @@ fn split_dump(
 }
 
 /// The toc entry gpbackup would write for a pg_dump object.
-fn entry_for(client: &mut dyn SetSource, h: &DumpHeader, body: &str) -> Result<MetadataEntry> {
-    let quote = |client: &mut dyn SetSource, s: &str| client.quote_ident(s);
+fn entry_for(
+    quote: &mut dyn FnMut(&str) -> Result<String>,
+    h: &DumpHeader,
+    body: &str,
+) -> Result<MetadataEntry> {
     let schema = match &h.schema {
-        Some(s) => quote(client, s)?,
+        Some(s) => quote(s)?,
         None => String::new(),
     };
     let mut entry = MetadataEntry {
@@ -1014,15 +1060,11 @@ fn entry_for(client: &mut dyn SetSource, h: &DumpHeader, body: &str) -> Result<M
             } else {
                 h.kind.clone()
             };
-            (
-                kind,
-                quote(client, obj)?,
-                format!("{schema}.{}", quote(client, table)?),
-            )
+            (kind, quote(obj)?, format!("{schema}.{}", quote(table)?))
         }
         "DEFAULT" => {
             let table = h.name.split_once(' ').map(|(t, _)| t).unwrap_or(&h.name);
-            ("TABLE".to_string(), quote(client, table)?, String::new())
+            ("TABLE".to_string(), quote(table)?, String::new())
         }
         "SEQUENCE OWNED BY" => {
             let reference = body
@@ -1030,11 +1072,7 @@ fn entry_for(client: &mut dyn SetSource, h: &DumpHeader, body: &str) -> Result<M
                 .and_then(|(_, r)| r.trim().trim_end_matches(';').rsplit_once('.'))
                 .map(|(table, _col)| table.to_string())
                 .unwrap_or_default();
-            (
-                "SEQUENCE OWNER".to_string(),
-                quote(client, &h.name)?,
-                reference,
-            )
+            ("SEQUENCE OWNER".to_string(), quote(&h.name)?, reference)
         }
         "ACL" | "COMMENT" => {
             // "TABLE t", "SCHEMA s", "COLUMN t.c", "FUNCTION f(integer)", ...
@@ -1042,11 +1080,11 @@ fn entry_for(client: &mut dyn SetSource, h: &DumpHeader, body: &str) -> Result<M
             match kind {
                 "COLUMN" => {
                     let table = obj.split_once('.').map(|(t, _)| t).unwrap_or(obj);
-                    ("TABLE".to_string(), quote(client, table)?, String::new())
+                    ("TABLE".to_string(), quote(table)?, String::new())
                 }
                 "TABLE" | "SCHEMA" | "SEQUENCE" | "VIEW" | "TYPE" | "DOMAIN" | "EXTENSION"
                 | "INDEX" => {
-                    let name = quote(client, obj)?;
+                    let name = quote(obj)?;
                     if kind == "SCHEMA" {
                         entry.schema = name.clone();
                     }
@@ -1057,12 +1095,12 @@ fn entry_for(client: &mut dyn SetSource, h: &DumpHeader, body: &str) -> Result<M
         }
         "FUNCTION" | "PROCEDURE" | "AGGREGATE" => (h.kind.clone(), h.name.clone(), String::new()),
         "SCHEMA" => {
-            let name = quote(client, &h.name)?;
+            let name = quote(&h.name)?;
             entry.schema = name.clone();
             ("SCHEMA".to_string(), name, String::new())
         }
-        "INDEX" => (h.kind.clone(), quote(client, &h.name)?, index_table(body)),
-        other => (other.to_string(), quote(client, &h.name)?, String::new()),
+        "INDEX" => (h.kind.clone(), quote(&h.name)?, index_table(body)),
+        other => (other.to_string(), quote(&h.name)?, String::new()),
     };
     entry.objecttype = objecttype;
     entry.name = name;
