@@ -45,6 +45,8 @@ CREATE SCHEMA other;
 CREATE TABLE other.t (a int) DISTRIBUTED BY (a);
 INSERT INTO other.t SELECT generate_series(1, 50);
 CREATE SEQUENCE s1;
+COMMENT ON TABLE orders IS 'the orders';
+COMMENT ON COLUMN orders.note IS 'a note';
 SELECT setval('s1', 42);
 "#;
 
@@ -245,6 +247,36 @@ fn on_segment_set_restores_into_mpp_and_postgres() {
             "{name}"
         );
     }
+
+    // A filtered restore keeps the table's comments: their toc entries name the table as its
+    // own entry does (the MPP's pg_dump heads a table comment `TABLE public.orders `).
+    pg.create_db("one");
+    let out = pg
+        .tool(testkit::workspace_bin("cbrestore"))
+        .args([
+            "-d",
+            "one",
+            "--target",
+            "postgres",
+            "--include-table",
+            "public.orders",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    ok(&out, "cbrestore --include-table public.orders");
+    let comments: Vec<String> = pg
+        .client("one")
+        .query(
+            "SELECT description FROM pg_description WHERE objoid = 'public.orders'::regclass \
+              ORDER BY objsubid",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(comments, ["the orders", "a note"]);
 
     admin.batch_execute(&format!("DROP DATABASE {db}")).unwrap();
     admin2

@@ -1075,16 +1075,20 @@ fn entry_for(
             ("SEQUENCE OWNER".to_string(), quote(&h.name)?, reference)
         }
         "ACL" | "COMMENT" => {
-            // "TABLE t", "SCHEMA s", "COLUMN t.c", "FUNCTION f(integer)", ...
+            // "TABLE t", "SCHEMA s", "COLUMN t.c", "FUNCTION f(integer)", ... The object is SQL
+            // already (pg_dump's fmtId: quoted where needed), and the Greenplum-7 family's
+            // pg_dump writes a table's or view's comment schema-qualified with a trailing space
+            // (`TABLE public.orders `): its last name is the entry's, as it stands.
             let (kind, obj) = h.name.split_once(' ').unwrap_or(("", h.name.as_str()));
+            let parts = sql_name_parts(obj);
             match kind {
                 "COLUMN" => {
-                    let table = obj.split_once('.').map(|(t, _)| t).unwrap_or(obj);
-                    ("TABLE".to_string(), quote(table)?, String::new())
+                    let table = parts.iter().rev().nth(1).cloned().unwrap_or_default();
+                    ("TABLE".to_string(), table, String::new())
                 }
                 "TABLE" | "SCHEMA" | "SEQUENCE" | "VIEW" | "TYPE" | "DOMAIN" | "EXTENSION"
                 | "INDEX" => {
-                    let name = quote(obj)?;
+                    let name = parts.last().cloned().unwrap_or_default();
                     if kind == "SCHEMA" {
                         entry.schema = name.clone();
                     }
@@ -1106,6 +1110,27 @@ fn entry_for(
     entry.name = name;
     entry.referenceobject = reference;
     Ok(entry)
+}
+
+/// The dot-separated names of a (possibly qualified) SQL name, each as written (quotes kept),
+/// split outside double quotes and trimmed.
+fn sql_name_parts(sql: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    for ch in sql.trim().chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            '.' if !quoted => {
+                parts.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = parts.last_mut() {
+            last.push(ch);
+        }
+    }
+    parts.into_iter().map(|p| p.trim().to_string()).collect()
 }
 
 /// The relation of `CREATE INDEX ... ON [ONLY] <relation> USING ...` (gpbackup records it as the
@@ -1138,6 +1163,35 @@ mod tests {
             index_table("CREATE INDEX \"a ON b\" ON ONLY \"S\".\"T USING x\" USING btree (v);"),
             "\"S\".\"T USING x\""
         );
+    }
+
+    #[test]
+    fn comment_and_acl_entries_name_their_object_as_pg_dump_quoted_it() {
+        let header = |name: &str, kind: &str| DumpHeader {
+            name: name.into(),
+            kind: kind.into(),
+            schema: Some("Sch-1".into()),
+        };
+        let mut quote = |n: &str| Ok(format!("<{n}>"));
+        for (name, kind, want_type, want_name) in [
+            (
+                "TABLE \"Sch-1\".\"Mixed Case\" ",
+                "COMMENT",
+                "TABLE",
+                "\"Mixed Case\"",
+            ),
+            ("TABLE public.orders ", "COMMENT", "TABLE", "orders"),
+            ("TABLE orders", "ACL", "TABLE", "orders"),
+            ("COLUMN \"a.b\".\"Col B\"", "COMMENT", "TABLE", "\"a.b\""),
+            ("SCHEMA other", "ACL", "SCHEMA", "other"),
+        ] {
+            let e = entry_for(&mut quote, &header(name, kind), "").unwrap();
+            assert_eq!(
+                (e.objecttype.as_str(), e.name.as_str()),
+                (want_type, want_name),
+                "{name}"
+            );
+        }
     }
 
     #[test]
