@@ -766,17 +766,20 @@ fn cancelling<T>(
     let token = client.cancel_token();
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        scope.spawn(|| {
+        let watcher = scope.spawn(|| {
             while !done.load(Ordering::SeqCst) {
                 if abort.load(Ordering::SeqCst) {
                     let _ = token.cancel_query(postgres::NoTls);
                     return;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                // Unparked when the work ends: a plain sleep kept every table's load waiting
+                // up to 50 ms for its watcher.
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
             }
         });
         let result = work(client);
         done.store(true, Ordering::SeqCst);
+        watcher.thread().unpark();
         result
     })
 }
