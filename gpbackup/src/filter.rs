@@ -110,6 +110,12 @@ impl Filter {
             return self.table_included(&e.schema, &e.name)
                 && self.relation_fqn_included(&e.referenceobject);
         }
+        if e.objecttype == "PUBLICATION TABLE" {
+            // The publication itself is schema-less, so a table list leaves it out (as it
+            // leaves functions out): its membership follows both the publication and the table.
+            return self.include_tables.is_empty()
+                && self.relation_fqn_included(&e.referenceobject);
+        }
         if RELATION_TYPES.contains(&base_type) {
             return self.table_included(&e.schema, &e.name);
         }
@@ -179,5 +185,17 @@ mod tests {
         assert!(f.entry_included(Section::Predata, &entry("FUNCTION", "s", "f()", "")));
         assert!(!f.entry_included(Section::Predata, &entry("FUNCTION", "public", "f()", "")));
         assert_eq!(split_fqn("\"a.b\".c"), Some(("\"a.b\"", "c")));
+        let membership = entry("PUBLICATION TABLE", "s", "p", "s.t");
+        assert!(f.entry_included(Section::Postdata, &membership));
+        let f = Filter {
+            exclude_tables: vec!["s.t".into()],
+            ..Default::default()
+        };
+        assert!(!f.entry_included(Section::Postdata, &membership));
+        let f = Filter {
+            include_tables: vec!["s.t".into()],
+            ..Default::default()
+        };
+        assert!(!f.entry_included(Section::Postdata, &membership));
     }
 }

@@ -808,6 +808,7 @@ fn write_metadata(
         ..Default::default()
     });
     let quoted = quoted_names(source, &schema)?;
+    let mut rels = Relations::default();
     for section in SECTIONS {
         let sql = schema.section(section)?;
         let mut emit = |header: DumpHeader, body: String| -> Result<()> {
@@ -815,7 +816,7 @@ fn write_metadata(
                 Some(q) => Ok(q.clone()),
                 None => source.quote_ident(name),
             };
-            let mut entry = entry_for(&mut quote, &header, &body)?;
+            let mut entry = entry_for(&mut quote, &mut rels, &header, &body)?;
             entry.startbyte = out.pos;
             out.put(b"\n\n")?;
             out.put(body.as_bytes())?;
@@ -846,6 +847,7 @@ fn quoted_names(
 ) -> Result<std::collections::HashMap<String, String>> {
     let mut names: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut rels = Relations::default();
     for section in SECTIONS {
         let sql = schema.section(section)?;
         split_dump(BufReader::new(sql), |header, body| {
@@ -855,7 +857,7 @@ fn quoted_names(
                 }
                 Ok(name.to_string())
             };
-            entry_for(&mut note, &header, &body).map(|_| ())
+            entry_for(&mut note, &mut rels, &header, &body).map(|_| ())
         })
         .map_err(|e| werr(format!("reading pg_dump's {section} output: {e}")))?;
     }
@@ -1040,9 +1042,11 @@ fn split_dump(
 /// The toc entry gpbackup would write for a pg_dump object.
 fn entry_for(
     quote: &mut dyn FnMut(&str) -> Result<String>,
+    rels: &mut Relations,
     h: &DumpHeader,
     body: &str,
 ) -> Result<MetadataEntry> {
+    rels.note(h);
     let schema = match &h.schema {
         Some(s) => quote(s)?,
         None => String::new(),
@@ -1054,7 +1058,7 @@ fn entry_for(
     let (objecttype, name, reference) = match h.kind.as_str() {
         // "<table> <object>" names.
         "CONSTRAINT" | "FK CONSTRAINT" | "TRIGGER" | "RULE" | "POLICY" => {
-            let (table, obj) = h.name.split_once(' ').unwrap_or(("", h.name.as_str()));
+            let (table, obj) = rels.split_table_first(h);
             let kind = if h.kind == "FK CONSTRAINT" {
                 "CONSTRAINT".to_string()
             } else {
@@ -1062,8 +1066,14 @@ fn entry_for(
             };
             (kind, quote(obj)?, format!("{schema}.{}", quote(table)?))
         }
+        // "<publication> <table>": the membership follows its table in a filtered restore.
+        "PUBLICATION TABLE" => {
+            let (publication, table) = rels.split_table_last(h);
+            let reference = format!("{schema}.{}", quote(table)?);
+            (h.kind.clone(), quote(publication)?, reference)
+        }
         "DEFAULT" => {
-            let table = h.name.split_once(' ').map(|(t, _)| t).unwrap_or(&h.name);
+            let (table, _column) = rels.split_table_first(h);
             ("TABLE".to_string(), quote(table)?, String::new())
         }
         "SEQUENCE OWNED BY" => {
@@ -1110,6 +1120,50 @@ fn entry_for(
     entry.name = name;
     entry.referenceobject = reference;
     Ok(entry)
+}
+
+/// The relations pg_dump has named so far (pre-data comes first), by schema. pg_dump tags a
+/// table's constraints, triggers, rules, policies and defaults `<table> <object>`, and a
+/// publication's tables `<publication> <table>`, in plain text: where a name holds a space, only
+/// the known tables tell where one name ends (`B b B b_pkey` is the key `B b_pkey` of `B b`).
+#[derive(Default)]
+struct Relations(std::collections::HashMap<String, std::collections::HashSet<String>>);
+
+impl Relations {
+    fn note(&mut self, h: &DumpHeader) {
+        if matches!(
+            h.kind.as_str(),
+            "TABLE" | "VIEW" | "MATERIALIZED VIEW" | "FOREIGN TABLE"
+        ) {
+            let schema = h.schema.clone().unwrap_or_default();
+            self.0.entry(schema).or_default().insert(h.name.clone());
+        }
+    }
+
+    fn known(&self, h: &DumpHeader, table: &str) -> bool {
+        let schema = h.schema.as_deref().unwrap_or_default();
+        self.0.get(schema).is_some_and(|t| t.contains(table))
+    }
+
+    /// `<table> <object>`: the longest known table, else up to the first space.
+    fn split_table_first<'h>(&self, h: &'h DumpHeader) -> (&'h str, &'h str) {
+        let name = h.name.as_str();
+        let mut spaces = name.match_indices(' ').map(|(i, _)| i).rev();
+        match spaces.find(|&i| self.known(h, &name[..i])) {
+            Some(i) => (&name[..i], &name[i + 1..]),
+            None => name.split_once(' ').unwrap_or(("", name)),
+        }
+    }
+
+    /// `<publication> <table>`: the longest known table, else after the first space.
+    fn split_table_last<'h>(&self, h: &'h DumpHeader) -> (&'h str, &'h str) {
+        let name = h.name.as_str();
+        let mut spaces = name.match_indices(' ').map(|(i, _)| i);
+        match spaces.find(|&i| self.known(h, &name[i + 1..])) {
+            Some(i) => (&name[..i], &name[i + 1..]),
+            None => name.split_once(' ').unwrap_or((name, "")),
+        }
+    }
 }
 
 /// The dot-separated names of a (possibly qualified) SQL name, each as written (quotes kept),
@@ -1166,6 +1220,30 @@ mod tests {
     }
 
     #[test]
+    fn tags_of_names_with_spaces_split_at_a_known_table() {
+        let header = |name: &str, kind: &str| DumpHeader {
+            name: name.into(),
+            kind: kind.into(),
+            schema: Some("public".into()),
+        };
+        let mut rels = Relations::default();
+        rels.note(&header("B b", "TABLE"));
+        rels.note(&header("a", "TABLE"));
+        let constraint = header("B b B b_pkey", "CONSTRAINT");
+        assert_eq!(rels.split_table_first(&constraint), ("B b", "B b_pkey"));
+        let trigger = header("a x y", "TRIGGER");
+        assert_eq!(rels.split_table_first(&trigger), ("a", "x y"));
+        let membership = header("my pub B b", "PUBLICATION TABLE");
+        assert_eq!(rels.split_table_last(&membership), ("my pub", "B b"));
+        let mut quote = |n: &str| Ok(format!("<{n}>"));
+        let e = entry_for(&mut quote, &mut rels, &constraint, "").unwrap();
+        assert_eq!(
+            (e.name.as_str(), e.referenceobject.as_str()),
+            ("<B b_pkey>", "<public>.<B b>")
+        );
+    }
+
+    #[test]
     fn comment_and_acl_entries_name_their_object_as_pg_dump_quoted_it() {
         let header = |name: &str, kind: &str| DumpHeader {
             name: name.into(),
@@ -1185,7 +1263,13 @@ mod tests {
             ("COLUMN \"a.b\".\"Col B\"", "COMMENT", "TABLE", "\"a.b\""),
             ("SCHEMA other", "ACL", "SCHEMA", "other"),
         ] {
-            let e = entry_for(&mut quote, &header(name, kind), "").unwrap();
+            let e = entry_for(
+                &mut quote,
+                &mut Relations::default(),
+                &header(name, kind),
+                "",
+            )
+            .unwrap();
             assert_eq!(
                 (e.objecttype.as_str(), e.name.as_str()),
                 (want_type, want_name),

@@ -686,3 +686,47 @@ fn verify_only_and_a_resumed_data_only_restore() {
         .get(0);
     assert_eq!(n, 600010, "the table's own 10 rows are kept");
 }
+
+/// A publication's membership of a table follows the table: `--exclude-table` leaves out the
+/// `ALTER PUBLICATION ... ADD TABLE` of the excluded table (which would fail, the table not being
+/// there), and `--include-table` leaves out the publication and so its memberships, as it leaves
+/// out every schema-less object.
+#[test]
+fn table_filters_keep_publication_memberships_consistent() {
+    let server = TestServer::start();
+    server.create_db("src");
+    server.psql(
+        "src",
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE \"B b\" (id int PRIMARY KEY);
+         INSERT INTO a SELECT generate_series(1, 10); INSERT INTO \"B b\" VALUES (1);
+         CREATE PUBLICATION p FOR TABLE a, \"B b\"; CREATE PUBLICATION q FOR TABLE \"B b\";",
+    );
+    let root = server.scratch().join("set");
+    written_set(&server, &root, Compression::None, false, 2);
+    let r = root.to_str().unwrap();
+    let members = |db: &str| {
+        server
+            .psql(
+                db,
+                "SELECT pubname || ':' || tablename FROM pg_publication_tables ORDER BY 1",
+            )
+            .trim()
+            .to_string()
+    };
+
+    ok(&cbrestore(&server, "all", &["--create-db", r]));
+    assert_eq!(members("all"), "p:B b\np:a\nq:B b");
+    ok(&cbrestore(
+        &server,
+        "ex",
+        &["--create-db", "--exclude-table", "public.B b", r],
+    ));
+    assert_eq!(members("ex"), "p:a");
+    ok(&cbrestore(
+        &server,
+        "inc",
+        &["--create-db", "--include-table", "public.a", r],
+    ));
+    assert_eq!(members("inc"), "");
+    assert_eq!(server.psql("inc", "SELECT count(*) FROM a").trim(), "10");
+}
