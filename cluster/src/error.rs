@@ -78,6 +78,9 @@ impl ClusterError {
     }
 }
 
+/// How every tool words a session that went away under it (the words a caller can look for).
+pub const LOST_CONNECTION: &str = "lost the connection to the server";
+
 /// The server's own message (`ERROR: ...`), when the error came from the server, else the
 /// driver's text. Used to show users what PostgreSQL said without the driver's wrapping.
 pub fn server_message(e: &postgres::Error) -> String {
@@ -92,6 +95,10 @@ pub fn server_message(e: &postgres::Error) -> String {
             }
             s
         }
+        // A terminated backend usually says so (FATAL, above), but the socket can close
+        // before its last message is read: the driver then says only "connection closed"
+        // (cbcopyout's lost-server test saw both, run to run). Say what happened, one way.
+        None if e.is_closed() => format!("{LOST_CONNECTION} (connection closed)"),
         None => {
             // The driver's own errors keep the useful part in their cause ("password missing",
             // "Connection refused", ...).

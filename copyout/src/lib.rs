@@ -96,12 +96,15 @@ impl ExportError {
             .and_then(|inner| inner.downcast_ref::<postgres::Error>())
         {
             // The server answered with an error (a terminated backend or a shutdown says so).
-            Some(pg) if pg.as_db_error().is_some() => cluster::error::server_message(pg),
+            Some(pg) if pg.as_db_error().is_some() || pg.is_closed() => {
+                cluster::error::server_message(pg)
+            }
             Some(pg) => format!(
-                "lost the connection to the server ({})",
+                "{} ({})",
+                cluster::error::LOST_CONNECTION,
                 cluster::error::server_message(pg)
             ),
-            None => format!("lost the connection to the server ({e})"),
+            None => format!("{} ({e})", cluster::error::LOST_CONNECTION),
         };
         ExportError::CopyStream {
             table: table.to_string(),

@@ -78,6 +78,7 @@ fn connection_lost(error: &RestoreError) -> bool {
         "FATAL: ",
         "PANIC: ",
         "connection closed",
+        cluster::error::LOST_CONNECTION,
         "error communicating with the server",
     ]
     .iter()
