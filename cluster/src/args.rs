@@ -130,11 +130,12 @@ pub fn refused_in_args<S: AsRef<str>>(args: &[S], refused: &[Refused]) -> Option
 
 /// A tool's command line as `T`, or exit 2 with clap's usage message: for a refused flag (with
 /// its alternative), a parse error, or a combination `validate` rejects. `-?`/`--help` and
-/// `--version` print and exit 0 as usual.
-pub fn parse<T: clap::FromArgMatches>(
+/// `--version` print and exit 0 as usual. `validate`'s error is shown by its `Display`, so each
+/// tool keeps its own typed error.
+pub fn parse<T: clap::FromArgMatches, E: std::fmt::Display>(
     cmd: clap::Command,
     refused: &[Refused],
-    validate: impl FnOnce(&T) -> Result<(), String>,
+    validate: impl FnOnce(&T) -> Result<(), E>,
 ) -> T {
     let mut cmd = with_refused(cmd, refused);
     let args: Vec<String> = std::env::args_os()
@@ -149,8 +150,8 @@ pub fn parse<T: clap::FromArgMatches>(
     }
     let matches = cmd.get_matches_mut();
     let parsed = T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    if let Err(msg) = validate(&parsed) {
-        usage(&mut cmd, msg);
+    if let Err(e) = validate(&parsed) {
+        usage(&mut cmd, e.to_string());
     }
     parsed
 }
