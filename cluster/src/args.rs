@@ -156,6 +156,26 @@ pub fn parse<T: clap::FromArgMatches, E: std::fmt::Display>(
     parsed
 }
 
+/// Why a `-j`/`--jobs` value was refused; clap shows it after "invalid value 'X' for
+/// '--jobs <N>': ".
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    /// `-j 0` would start no worker.
+    #[error("must be at least 1")]
+    Zero,
+    #[error(transparent)]
+    NotANumber(#[from] std::num::ParseIntError),
+}
+
+/// `-j N` (`value_parser = cluster::args::jobs`): a worker count of at least 1, refused while
+/// parsing so that the usage message names the flag.
+pub fn jobs(s: &str) -> Result<usize, JobsError> {
+    match s.parse()? {
+        0 => Err(JobsError::Zero),
+        n => Ok(n),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +227,16 @@ mod tests {
         assert_eq!(found(&["t", "--insertsx"]), None);
         assert_eq!(found(&["t", "--", "--inserts"]), None);
         assert_eq!(found(&["t", "--on-conflict", "x"]), None);
+    }
+
+    #[test]
+    fn jobs_are_at_least_one() {
+        assert_eq!(jobs("4").unwrap(), 4);
+        assert_eq!(jobs("0").unwrap_err().to_string(), "must be at least 1");
+        assert_eq!(
+            jobs("x").unwrap_err().to_string(),
+            "invalid digit found in string"
+        );
     }
 
     #[test]

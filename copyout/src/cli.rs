@@ -105,7 +105,7 @@ pub struct Cli {
     pub json: bool,
 
     /// Number of parallel workers (connections), all reading one snapshot
-    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = parse_jobs)]
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = cluster::args::jobs)]
     pub jobs: usize,
     /// Size of the ctid chunks big tables are split into for the workers (default: when compressing, about four per worker, at least 16M; uncompressed tables are split only when this is given)
     #[arg(long = "chunk-size", value_name = "SIZE")]
@@ -139,14 +139,6 @@ pub const REFUSED: &[Refused] = &[
     Refused::switch("clean", "cbcopyout writes files, not SQL; use --force to overwrite existing files").short('c'),
 ];
 
-fn parse_jobs(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// `0.1.0 (inflate: isa-l)`: the build's inflater.
 fn version() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
@@ -159,6 +151,22 @@ fn version() -> &'static str {
     })
 }
 
+/// A flag combination that cannot work, refused before connecting: exit 2 with clap's usage
+/// message, worded as the tests and users know it.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("--on-segment writes server-side files on the segment hosts; -o, --compress and --split-* do not apply")]
+    OnSegmentLocalOutput,
+    #[error("--on-segment exports whole tables (COPY ... ON SEGMENT takes no WHERE); use -o with --where instead")]
+    OnSegmentWhere,
+    #[error("no output given: use -o DIR, -o FILE or -o - (or --on-segment PATH)")]
+    NoOutput,
+    #[error("--json prints the report on stdout, which -o - already uses for data; use --manifest FILE instead")]
+    JsonOnStdout,
+    #[error("--split-rows must be at least 1")]
+    ZeroSplitRows,
+}
+
 /// The command line, or exit 2 with clap's usage message (refused flags and flag combinations
 /// that cannot work included).
 pub fn parse() -> Cli {
@@ -167,26 +175,29 @@ pub fn parse() -> Cli {
 
 impl Cli {
     /// Flag combinations that cannot work, found before connecting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), UsageError> {
         if self.on_segment.is_some() {
-            if self.output.is_some() || self.compress.is_some() || self.split_rows.is_some() {
-                return Err("--on-segment writes server-side files on the segment hosts; -o, --compress and --split-* do not apply".into());
-            }
-            if self.filter.is_some() {
-                return Err("--on-segment exports whole tables (COPY ... ON SEGMENT takes no WHERE); use -o with --where instead".into());
-            }
-            return Ok(());
+            return self.validate_on_segment();
         }
         let Some(output) = &self.output else {
-            return Err(
-                "no output given: use -o DIR, -o FILE or -o - (or --on-segment PATH)".into(),
-            );
+            return Err(UsageError::NoOutput);
         };
         if self.json && output == "-" {
-            return Err("--json prints the report on stdout, which -o - already uses for data; use --manifest FILE instead".into());
+            return Err(UsageError::JsonOnStdout);
         }
         if self.split_rows == Some(0) {
-            return Err("--split-rows must be at least 1".into());
+            return Err(UsageError::ZeroSplitRows);
+        }
+        Ok(())
+    }
+
+    /// `--on-segment` writes on the segment hosts: the local output flags do not apply.
+    fn validate_on_segment(&self) -> Result<(), UsageError> {
+        if self.output.is_some() || self.compress.is_some() || self.split_rows.is_some() {
+            return Err(UsageError::OnSegmentLocalOutput);
+        }
+        if self.filter.is_some() {
+            return Err(UsageError::OnSegmentWhere);
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ pub struct Cli {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Parallel workers (connections on one snapshot); big tables are split among them
-    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = parse_jobs)]
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = cluster::args::jobs)]
     pub jobs: usize,
     /// Compression: 0-9 (gzip level), none, gzip[:LEVEL], zstd[:LEVEL] (zstd needs pg_dump 16+)
     #[arg(short = 'Z', long = "compress", value_name = "METHOD[:LEVEL]")]
@@ -193,14 +193,6 @@ pub const REFUSED: &[Refused] = &[
     Refused::switch("sequence-data", "not supported by cbdump; use pg_dump --sequence-data"),
 ];
 
-fn parse_jobs(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// `0.1.0 (inflate: isa-l)`: the build's inflater, which decides how fast archives are read.
 fn version() -> &'static str {
     static VERSION: OnceLock<String> = OnceLock::new();
@@ -213,6 +205,22 @@ fn version() -> &'static str {
     })
 }
 
+/// A flag combination that cannot work, refused before connecting: exit 2 with clap's usage
+/// message, worded as the tests and users know it.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(
+        "--policy, --default and --on-conflict are distribution rules: they need --distribute"
+    )]
+    RulesNeedDistribute,
+    #[error("-F c and -F d need -f OUTPUT")]
+    ArchiveNeedsFile,
+    #[error("--json prints on stdout, which the script already uses: give -f FILE")]
+    JsonOnStdout,
+    #[error("--globals writes a second file: give -f")]
+    GlobalsOnStdout,
+}
+
 /// The command line, or exit 2 with clap's usage message (refused flags and flag combinations
 /// that cannot work included).
 pub fn parse() -> Cli {
@@ -221,22 +229,20 @@ pub fn parse() -> Cli {
 
 impl Cli {
     /// Flag combinations that cannot work, found before connecting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), UsageError> {
         if self.rules.any() && !self.distribute {
-            return Err("--policy, --default and --on-conflict are distribution rules: they need --distribute".into());
+            return Err(UsageError::RulesNeedDistribute);
         }
         if self.file.is_none() && self.on_segment.is_none() && self.format != Format::Plain {
-            return Err("-F c and -F d need -f OUTPUT".into());
+            return Err(UsageError::ArchiveNeedsFile);
         }
         let to_stdout = self.on_segment.is_none()
             && !matches!(self.file.as_deref(), Some(f) if f.as_os_str() != "-");
         if self.json && to_stdout {
-            return Err(
-                "--json prints on stdout, which the script already uses: give -f FILE".into(),
-            );
+            return Err(UsageError::JsonOnStdout);
         }
         if self.globals && to_stdout {
-            return Err("--globals writes a second file: give -f".into());
+            return Err(UsageError::GlobalsOnStdout);
         }
         Ok(())
     }
