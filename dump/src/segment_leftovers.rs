@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use cluster::segment_io;
 
+use crate::DumpError;
+
 /// Whom a staging directory belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Owner {
@@ -182,12 +184,13 @@ pub(crate) fn timestamp_staged(date_dir: &Path, ts: &str) -> bool {
 
 /// Removes `leftover`: first the segments' files of its timestamp (`segment_dir` with
 /// `<SEGID>`), through `client`, then its staging directory, so a failure leaves the marker for
-/// the next run. Returns what it removed, for the message.
+/// the next run. Returns what it removed, for the message; the caller words a failure, which
+/// is not fatal (the next run tries again).
 pub(crate) fn remove(
     client: &mut postgres::Client,
     leftover: &Leftover,
     segment_dir: &str,
-) -> Result<String, String> {
+) -> Result<String, DumpError> {
     let ts = &leftover.owner.timestamp;
     let mut removed = String::new();
     if !leftover.set_complete {
@@ -197,15 +200,14 @@ pub(crate) fn remove(
             &[format!("{segment_dir}/gpbackup_<SEGID>_{ts}_")],
             &[segment_dir.to_string()],
             "removing the segments' files of a killed run",
-        )
-        .map_err(|e| cluster::error::one_line(&e))?;
+        )?;
         removed =
             format!("the segments' files of set {ts} ({segment_dir}/gpbackup_<SEGID>_{ts}_*) and ");
     }
     match std::fs::remove_dir_all(&leftover.staging) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("{}: {e}", leftover.staging.display())),
+        Err(e) => return Err(DumpError::io(&leftover.staging, e)),
     }
     Ok(format!(
         "{removed}its staging directory {}",

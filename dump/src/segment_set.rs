@@ -322,9 +322,10 @@ fn remove_dead_runs(o: &DumpOptions, root: &Path, prefix: &str) {
                 owner.timestamp
             ),
             Err(e) => logline::say!(
-                "cbdump: could not remove what a killed run left of set {} ({e}); the next \
+                "cbdump: could not remove what a killed run left of set {} ({}); the next \
                  run tries again",
-                owner.timestamp
+                owner.timestamp,
+                cluster::error::one_line(&e)
             ),
         }
     }
