@@ -34,7 +34,7 @@ pub struct Cli {
     pub jobs: usize,
     /// Cut tables larger than twice SIZE into chunks of SIZE (e.g. 256M) copied in parallel;
     /// default: about four chunks per worker, none under 16 MiB
-    #[arg(long = "split-tables-larger-than", value_name = "SIZE", value_parser = pipeline::size::parse)]
+    #[arg(long = "split-tables-larger-than", value_name = "SIZE", value_parser = pipeline::size::bytes)]
     pub split_tables_larger_than: Option<u64>,
     /// Clone only tables matching PATTERN
     #[arg(short = 't', long = "table", value_name = "PATTERN")]

@@ -15,7 +15,7 @@ use interrupt::{Interrupt, Mode};
 use pipeline::sink::SplitLimits;
 
 fn parse_size(s: &str) -> anyhow::Result<u64> {
-    pipeline::size::parse(s).map_err(anyhow::Error::msg)
+    Ok(pipeline::size::bytes(s)?)
 }
 
 fn main() -> ExitCode {

@@ -34,14 +34,19 @@ pub enum Display {
     None,
 }
 
+/// A `--progress` value that names no [`Display`] (the text as given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?}: expected auto, json or none")]
+pub struct UnknownDisplay(pub String);
+
 impl FromStr for Display {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Display, String> {
+    type Err = UnknownDisplay;
+    fn from_str(s: &str) -> Result<Display, UnknownDisplay> {
         match s {
             "auto" => Ok(Display::Auto),
             "json" => Ok(Display::Json),
             "none" => Ok(Display::None),
-            other => Err(format!("{other:?}: expected auto, json or none")),
+            other => Err(UnknownDisplay(other.into())),
         }
     }
 }
@@ -645,7 +650,10 @@ mod tests {
         assert_eq!("json".parse::<Display>(), Ok(Display::Json));
         assert_eq!("none".parse::<Display>(), Ok(Display::None));
         assert_eq!("auto".parse::<Display>(), Ok(Display::Auto));
-        assert!("bar".parse::<Display>().is_err());
+        assert_eq!(
+            "bar".parse::<Display>().unwrap_err().to_string(),
+            "\"bar\": expected auto, json or none"
+        );
         assert_eq!(clock(75.2), "1m15s");
         assert_eq!(clock(3.0), "3s");
     }

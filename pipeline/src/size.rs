@@ -1,50 +1,90 @@
 //! Sizes on the command line: `500M`, `2G`, `64k`, `1048576` (binary units, optional `B`/`iB`).
 
-/// Parses a size greater than zero.
-pub fn parse(s: &str) -> Result<u64, String> {
+/// Why a size was refused; every message quotes the value as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("invalid size {0:?}: use a number with an optional K, M, G or T")]
+    Unit(String),
+    #[error("invalid size {0:?}")]
+    Number(String),
+    #[error("invalid size {0:?}: must be greater than zero")]
+    Zero(String),
+    #[error("invalid size {0:?}: too large")]
+    TooLarge(String),
+}
+
+/// Parses a size greater than zero, in bytes (usable as a clap `value_parser`).
+pub fn bytes(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_alphabetic()) {
-        Some((i, _)) => {
-            let unit = t[i..].to_ascii_lowercase();
-            let mult: u64 = match unit.trim_end_matches("ib").trim_end_matches('b') {
-                "" => 1,
-                "k" => 1 << 10,
-                "m" => 1 << 20,
-                "g" => 1 << 30,
-                "t" => 1 << 40,
-                _ => {
-                    return Err(format!(
-                        "invalid size {s:?}: use a number with an optional K, M, G or T"
-                    ))
-                }
-            };
-            (&t[..i], mult)
-        }
+    let (num, mult) = match t.find(char::is_alphabetic) {
+        Some(i) => (
+            &t[..i],
+            multiplier(&t[i..]).ok_or_else(|| SizeError::Unit(s.into()))?,
+        ),
         None => (t, 1),
     };
     let n: u64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("invalid size {s:?}"))?;
+        .map_err(|_| SizeError::Number(s.into()))?;
     if n == 0 {
-        return Err(format!("invalid size {s:?}: must be greater than zero"));
+        return Err(SizeError::Zero(s.into()));
     }
     n.checked_mul(mult)
-        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+        .ok_or_else(|| SizeError::TooLarge(s.into()))
+}
+
+/// The factor of a unit: K, M, G or T, each optionally followed by `B` or `iB`; `B` alone is 1.
+fn multiplier(unit: &str) -> Option<u64> {
+    let unit = unit.to_ascii_lowercase();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    Some(1 << shift)
+}
+
+/// [`bytes`] with its error as text. Kept only because cbrestore's `parse_size` still returns
+/// `Result<u64, String>` from it; remove once that calls [`bytes`].
+pub fn parse(s: &str) -> Result<u64, String> {
+    bytes(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{bytes, SizeError};
 
     #[test]
     fn units() {
-        assert_eq!(parse("1048576"), Ok(1 << 20));
-        assert_eq!(parse("64k"), Ok(64 << 10));
-        assert_eq!(parse("500MB"), Ok(500 << 20));
-        assert_eq!(parse("2GiB"), Ok(2 << 30));
-        assert!(parse("0").is_err());
-        assert!(parse("12parsecs").is_err());
-        assert!(parse("99999999999T").is_err());
+        assert_eq!(bytes("1048576"), Ok(1 << 20));
+        assert_eq!(bytes("64k"), Ok(64 << 10));
+        assert_eq!(bytes("500MB"), Ok(500 << 20));
+        assert_eq!(bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(bytes("7 B"), Ok(7));
+        assert_eq!(bytes("0"), Err(SizeError::Zero("0".into())));
+        assert!(bytes("12parsecs").is_err());
+        assert!(bytes("99999999999T").is_err());
+    }
+
+    #[test]
+    fn messages_quote_the_value() {
+        let message = |s| bytes(s).unwrap_err().to_string();
+        assert_eq!(
+            message("12Q"),
+            "invalid size \"12Q\": use a number with an optional K, M, G or T"
+        );
+        assert_eq!(message("1.5G"), "invalid size \"1.5G\"");
+        assert_eq!(
+            message("0"),
+            "invalid size \"0\": must be greater than zero"
+        );
+        assert_eq!(
+            message("99999999999T"),
+            "invalid size \"99999999999T\": too large"
+        );
     }
 }
