@@ -9,6 +9,7 @@ use clap::{ArgAction, CommandFactory, Parser};
 use pipeline::progress::ProgressArgs;
 
 use crate::verify::Verify;
+use crate::CloneError;
 
 /// Copy a database from one server to another in one command — PostgreSQL into Cloudberry,
 /// Cloudberry into PostgreSQL, or like to like — from one snapshot, with no intermediate files.
@@ -120,10 +121,11 @@ pub fn parse() -> Cli {
 }
 
 impl Cli {
-    /// Flag combinations that cannot work, found before connecting anywhere.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Flag combinations that cannot work, found before connecting anywhere (a
+    /// [`CloneError::Usage`], as the library gives for the same options).
+    pub fn validate(&self) -> Result<(), CloneError> {
         if self.jobs == 0 {
-            return Err("-j must be at least 1".into());
+            return Err(CloneError::Usage("-j must be at least 1".into()));
         }
         Ok(())
     }
