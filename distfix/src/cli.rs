@@ -55,7 +55,7 @@ pub struct Cli {
     #[arg(long, value_name = "CONNSTRING")]
     pub stats: Option<String>,
     /// Output compression of a plain dump: none, gzip[:LEVEL], zstd[:LEVEL] (default: same as the input).
-    #[arg(long, value_parser = parse_compression)]
+    #[arg(long, value_parser = Compression::parse)]
     pub compress: Option<Compression>,
     /// Print help (-h is the host in the other tools, so help is -? here too)
     #[arg(short = '?', long, action = ArgAction::Help)]
@@ -87,6 +87,14 @@ fn version() -> &'static str {
     })
 }
 
+/// A flag combination that cannot work, refused before reading anything: exit 2 with clap's
+/// usage message, worded as the tests and users know it.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error("no output given: use -o FILE, -o - for stdout, --in-place, --dry-run or --check")]
+    NoOutput,
+}
+
 /// The command line, or exit 2 with clap's usage message (refused flags and flag combinations
 /// that cannot work included).
 pub fn parse() -> Cli {
@@ -95,12 +103,9 @@ pub fn parse() -> Cli {
 
 impl Cli {
     /// Flag combinations that cannot work, found before reading anything.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), UsageError> {
         if self.output.is_none() && !self.dry_run && !self.check && !self.in_place {
-            return Err(
-                "no output given: use -o FILE, -o - for stdout, --in-place, --dry-run or --check"
-                    .into(),
-            );
+            return Err(UsageError::NoOutput);
         }
         Ok(())
     }
@@ -110,10 +115,6 @@ impl Cli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
     Postgres,
-}
-
-pub fn parse_compression(s: &str) -> Result<Compression, String> {
-    Compression::parse(s).map_err(|e| e.to_string())
 }
 
 /// The clap definition, for man pages and completions.

@@ -24,9 +24,24 @@ pub enum DefaultRule {
     ReplicatedBelow(u64),
 }
 
+/// A `--default`, `--on-conflict` or policy-file value that names no rule; each message quotes
+/// the value and lists what would do (clap prints it after "invalid value ... for '--default
+/// <RULE>'", a policy file after "policy file: ").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleValueError {
+    #[error("unknown default {0:?}: use first-hashable, random or replicated-below=ROWS")]
+    Default(String),
+    #[error("unknown conflict policy {0:?}: use fail, replicated or demote-unique")]
+    OnConflict(String),
+    #[error("bad distribution {0:?}: use hash(col, ...), random or replicated")]
+    Distribution(String),
+    #[error("bad column list in {0:?}")]
+    Columns(String),
+}
+
 impl FromStr for DefaultRule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = RuleValueError;
+    fn from_str(s: &str) -> Result<Self, RuleValueError> {
         match s {
             "first-hashable" => Ok(DefaultRule::FirstHashable),
             "random" => Ok(DefaultRule::Random),
@@ -34,9 +49,7 @@ impl FromStr for DefaultRule {
                 .strip_prefix("replicated-below=")
                 .and_then(|n| n.parse().ok())
                 .map(DefaultRule::ReplicatedBelow)
-                .ok_or_else(|| {
-                    format!("unknown default {s:?}: use first-hashable, random or replicated-below=ROWS")
-                }),
+                .ok_or_else(|| RuleValueError::Default(s.into())),
         }
     }
 }
@@ -51,15 +64,13 @@ pub enum OnConflict {
 }
 
 impl FromStr for OnConflict {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = RuleValueError;
+    fn from_str(s: &str) -> Result<Self, RuleValueError> {
         match s {
             "fail" => Ok(OnConflict::Fail),
             "replicated" => Ok(OnConflict::Replicated),
             "demote-unique" => Ok(OnConflict::DemoteUnique),
-            _ => Err(format!(
-                "unknown conflict policy {s:?}: use fail, replicated or demote-unique"
-            )),
+            _ => Err(RuleValueError::OnConflict(s.into())),
         }
     }
 }
@@ -74,8 +85,8 @@ pub enum Choice {
 }
 
 impl FromStr for Choice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = RuleValueError;
+    fn from_str(s: &str) -> Result<Self, RuleValueError> {
         let t = s.trim();
         match t.to_ascii_lowercase().as_str() {
             "random" | "randomly" => return Ok(Choice::Random),
@@ -86,31 +97,31 @@ impl FromStr for Choice {
             .get(..5)
             .filter(|p| p.eq_ignore_ascii_case("hash("))
             .and_then(|_| t[5..].strip_suffix(')'))
-            .ok_or_else(|| {
-                format!("bad distribution {s:?}: use hash(col, ...), random or replicated")
-            })?;
-        let tokens = crate::lexer::tokenize(inner.as_bytes(), true)
-            .map_err(|_| format!("bad column list in {s:?}"))?;
-        let mut cols = Vec::new();
-        let mut expect_name = true;
-        for tk in tokens.iter().filter(|t| !t.kind.is_trivia()) {
-            let bytes = &inner.as_bytes()[tk.start..tk.end];
-            if expect_name {
-                let name = crate::names::identifier(tk.kind, bytes)
-                    .ok_or_else(|| format!("bad column list in {s:?}"))?;
-                cols.push(name);
-                expect_name = false;
-            } else if bytes == b"," {
-                expect_name = true;
-            } else {
-                return Err(format!("bad column list in {s:?}"));
-            }
-        }
-        if cols.is_empty() || expect_name {
-            return Err(format!("bad column list in {s:?}"));
-        }
-        Ok(Choice::Hash(cols))
+            .ok_or_else(|| RuleValueError::Distribution(s.into()))?;
+        hash_columns(inner)
+            .map(Choice::Hash)
+            .ok_or_else(|| RuleValueError::Columns(s.into()))
     }
+}
+
+/// The column names (catalog form) of `hash(...)`'s comma-separated list, or `None` for a list
+/// that is empty, ends with a comma or holds anything but names.
+fn hash_columns(inner: &str) -> Option<Vec<String>> {
+    let tokens = crate::lexer::tokenize(inner.as_bytes(), true).ok()?;
+    let mut cols = Vec::new();
+    let mut expect_name = true;
+    for tk in tokens.iter().filter(|t| !t.kind.is_trivia()) {
+        let bytes = &inner.as_bytes()[tk.start..tk.end];
+        if expect_name {
+            cols.push(crate::names::identifier(tk.kind, bytes)?);
+            expect_name = false;
+        } else if bytes == b"," {
+            expect_name = true;
+        } else {
+            return None;
+        }
+    }
+    (!cols.is_empty() && !expect_name).then_some(cols)
 }
 
 /// `--policy FILE`:
@@ -165,11 +176,20 @@ struct RawPattern {
 impl PolicyFile {
     pub fn parse(text: &str) -> Result<PolicyFile, PolicyError> {
         let bad = |m: String| PolicyError::File(m);
+        let bad_value = PolicyError::Value;
         let raw: RawPolicy = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let mut out = PolicyFile::default();
         if let Some(d) = raw.defaults {
-            out.default = d.default.map(|s| s.parse()).transpose().map_err(bad)?;
-            out.on_conflict = d.on_conflict.map(|s| s.parse()).transpose().map_err(bad)?;
+            out.default = d
+                .default
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(bad_value)?;
+            out.on_conflict = d
+                .on_conflict
+                .map(|s| s.parse())
+                .transpose()
+                .map_err(bad_value)?;
         }
         for (key, value) in raw.tables {
             let name = QualName::parse(&key, "public")
@@ -177,11 +197,11 @@ impl PolicyFile {
             let text = value
                 .as_str()
                 .ok_or_else(|| bad(format!("value for {key:?} must be a string")))?;
-            out.tables.push((name, text.parse().map_err(bad)?));
+            out.tables.push((name, text.parse().map_err(bad_value)?));
         }
         for p in raw.patterns {
             out.patterns
-                .push((p.pattern, p.distribution.parse().map_err(bad)?));
+                .push((p.pattern, p.distribution.parse().map_err(bad_value)?));
         }
         Ok(out)
     }
@@ -268,6 +288,9 @@ pub struct Plan {
 pub enum PolicyError {
     #[error("policy file: {0}")]
     File(String),
+    /// Not a `source`: the message already quotes it, so anyhow's `{:#}` would say it twice.
+    #[error("policy file: {0}")]
+    Value(RuleValueError),
     #[error("policy file names table {0}, which the dump does not create")]
     UnknownTable(QualName),
     #[error("policy file: table {table} has no column \"{column}\"")]
@@ -877,4 +900,36 @@ pub fn counts(decisions: &[Decision]) -> BTreeMap<Reason, usize> {
         *m.entry(d.reason).or_default() += 1;
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_values_parse_or_say_what_would() {
+        assert_eq!(
+            "replicated-below=10".parse(),
+            Ok(DefaultRule::ReplicatedBelow(10))
+        );
+        assert_eq!("demote-unique".parse(), Ok(OnConflict::DemoteUnique));
+        let hash = Choice::Hash(vec!["a".into(), "B".into()]);
+        assert_eq!(r#" HASH(a, "B") "#.parse(), Ok(hash));
+        assert_eq!(
+            "nope".parse::<DefaultRule>().unwrap_err().to_string(),
+            "unknown default \"nope\": use first-hashable, random or replicated-below=ROWS"
+        );
+        assert_eq!(
+            "x".parse::<OnConflict>().unwrap_err().to_string(),
+            "unknown conflict policy \"x\": use fail, replicated or demote-unique"
+        );
+        assert_eq!(
+            "hash(a".parse::<Choice>().unwrap_err().to_string(),
+            "bad distribution \"hash(a\": use hash(col, ...), random or replicated"
+        );
+        for bad in ["hash()", "hash(a,)", "hash(a b)", "hash(\"a)"] {
+            let e = bad.parse::<Choice>().unwrap_err();
+            assert_eq!(e.to_string(), format!("bad column list in {bad:?}"));
+        }
+    }
 }

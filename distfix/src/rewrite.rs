@@ -265,12 +265,15 @@ mod tests {
     use super::*;
     use crate::policy::{decide, DefaultRule, OnConflict, Options, PolicyFile};
     use std::collections::HashMap;
+    use std::error::Error;
 
-    fn run(sql: &str, opts: &Options, file: &PolicyFile) -> Result<(String, Plan), String> {
-        let catalog = collect(sql.as_bytes()).map_err(|e| e.to_string())?;
-        let plan = decide(&catalog, file, opts, &HashMap::new()).map_err(|e| e.to_string())?;
+    /// Rewrites `sql` and checks that stripping gives it back; an error is a collect, decide or
+    /// apply error, boxed since the tests only read its message.
+    fn run(sql: &str, opts: &Options, file: &PolicyFile) -> Result<(String, Plan), Box<dyn Error>> {
+        let catalog = collect(sql.as_bytes())?;
+        let plan = decide(&catalog, file, opts, &HashMap::new())?;
         let mut out = Vec::new();
-        apply(sql.as_bytes(), &mut out, &plan).map_err(|e| e.to_string())?;
+        apply(sql.as_bytes(), &mut out, &plan)?;
         let out = String::from_utf8(out).unwrap();
         let mut back = Vec::new();
         strip(out.as_bytes(), &mut back).unwrap();
@@ -305,7 +308,9 @@ mod tests {
     #[test]
     fn conflicts() {
         let sql = format!("{ORDERS}\nALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_code_key UNIQUE (code);\n");
-        let err = run(&sql, &opts(), &PolicyFile::default()).unwrap_err();
+        let err = run(&sql, &opts(), &PolicyFile::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("orders_code_key"), "{err}");
         let mut o = opts();
         o.on_conflict = Some(OnConflict::Replicated);
@@ -353,7 +358,9 @@ mod tests {
             ),
             ("[tables]\n\"public.t\" = \"hash(g)\"\n", "generated"),
         ] {
-            let err = run(sql, &opts(), &PolicyFile::parse(bad).unwrap()).unwrap_err();
+            let err = run(sql, &opts(), &PolicyFile::parse(bad).unwrap())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(msg), "{err}");
         }
         let file = PolicyFile::parse(
