@@ -19,18 +19,18 @@ fn main() -> ExitCode {
     // The signal facility ends the run: temporary files removed, 130/143/129 after a signal,
     // 1 with the message and what is left otherwise; usage errors are 2.
     match run(cli) {
-        Ok(()) => handle.conclude(Ok(())),
+        Ok(()) => handle.finish(),
         Err(e) => match e.downcast_ref::<CloneError>() {
             Some(err @ CloneError::Usage(_)) => {
-                let _ = handle.conclude(Ok(()));
+                let _ = handle.finish();
                 logline::say!("cbclone: error: {err}");
                 ExitCode::from(err.exit_code())
             }
             Some(CloneError::Verify(_)) => {
                 handle.set_left("the clone ran to the end; the tables above differ from the source at its snapshot");
-                handle.conclude(Err(format!("{e:#}")))
+                handle.fail(format!("{e:#}"))
             }
-            _ => handle.conclude(Err(format!("{e:#}"))),
+            _ => handle.fail(format!("{e:#}")),
         },
     }
 }

@@ -27,8 +27,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = run(cli, &interrupt).map_err(|e| cluster::error::one_line(e.as_ref()));
-    interrupt.conclude(outcome)
+    match run(cli, &interrupt) {
+        Ok(()) => interrupt.finish(),
+        Err(e) => interrupt.fail(cluster::error::one_line(e.as_ref())),
+    }
 }
 
 fn run(cli: Cli, interrupt: &Interrupt) -> anyhow::Result<()> {

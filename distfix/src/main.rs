@@ -35,10 +35,10 @@ fn main() -> ExitCode {
     };
     match run(cli, &interrupt) {
         Ok(code) => {
-            let _ = interrupt.conclude(Ok(()));
+            let _ = interrupt.finish();
             code
         }
-        Err(e) => interrupt.conclude(Err(cluster::error::one_line(e.as_ref()))),
+        Err(e) => interrupt.fail(cluster::error::one_line(e.as_ref())),
     }
 }
 

@@ -14,7 +14,7 @@
 //!    is still registered is removed before the process exits;
 //! 4. the process ends with the conventional status, 128 + the signal number (130 SIGINT,
 //!    143 SIGTERM, 129 SIGHUP), after a last message saying what was left and how to resume
-//!    ([`Interrupt::conclude`], [`Interrupt::set_left`]).
+//!    ([`Interrupt::fail`], [`Interrupt::set_left`]).
 //!
 //! A second signal while the first is being handled does not wait for the workers: it removes
 //! every registered path and exits at once. Tools that have nothing to unwind (a
@@ -23,8 +23,8 @@
 //! A closed pipe (`cbdump | head`) is not an error: like `cat`, `pg_dump` and every unix tool
 //! that does not ignore SIGPIPE, the tool dies of SIGPIPE without a message (the shell shows
 //! status 141). Rust ignores SIGPIPE, so writes get `EPIPE`; [`Interrupt::stdout`] notes it,
-//! stops the workers like a signal, and [`Interrupt::conclude`] re-raises SIGPIPE once the
-//! temporary files are gone.
+//! stops the workers like a signal, and [`Interrupt::finish`] / [`Interrupt::fail`] re-raise
+//! SIGPIPE once the temporary files are gone.
 //!
 //! Why a crate of its own and not part of `pipeline`: cbdistfix has no COPY pipeline and
 //! cbrestore's resume state is no pipeline concern, but both need the same signals and the
@@ -99,7 +99,7 @@ impl Signal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Raise the flag and run the cancel hooks; the tool unwinds and calls
-    /// [`Interrupt::conclude`]. A second signal exits at once.
+    /// [`Interrupt::fail`] (or [`Interrupt::finish`]). A second signal exits at once.
     Poll,
     /// Remove the registered paths and exit at once (tools with nothing to unwind).
     Immediate,
@@ -269,7 +269,7 @@ impl Interrupt {
     }
 
     /// Standard output that notes a closed pipe: the write still fails, and the tool stops as
-    /// if signalled, but [`conclude`](Self::conclude) ends it quietly.
+    /// if signalled, but [`finish`](Self::finish) / [`fail`](Self::fail) end it quietly.
     pub fn stdout(&self) -> Stdout {
         Stdout {
             owner: self.clone(),
@@ -297,30 +297,47 @@ impl Interrupt {
         }
     }
 
-    /// Ends the run: removes what is still registered, prints the last message and returns the
-    /// exit status — 0, 1 with `cbtool: error: MESSAGE`, 128 + n after signal n, or death by
-    /// SIGPIPE (no message) when stdout was closed.
+    /// Ends a run that succeeded: removes what is still registered and returns 0, or dies of
+    /// SIGPIPE (no message) when stdout was closed. A signal that came too late to stop the
+    /// work changes nothing.
+    pub fn finish(&self) -> ExitCode {
+        self.clean_up();
+        ExitCode::SUCCESS
+    }
+
+    /// Ends a run that failed: removes what is still registered and returns 1 with
+    /// `cbtool: error: MESSAGE` (and what is left), 128 + n with what is left after signal n
+    /// (the failure is then the signal's doing), or dies of SIGPIPE (no message) when stdout
+    /// was closed. The message is the tool's own wording of its error.
+    pub fn fail(&self, message: impl std::fmt::Display) -> ExitCode {
+        self.clean_up();
+        let tool = self.0.tool;
+        if let Some(s) = self.signal() {
+            logline::say!("{tool}: interrupted by {}: {}", s.name(), self.left_text());
+            return ExitCode::from(s.exit_status());
+        }
+        logline::say!("{tool}: error: {message}");
+        if let Some(left) = lock(&self.0.left).as_deref() {
+            logline::say!("{tool}: {left}");
+        }
+        ExitCode::from(1)
+    }
+
+    /// [`finish`](Self::finish) or [`fail`](Self::fail) by `outcome`. Kept only for cbrestore's
+    /// main, which still passes its message as `Result<(), String>`; remove once it calls those.
     pub fn conclude(&self, outcome: Result<(), String>) -> ExitCode {
+        match outcome {
+            Ok(()) => self.finish(),
+            Err(message) => self.fail(message),
+        }
+    }
+
+    /// What every end does first: nothing registered survives, and a closed stdout ends the
+    /// process as SIGPIPE would have.
+    fn clean_up(&self) {
         self.remove_registered();
         if self.stdout_closed() {
             die_of_sigpipe();
-        }
-        let tool = self.0.tool;
-        if let Some(s) = self.signal() {
-            if outcome.is_err() {
-                logline::say!("{tool}: interrupted by {}: {}", s.name(), self.left_text());
-                return ExitCode::from(s.exit_status());
-            }
-        }
-        match outcome {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                logline::say!("{tool}: error: {message}");
-                if let Some(left) = lock(&self.0.left).as_deref() {
-                    logline::say!("{tool}: {left}");
-                }
-                ExitCode::from(1)
-            }
         }
     }
 
