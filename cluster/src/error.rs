@@ -99,6 +99,12 @@ pub fn server_message(e: &postgres::Error) -> String {
         // before its last message is read: the driver then says only "connection closed"
         // (cbcopyout's lost-server test saw both, run to run). Say what happened, one way.
         None if e.is_closed() => format!("{LOST_CONNECTION} (connection closed)"),
+        // Or the socket fails under a read or write ("Connection reset by peer", a broken
+        // pipe): the driver's words for it are "error communicating with the server".
+        None if socket_error(e).is_some() => {
+            let cause = socket_error(e).map(|c| c.to_string()).unwrap_or_default();
+            format!("{LOST_CONNECTION} ({cause})")
+        }
         None => {
             // The driver's own errors keep the useful part in their cause ("password missing",
             // "Connection refused", ...).
@@ -108,6 +114,21 @@ pub fn server_message(e: &postgres::Error) -> String {
             }
         }
     }
+}
+
+/// The socket error under a driver error, when the session failed on its socket.
+fn socket_error(e: &postgres::Error) -> Option<&std::io::Error> {
+    std::error::Error::source(e)?.downcast_ref::<std::io::Error>()
+}
+
+/// Whether the session itself is gone, not just a statement failed: the socket closed or
+/// failed, or the server ended the session (FATAL: a terminated backend, a shutdown; PANIC: a
+/// crash). No later statement can run on that connection.
+pub fn session_lost(e: &postgres::Error) -> bool {
+    e.is_closed()
+        || socket_error(e).is_some()
+        || e.as_db_error()
+            .is_some_and(|d| matches!(d.severity(), "FATAL" | "PANIC"))
 }
 
 /// An error and its causes on one line, each part said once: context we add often quotes its

@@ -96,7 +96,7 @@ impl ExportError {
             .and_then(|inner| inner.downcast_ref::<postgres::Error>())
         {
             // The server answered with an error (a terminated backend or a shutdown says so).
-            Some(pg) if pg.as_db_error().is_some() || pg.is_closed() => {
+            Some(pg) if pg.as_db_error().is_some() || cluster::error::session_lost(pg) => {
                 cluster::error::server_message(pg)
             }
             Some(pg) => format!(

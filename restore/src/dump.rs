@@ -722,6 +722,12 @@ impl<'a> Restore<'a> {
                 Ok(())
             }
             Err(BatchFailure::State(e)) => Err(e.into()),
+            Err(BatchFailure::Lost { steps, source }) => Err(crate::engine::lost_in_batch(
+                steps,
+                source,
+                members.first().map(|e| entry_label(e)).unwrap_or_default(),
+                members.last().map(|e| entry_label(e)).unwrap_or_default(),
+            )),
             Err(BatchFailure::Rerun(_)) => {
                 let mut out = Out::Live {
                     client,

@@ -206,14 +206,14 @@ impl Batch {
                     steps.into_iter().for_each(|s| state.note(s));
                     Ok(())
                 }
-                Err(_) => {
-                    let _ = client.batch_execute("ROLLBACK");
-                    Err(BatchFailure::Rerun(steps))
-                }
+                Err(e) => Err(BatchFailure::after(client, e, steps)),
             };
         }
         let batch = format!("BEGIN;\n{sql}SELECT pg_catalog.txid_current()");
-        let xid = client.simple_query(&batch).ok().and_then(|m| last_xid(&m));
+        let xid = match client.simple_query(&batch) {
+            Ok(messages) => last_xid(&messages),
+            Err(e) => return Err(BatchFailure::after(client, e, steps)),
+        };
         let Some(xid) = xid else {
             let _ = client.batch_execute("ROLLBACK");
             return Err(BatchFailure::Rerun(steps));
@@ -224,8 +224,9 @@ impl Batch {
                 let _ = client.batch_execute("ROLLBACK");
                 Err(BatchFailure::State(e))
             }
-            // The COMMIT failed (a deferred constraint): one by one.
-            Err(CommitError::Server(_)) => Err(BatchFailure::Rerun(steps)),
+            // The COMMIT failed (a deferred constraint): one by one. The session lost at the
+            // COMMIT: the transaction id is recorded, a resume asks the server.
+            Err(CommitError::Server(e)) => Err(BatchFailure::after(client, e, steps)),
         }
     }
 }
@@ -235,8 +236,38 @@ impl Batch {
 pub enum BatchFailure {
     /// A statement failed and the batch was rolled back: its steps, to run one by one.
     Rerun(Vec<Step>),
+    /// The session went away while the batch ran: none of its steps can run again on it.
+    /// Running them one by one named the batch's first step as the failure, which may have
+    /// had nothing to do with it (kill_phases.rs's terminated backends).
+    Lost { steps: usize, source: StepError },
     /// The state could not be written.
     State(StateError),
+}
+
+impl BatchFailure {
+    /// After the batch's statements or its COMMIT failed with `e`: rolled back, to rerun one
+    /// by one, unless the session itself is gone.
+    fn after(client: &mut Client, e: postgres::Error, steps: Vec<Step>) -> BatchFailure {
+        if cluster::error::session_lost(&e) {
+            return BatchFailure::Lost {
+                steps: steps.len(),
+                source: server(e),
+            };
+        }
+        let _ = client.batch_execute("ROLLBACK");
+        BatchFailure::Rerun(steps)
+    }
+}
+
+/// The error for a batch whose session went away, naming the batch by its first and last
+/// members (the driver's labels: an archive entry, a script line, a set's statement).
+pub fn lost_in_batch(steps: usize, source: StepError, first: String, last: String) -> RestoreError {
+    RestoreError::LostInBatch {
+        steps,
+        first,
+        last,
+        source: Box::new(source),
+    }
 }
 
 /// The transaction id a batch's last statement returned.

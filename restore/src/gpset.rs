@@ -563,6 +563,11 @@ impl<'a> Runner<'a> {
         match self.batch.run(&mut self.client, self.state) {
             Ok(()) => Ok(()),
             Err(BatchFailure::State(e)) => Err(e.into()),
+            Err(BatchFailure::Lost { steps, source }) => {
+                let what = |m: Option<&Member>| m.map(|m| m.what.to_string()).unwrap_or_default();
+                let (first, last) = (what(members.first()), what(members.last()));
+                Err(crate::engine::lost_in_batch(steps, source, first, last))
+            }
             Err(BatchFailure::Rerun(_)) => members.into_iter().try_for_each(|m| self.run_one(m)),
         }
     }

@@ -51,7 +51,7 @@ pub enum RestoreError {
     #[error("{0}")]
     Step(String),
     /// An archive entry's statements failed (rolled back).
-    #[error("{entry}: {source}\nstatement: {statement}")]
+    #[error("{entry}: {source}\nstatement: {}", clip(statement))]
     Entry {
         entry: String,
         statement: String,
@@ -61,6 +61,15 @@ pub enum RestoreError {
     #[error("{entry} (clean): {source}")]
     Clean {
         entry: String,
+        source: Box<engine::StepError>,
+    },
+    /// The session went away while steps sent together ran: none of them committed (or, lost
+    /// at the COMMIT, the resume asks the server).
+    #[error("{first} ... {last} ({steps} steps sent together): {source}")]
+    LostInBatch {
+        steps: usize,
+        first: String,
+        last: String,
         source: Box<engine::StepError>,
     },
     /// A table's data did not load (its transaction rolled back).
@@ -80,7 +89,7 @@ pub enum RestoreError {
     #[error("ANALYZE {table}: {message}")]
     Analyze { table: String, message: String },
     /// A plain script's statement failed.
-    #[error("{file}, line {line}: {message}\nstatement: {statement}")]
+    #[error("{file}, line {line}: {message}\nstatement: {}", clip(statement))]
     Statement {
         file: String,
         line: u64,
@@ -114,6 +123,23 @@ pub enum RestoreError {
         error: Box<RestoreError>,
         state: PathBuf,
     },
+}
+
+/// A failed statement as an error shows it: whole up to 2,000 bytes, else its start and how
+/// much more there was. A large object's `lowrite` in a plain script is 8 KB of hex, and a
+/// function body or a COPY-less INSERT can be far longer: whole, they buried the message (and
+/// the resume command after it) under screens of text.
+fn clip(statement: &str) -> std::borrow::Cow<'_, str> {
+    const SHOWN: usize = 2000;
+    if statement.len() <= SHOWN {
+        return statement.into();
+    }
+    let mut end = SHOWN;
+    while !statement.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = statement.len() - end;
+    format!("{} ... ({more} more bytes)", &statement[..end]).into()
 }
 
 impl From<verify::VerifyError> for RestoreError {
@@ -154,5 +180,17 @@ impl RestoreError {
             }
             _ => self,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_statements_are_clipped_at_a_character() {
+        assert_eq!(super::clip("SELECT 1"), "SELECT 1");
+        let long = format!("SELECT  '{}'", "é".repeat(1500));
+        let shown = super::clip(&long);
+        assert!(shown.ends_with(&format!(" ... ({} more bytes)", long.len() - 1999)));
+        assert!(shown.starts_with("SELECT  'é"));
     }
 }

@@ -1197,6 +1197,13 @@ impl PlainRun<'_> {
         match self.batch.run(client, &self.state) {
             Ok(()) => Ok(()),
             Err(BatchFailure::State(e)) => Err(e.into()),
+            Err(BatchFailure::Lost { steps, source }) => {
+                let line = |s: Option<&Stmt>| {
+                    format!("{}, line {}", self.src.shown, s.map_or(0, |s| s.line))
+                };
+                let (first, last) = (line(statements.first()), line(statements.last()));
+                Err(crate::engine::lost_in_batch(steps, source, first, last))
+            }
             Err(BatchFailure::Rerun(_)) => statements.iter().try_for_each(|s| match s.kind {
                 Kind::Session => self.session(s),
                 _ => self.plain(s),

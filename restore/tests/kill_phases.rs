@@ -377,6 +377,15 @@ fn end(
                 err.contains("--resume") || !has_state(server, db),
                 "the failure says how to resume: {err}"
             );
+            // It says why: the server ended the session (not a statement's own error, nor a
+            // later statement's failure on the dead connection).
+            assert!(
+                err.contains("FATAL") || err.contains("lost the connection to the server"),
+                "the failure says the session ended: {err}"
+            );
+            if std::env::var_os("KILL_PHASES_SHOW").is_some() {
+                eprintln!("--- terminated:\n{err}");
+            }
             err
         }
     }
