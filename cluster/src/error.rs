@@ -116,8 +116,13 @@ pub fn server_message(e: &postgres::Error) -> String {
     }
 }
 
-/// The socket error under a driver error, when the session failed on its socket.
+/// The socket error under a driver error, when an open session failed on its socket. A failed
+/// connect also has an I/O cause ("error connecting to server: No such file or directory"); the
+/// driver tells the two apart only in its words, and a connect that failed is no lost session.
 fn socket_error(e: &postgres::Error) -> Option<&std::io::Error> {
+    if e.to_string() != "error communicating with the server" {
+        return None;
+    }
     std::error::Error::source(e)?.downcast_ref::<std::io::Error>()
 }
 

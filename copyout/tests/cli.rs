@@ -60,6 +60,21 @@ fn usage_errors_exit_2_and_name_the_alternative() {
     assert!(e.contains("auto"), "{e}");
 }
 
+/// A server that is not there is a failed connect, not a lost session (both have a socket
+/// error under the driver's error; only the driver's words tell them apart).
+#[test]
+fn no_server_is_a_failed_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = offline(&["-t", "x", "-o", dir.path().to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("\"/nonexistent\"") && e.contains("error connecting to server"),
+        "{e}"
+    );
+    assert!(!e.contains("lost the connection"), "{e}");
+}
+
 #[test]
 fn help_and_version() {
     let out = offline(&["-?"]);
