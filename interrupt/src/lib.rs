@@ -323,15 +323,6 @@ impl Interrupt {
         ExitCode::from(1)
     }
 
-    /// [`finish`](Self::finish) or [`fail`](Self::fail) by `outcome`. Kept only for cbrestore's
-    /// main, which still passes its message as `Result<(), String>`; remove once it calls those.
-    pub fn conclude(&self, outcome: Result<(), String>) -> ExitCode {
-        match outcome {
-            Ok(()) => self.finish(),
-            Err(message) => self.fail(message),
-        }
-    }
-
     /// What every end does first: nothing registered survives, and a closed stdout ends the
     /// process as SIGPIPE would have.
     fn clean_up(&self) {

@@ -48,12 +48,6 @@ fn multiplier(unit: &str) -> Option<u64> {
     Some(1 << shift)
 }
 
-/// [`bytes`] with its error as text. Kept only because cbrestore's `parse_size` still returns
-/// `Result<u64, String>` from it; remove once that calls [`bytes`].
-pub fn parse(s: &str) -> Result<u64, String> {
-    bytes(s).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::{bytes, SizeError};

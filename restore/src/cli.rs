@@ -129,7 +129,7 @@ pub struct Cli {
     /// is loaded by its worker plus every worker that has nothing else to do, each with its own
     /// COPY, committed together. Smaller tables are emptied and copied with FREEZE in the
     /// load's own transaction instead (no hint-bit rewrite, no WAL with wal_level=minimal).
-    #[arg(long = "split-tables-larger-than", value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long = "split-tables-larger-than", value_name = "SIZE", value_parser = pipeline::size::bytes)]
     pub split_tables_larger_than: Option<u64>,
     /// Archives: add Cloudberry DISTRIBUTED clauses while restoring (cbdistfix rules)
     #[arg(long)]
@@ -241,10 +241,6 @@ pub struct Cli {
     pub help: Option<bool>,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    pipeline::size::parse(s)
-}
-
 /// pg_restore's flags cbrestore does not take, each with what to do instead.
 pub const REFUSED: &[Refused] = &[
     Refused::valued("superuser", "cbrestore does not switch users: connect as the superuser with -U (--disable-triggers needs one)").short('S'),
@@ -269,7 +265,7 @@ pub fn command() -> clap::Command {
 
 /// The command line, or exit 2 with clap's usage message (refused flags included).
 pub fn parse() -> Cli {
-    cluster::args::parse(command(), REFUSED, |cli: &Cli| cli.check().map_err(|u| u.0))
+    cluster::args::parse(command(), REFUSED, Cli::check)
 }
 
 /// A command line that cannot work; exit status 2.

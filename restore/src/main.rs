@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let mut report = Report::new(None, shown_inputs(&cli));
     match run(&cli, interrupt.flag(), &mut report) {
         Ok(code) if !interrupt.stdout_closed() => code,
-        Ok(_) => interrupt.conclude(Ok(())),
+        Ok(_) => interrupt.finish(),
         Err(e) => {
             if cli.json && e.chain().find_map(broken_pipe).is_none() {
                 json_failure(report, &e, &interrupt);
@@ -52,7 +52,7 @@ fn shown_inputs(cli: &Cli) -> String {
 fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
     if let Some(io) = e.chain().find_map(broken_pipe) {
         interrupt.note_stdout_error(io);
-        return interrupt.conclude(Ok(()));
+        return interrupt.finish();
     }
     if e.downcast_ref::<Usage>().is_some() {
         logline::say!("cbrestore: error: {}", message(e));
@@ -73,7 +73,7 @@ fn failed(e: &anyhow::Error, interrupt: &interrupt::Interrupt) -> ExitCode {
             return ExitCode::from(130);
         }
     }
-    interrupt.conclude(Err(message(e)))
+    interrupt.fail(message(e))
 }
 
 /// The error and its causes on one line, each said once (a typed error's message often
