@@ -253,6 +253,9 @@ fn open_out(
             )
         })?;
         let mut admin = crate::cancel::connect(&o.conn)?;
+        if o.clean && !state.resuming {
+            drop_database(&mut admin, o, entries)?;
+        }
         if let Err(e) = admin.batch_execute(&db.defn()) {
             let msg = cluster::error::server_message(&e);
             // A resumed run finds the database its first run made.
@@ -286,6 +289,40 @@ fn finish(target: Target, o: &DumpRestoreOptions) -> Result<(), RestoreError> {
             Ok(s.finish()?)
         }
     }
+}
+
+/// `-C -c`: pg_restore drops the database as a whole (its `DATABASE` and `DATABASE
+/// PROPERTIES` entries' DROPs, in reverse order) and none of its objects, which would be
+/// dropped in the wrong database. Not on a resume: the database is the first run's, with what
+/// it restored. Without `--if-exists`, a database that is not there is an error, as in
+/// pg_restore (`--on-error-continue` goes on to create it).
+fn drop_database(
+    admin: &mut Client,
+    o: &DumpRestoreOptions,
+    entries: &[TocEntry],
+) -> Result<(), RestoreError> {
+    let database = |e: &&TocEntry| e.is("DATABASE") || e.is("DATABASE PROPERTIES");
+    for e in entries.iter().rev().filter(database) {
+        let Some(sql) = toc::drop_sql(e, o.if_exists) else {
+            continue;
+        };
+        if let Err(x) = admin.batch_execute(&sql) {
+            let msg = cluster::error::server_message(&x);
+            let missing = msg.contains("does not exist");
+            if !(missing && o.on_error_continue) {
+                let hint = if missing {
+                    " (--if-exists skips it)"
+                } else {
+                    ""
+                };
+                return Err(RestoreError::Step(format!(
+                    "{} (clean): {msg}{hint}",
+                    entry_label(e)
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `-C`: what pg_restore issues for the new database besides its CREATE: its owner (unless
@@ -553,7 +590,10 @@ impl<'a> Restore<'a> {
         if let (true, Out::Script(s)) = (new_database, &mut *out) {
             s.write(self.script_database(&mut plan).as_bytes())?;
         }
-        if self.o.clean && !new_database {
+        // With `-C` the database itself was dropped and made again (open_out): its objects
+        // are new, and dropping them one by one would fail (pg_restore drops only the
+        // database in that mode).
+        if self.o.clean && !self.o.create {
             self.clean(out, &plan.selected)?;
         }
         let jobs = match out {

@@ -361,6 +361,35 @@ fn output_flags_change_the_target_as_pg_restores_do() {
         tables(&server, "made"),
         BTreeMap::from([("public.m".into(), 2)])
     );
+    // -C -c: the database is dropped and made again, as pg_restore does (not its objects one
+    // by one in the new database): a table added since goes with it.
+    server.psql(
+        "made",
+        "CREATE TABLE extra (a int); INSERT INTO m VALUES (3);",
+    );
+    restore(&server, "postgres", &["-C", "-c", made.to_str().unwrap()]);
+    assert_eq!(
+        tables(&server, "made"),
+        BTreeMap::from([("public.m".into(), 2)])
+    );
+    // Not there: without --if-exists that is an error naming the entry and the way on...
+    server.psql("postgres", "DROP DATABASE made");
+    let out = cbrestore(
+        &server,
+        &["-d", "postgres", "-C", "-c", made.to_str().unwrap()],
+    );
+    let err = exit_code(&out, 1, "-C -c of a missing database");
+    assert!(
+        err.contains("DATABASE made") && err.contains("--if-exists"),
+        "{err}"
+    );
+    // ...and with it, the database is simply made.
+    let args = ["-C", "-c", "--if-exists", made.to_str().unwrap()];
+    restore(&server, "postgres", &args);
+    assert_eq!(
+        tables(&server, "made"),
+        BTreeMap::from([("public.m".into(), 2)])
+    );
 
     // -c / --clean: restoring again over the same objects replaces them.
     restore(&server, "own", &["-c", "--no-subscriptions", a]);
