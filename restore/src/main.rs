@@ -246,7 +246,10 @@ fn restore_set(cli: &Cli, abort: Arc<AtomicBool>, report: &mut Report) -> anyhow
     if let Some(root) = &cli.on_segment {
         let gp = cli.gpset_options(connection(cli)?, filter);
         let opts = restore::segment_restore::SegmentRestoreOptions::new(gp, root)?;
-        return Ok(restore::segment_restore::run(&opts, abort)?.finish(cli.json));
+        let input = report.input.clone();
+        *report = Report::from(restore::segment_restore::run(&opts, abort)?);
+        report.input = input;
+        return Ok(summary::report(cli, report)?);
     }
     let conn = connection(cli)?;
     report.target = conn.target();

@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use crate::gpset::GpRestoreReport;
+use crate::segment_restore::{Route, SegmentRestoreReport};
 
 /// How the restore ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -73,10 +74,12 @@ pub struct Report {
     pub script: Option<ScriptFigures>,
     #[serde(flatten)]
     pub backup_set: Option<SetFigures>,
+    #[serde(flatten)]
+    pub on_segment: Option<SegmentFigures>,
 }
 
 /// One table's data, loaded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Table {
     /// `schema.table`, quoted only where SQL needs it.
     pub table: String,
@@ -93,6 +96,9 @@ pub struct Table {
     /// earlier backup).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// `--on-segment`: how its rows got in (`copy-on-segment` or `web-table`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
 }
 
 /// A pg_dump archive's own figures.
@@ -127,6 +133,15 @@ pub struct SetFigures {
     pub translation: Vec<String>,
 }
 
+/// `--on-segment`: the segments read their own files.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SegmentFigures {
+    pub source_segments: u32,
+    pub target_segments: u32,
+    /// Where each segment found its files (the set's directories when not given).
+    pub segment_root: String,
+}
+
 impl Report {
     /// An empty report of a restore of `input`, to be filled as it goes.
     pub fn new(kind: Option<Kind>, input: impl Into<String>) -> Report {
@@ -159,6 +174,7 @@ impl From<GpRestoreReport> for Report {
                 seconds: t.seconds,
                 files: Some(t.files),
                 source: Some(format!("backup {}", t.source_timestamp)),
+                route: None,
             })
             .collect();
         let files_read = tables
@@ -186,6 +202,44 @@ impl From<GpRestoreReport> for Report {
     }
 }
 
+impl From<SegmentRestoreReport> for Report {
+    fn from(g: SegmentRestoreReport) -> Report {
+        let tables: Vec<Table> = g
+            .tables
+            .into_iter()
+            .map(|t| Table {
+                table: t.table,
+                rows: t.rows,
+                seconds: t.seconds,
+                route: Some(t.route),
+                source: Some(format!("backup {}", g.backup_timestamp)),
+                ..Default::default()
+            })
+            .collect();
+        let mut report = Report {
+            target: g.target,
+            elapsed_seconds: g.elapsed_seconds,
+            statements: g.statements as u64,
+            errors: g.errors,
+            warnings: g.warnings,
+            backup_set: Some(SetFigures {
+                backup_timestamp: g.backup_timestamp,
+                backup_database: g.backup_database,
+                segment_count: g.source_segments,
+                ..Default::default()
+            }),
+            on_segment: Some(SegmentFigures {
+                source_segments: g.source_segments,
+                target_segments: g.target_segments,
+                segment_root: g.segment_root,
+            }),
+            ..Report::new(Some(Kind::BackupSet), "")
+        };
+        report.set_tables(tables);
+        report
+    }
+}
+
 impl Report {
     /// `--to-sql`: the set written as one script (`out`) instead of restored; `postgres` when
     /// it was translated for PostgreSQL.
@@ -205,6 +259,7 @@ impl Report {
                 seconds: t.seconds,
                 files: Some(t.files.iter().map(|f| f.display().to_string()).collect()),
                 source: Some(format!("backup {}", t.source_timestamp)),
+                route: None,
             })
             .collect();
         let files_read = tables
@@ -250,6 +305,7 @@ mod tests {
             seconds: 0.5,
             files: None,
             source: Some("line 7".into()),
+            route: None,
         }]);
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["copy_blocks"], 2);
@@ -259,5 +315,43 @@ mod tests {
         assert!(v.get("large_objects").is_none() && v.get("error").is_none());
         assert!(v["tables"][0].get("files").is_none());
         assert_eq!(v["tables"][0]["source"], "line 7");
+        assert!(v["tables"][0].get("route").is_none() && v.get("target_segments").is_none());
+    }
+
+    #[test]
+    fn an_on_segment_restore_is_the_same_report() {
+        use crate::segment_restore::{Route, SegmentRestoreReport, SegmentTableReport};
+        let seg = SegmentRestoreReport {
+            tool: "cbrestore",
+            backup_timestamp: "20260101000000".into(),
+            backup_database: "db".into(),
+            source_segments: 3,
+            target_segments: 2,
+            segment_root: "/data".into(),
+            target: "t".into(),
+            elapsed_seconds: 1.0,
+            statements: 4,
+            tables: vec![SegmentTableReport {
+                table: "public.t".into(),
+                rows: 5,
+                route: Route::WebTable,
+                seconds: 0.5,
+            }],
+            total_rows: 5,
+            errors: vec![],
+            warnings: vec![],
+        };
+        let v = serde_json::to_value(Report::from(seg)).unwrap();
+        assert_eq!(
+            (v["kind"].as_str(), v["status"].as_str()),
+            (Some("backup_set"), Some("ok"))
+        );
+        assert_eq!(
+            (v["source_segments"].as_u64(), v["target_segments"].as_u64()),
+            (Some(3), Some(2))
+        );
+        assert_eq!(v["backup_timestamp"], "20260101000000");
+        assert_eq!(v["tables"][0]["route"], "web-table");
+        assert_eq!(v["total_rows"], 5);
     }
 }

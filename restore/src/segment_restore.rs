@@ -143,53 +143,6 @@ pub struct SegmentTableReport {
     pub seconds: f64,
 }
 
-impl SegmentRestoreReport {
-    /// The summary line (and the JSON report on stdout with `json`); exit status 1 when errors
-    /// were skipped under `--on-error-continue`.
-    pub fn finish(&self, json: bool) -> std::process::ExitCode {
-        if json {
-            use std::io::Write;
-            let text = serde_json::to_string_pretty(self).expect("report serializes");
-            // A closed stdout (`| head`) ends quietly, as pg_restore -l does; any other write
-            // error is one.
-            if let Err(e) = writeln!(std::io::stdout().lock(), "{text}") {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    logline::say!("cbrestore: error: writing the report: {e}");
-                    return std::process::ExitCode::from(1);
-                }
-            }
-        }
-        let copies = self
-            .tables
-            .iter()
-            .filter(|t| t.route == Route::CopyOnSegment)
-            .count();
-        logline::say!(
-            "cbrestore: restored backup {} ({} segment(s)) into {} from the segments' own files: {} tables ({} by COPY ON SEGMENT, {} through external web tables), {} rows, {} statements, in {:.1}s",
-            self.backup_timestamp,
-            self.source_segments,
-            self.target,
-            self.tables.len(),
-            copies,
-            self.tables.len() - copies,
-            self.total_rows,
-            self.statements,
-            self.elapsed_seconds
-        );
-        if self.errors.is_empty() {
-            return std::process::ExitCode::SUCCESS;
-        }
-        logline::say!(
-            "cbrestore: {} errors were skipped (--on-error-continue):",
-            self.errors.len()
-        );
-        for e in &self.errors {
-            logline::say!("  {e}");
-        }
-        std::process::ExitCode::from(1)
-    }
-}
-
 /// One primary of the target.
 #[derive(Debug, Clone)]
 struct Reader {

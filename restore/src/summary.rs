@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use restore::cli::Cli;
 use restore::report::Report;
+use restore::segment_restore::Route;
 
 /// `--json`: the report on stdout.
 pub fn json<T: Serialize>(cli: &Cli, report: &T) -> std::io::Result<()> {
@@ -113,7 +114,18 @@ fn own_figures(r: &Report) -> String {
             ));
         }
     }
-    if let Some(set) = &r.backup_set {
+    if let Some(seg) = &r.on_segment {
+        let copies = r
+            .tables
+            .iter()
+            .filter(|t| t.route == Some(Route::CopyOnSegment))
+            .count();
+        s.push_str(&format!(
+            ", from the segments' own files into {} segment(s): {copies} tables by COPY ON SEGMENT, {} through external web tables",
+            seg.target_segments,
+            r.tables.len() - copies
+        ));
+    } else if let Some(set) = &r.backup_set {
         s.push_str(&format!(
             ", {} files, {} translated or skipped for PostgreSQL",
             set.files_read,
