@@ -355,12 +355,24 @@ fn manifest_is_verified_before_use() {
         return;
     }
     let out = Command::new(&cbrestore)
-        .arg("--verify-only")
+        .args(["--verify-only", "--json"])
         .arg(&dir)
         .output()
         .unwrap();
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("checksums and row counts equal"));
+    // --json is the restore's one report: every table checked against the manifest.
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["status"].as_str(), report["kind"].as_str()),
+        (Some("ok"), Some("archive"))
+    );
+    let tables = report["tables"].as_array().unwrap();
+    assert!(
+        !tables.is_empty() && tables.iter().all(|t| t["checksum"] == "ok"),
+        "{report}"
+    );
+    assert!(report["total_rows"].as_u64().unwrap() > 0, "{report}");
     // Replace one data file by a valid gzip file of other rows: decompression is fine, the
     // checksum is not.
     let manifest: serde_json::Value =
@@ -377,11 +389,20 @@ fn manifest_is_verified_before_use() {
         e.finish().unwrap();
     }
     let out = Command::new(&cbrestore)
-        .arg("--verify-only")
+        .args(["--verify-only", "--json"])
         .arg(&dir)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "failed", "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("checksum mismatch"),
+        "{report}"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("checksum mismatch") && err.contains(t["table"].as_str().unwrap()),

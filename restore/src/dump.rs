@@ -1070,7 +1070,7 @@ impl<'a> Restore<'a> {
                     seconds: started.elapsed().as_secs_f64(),
                     files: None,
                     source: Some(format!("TOC entry {}", e.dump_id)),
-                    route: None,
+                    ..Default::default()
                 });
                 Ok(())
             }

@@ -1390,7 +1390,7 @@ impl PlainRun<'_> {
             seconds: started.elapsed().as_secs_f64(),
             files: None,
             source: Some(format!("line {line}")),
-            route: None,
+            ..Default::default()
         });
     }
 

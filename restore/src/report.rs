@@ -99,6 +99,13 @@ pub struct Table {
     /// `--on-segment`: how its rows got in (`copy-on-segment` or `web-table`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
+    /// `--verify-only` of an archive: its data against manifest.json (`ok`, or what was not
+    /// compared)...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<&'static str>,
+    /// ...and what proves its data file complete without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_check: Option<&'static str>,
 }
 
 /// A pg_dump archive's own figures.
@@ -174,7 +181,7 @@ impl From<GpRestoreReport> for Report {
                 seconds: t.seconds,
                 files: Some(t.files),
                 source: Some(format!("backup {}", t.source_timestamp)),
-                route: None,
+                ..Default::default()
             })
             .collect();
         let files_read = tables
@@ -259,7 +266,7 @@ impl Report {
                 seconds: t.seconds,
                 files: Some(t.files.iter().map(|f| f.display().to_string()).collect()),
                 source: Some(format!("backup {}", t.source_timestamp)),
-                route: None,
+                ..Default::default()
             })
             .collect();
         let files_read = tables
@@ -305,7 +312,7 @@ mod tests {
             seconds: 0.5,
             files: None,
             source: Some("line 7".into()),
-            route: None,
+            ..Default::default()
         }]);
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["copy_blocks"], 2);

@@ -12,7 +12,7 @@ use restore::gpset::TargetChoice;
 use serde::Serialize;
 
 use restore::cli::Cli;
-use restore::report::Report;
+use restore::report::{Kind, Report, Status, Table};
 use restore::segment_restore::Route;
 
 /// `--json`: the report on stdout.
@@ -135,11 +135,30 @@ fn own_figures(r: &Report) -> String {
     s
 }
 
+/// The report of a `--verify-only` run (the one report, with the tables checked and, for an
+/// archive, how each was checked), before its tables.
+fn verified(cli: &Cli, kind: Kind) -> Report {
+    let shown: Vec<String> = cli.paths.iter().map(|p| p.display().to_string()).collect();
+    let mut report = Report::new(Some(kind), shown.join(" "));
+    report.target = "none (--verify-only)".into();
+    report
+}
+
 /// `--verify-only` on an archive.
 pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<ExitCode> {
+    let mut report = verified(cli, Kind::Archive);
     match restore::verify::verify_only(archive) {
         Ok(tables) => {
-            json(cli, &tables)?;
+            let checked = tables.iter().map(|t| Table {
+                table: t.table.clone(),
+                rows: t.rows,
+                bytes: t.bytes,
+                checksum: Some(t.checksum),
+                end_check: Some(t.end_check).filter(|c| !c.is_empty()),
+                ..Default::default()
+            });
+            report.set_tables(checked.collect());
+            json(cli, &report)?;
             let rows: u64 = tables.iter().map(|t| t.rows).sum();
             logline::say!(
                 "cbrestore: {} verified: {} tables, {} rows, every data stream complete{}",
@@ -158,7 +177,11 @@ pub fn verify_archive(cli: &Cli, archive: &archive::Archive) -> std::io::Result<
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
-            for p in &problems {
+            report.status = Status::Failed;
+            report.errors = problems.iter().map(ToString::to_string).collect();
+            report.error = Some(report.errors.join("\n"));
+            json(cli, &report)?;
+            for p in &report.errors {
                 logline::say!("cbrestore: error: {p}");
             }
             Ok(ExitCode::from(1))
@@ -196,7 +219,15 @@ fn unchecked_ends(tables: &[restore::verify::Verified]) {
 /// `--verify-only` on a backup set.
 pub fn verify_set(cli: &Cli, filter: &Filter) -> anyhow::Result<ExitCode> {
     let tables = restore::gpset::verify(&cli.paths, cli.timestamp.as_deref(), filter)?;
-    json(cli, &tables)?;
+    let mut report = verified(cli, Kind::BackupSet);
+    let checked = tables.iter().map(|t| Table {
+        table: t.table.clone(),
+        rows: t.rows,
+        bytes: t.bytes,
+        ..Default::default()
+    });
+    report.set_tables(checked.collect());
+    json(cli, &report)?;
     let rows: u64 = tables.iter().map(|t| t.rows).sum();
     logline::say!(
         "cbrestore: verified the backup set: {} tables, {rows} rows, every file present and complete, row counts equal to the backup's",

@@ -655,7 +655,11 @@ fn verify_only_and_a_resumed_data_only_restore() {
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
-    assert_eq!(report[0]["rows"], 600000, "{report}");
+    assert_eq!(report["tables"][0]["rows"], 600000, "{report}");
+    assert_eq!(
+        (report["kind"].as_str(), report["total_rows"].as_u64()),
+        (Some("backup_set"), Some(600000))
+    );
 
     server.create_db("d");
     server.psql(
