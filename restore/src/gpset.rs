@@ -171,9 +171,12 @@ pub struct TableReport {
 }
 
 /// Runs the restore. `abort` is raised by a signal (cancel.rs cancels what is in flight).
+/// When it fails or stops, `partial` gets the tables whose loads committed before that (the
+/// `--json` report of a failure names them, as an archive's does).
 pub fn run(
     opts: &GpRestoreOptions,
     abort: Arc<AtomicBool>,
+    partial: &mut crate::report::Report,
 ) -> Result<GpRestoreReport, RestoreError> {
     let started = Instant::now();
     let set = BackupSet::open_roots(&opts.roots, opts.timestamp.as_deref())?;
@@ -200,10 +203,15 @@ pub fn run(
         restore(&ctx, &mut runner, &set, &to_sql_options(opts, postgres))
     };
     ctx.progress.finish();
+    let stopped = |e: RestoreError, partial: &mut crate::report::Report| {
+        let done = std::mem::take(&mut *ctx.loaded.lock().expect("loaded lock"));
+        partial.set_tables(done.iter().map(|t| TableReport::of(t).into()).collect());
+        e.stopped(&state)
+    };
     let report = match result {
         Ok(r) if !abort.load(Ordering::SeqCst) => r,
-        Err(e) if !abort.load(Ordering::SeqCst) => return Err(e.stopped(&state)),
-        _ => return Err(RestoreError::Interrupted.stopped(&state)),
+        Err(e) if !abort.load(Ordering::SeqCst) => return Err(stopped(e, partial)),
+        _ => return Err(stopped(RestoreError::Interrupted, partial)),
     };
     state.finish()?;
     let tables: Vec<TableReport> = report.tables.iter().map(TableReport::of).collect();

@@ -255,7 +255,7 @@ fn restore_set(cli: &Cli, abort: Arc<AtomicBool>, report: &mut Report) -> anyhow
     report.target = conn.target();
     let opts = cli.gpset_options(conn, filter);
     let input = report.input.clone();
-    *report = Report::from(restore::gpset::run(&opts, abort)?);
+    *report = Report::from(restore::gpset::run(&opts, abort, report)?);
     report.input = input;
     Ok(summary::report(cli, report)?)
 }

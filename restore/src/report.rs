@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::gpset::GpRestoreReport;
+use crate::gpset::{GpRestoreReport, TableReport};
 use crate::segment_restore::{Route, SegmentRestoreReport};
 
 /// How the restore ended.
@@ -169,21 +169,23 @@ impl Report {
     }
 }
 
+impl From<TableReport> for Table {
+    fn from(t: TableReport) -> Table {
+        Table {
+            table: t.table,
+            rows: t.rows,
+            bytes: t.bytes,
+            seconds: t.seconds,
+            files: Some(t.files),
+            source: Some(format!("backup {}", t.source_timestamp)),
+            ..Default::default()
+        }
+    }
+}
+
 impl From<GpRestoreReport> for Report {
     fn from(g: GpRestoreReport) -> Report {
-        let tables: Vec<Table> = g
-            .tables
-            .into_iter()
-            .map(|t| Table {
-                table: t.table,
-                rows: t.rows,
-                bytes: t.bytes,
-                seconds: t.seconds,
-                files: Some(t.files),
-                source: Some(format!("backup {}", t.source_timestamp)),
-                ..Default::default()
-            })
-            .collect();
+        let tables: Vec<Table> = g.tables.into_iter().map(Table::from).collect();
         let files_read = tables
             .iter()
             .map(|t| t.files.as_ref().map_or(0, Vec::len) as u64)

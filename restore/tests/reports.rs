@@ -160,6 +160,39 @@ fn json_reports_a_failed_archive_restore() {
     );
 }
 
+/// The same failure restoring a gpbackup set of the source (its index's name taken): the report
+/// is the same report, kind `backup_set`, and names the tables whose loads committed before it.
+#[test]
+fn json_reports_a_failed_set_restore() {
+    let (server, _) = source();
+    let root = server.scratch().join("set");
+    let pg_dump = || {
+        let mut c = server.command("pg_dump");
+        c.args(["-d", "src"]);
+        c
+    };
+    let options = gpbackup::writer::WriterOptions {
+        segments: 2,
+        ..Default::default()
+    };
+    testkit::gpset::write_backup_set(&mut server.client("src"), &pg_dump, &root, &options).unwrap();
+    server.create_db("gs");
+    server.psql("gs", "CREATE SEQUENCE public.b_idx;");
+    let out = cbrestore(&server, &["-d", "gs", "--json", root.to_str().unwrap()]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["kind"].as_str()),
+        (Some("failed"), Some("backup_set"))
+    );
+    assert!(r["error"].as_str().unwrap().contains("b_idx"), "{r}");
+    let loaded = tables(&r);
+    for want in [("public.a".to_string(), 100), ("public.b".to_string(), 50)] {
+        assert!(loaded.contains(&want), "{r}");
+    }
+    assert!(r["resume"].as_str().is_some(), "{r}");
+}
+
 /// A plain script whose statement fails after a COPY block: exit 1, the report names the
 /// script's line and keeps the table whose block committed.
 #[test]
