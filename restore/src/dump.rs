@@ -253,15 +253,22 @@ fn open_out(
             )
         })?;
         let mut admin = crate::cancel::connect(&o.conn)?;
-        if o.clean && !state.resuming {
-            drop_database(&mut admin, o, entries)?;
-        }
-        if let Err(e) = admin.batch_execute(&db.defn()) {
-            let msg = cluster::error::server_message(&e);
-            // A resumed run finds the database its first run made.
-            if !(state.resuming && msg.contains("already exists")) {
-                return Err(RestoreError::Step(format!("{}: {msg}", entry_label(db))));
+        // Recorded as the restore's first step: stopped before anything else committed, the
+        // run still leaves a state (the database is there), so it says how to resume, and
+        // the same command again is refused instead of failing on "already exists".
+        let made = Step::new("create database");
+        if !state.done(&made.key) {
+            if o.clean && !state.resuming {
+                drop_database(&mut admin, o, entries)?;
             }
+            if let Err(e) = admin.batch_execute(&db.defn()) {
+                let msg = cluster::error::server_message(&e);
+                // A resumed run finds the database its first run made.
+                if !(state.resuming && msg.contains("already exists")) {
+                    return Err(RestoreError::Step(format!("{}: {msg}", entry_label(db))));
+                }
+            }
+            state.record(made)?;
         }
         database_settings(&mut admin, o, db, entries)?;
         conn = o.conn.with_dbname(&db.tag());

@@ -240,22 +240,20 @@ pub fn run(
 
 /// `--create-db`: the database `-d` names, made first (a resumed run finds it made).
 fn create_database(opts: &GpRestoreOptions, state: &State) -> Result<(), RestoreError> {
+    // The restore's first recorded step, as an archive's `-C` (dump.rs open_out).
+    let made = Step::new("create database");
+    if state.done(&made.key) {
+        return Ok(());
+    }
     let mut admin = crate::cancel::connect(&opts.conn.with_dbname("postgres"))?;
     let sql = format!("CREATE DATABASE {}", quote::ident(opts.conn.dbname()));
-    match admin.batch_execute(&sql) {
-        Err(e)
-            if !(state.resuming
-                && cluster::error::server_message(&e).contains("already exists")) =>
-        {
-            Err(
-                cluster::ClusterError::query(format!("creating database {}", opts.conn.dbname()))(
-                    e,
-                )
-                .into(),
-            )
+    if let Err(e) = admin.batch_execute(&sql) {
+        if !(state.resuming && cluster::error::server_message(&e).contains("already exists")) {
+            let what = format!("creating database {}", opts.conn.dbname());
+            return Err(cluster::ClusterError::query(what)(e).into());
         }
-        _ => Ok(()),
     }
+    Ok(state.record(made)?)
 }
 
 /// The gpbackup crate's restore options for a live target.

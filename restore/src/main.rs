@@ -153,9 +153,9 @@ fn run(cli: &Cli, abort: Arc<AtomicBool>, report: &mut Report) -> anyhow::Result
     cli.check()?;
     let first = &cli.paths[0];
     if cli.paths.len() == 1 && first != Path::new("-") {
-        let opened = archive::Archive::open(first)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", first.display()))?;
-        if let Some(archive) = opened {
+        // Its errors name the file already (the path was said twice: "x.dump: x.dump: No
+        // such file or directory").
+        if let Some(archive) = archive::Archive::open(first)? {
             return restore_archive(cli, archive, abort, report);
         }
     }

@@ -896,3 +896,15 @@ fn one_prompt_for_every_worker() {
     assert_eq!(prompts, 1, "{terminal}");
     assert_eq!(tables(&server, "p").values().sum::<i64>(), 160);
 }
+
+/// An input that is not there: exit 1, its path said once (it was said twice).
+#[test]
+fn a_missing_input_is_named_once() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cbrestore"))
+        .args(["-d", "x", "/nonexistent/x.dump"])
+        .output()
+        .unwrap();
+    let err = exit_code(&out, 1, "a missing input");
+    assert_eq!(err.matches("/nonexistent/x.dump").count(), 1, "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+}

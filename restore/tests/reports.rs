@@ -193,6 +193,48 @@ fn json_reports_a_failed_set_restore() {
     assert!(r["resume"].as_str().is_some(), "{r}");
 }
 
+/// `-C` on a server without the archive's roles: its first entry (schema "aaa", owned by
+/// "Gone") fails right after the database was made, before anything else committed. The
+/// failure still says how to resume (making the database is the first recorded step), the same
+/// command again is refused rather than failing on "already exists", and with the role made
+/// the printed command finishes.
+#[test]
+fn a_create_stopped_at_its_first_entry_says_how_to_resume() {
+    let first = TestServer::start();
+    first.psql("postgres", "CREATE ROLE \"Gone\"; CREATE DATABASE c1;");
+    first.psql(
+        "c1",
+        "CREATE SCHEMA aaa AUTHORIZATION \"Gone\"; CREATE TABLE aaa.t AS SELECT 1 AS x;",
+    );
+    let archive = first.scratch().join("c1.dump");
+    let out = first
+        .command("pg_dump")
+        .args(["-d", "c1", "-Fc", "-f"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    testkit::success(&out, "pg_dump");
+    let other = TestServer::start();
+    let a = archive.to_str().unwrap();
+    let out = cbrestore(&other, &["-C", "-d", "postgres", "--json", a]);
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{r}");
+    assert!(r["error"].as_str().unwrap().contains("Gone"), "{r}");
+    assert!(r["resume"].as_str().is_some(), "{r}");
+    let again = cbrestore(&other, &["-C", "-d", "postgres", a]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--resume") && !err.contains("already exists"),
+        "{err}"
+    );
+    other.psql("postgres", "CREATE ROLE \"Gone\";");
+    let done = resume(&other, &r);
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{err}");
+    assert_eq!(count(&other, "c1", "SELECT count(*) FROM aaa.t"), 1);
+}
+
 /// A plain script whose statement fails after a COPY block: exit 1, the report names the
 /// script's line and keeps the table whose block committed.
 #[test]
