@@ -172,7 +172,11 @@ pub fn run(
     report.distribution_statements_changed = changed;
     let mut out = target.out(o.single_transaction);
     let restore = Restore::new(o, &archive, &entries, &manifest, state, abort, &mut out)?;
-    report.target = restore.target.clone();
+    // The database restored into, and what the server is.
+    report.target = match o.script {
+        Some(_) => restore.target.clone(),
+        None => format!("{} ({})", conn.target(), restore.target),
+    };
     let result = restore
         .phases(&mut out, &conn)
         .and_then(|()| finish(target, o));

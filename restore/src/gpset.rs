@@ -220,7 +220,7 @@ pub fn run(
         backup_timestamp: set.timestamp.clone(),
         backup_database: set.config.databasename.clone(),
         segment_count: set.segment_count,
-        target: server.describe(),
+        target: format!("{} ({})", opts.conn.target(), server.describe()),
         translated_for_postgres: postgres,
         elapsed_seconds: started.elapsed().as_secs_f64(),
         statements: report.statements,

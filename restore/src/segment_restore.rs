@@ -409,7 +409,9 @@ pub fn run(
     };
     state.finish()?;
     let errors = policy.errors();
-    Ok(loader.report(&set, &server, started, (report, errors)))
+    let mut done = loader.report(&set, &server, started, (report, errors));
+    done.target = format!("{} ({})", opts.conn.target(), done.target);
+    Ok(done)
 }
 
 /// Pulls the set's restore steps: statements on the main connection ([`Runner`]), each table

@@ -477,6 +477,11 @@ fn options_select_and_reload_tables() {
         assert_eq!(v, &source[k], "{k}");
     }
     assert_eq!(report["total_rows"], 150_000 + 2);
+    let target = report["target"].as_str().unwrap();
+    assert!(
+        target.contains("database \"inc\"") && target.contains("PostgreSQL"),
+        "{target}"
+    );
     assert!(report["files_read"].as_u64().unwrap() >= 4);
 
     // --exclude-schema; then --metadata-only creates without rows; --data-only fills;

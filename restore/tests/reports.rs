@@ -149,6 +149,12 @@ fn json_reports_a_failed_archive_restore() {
     let done = report(&again);
     assert_eq!(done["status"], "ok", "{done}");
     assert!(done.get("error").is_none() && done.get("resume").is_none());
+    // The target names the database restored into, and the server.
+    let target = done["target"].as_str().unwrap();
+    assert!(
+        target.contains("database \"f\"") && target.contains("PostgreSQL"),
+        "{target}"
+    );
     assert_eq!(count(&server, "f", "SELECT count(*) FROM public.b"), 50);
     assert_eq!(
         count(
