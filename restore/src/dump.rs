@@ -288,7 +288,10 @@ fn finish(target: Target, o: &DumpRestoreOptions) -> Result<(), RestoreError> {
             if o.single_transaction {
                 client
                     .batch_execute("COMMIT")
-                    .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))?;
+                    .map_err(|source| RestoreError::Session {
+                        what: "COMMIT (--single-transaction)",
+                        source,
+                    })?;
             }
             Ok(())
         }
@@ -509,7 +512,10 @@ impl<'a> Restore<'a> {
                 }
                 client
                     .batch_execute(&sql)
-                    .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))
+                    .map_err(|source| RestoreError::Session {
+                        what: "the session settings",
+                        source,
+                    })
             }
             Out::Script(s) => {
                 let mut text = String::from("--\n-- PostgreSQL database dump\n--\n\n");
@@ -958,7 +964,10 @@ impl Work for Parallel<'_, '_> {
     fn connect(&self) -> Result<Client, RestoreError> {
         let mut c = crate::cancel::connect(self.conn)?;
         c.batch_execute(&self.restore.session)
-            .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))?;
+            .map_err(|source| RestoreError::Session {
+                what: "a worker's session settings",
+                source,
+            })?;
         Ok(c)
     }
 
@@ -1280,7 +1289,11 @@ fn read_error(e: archive::ArchiveError) -> LoadError {
 }
 
 fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u64), RestoreError> {
-    let err = |e: distfix::rewrite::RewriteError| RestoreError::Input(e.to_string());
+    let input = || "the archive's TOC".to_string();
+    let err = |source| RestoreError::Rewrite {
+        input: input(),
+        source,
+    };
     match d {
         Distribution::Keep => Ok((entries.to_vec(), 0)),
         Distribution::Strip => for_postgres(entries),
@@ -1288,7 +1301,10 @@ fn transform(entries: &[TocEntry], d: &Distribution) -> Result<(Vec<TocEntry>, u
             let catalog = distfix::archive::collect(entries).map_err(err)?;
             let plan = rules
                 .plan(&catalog, &HashMap::new(), false)
-                .map_err(|e| RestoreError::Input(e.to_string()))?;
+                .map_err(|source| RestoreError::Rules {
+                    input: input(),
+                    source,
+                })?;
             distfix::archive::apply(entries, &plan).map_err(err)
         }
     }

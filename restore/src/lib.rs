@@ -110,6 +110,31 @@ pub enum RestoreError {
     /// The input is not what it must be (the message names the file and line).
     #[error("{0}")]
     Input(String),
+    /// A statement cbrestore sends on its own (a connection's session settings, the `BEGIN`
+    /// and `COMMIT` of `--single-transaction`) failed.
+    #[error("{what}: {}", cluster::error::server_message(source))]
+    Session {
+        what: &'static str,
+        source: postgres::Error,
+    },
+    /// The input's SQL could not be split into statements.
+    #[error("{input}: {source}")]
+    Split {
+        input: String,
+        source: distfix::splitter::SplitError,
+    },
+    /// `--distribute`: the input could not be read for its tables, or given their clauses.
+    #[error("{input}: {source}")]
+    Rewrite {
+        input: String,
+        source: distfix::rewrite::RewriteError,
+    },
+    /// `--distribute`: the rules could not decide a table's clause.
+    #[error("{input}: {source}")]
+    Rules {
+        input: String,
+        source: distfix::rules::RulesError,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

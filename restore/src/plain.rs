@@ -643,11 +643,18 @@ impl Source {
         let (path, spool, digest) = spool_input(&o.input)?;
         let plan = match &o.distribution {
             Distribution::Rewrite(rules) => {
-                let catalog = distfix::rewrite::collect(open(&path)?)
-                    .map_err(|e| RestoreError::Input(format!("{shown}: {e}")))?;
+                let catalog = distfix::rewrite::collect(open(&path)?).map_err(|source| {
+                    RestoreError::Rewrite {
+                        input: shown.clone(),
+                        source,
+                    }
+                })?;
                 let plan = rules
                     .plan(&catalog, &HashMap::new(), false)
-                    .map_err(|e| RestoreError::Input(format!("{shown}: {e}")))?;
+                    .map_err(|source| RestoreError::Rules {
+                        input: shown.clone(),
+                        source,
+                    })?;
                 Some(plan)
             }
             _ => None,
@@ -766,7 +773,10 @@ fn open_out(
     if o.single_transaction {
         client
             .batch_execute("BEGIN")
-            .map_err(|e| RestoreError::Step(cluster::error::server_message(&e)))?;
+            .map_err(|source| RestoreError::Session {
+                what: "BEGIN (--single-transaction)",
+                source,
+            })?;
     }
     Ok(Out::Live(Box::new(client)))
 }
@@ -879,9 +889,10 @@ impl<'a> PlainRun<'a> {
             if abort.load(Ordering::SeqCst) {
                 return Err(RestoreError::Interrupted);
             }
-            let item = sp
-                .next_item()
-                .map_err(|e| RestoreError::Input(format!("{}: {e}", self.src.shown)))?;
+            let item = sp.next_item().map_err(|source| RestoreError::Split {
+                input: self.src.shown.clone(),
+                source,
+            })?;
             let Some(item) = item else {
                 return self.flush();
             };
@@ -1473,9 +1484,13 @@ impl PlainRun<'_> {
             )));
         }
         match std::mem::replace(&mut self.out, Out::Verify) {
-            Out::Live(mut c) if self.o.single_transaction => c
-                .batch_execute("COMMIT")
-                .map_err(|e| RestoreError::Step(cluster::error::server_message(&e))),
+            Out::Live(mut c) if self.o.single_transaction => {
+                c.batch_execute("COMMIT")
+                    .map_err(|source| RestoreError::Session {
+                        what: "COMMIT (--single-transaction)",
+                        source,
+                    })
+            }
             Out::Script(mut w) => {
                 w.write(&self.pending_trivia)?;
                 Ok(w.finish()?)
