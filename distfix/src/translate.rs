@@ -729,6 +729,57 @@ pub enum ScriptError {
     Write(std::io::Error),
 }
 
+/// The Greenplum-7 fork's doubled rows in a plain script: its pg_dump writes a COPY for a
+/// partitioned parent as well as for each partition, so the parent's rows, routed into the
+/// partitions, would be loaded twice. Fed every statement in order, it names the COPY of a
+/// partitioned parent whose partitions were attached before it (the partitions' own COPYs hold
+/// those rows). Used by [`translate_script`] and by cbrestore's plain-script loader.
+#[derive(Debug)]
+pub struct DoubledParents {
+    default_schema: String,
+    partitioned: HashSet<QualName>,
+    with_partitions: HashSet<QualName>,
+}
+
+impl Default for DoubledParents {
+    fn default() -> Self {
+        DoubledParents {
+            default_schema: "public".into(),
+            partitioned: HashSet::new(),
+            with_partitions: HashSet::new(),
+        }
+    }
+}
+
+impl DoubledParents {
+    /// The parent whose rows `sql` (the next statement of the script) would load a second time.
+    pub fn doubled_copy(&mut self, sql: &[u8], standard_strings: bool) -> Option<QualName> {
+        match parse(sql, standard_strings, &self.default_schema) {
+            Stmt::SearchPath(s) => self.default_schema = s,
+            Stmt::CreateTable(t) if t.partitioned => {
+                self.partitioned.insert(t.name);
+            }
+            Stmt::AttachPartition { parent, .. } if self.partitioned.contains(&parent) => {
+                self.with_partitions.insert(parent);
+            }
+            Stmt::CopyFrom(t) if self.with_partitions.contains(&t) => return Some(t),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// The report line of a partitioned parent's COPY left out.
+fn doubled_rows_item(t: &QualName) -> ReportItem {
+    ReportItem {
+        section: "data".into(),
+        objecttype: "TABLE DATA".into(),
+        name: plain(t),
+        action: Action::Skipped,
+        detail: "a partitioned parent's rows, which its partitions' data holds already".into(),
+    }
+}
+
 /// A plain pg_dump script of an MPP server, translated for PostgreSQL while it streams: each
 /// statement through `tr` (named by its first words in the report), meta-commands and COPY data
 /// passed through, and the COPY block of a partitioned parent left out when partitions were
@@ -740,39 +791,20 @@ pub fn translate_script<R: Read, W: Write>(
     tr: &mut Translator,
 ) -> Result<u64, ScriptError> {
     let mut sp = Splitter::new(reader);
-    let mut partitioned = HashSet::new();
-    let mut with_partitions = HashSet::new();
+    let mut doubled = DoubledParents::default();
     let mut skipping_data = false;
     let mut changed = 0u64;
-    let mut default_schema = "public".to_string();
     while let Some(item) = sp.next_item()? {
         if matches!(item.kind, ItemKind::Statement | ItemKind::Meta) {
             skipping_data = false;
         }
         match item.kind {
             ItemKind::Statement => {
-                let stmt = parse(item.bytes, item.standard_strings, &default_schema);
-                match &stmt {
-                    Stmt::SearchPath(s) => default_schema = s.clone(),
-                    Stmt::CreateTable(t) if t.partitioned => {
-                        partitioned.insert(t.name.clone());
-                    }
-                    Stmt::AttachPartition { parent, .. } if partitioned.contains(parent) => {
-                        with_partitions.insert(parent.clone());
-                    }
-                    Stmt::CopyFrom(t) if with_partitions.contains(t) => {
-                        skipping_data = true;
-                        changed += 1;
-                        tr.report.push(ReportItem {
-                            section: "data".into(),
-                            objecttype: "TABLE DATA".into(),
-                            name: plain(t),
-                            action: Action::Skipped,
-                            detail: "a partitioned parent's rows, which its partitions' data holds already".into(),
-                        });
-                        continue;
-                    }
-                    _ => {}
+                if let Some(t) = doubled.doubled_copy(item.bytes, item.standard_strings) {
+                    skipping_data = true;
+                    changed += 1;
+                    tr.report.push(doubled_rows_item(&t));
+                    continue;
                 }
                 let kind = statement_kind(item.bytes);
                 let object = Object {

@@ -624,6 +624,9 @@ struct Stmt {
     /// The pg_dump entry it belongs to: its header, or for a COPY without one its table.
     entry: Option<EntryHeader>,
     trivia: Vec<u8>,
+    /// `--strip-distribution`: a partitioned parent's COPY whose rows its partitions' COPYs
+    /// hold (the Greenplum-7 fork's pg_dump writes both); left out with its data.
+    doubled: bool,
 }
 
 /// The input read once more: the path (stdin spooled), how it is shown, its distribution
@@ -811,6 +814,7 @@ struct PlainRun<'a> {
     first_after_resume: bool,
     /// `--strip-distribution`: MPP statements made PostgreSQL's.
     translator: distfix::translate::Translator,
+    doubled_parents: distfix::translate::DoubledParents,
     /// Statements of their own transaction (and `SET`s) collected to be sent together, and
     /// the statements themselves, to run one by one if the batch fails (see [`Batch`]).
     batch: Batch,
@@ -845,6 +849,7 @@ impl<'a> PlainRun<'a> {
             block: None,
             first_after_resume: resume_from > 0,
             translator: distfix::translate::Translator::new(),
+            doubled_parents: Default::default(),
             batch: Batch::default(),
             batched: Vec::new(),
         }
@@ -998,8 +1003,18 @@ impl<'a> PlainRun<'a> {
                 self.report.distribution_statements_changed += 1;
             }
         }
-        if self.src.strip && copy_in_target(&String::from_utf8_lossy(&bytes)).is_none() {
-            bytes = self.for_postgres(line, bytes)?;
+        let mut doubled = false;
+        if self.src.strip {
+            if self
+                .doubled_parents
+                .doubled_copy(&bytes, standard_strings)
+                .is_some()
+            {
+                self.report.distribution_statements_changed += 1;
+                doubled = true;
+            } else if copy_in_target(&String::from_utf8_lossy(&bytes)).is_none() {
+                bytes = self.for_postgres(line, bytes)?;
+            }
         }
         let text = String::from_utf8(bytes)
             .map_err(|_| self.input_error(line, "statement is not valid UTF-8"))?;
@@ -1025,6 +1040,7 @@ impl<'a> PlainRun<'a> {
             kind,
             entry,
             trivia,
+            doubled,
         })
     }
 
@@ -1068,7 +1084,7 @@ impl<'a> PlainRun<'a> {
     }
 
     fn dispatch(&mut self, sp: &mut Sp, s: Stmt) -> Result<(), RestoreError> {
-        let included = self.included(&s);
+        let included = !s.doubled && self.included(&s);
         if included && s.kind != Kind::Session {
             self.list_line(&s)?;
         }
