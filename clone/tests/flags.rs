@@ -197,9 +197,11 @@ fn distribution_rules() {
         .arg(server.conn_string("src"))
         .arg("--target")
         .arg(format!("{admin} dbname={db}"))
+        // The source's large object has no place on the MPP (cbclone refuses without -B).
         .args([
             "-O",
             "-x",
+            "-B",
             "--json",
             "--default",
             "random",
