@@ -80,3 +80,13 @@ fn tempfile_path(what: &str) -> std::path::PathBuf {
         .collect();
     std::env::temp_dir().join(format!("cbtools-bench-{}-{safe}.log", std::process::id()))
 }
+
+/// Interleaved rounds of a benchmark: `default`, or `CBTOOLS_BENCH_ROUNDS` (more to see a
+/// small change through a busy machine's noise).
+pub fn rounds(default: usize) -> usize {
+    std::env::var("CBTOOLS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(default)
+}

@@ -19,14 +19,11 @@ use anyhow::{bail, Context, Result};
 use crate::measure::{run_measured, Sample};
 
 const TABLE: &str = "public.bench_rows";
-/// Interleaved rounds: 3, or `CBTOOLS_BENCH_ROUNDS` (more to see a small change through a busy
-/// machine's noise).
+/// Interleaved rounds: 7 (or `CBTOOLS_BENCH_ROUNDS`). On the stand-in one run of 2M rows
+/// swings 0.47-0.77 s whoever runs it: 3 rounds put cbdump at 1.30x the raw COPY where 7 gave
+/// 0.95x in the same hour.
 fn rounds() -> usize {
-    std::env::var("CBTOOLS_BENCH_ROUNDS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .filter(|r| *r > 0)
-        .unwrap_or(3)
+    crate::measure::rounds(7)
 }
 const DB: &str = "cbt_bench_dump";
 

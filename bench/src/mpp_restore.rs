@@ -19,7 +19,6 @@ use anyhow::{bail, Context, Result};
 use crate::measure::{run_measured, Sample};
 
 const TABLE: &str = "public.bench_rows";
-const ROUNDS: usize = 3;
 
 struct Cluster {
     conninfo: String,
@@ -102,7 +101,7 @@ fn measure_all(
     let mut results: Vec<(String, Sample)> = Vec::new();
     // Rounds interleave every load, so a busy moment of a shared machine hits them alike; the
     // median of each is printed.
-    for _round in 0..ROUNDS {
+    for _round in 0..crate::measure::rounds(5) {
         for (cluster, name) in [(one, "same"), (two, "other")] {
             let db = "cbt_bench_target";
             cluster.recreate_db(db)?;
@@ -312,7 +311,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 fn print(results: &[(String, Sample)], rows: u64) {
     println!(
-        "mpp-restore: {rows} rows of int/text/numeric/timestamptz, uncompressed CSV set; median (min-max) of {ROUNDS} interleaved rounds"
+        "mpp-restore: {rows} rows of int/text/numeric/timestamptz, uncompressed CSV set; median (min-max) of {} interleaved rounds",
+        crate::measure::rounds(5)
     );
     let mut labels: Vec<&String> = Vec::new();
     for (what, _) in results {
