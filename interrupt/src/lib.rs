@@ -403,10 +403,22 @@ impl Interrupt {
 /// Removes a file or a directory tree; whether something was there.
 fn remove(p: &Path) -> bool {
     match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p).is_ok(),
+        Ok(m) if m.is_dir() => remove_dir_beside_writers(p),
         Ok(_) => std::fs::remove_file(p).is_ok(),
         Err(_) => false,
     }
+}
+
+/// Removes a directory that the process's other threads may still be writing into: the
+/// signal's cleanup runs beside the work, and a file made after `remove_dir_all` listed the
+/// directory fails its final rmdir (ENOTEMPTY). The kill harness caught cbdistfix's staging
+/// directory left so after a SIGTERM, while it was hard-linking a directory archive's files.
+/// Once the directory is gone the writers' next file fails, so a few rounds suffice.
+fn remove_dir_beside_writers(p: &Path) -> bool {
+    (0..100).any(|_| match std::fs::remove_dir_all(p) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -508,6 +520,36 @@ impl Write for Stdout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory another thread keeps filling is still removed (it was left behind when a
+    /// file arrived between remove_dir_all's listing and its rmdir).
+    #[test]
+    fn a_directory_being_written_is_removed() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!(
+                "cbtools-interrupt-test-{}-{round}",
+                std::process::id()
+            ));
+            std::fs::create_dir(&dir).unwrap();
+            let writer = {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    // A finite run of files, as cbdistfix's hard links are, that stops
+                    // when the directory is gone.
+                    for i in 0..5000 {
+                        if std::fs::write(dir.join(format!("f{i}")), b"x").is_err() {
+                            return;
+                        }
+                    }
+                })
+            };
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let removed = remove(&dir);
+            writer.join().unwrap();
+            let _ = std::fs::remove_dir_all(&dir);
+            assert!(removed, "round {round}: {} left", dir.display());
+        }
+    }
 
     #[test]
     fn exit_statuses_are_128_plus_the_signal() {
