@@ -260,8 +260,15 @@ pub fn insert_from_segments<C: GenericClient>(
     Ok(rows)
 }
 
+/// What the role may do on the segments, read once by [`check_rights`].
+#[derive(Debug, Clone, Copy)]
+pub struct Rights {
+    /// May call the file functions ([`probe`] lists the files with them).
+    pub superuser: bool,
+}
+
 /// Refuses a role that cannot make the segments run programs, before anything is restored.
-pub fn check_rights(client: &mut Client) -> Result<(), SegmentLoadError> {
+pub fn check_rights(client: &mut Client) -> Result<Rights, SegmentLoadError> {
     let row = client
         .query_one(
             "SELECT r.rolsuper, pg_catalog.pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER') \
@@ -271,7 +278,7 @@ pub fn check_rights(client: &mut Client) -> Result<(), SegmentLoadError> {
         .map_err(ClusterError::query("checking the role's rights"))?;
     let (superuser, programs): (bool, bool) = (row.get(0), row.get(1));
     if superuser || programs {
-        return Ok(());
+        return Ok(Rights { superuser });
     }
     Err(SegmentLoadError::Refused(
         "the segments must run programs to read their backup files (COPY ... FROM PROGRAM, \
@@ -388,15 +395,12 @@ pub struct Probe {
 /// Other roles (`pg_execute_server_program`, no file functions) keep the web table.
 pub fn probe(
     client: &mut Client,
+    rights: Rights,
     dirs: &BTreeMap<i32, Vec<String>>,
     prefix: &str,
 ) -> Result<Probe, ClusterError> {
     let what = "checking the backup files on every segment";
-    let superuser: String = client
-        .query_one("SELECT pg_catalog.current_setting('is_superuser')", &[])
-        .map_err(query_error(what))?
-        .get(0);
-    let lines = if superuser == "on" {
+    let lines = if rights.superuser {
         probe_by_listing(client, dirs, prefix)
     } else {
         probe_by_web_table(client, dirs, prefix)

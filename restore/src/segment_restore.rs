@@ -370,10 +370,10 @@ pub fn run(
     if opts.create_db {
         create_database(opts)?;
     }
-    let (mut client, server) = connect_mpp(opts)?;
+    let (mut client, server, rights) = connect_mpp(opts)?;
     let placement = placement(opts, &set, &mut client)?;
     if !opts.metadata_only {
-        probe_files(&mut client, &set, &opts.filter, &placement)?;
+        probe_files(&mut client, rights, &set, &opts.filter, &placement)?;
     }
     let state = open_state(&set, opts, &placement)?;
     state.reconcile(&mut client)?;
@@ -441,10 +441,10 @@ fn restore(
 }
 
 /// A connection to the target, refused unless it is an MPP server whose segments this role may
-/// make run programs.
+/// make run programs; the role's rights, read once.
 fn connect_mpp(
     opts: &SegmentRestoreOptions,
-) -> Result<(postgres::Client, cluster::ServerInfo), RestoreError> {
+) -> Result<(postgres::Client, cluster::ServerInfo, mpp_load::Rights), RestoreError> {
     let mut client = cluster::connect(&opts.conn)?;
     let server = flavor::detect(&mut client, &cluster::mpp::MppCatalog::from_env())?;
     if !server.flavor.is_mpp() {
@@ -453,8 +453,8 @@ fn connect_mpp(
         }
         .into());
     }
-    mpp_load::check_rights(&mut client).map_err(load_error)?;
-    Ok((client, server))
+    let rights = mpp_load::check_rights(&mut client).map_err(load_error)?;
+    Ok((client, server, rights))
 }
 
 /// The options of the shared metadata flow: statements as written (an MPP target).
@@ -570,6 +570,7 @@ fn placement(
 /// the target is touched.
 fn probe_files(
     client: &mut postgres::Client,
+    rights: mpp_load::Rights,
     set: &BackupSet,
     filter: &Filter,
     placement: &Placement,
@@ -594,7 +595,7 @@ fn probe_files(
         .into_iter()
         .map(|(s, d)| (s, d.into_iter().collect()))
         .collect();
-    let found = mpp_load::probe(client, &dirs, "gpbackup_")?;
+    let found = mpp_load::probe(client, rights, &dirs, "gpbackup_")?;
     let host = |s: i32| {
         placement
             .readers
